@@ -1,0 +1,39 @@
+"""``planet-tiles``: one command for every stage. Each subcommand is a module's ``main``, imported only
+when it runs, so ``planet-tiles --help`` answers at once and never imports TensorFlow."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("pipelines.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
+    "chip": ("pipelines.chip", "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords"),
+    "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
+    "scan": ("pipelines.scan", "label every tile of a region with a model bundle, write Parquet"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: planet-tiles COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "planet-tiles COMMAND --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"planet-tiles: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    module = importlib.import_module(COMMANDS[command][0])
+    module.main(rest)
+
+
+if __name__ == "__main__":
+    main()

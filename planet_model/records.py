@@ -1,0 +1,154 @@
+"""The chip record: one ``tf.train.Example`` per 256-px chip, the contract between chipping and training.
+
+Layout (every key is always present; georeferencing keys are empty for chips without it, such as the
+Kaggle TIFs, which carry no CRS):
+
+==========================  ==============  ============================================================
+key                         type            meaning
+==========================  ==============  ============================================================
+``image/raw``               bytes           pixels, row-major ``height x width x bands``, little-endian
+``image/shape``             int64 x 3       ``height, width, bands``
+``image/dtype``             bytes           ``uint8``, ``uint16`` or ``float32``
+``image/bands``             bytes list      band names in stored order: always ``red, green, blue[, nir]``
+``tile/id``                 bytes           grid tile id (``<scene>/<row>/<col>``, ``WebMercatorQuad/z/x/y``
+                                            or the Kaggle image name)
+``tile/scene_id``           bytes           the scene the pixels come from
+``tile/crs``                bytes           CRS of ``tile/transform`` (WKT or ``EPSG:n``); empty if unknown
+``tile/transform``          float x 6       affine ``a, b, c, d, e, f`` of the chip (rasterio order); or none
+``tile/bounds``             float x 4       ``west, south, east, north`` in EPSG:4326; or none
+``tile/valid_fraction``     float           share of pixels that hold data (the rest is nodata padding)
+``labels/multi_hot``        int64 x 17      labels in :data:`planet_model.labels.LABELS` order; empty when
+                                            the chip is unlabelled
+==========================  ==============  ============================================================
+
+TensorFlow is imported inside the functions that need it, so that importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from planet_model.labels import NUM_LABELS
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+DTYPES = ("uint8", "uint16", "float32")
+RGB = ("red", "green", "blue")
+RGBN = ("red", "green", "blue", "nir")
+
+
+@dataclass
+class Chip:
+    """A chip in memory: pixels ``(height, width, bands)`` plus where they came from."""
+
+    image: np.ndarray
+    bands: tuple[str, ...]
+    tile_id: str
+    scene_id: str
+    crs: str = ""
+    transform: tuple[float, ...] = ()
+    bounds: tuple[float, ...] = ()
+    valid_fraction: float = 1.0
+    labels: np.ndarray | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.image.ndim != 3:
+            raise ValueError(f"chip {self.tile_id}: image must be height x width x bands")
+        if str(self.image.dtype) not in DTYPES:
+            raise ValueError(f"chip {self.tile_id}: dtype {self.image.dtype} not in {DTYPES}")
+        if self.image.shape[2] != len(self.bands):
+            raise ValueError(f"chip {self.tile_id}: {self.image.shape[2]} bands but names {self.bands}")
+        if self.bands not in (RGB, RGBN):
+            raise ValueError(f"chip {self.tile_id}: bands must be {RGB} or {RGBN}, got {self.bands}")
+        if self.transform and len(self.transform) != 6:
+            raise ValueError(f"chip {self.tile_id}: transform needs 6 numbers")
+        if self.bounds and len(self.bounds) != 4:
+            raise ValueError(f"chip {self.tile_id}: bounds need 4 numbers")
+        if self.labels is not None and np.shape(self.labels) != (NUM_LABELS,):
+            raise ValueError(f"chip {self.tile_id}: labels need {NUM_LABELS} entries")
+
+
+def encode(chip: Chip) -> bytes:
+    """Serialise a chip to ``tf.train.Example`` bytes."""
+    import tensorflow as tf
+
+    def _bytes(values: list[bytes]) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
+
+    def _floats(values: Any) -> tf.train.Feature:
+        return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
+
+    def _ints(values: Any) -> tf.train.Feature:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
+
+    image = np.ascontiguousarray(chip.image, dtype=chip.image.dtype.newbyteorder("<"))
+    labels = [] if chip.labels is None else chip.labels
+    features = {
+        "image/raw": _bytes([image.tobytes()]),
+        "image/shape": _ints(image.shape),
+        "image/dtype": _bytes([str(chip.image.dtype).encode()]),
+        "image/bands": _bytes([b.encode() for b in chip.bands]),
+        "tile/id": _bytes([chip.tile_id.encode()]),
+        "tile/scene_id": _bytes([chip.scene_id.encode()]),
+        "tile/crs": _bytes([chip.crs.encode()]),
+        "tile/transform": _floats(chip.transform),
+        "tile/bounds": _floats(chip.bounds),
+        "tile/valid_fraction": _floats([chip.valid_fraction]),
+        "labels/multi_hot": _ints(labels),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+
+
+def decode(data: bytes) -> Chip:
+    """Parse ``tf.train.Example`` bytes written by :func:`encode` back into a :class:`Chip`."""
+    import tensorflow as tf
+
+    feature = tf.train.Example.FromString(data).features.feature
+    shape = tuple(feature["image/shape"].int64_list.value)
+    dtype = np.dtype(feature["image/dtype"].bytes_list.value[0].decode()).newbyteorder("<")
+    image = np.frombuffer(feature["image/raw"].bytes_list.value[0], dtype=dtype).reshape(shape)
+    labels = np.array(feature["labels/multi_hot"].int64_list.value, dtype=np.int64)
+    return Chip(
+        image=image.astype(dtype.newbyteorder("=")),
+        bands=tuple(b.decode() for b in feature["image/bands"].bytes_list.value),
+        tile_id=feature["tile/id"].bytes_list.value[0].decode(),
+        scene_id=feature["tile/scene_id"].bytes_list.value[0].decode(),
+        crs=feature["tile/crs"].bytes_list.value[0].decode(),
+        transform=tuple(feature["tile/transform"].float_list.value),
+        bounds=tuple(feature["tile/bounds"].float_list.value),
+        valid_fraction=feature["tile/valid_fraction"].float_list.value[0],
+        labels=labels if labels.size else None,
+    )
+
+
+def parse_fn(dtype: str, shape: tuple[int, int, int]) -> Any:
+    """A ``tf.data`` map function: serialised record -> ``{"image", "labels", "tile_id", "scene_id"}``.
+
+    ``dtype`` and ``shape`` are fixed per data set (see :func:`peek`): ``tf.io.decode_raw`` needs a
+    static dtype, and a static shape lets the model be built before the first batch.
+    """
+    import tensorflow as tf
+
+    spec = {
+        "image/raw": tf.io.FixedLenFeature([], tf.string),
+        "tile/id": tf.io.FixedLenFeature([], tf.string),
+        "tile/scene_id": tf.io.FixedLenFeature([], tf.string),
+        "labels/multi_hot": tf.io.FixedLenFeature([NUM_LABELS], tf.int64, default_value=[0] * NUM_LABELS),
+    }
+    tf_dtype = tf.dtypes.as_dtype(dtype)
+
+    def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        parsed = tf.io.parse_single_example(serialized, spec)
+        image = tf.io.decode_raw(parsed["image/raw"], tf_dtype, little_endian=True)
+        return {
+            "image": tf.reshape(image, shape),
+            "labels": tf.cast(parsed["labels/multi_hot"], tf.float32),
+            "tile_id": parsed["tile/id"],
+            "scene_id": parsed["tile/scene_id"],
+        }
+
+    return parse

@@ -1,0 +1,34 @@
+"""planet-tiles: satellite scenes -> chips -> Inception V3 labels -> per-tile Parquet for BigQuery."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="planet-tiles",
+    version="0.1.0",
+    description="Watch the Amazon from space: chip scenes, train a multi-label classifier, scan regions.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipelines", "pipelines.*", "planet_model", "planet_model.*"]),
+    install_requires=[
+        # Versions seen installing together (Python 3.11, 2026-11).
+        "apache-beam[gcp]==2.77.*",
+        "tensorflow-cpu==2.21.*",
+        "keras>=3.10,<4",
+        "rasterio>=1.4,<1.5",
+        "opencv-python-headless>=4.10",
+        "numpy>=1.26,<2.5",
+        "pyarrow>=16,<26",
+        "protobuf>=4.25,<7",
+        "google-cloud-storage>=2.16",
+        "morecantile>=6,<8",
+        "shapely>=2.0,<3",
+        "pyproj>=3.6",
+        "matplotlib>=3.8",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "duckdb>=1.1", "sqlglot>=25"],
+    },
+    entry_points={"console_scripts": ["planet-tiles=pipelines.cli:main"]},
+)
