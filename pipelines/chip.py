@@ -144,7 +144,7 @@ class ReadChips(beam.DoFn):
 def _window(tile, reader: SceneReader) -> list[int]:  # noqa: ANN001
     """The tile's pixel window in the scene: ``col_off, row_off, width, height``."""
     inverse = ~reader.transform
-    col, row = inverse * (tile.transform[2], tile.transform[5])
+    col, row = inverse @ (tile.transform[2], tile.transform[5])
     return [round(col), round(row), tile.size, tile.size]
 
 

@@ -50,8 +50,8 @@ class Tile:
 
     def polygon_wgs84(self) -> BaseGeometry:
         """The tile's outline in EPSG:4326 (densified, so it is exact to well under a pixel)."""
-        left, top = self.affine * (0, 0)
-        right, bottom = self.affine * (self.size, self.size)
+        left, top = self.affine @ (0, 0)
+        right, bottom = self.affine @ (self.size, self.size)
         return reproject(box(min(left, right), min(top, bottom), max(left, right), max(top, bottom)),
                          self.crs, WGS84)
 
@@ -79,7 +79,7 @@ def reproject(geometry: BaseGeometry, src_crs: CRS | str, dst_crs: CRS | str) ->
 
 def scene_footprint(crs: CRS | str, transform: Affine, width: int, height: int) -> BaseGeometry:
     """The scene's pixel extent as a polygon in EPSG:4326."""
-    corners = [transform * (0, 0), transform * (width, 0), transform * (width, height), transform * (0, height)]
+    corners = [transform @ (0, 0), transform @ (width, 0), transform @ (width, height), transform @ (0, height)]
     xs, ys = zip(*corners)
     return reproject(box(min(xs), min(ys), max(xs), max(ys)), crs, WGS84)
 
@@ -115,7 +115,7 @@ class NativeGrid:
             return [(r, c) for r in range(rows) for c in range(cols)]
         local = reproject(region, WGS84, self.crs)
         inverse = ~Affine(*self.transform)
-        xs, ys = zip(*(inverse * xy for xy in _corners(local.bounds)))
+        xs, ys = zip(*(inverse @ xy for xy in _corners(local.bounds)))
         r0, r1 = max(0, int(min(ys) // self.tile_size)), min(rows - 1, int(max(ys) // self.tile_size))
         c0, c1 = max(0, int(min(xs) // self.tile_size)), min(cols - 1, int(max(xs) // self.tile_size))
         prepared = prep(local)
@@ -123,8 +123,8 @@ class NativeGrid:
         for r in range(r0, r1 + 1):
             for c in range(c0, c1 + 1):
                 tile = self.tile(r, c)
-                left, top = tile.affine * (0, 0)
-                right, bottom = tile.affine * (self.tile_size, self.tile_size)
+                left, top = tile.affine @ (0, 0)
+                right, bottom = tile.affine @ (self.tile_size, self.tile_size)
                 if prepared.intersects(box(min(left, right), min(top, bottom), max(left, right), max(top, bottom))):
                     found.append((r, c))
         return found

@@ -34,7 +34,7 @@ from pipelines.labelling import PolygonLabeller
 from planet_model.labels import write_kaggle_csv
 
 CRS = "EPSG:32721"  # UTM 21S, the heart of the Brazilian Amazon
-ORIGIN = (600_000.0, 8_900_000.0)  # easting, northing of scene (0, 0)'s top-left: about 54.1 W, 9.9 S
+ORIGIN = (600_000.0, 8_900_000.0)  # easting, northing of scene (0, 0)'s top-left: about 56.1 W, 9.95 S (Mato Grosso)
 RESOLUTION = 3.0
 
 # Surface reflectance x 10,000 in Planet's band order: blue, green, red, nir.
@@ -226,7 +226,8 @@ def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     land = landscape(spec)
-    sky = weather(spec)
+    clip = box(0, 0, spec.width, spec.height)  # a scene's ground truth ends at its edge, clouds too
+    sky = [(t, g.intersection(clip)) for t, g in weather(spec) if g.intersects(clip)]
     pixels = render(spec, land, sky)
     tif = directory / f"{spec.scene_id}.tif"
     profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=4, dtype="uint16", crs=CRS,

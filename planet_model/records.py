@@ -73,34 +73,62 @@ class Chip:
 
 
 def encode(chip: Chip) -> bytes:
-    """Serialise a chip to ``tf.train.Example`` bytes."""
-    import tensorflow as tf
+    """Serialise a chip to ``tf.train.Example`` bytes.
 
-    def _bytes(values: list[bytes]) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
-
-    def _floats(values: Any) -> tf.train.Feature:
-        return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-    def _ints(values: Any) -> tf.train.Feature:
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
-
+    The protobuf wire format is written directly (it is five small messages), so chipping workers
+    need no TensorFlow: importing it costs seconds per worker and nothing here needs its kernels.
+    Readers parse the bytes with ``tf.train.Example`` or ``tf.io.parse_single_example`` as usual.
+    """
     image = np.ascontiguousarray(chip.image, dtype=chip.image.dtype.newbyteorder("<"))
     labels = [] if chip.labels is None else chip.labels
-    features = {
-        "image/raw": _bytes([image.tobytes()]),
-        "image/shape": _ints(image.shape),
-        "image/dtype": _bytes([str(chip.image.dtype).encode()]),
-        "image/bands": _bytes([b.encode() for b in chip.bands]),
-        "tile/id": _bytes([chip.tile_id.encode()]),
-        "tile/scene_id": _bytes([chip.scene_id.encode()]),
-        "tile/crs": _bytes([chip.crs.encode()]),
-        "tile/transform": _floats(chip.transform),
-        "tile/bounds": _floats(chip.bounds),
-        "tile/valid_fraction": _floats([chip.valid_fraction]),
-        "labels/multi_hot": _ints(labels),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    features = [
+        ("image/raw", _bytes_feature([image.tobytes()])),
+        ("image/shape", _int64_feature(image.shape)),
+        ("image/dtype", _bytes_feature([str(chip.image.dtype).encode()])),
+        ("image/bands", _bytes_feature([b.encode() for b in chip.bands])),
+        ("tile/id", _bytes_feature([chip.tile_id.encode()])),
+        ("tile/scene_id", _bytes_feature([chip.scene_id.encode()])),
+        ("tile/crs", _bytes_feature([chip.crs.encode()])),
+        ("tile/transform", _float_feature(chip.transform)),
+        ("tile/bounds", _float_feature(chip.bounds)),
+        ("tile/valid_fraction", _float_feature([chip.valid_fraction])),
+        ("labels/multi_hot", _int64_feature(labels)),
+    ]
+    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features)
+    return _field(1, entries)  # Example.features
+
+
+# Protobuf wire format of tensorflow/core/example/{example,feature}.proto.
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    value &= (1 << 64) - 1  # int64 is encoded as its two's complement
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _bytes_feature(values: list[bytes]) -> bytes:
+    return _field(1, b"".join(_field(1, v) for v in values))  # Feature.bytes_list
+
+
+def _float_feature(values: Any) -> bytes:
+    packed = np.asarray(list(values), dtype="<f4").tobytes()
+    return _field(2, _field(1, packed) if packed else b"")  # Feature.float_list, packed
+
+
+def _int64_feature(values: Any) -> bytes:
+    packed = b"".join(_varint(int(v)) for v in values)
+    return _field(3, _field(1, packed) if packed else b"")  # Feature.int64_list, packed
 
 
 def decode(data: bytes) -> Chip:

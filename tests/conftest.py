@@ -1,0 +1,37 @@
+"""Shared test data: synthetic scenes and their chips, made once per session in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RASTERS = SHARED / "rasters"
+TRAIN_CSV = SHARED / "planet" / "train_v2.csv"
+RUNNER = ["--runner", "FnApiRunner"]
+
+
+@pytest.fixture(scope="session")
+def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 3 x 4 mosaic of 1024-px synthetic scenes (192 native chips) with merged ground truth."""
+    from pipelines import synthetic
+
+    folder = tmp_path_factory.mktemp("scenes")
+    specs = synthetic.mosaic(seed=7, rows=3, cols=4, size=1024)
+    summaries = [synthetic.write_scene(spec, folder) for spec in specs]
+    synthetic.merge_truth(summaries, folder / "truth.geojson")
+    return {"folder": folder, "specs": specs, "summaries": summaries, "truth": folder / "truth.geojson"}
+
+
+@pytest.fixture(scope="session")
+def chips(scenes: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The mosaic chipped on the native grid with labels from the ground truth."""
+    from pipelines import chip
+
+    output = tmp_path_factory.mktemp("chips")
+    manifest = chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*.tif"), "--labels", str(scenes["truth"]),
+                         "--output", str(output)])
+    return {"folder": output, "manifest": manifest}
