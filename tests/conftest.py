@@ -35,3 +35,14 @@ def chips(scenes: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     manifest = chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*.tif"), "--labels", str(scenes["truth"]),
                          "--output", str(output)])
     return {"folder": output, "manifest": manifest}
+
+
+@pytest.fixture(scope="session")
+def simple_bundle(chips: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A simple_cnn bundle trained on the session's chips (RGB, 64 px): used by model and scan tests."""
+    from planet_model import train
+
+    output = tmp_path_factory.mktemp("bundle") / "simple"
+    meta = train.run(["--data", str(chips["folder"]), "--output", str(output), "--arch", "simple_cnn",
+                      "--head_epochs", "40", "--batch_size", "32", "--verbose", "0"])
+    return {"path": str(output), "meta": meta}

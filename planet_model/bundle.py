@@ -1,0 +1,126 @@
+"""The model bundle: one self-describing folder (local or ``gs://``) that the scan applies as it is.
+
+    model.keras     Keras 3 model: raw chips in (chip_size, bands, float32 of the native values), 17
+                    probabilities out; resize and normalisation are its first layers
+    bundle.json     format_version, labels, thresholds (label -> float), chip_size, input_size, bands,
+                    dtype, resolution_m, normalization, arch, model_file, version (content hash),
+                    created_at, training (options, data), metrics (validation F2 at 0.5, 0.2 and the
+                    searched thresholds; per-label figures)
+    *.png           training curves, F2 against threshold per label, label co-occurrence heatmaps
+
+Reading ``bundle.json`` (:func:`read_metadata`) needs no TensorFlow, so a launcher can validate a
+bundle and check bands before any work starts. :func:`load_model` loads the Keras model in safe mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+
+from pipelines import storage
+from planet_model.labels import LABELS
+from planet_model.records import DTYPES
+
+FORMAT_VERSION = 1
+METADATA = "bundle.json"
+MODEL_FILE = "model.keras"
+REQUIRED = ("format_version", "labels", "thresholds", "chip_size", "input_size", "bands", "dtype",
+            "normalization", "arch", "model_file", "version", "created_at", "training", "metrics")
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used, with what exactly is wrong."""
+
+
+def validate(meta: Mapping, where: str = "bundle") -> None:
+    """Raise :class:`BundleError` naming every problem of a ``bundle.json``."""
+    problems = [f"missing key {k!r}" for k in REQUIRED if k not in meta]
+    if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        problems.append(f"format_version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}")
+    if "labels" in meta and list(meta["labels"]) != list(LABELS):
+        problems.append("labels differ from the 17 labels in the project's order")
+    thresholds = meta.get("thresholds", {})
+    if not isinstance(thresholds, Mapping):
+        problems.append("thresholds must map label -> number")
+    else:
+        missing = [name for name in LABELS if name not in thresholds]
+        if missing:
+            problems.append(f"thresholds missing for {missing}")
+        bad = [k for k, v in thresholds.items() if not isinstance(v, (int, float)) or not 0 <= v <= 1]
+        if bad:
+            problems.append(f"thresholds outside [0, 1] or not numbers: {bad}")
+    bands = meta.get("bands", [])
+    if "bands" in meta and (not bands or any(b not in ("red", "green", "blue", "nir") for b in bands)):
+        problems.append(f"bands {bands!r}: use names among red, green, blue, nir")
+    if "dtype" in meta and meta["dtype"] not in DTYPES:
+        problems.append(f"dtype {meta['dtype']!r} not in {DTYPES}")
+    norm = meta.get("normalization", {})
+    if "normalization" in meta and not (len(norm.get("mean", [])) == len(norm.get("variance", [])) == len(bands)):
+        problems.append("normalization needs a mean and a variance per band")
+    if problems:
+        raise BundleError(f"{where}: invalid bundle: " + "; ".join(problems))
+
+
+def read_metadata(path: str) -> dict:
+    """Read and validate ``bundle.json`` of the bundle at ``path`` (folder, local or ``gs://``)."""
+    location = storage.join(path, METADATA)
+    try:
+        meta = json.loads(storage.read_text(location))
+    except FileNotFoundError:
+        raise BundleError(f"{path}: not a bundle ({METADATA} not found)") from None
+    except json.JSONDecodeError as error:
+        raise BundleError(f"{location}: not valid JSON ({error})") from None
+    validate(meta, path)
+    if not storage.exists(storage.join(path, meta["model_file"])):
+        raise BundleError(f"{path}: model file {meta['model_file']!r} not found")
+    return meta
+
+
+def load_model(path: str, meta: Mapping | None = None):  # noqa: ANN201 - keras.Model
+    """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code)."""
+    import keras
+
+    import planet_model.losses  # noqa: F401 - registers the custom objects
+    import planet_model.model  # noqa: F401
+
+    meta = meta or read_metadata(path)
+    source = storage.join(path, meta["model_file"])
+    if "://" in source:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, meta["model_file"])
+            with open(local, "wb") as handle:
+                handle.write(storage.read_bytes(source))
+            return keras.saving.load_model(local, safe_mode=True, compile=False)
+    return keras.saving.load_model(source, safe_mode=True, compile=False)
+
+
+def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> dict:  # noqa: ANN001, B006
+    """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json``; return the metadata.
+
+    ``version`` is a hash of the model file and the thresholds: it changes whenever predictions can.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        local_model = os.path.join(tmp, MODEL_FILE)
+        model.save(local_model)
+        with open(local_model, "rb") as handle:
+            model_bytes = handle.read()
+    full = {
+        "format_version": FORMAT_VERSION,
+        "labels": list(LABELS),
+        "model_file": MODEL_FILE,
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **meta,
+    }
+    digest = hashlib.sha256(model_bytes)
+    digest.update(json.dumps(full["thresholds"], sort_keys=True).encode())
+    full["version"] = digest.hexdigest()[:16]
+    validate(full, path)
+    storage.write_bytes(storage.join(path, MODEL_FILE), model_bytes)
+    for name, data in files.items():
+        storage.write_bytes(storage.join(path, name), data)
+    storage.write_text(storage.join(path, METADATA), json.dumps(full, indent=2))
+    return full

@@ -1,0 +1,155 @@
+"""Models: the study's Inception V3 and its simple-CNN baseline, both taking chips as stored.
+
+Every model takes a batch of chips exactly as the records and the scan hold them (``chip_size`` square,
+the bundle's bands, float32 of the native values) and does its own preprocessing in its first layers:
+area resize to ``input_size`` and per-band normalisation with statistics from the training split. A
+bundle's model therefore cannot be fed differently at scan time than in training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from planet_model.labels import NUM_LABELS, WEATHER_INDICES
+
+ARCHS = ("inception_v3", "simple_cnn")
+WEATHER_HEADS = ("sigmoid", "softmax")
+#: The study fine-tunes Inception V3 from this layer index on (the input layer counts as layer 0).
+FINETUNE_FROM = 172
+
+
+@keras.saving.register_keras_serializable(package="planet_model")
+class MultiLabelHead(layers.Layer):
+    """Logits -> probabilities: softmax over the 4 weather labels, sigmoid for the other 13.
+
+    Output columns stay in label order, so thresholds and decoding do not care which head was used.
+    """
+
+    def __init__(self, weather: Sequence[int] = WEATHER_INDICES, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.weather = list(weather)
+        mask = np.zeros(NUM_LABELS, dtype="float32")
+        mask[self.weather] = 1.0
+        self._mask = mask
+
+    def call(self, logits):  # noqa: ANN001, ANN201
+        logits = ops.cast(logits, "float32")
+        masked = ops.where(self._mask > 0, logits, ops.full_like(logits, -1e9))
+        softmax = ops.softmax(masked, axis=-1)
+        return self._mask * softmax + (1.0 - self._mask) * ops.sigmoid(logits)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "weather": self.weather}
+
+
+def preprocessing(inputs, input_size: int, mean: Sequence[float], variance: Sequence[float]):  # noqa: ANN001, ANN201
+    """Area resize (like OpenCV's INTER_AREA) and per-band standardisation, as model layers."""
+    x = layers.Resizing(input_size, input_size, interpolation="area", name="resize")(inputs)
+    return layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
+
+
+def output_layer(x, weather_head: str, l2: float | None = None):  # noqa: ANN001, ANN201
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    if weather_head == "softmax":
+        logits = layers.Dense(NUM_LABELS, kernel_regularizer=regularizer, name="logits")(x)
+        return MultiLabelHead(name="labels", dtype="float32")(logits)
+    return layers.Dense(NUM_LABELS, activation="sigmoid", kernel_regularizer=regularizer, name="labels",
+                        dtype="float32")(x)
+
+
+def inception_base(input_size: int, bands: int, weights: str | None) -> keras.Model:
+    """Inception V3 without top. ``weights``: ``imagenet``, a local weights file, or ``None``.
+
+    With 4 bands and ImageNet weights, the first convolution gets a NIR kernel initialised from the
+    mean of the RGB kernels; every other weight is ImageNet's.
+    """
+    shape = (input_size, input_size, bands)
+    if weights == "imagenet":
+        try:
+            rgb = keras.applications.InceptionV3(include_top=False, weights="imagenet",
+                                                 input_shape=(input_size, input_size, 3))
+        except Exception as error:  # noqa: BLE001 - the download fails without internet
+            raise RuntimeError(
+                "could not download the ImageNet weights for Inception V3 "
+                f"({type(error).__name__}: {error}); without internet, pass a local weights file: "
+                "--weights /path/to/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ) from error
+        if bands == 3:
+            return rgb
+        base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+        _copy_extending_first_conv(rgb, base)
+        return base
+    base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+    if weights:
+        if bands == 3:
+            base.load_weights(weights)
+        else:
+            rgb = keras.applications.InceptionV3(include_top=False, weights=None,
+                                                 input_shape=(input_size, input_size, 3))
+            rgb.load_weights(weights)
+            _copy_extending_first_conv(rgb, base)
+    return base
+
+
+def _copy_extending_first_conv(rgb: keras.Model, base: keras.Model) -> None:
+    first = True
+    for source, target in zip(rgb.layers, base.layers):
+        values = source.get_weights()
+        if first and isinstance(source, layers.Conv2D):
+            kernel = values[0]  # (kh, kw, 3, filters)
+            extra = np.repeat(kernel.mean(axis=2, keepdims=True), target.get_weights()[0].shape[2] - 3, axis=2)
+            values = [np.concatenate([kernel, extra], axis=2)] + values[1:]
+            first = False
+        target.set_weights(values)
+
+
+def build(arch: str, chip_size: int, bands: int, input_size: int, mean: Sequence[float],
+          variance: Sequence[float], weights: str | None = None, weather_head: str = "sigmoid",
+          l2: float = 0.01) -> keras.Model:
+    """A model from raw chips ``(chip_size, chip_size, bands)`` float32 to 17 probabilities."""
+    inputs = keras.Input((chip_size, chip_size, bands), name="chip")
+    x = preprocessing(inputs, input_size, mean, variance)
+    if arch == "inception_v3":
+        base = inception_base(input_size, bands, weights)
+        x = base(x)
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.Dense(512, activation="relu", kernel_regularizer=keras.regularizers.L2(l2), name="dense")(x)
+        outputs = output_layer(x, weather_head)
+    elif arch == "simple_cnn":
+        for block in range(2):
+            x = layers.Conv2D(32, 3, padding="same", activation="relu", name=f"conv{2 * block + 1}")(x)
+            x = layers.Conv2D(32, 3, padding="same", activation="relu", name=f"conv{2 * block + 2}")(x)
+            x = layers.MaxPooling2D(2, name=f"pool{block + 1}")(x)
+            x = layers.Dropout(0.25, name=f"dropout{block + 1}")(x)
+        x = layers.Flatten(name="flatten")(x)
+        x = layers.Dense(256, activation="relu", name="dense1")(x)
+        x = layers.Dropout(0.5, name="dropout3")(x)
+        x = layers.Dense(256, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01), name="dense2")(x)
+        x = layers.Dropout(0.5, name="dropout4")(x)
+        outputs = output_layer(x, weather_head, l2=0.01)
+    else:
+        raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def base_model(model: keras.Model) -> keras.Model | None:
+    """The Inception V3 sub-model of a built model, or ``None`` for the simple CNN."""
+    return next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
+
+
+def set_trainable_from(model: keras.Model, first: int | None) -> None:
+    """Freeze the base entirely (``first=None``) or from its layer ``first`` on make it trainable.
+
+    Frozen BatchNormalization layers run in inference mode, as Keras does for frozen layers.
+    """
+    base = base_model(model)
+    if base is None:
+        return
+    base.trainable = first is not None
+    if first is not None:
+        for i, layer in enumerate(base.layers):
+            layer.trainable = i >= first

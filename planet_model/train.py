@@ -1,0 +1,195 @@
+"""Training: chip TFRecords -> a model bundle, by the study's method.
+
+    python -m planet_model.train --data chips/ --output bundle/ [--arch inception_v3 --weights imagenet]
+
+Inception V3 trains in two stages: (1) base frozen, head trained with Adam (``--head_epochs 20``);
+(2) layers from ``--finetune_from_layer 172`` on unfrozen, SGD lr 0.01 momentum 0.9
+(``--finetune_epochs 70``). Loss: binary cross-entropy + 1e-4 x the weather co-occurrence penalty.
+Per-label thresholds are then searched on the validation split and everything goes into the bundle.
+``simple_cnn`` (the study's baseline) trains in one stage of ``--head_epochs``.
+
+Each epoch is checkpointed (Keras ``BackupAndRestore`` under ``--workdir``); ``--resume`` continues an
+interrupted run from its last completed epoch. On GPUs: mixed precision and ``MirroredStrategy`` over
+all of them; ``--jit_compile`` turns on XLA. The same code runs on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+
+from planet_model.model import ARCHS, FINETUNE_FROM, WEATHER_HEADS
+
+log = logging.getLogger("planet_model.train")
+DEFAULT_INPUT_SIZE = {"inception_v3": 140, "simple_cnn": 64}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="planet-tiles train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, help="chip records: a folder, glob or file (local or gs://)")
+    p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
+    p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
+    p.add_argument("--arch", choices=ARCHS, default="inception_v3")
+    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a local weights file (Inception V3)")
+    p.add_argument("--bands", default="red,green,blue", help="bands fed to the model, e.g. red,green,blue,nir")
+    p.add_argument("--input_size", type=int, help="model input size (default 140; 64 for simple_cnn)")
+    p.add_argument("--weather_head", choices=WEATHER_HEADS, default="sigmoid",
+                   help="softmax over the 4 weather labels, or sigmoid for all 17 (the study)")
+    p.add_argument("--head_epochs", type=int, default=20)
+    p.add_argument("--finetune_epochs", type=int, default=70)
+    p.add_argument("--finetune_from_layer", type=int, default=FINETUNE_FROM)
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--head_learning_rate", type=float, default=1e-3, help="Adam, stage 1")
+    p.add_argument("--finetune_learning_rate", type=float, default=0.01, help="SGD, stage 2")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--l2", type=float, default=0.01, help="L2 factor of the Dense(512) layer")
+    p.add_argument("--cooccurrence_weight", type=float, default=1e-4)
+    p.add_argument("--cooccurrence_penalty", choices=("weather", "labels"), default="weather",
+                   help="weather: the study's C_o; labels: every pair never seen together in training")
+    p.add_argument("--val_fraction", type=float, default=0.3)
+    p.add_argument("--split_by", choices=("chip", "scene"), default="chip")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="none", help="none, memory, or a file path for tf.data's cache")
+    p.add_argument("--max_stat_chips", type=int, default=4000, help="chips used for band statistics")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
+    p.add_argument("--jit_compile", action="store_true", help="XLA compilation")
+    p.add_argument("--mixed_precision", choices=("auto", "on", "off"), default="auto",
+                   help="mixed float16 (auto: on when a GPU is present)")
+    p.add_argument("--verbose", type=int, default=1, help="Keras progress: 0 silent, 1 bar, 2 one line per epoch")
+    return p
+
+
+def _history(path: str, stage: int) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as handle:
+        return [{**{k: float(v) for k, v in row.items()}, "stage": stage} for row in csv.DictReader(handle)]
+
+
+def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  # noqa: C901 - one recipe, in order
+    """Train and export a bundle; returns the bundle's metadata. ``callbacks`` go to every ``fit``."""
+    args = build_parser().parse_args(argv)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from planet_model import bundle, data, losses, metrics, model, plots, thresholds
+    from planet_model.labels import LABELS
+
+    workdir = args.workdir or args.output.rstrip("/") + ".work"
+    if not args.resume and os.path.exists(workdir):
+        shutil.rmtree(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    bands = [b.strip() for b in args.bands.split(",")]
+    input_size = args.input_size or DEFAULT_INPUT_SIZE[args.arch]
+    weights = None if args.weights in ("none", "") else args.weights
+    if args.arch == "simple_cnn" and (weights or args.finetune_epochs):
+        log.info("simple_cnn trains in one stage of --head_epochs; --weights and --finetune_epochs do not apply")
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if args.mixed_precision == "on" or (args.mixed_precision == "auto" and gpus):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    log.info("devices: %d GPU(s); replicas: %d", len(gpus), strategy.num_replicas_in_sync)
+
+    files = data.list_files(args.data)
+    info = data.peek(files)
+    tile_ids, scene_ids, y = data.index(files, info)
+    if len(set(tile_ids.tolist())) != len(tile_ids):
+        raise ValueError("tile ids repeat in the chip records; chip each scene once")
+    val_mask = data.split(tile_ids, scene_ids, y, args.val_fraction, args.seed, args.split_by)
+    if val_mask.all() or not val_mask.any():
+        raise ValueError(f"{len(tile_ids)} chips cannot be split into training and validation")
+    train_ids, val_ids = tile_ids[~val_mask], tile_ids[val_mask]
+    log.info("chips: %d training, %d validation (split by %s)", len(train_ids), len(val_ids), args.split_by)
+    mean, variance = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips)
+    cache = None if args.cache == "none" else args.cache
+    train_ds = data.dataset(files, info, bands, train_ids, args.batch_size, True, cache, args.seed)
+    val_ds = data.dataset(files, info, bands, val_ids, args.batch_size, False, cache and (
+        cache if cache == "memory" else cache + ".val"))
+    penalty = losses.penalty_from_labels(y[~val_mask]) if args.cooccurrence_penalty == "labels" \
+        else losses.weather_penalty()
+
+    with strategy.scope():
+        net = model.build(args.arch, info.shape[0], len(bands), input_size, mean, variance, weights,
+                          args.weather_head, args.l2)
+    loss = losses.CooccurrenceLoss(args.cooccurrence_weight, penalty)
+
+    stages = [(1, args.head_epochs, None)]
+    if args.arch == "inception_v3" and args.finetune_epochs > 0:
+        stages.append((2, args.finetune_epochs, args.finetune_from_layer))
+    for stage, epochs, unfreeze_from in stages:
+        done = os.path.join(workdir, f"stage{stage}.weights.h5")
+        if args.resume and os.path.exists(done):
+            log.info("stage %d already complete; loading its weights", stage)
+            net.load_weights(done)
+            continue
+        if args.arch == "inception_v3":
+            model.set_trainable_from(net, unfreeze_from)
+        with strategy.scope():
+            optimizer = (keras.optimizers.Adam(args.head_learning_rate) if stage == 1
+                         else keras.optimizers.SGD(args.finetune_learning_rate, momentum=args.momentum))
+            net.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+                        jit_compile=args.jit_compile)
+        log.info("stage %d: %d epochs, %s, %d trainable weights", stage, epochs, type(optimizer).__name__,
+                 len(net.trainable_weights))
+        net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=args.verbose, callbacks=[
+            keras.callbacks.BackupAndRestore(os.path.join(workdir, f"stage{stage}-backup")),
+            keras.callbacks.CSVLogger(os.path.join(workdir, f"history-stage{stage}.csv"), append=True),
+            *callbacks,
+        ])
+        net.save_weights(done)
+
+    probs = net.predict(val_ds, verbose=0)
+    y_val = np.concatenate([labels for _, labels in val_ds.as_numpy_iterator()]).astype(bool)
+    found, best = thresholds.search(y_val, probs)
+    figures = {
+        "at_0.5": metrics.mean_f2(y_val, probs >= 0.5),
+        "at_0.2": metrics.mean_f2(y_val, probs >= 0.2),
+        "searched": best,
+        "per_label": metrics.per_label(y_val, thresholds.apply(probs, found)),
+        "validation_chips": int(len(y_val)),
+        "training_chips": int(len(train_ids)),
+    }
+    log.info("validation F2: %.4f at 0.5, %.4f at 0.2, %.4f with searched thresholds",
+             figures["at_0.5"], figures["at_0.2"], figures["searched"])
+    history = [h for stage, _, _ in stages for h in _history(os.path.join(workdir, f"history-stage{stage}.csv"), stage)]
+    predicted = thresholds.apply(probs, found).astype(np.float32)
+    files_out = {
+        "training_curves.png": plots.training_curves(history),
+        "f2_vs_threshold.png": plots.f2_curves(thresholds.f2_curves(y_val, probs, found), found,
+                                               thresholds.CANDIDATES),
+        "cooccurrence.png": plots.cooccurrence(y_val.T.astype(np.float32) @ y_val / len(y_val),
+                                               predicted.T @ predicted / len(y_val)),
+    }
+    options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}
+    meta = bundle.save(net, args.output, {
+        "thresholds": {name: float(t) for name, t in zip(LABELS, found)},
+        "chip_size": int(info.shape[0]),
+        "input_size": input_size,
+        "bands": bands,
+        "dtype": info.dtype,
+        "resolution_m": info.resolution_m,
+        "normalization": {"mean": mean, "variance": variance},
+        "arch": args.arch,
+        "training": {"options": options, "data": files, "history": history, "workdir": workdir},
+        "metrics": figures,
+    }, files_out)
+    log.info("bundle %s written to %s", meta["version"], args.output)
+    return meta
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    meta = run(argv)
+    print(json.dumps({"bundle": meta["version"], "f2": meta["metrics"]["searched"]}))
+
+
+if __name__ == "__main__":
+    main()
