@@ -91,15 +91,18 @@ class Finalize(beam.DoFn):
     run never deletes the previous good output.
     """
 
-    def __init__(self, prefix: str, manifest_name: str, patterns: Sequence[str], run_info: dict) -> None:
+    def __init__(self, prefix: str, manifest_name: str, patterns: Sequence[str], run_info: dict,
+                 written_as: str = WRITTEN) -> None:
         self.prefix, self.manifest_name = prefix, manifest_name
         self.patterns, self.run_info = list(patterns), run_info
+        self.written_as = written_as  # what "written" is called in this pipeline's manifest
 
     def process(self, summary: dict, *written_lists: list[str]) -> Iterable[dict]:
         keep = {path for files in written_lists for path in files}
         stale = [path for pattern in self.patterns for path in storage.glob(storage.join(self.prefix, pattern))
                  if path not in keep]
         storage.delete(stale)
+        summary = {**summary, self.written_as: summary[WRITTEN]}
         manifest = {**self.run_info, **summary,
                     "files": sorted(storage.glob(storage.join(self.prefix, p)) for p in self.patterns)}
         manifest["files"] = sorted(path for group in manifest["files"] for path in group)

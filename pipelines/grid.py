@@ -52,6 +52,10 @@ class Tile:
         """The tile's outline in EPSG:4326 (densified, so it is exact to well under a pixel)."""
         left, top = self.affine @ (0, 0)
         right, bottom = self.affine @ (self.size, self.size)
+        if self.crs == "EPSG:3857":  # a Web Mercator rectangle is a lon/lat rectangle: 5 exact corners
+            west, south = _transformer("EPSG:3857", "EPSG:4326").transform(left, bottom)
+            east, north = _transformer("EPSG:3857", "EPSG:4326").transform(right, top)
+            return box(west, south, east, north)
         return reproject(box(min(left, right), min(top, bottom), max(left, right), max(top, bottom)),
                          self.crs, WGS84)
 

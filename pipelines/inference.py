@@ -1,0 +1,38 @@
+"""A Beam ``ModelHandler`` for model bundles: loads ``model.keras`` once per worker and predicts batches.
+
+Beam 2.77's built-in TensorFlow handler needs tensorflow_hub and cannot load Keras 3 files; this one
+calls :func:`planet_model.bundle.load_model` (safe mode) and ``predict_on_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+
+class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
+    """Chips ``(chip_size, chip_size, bands)`` in, 17 probabilities out."""
+
+    def __init__(self, bundle_path: str, batch_size: int = 64) -> None:
+        super().__init__()
+        self.bundle_path, self.batch_size = bundle_path, batch_size
+
+    def load_model(self) -> Any:
+        from planet_model import bundle
+
+        return bundle.load_model(self.bundle_path)
+
+    def run_inference(self, batch: Sequence[np.ndarray], model: Any,
+                      inference_args: dict | None = None) -> Iterable[PredictionResult]:
+        stacked = np.stack(batch).astype(np.float32, copy=False)
+        probabilities = np.asarray(model.predict_on_batch(stacked))
+        return [PredictionResult(example, p) for example, p in zip(batch, probabilities)]
+
+    def batch_elements_kwargs(self) -> dict:
+        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+
+    def get_metrics_namespace(self) -> str:
+        return "planet_tiles_bundle"
