@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -58,6 +58,33 @@ class SummarizeFn(beam.CombineFn):
             elif key[0] == "scene":
                 summary["scenes"].setdefault(key[1], {s: 0 for s in (WRITTEN, SKIPPED, FAILED)})[key[2]] = n
         return summary
+
+
+def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
+                 tag: str) -> Iterator:
+    """Read a block of tiles of one scene; tiles that fail or hold too little data become outcomes.
+
+    Yields ``(reader, tile, image, valid_fraction)`` for each kept tile and a ``TaggedOutput(tag, outcome)``
+    for each other one, so the chip and scan readers share one set of rules.
+    """
+    try:
+        reader = open_reader()
+    except Exception as error:  # noqa: BLE001 - the scene changed or vanished since enumeration
+        for tile in tiles:
+            yield beam.pvalue.TaggedOutput(tag, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
+                                                        f"read: {error}"))
+        return
+    with reader:
+        for tile, image, valid, error in reader.read_tiles(tiles):
+            if error is not None:
+                yield beam.pvalue.TaggedOutput(tag, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
+                                                            f"read: {error}", reader.window_of(tile)))
+            elif valid < min_valid_fraction:
+                yield beam.pvalue.TaggedOutput(tag, outcome(
+                    SKIPPED, source.scene_id, source.uri, tile.tile_id,
+                    f"nodata: valid fraction {valid:.3f} below {min_valid_fraction}"))
+            else:
+                yield reader, tile, image, valid
 
 
 def _reason_key(reason: str) -> str:

@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 
 from pipelines import accounting, storage
-from pipelines.accounting import FAILED, SKIPPED, WRITTEN, outcome
+from pipelines.accounting import FAILED, WRITTEN, outcome
 from pipelines.grid import GRIDS, NATIVE, NativeGrid, WebMercatorGrid, parse_region, scene_footprint
 from pipelines.options import pipeline_options, run_id
 from pipelines.scenes import SceneError, SceneReader, SceneSource, iter_blocks, parse_band_order, resolve_sources
@@ -116,36 +116,18 @@ class ReadChips(beam.DoFn):
 
     def process(self, task: tuple) -> Iterator:
         source, tiles = task
-        try:
-            reader = SceneReader(source, self.band_order)
-        except Exception as error:  # noqa: BLE001 - the scene changed or vanished since enumeration
-            for tile in tiles:
-                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
-                                                                 f"read: {error}"))
-            return
-        with reader:
-            for tile, image, valid, error in reader.read_tiles(tiles):
-                if error is not None:
-                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
-                        FAILED, source.scene_id, source.uri, tile.tile_id, f"read: {error}", _window(tile, reader)))
-                    continue
-                if valid < self.args.min_valid_fraction:
-                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
-                        SKIPPED, source.scene_id, source.uri, tile.tile_id,
-                        f"nodata: valid fraction {valid:.3f} below {self.args.min_valid_fraction}"))
-                    continue
-                labels = encode_labels(self.labeller.labels(tile)) if self.labeller else None
-                yield Chip(image=image, bands=reader.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
-                           crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
-                           valid_fraction=valid, labels=labels)
-                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
-
-
-def _window(tile, reader: SceneReader) -> list[int]:  # noqa: ANN001
-    """The tile's pixel window in the scene: ``col_off, row_off, width, height``."""
-    inverse = ~reader.transform
-    col, row = inverse @ (tile.transform[2], tile.transform[5])
-    return [round(col), round(row), tile.size, tile.size]
+        screened = accounting.screen_tiles(source, tiles, lambda: SceneReader(source, self.band_order),
+                                           self.args.min_valid_fraction, OUTCOMES)
+        for item in screened:
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
+                continue
+            reader, tile, image, valid = item
+            labels = encode_labels(self.labeller.labels(tile)) if self.labeller else None
+            yield Chip(image=image, bands=reader.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
+                       crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
+                       valid_fraction=valid, labels=labels)
+            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
 
 
 class ReadKaggleImages(beam.DoFn):

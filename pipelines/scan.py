@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 
 from pipelines import accounting, schema, storage
-from pipelines.accounting import FAILED, SKIPPED, WRITTEN, outcome
+from pipelines.accounting import FAILED, WRITTEN, outcome
 from pipelines.grid import GRIDS, NATIVE, WEB_MERCATOR_QUAD, NativeGrid, WebMercatorGrid, parse_region, \
     scene_footprint, zoom_for_resolution
 from pipelines.options import pipeline_options, run_id
@@ -120,28 +120,19 @@ class ReadTiles(beam.DoFn):
 
     def process(self, task: tuple) -> Iterator:
         source, tiles = task
-        try:
-            reader = SceneReader(source, parse_band_order(self.args.band_order), self.bands)
-        except Exception as error:  # noqa: BLE001
-            for tile in tiles:
-                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
-                                                                 f"read: {error}"))
-            return
-        with reader:
-            for tile, image, valid, error in reader.read_tiles(tiles):
-                if error is not None:
-                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri,
-                                                                     tile.tile_id, f"read: {error}"))
-                elif valid < self.args.min_valid_fraction:
-                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
-                        SKIPPED, source.scene_id, source.uri, tile.tile_id,
-                        f"nodata: valid fraction {valid:.3f} below {self.args.min_valid_fraction}"))
-                else:
-                    polygon = tile.polygon_wgs84()
-                    meta = {"tile_id": tile.tile_id, "scene_id": source.scene_id, "uri": source.uri,
-                            "acquired": reader.acquired, "geometry": polygon.wkb,
-                            "lon": polygon.centroid.x, "lat": polygon.centroid.y, "valid_fraction": valid}
-                    yield meta, image
+        band_order = parse_band_order(self.args.band_order)
+        screened = accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
+                                           self.args.min_valid_fraction, OUTCOMES)
+        for item in screened:
+            if isinstance(item, beam.pvalue.TaggedOutput):
+                yield item
+                continue
+            reader, tile, image, valid = item
+            polygon = tile.polygon_wgs84()
+            meta = {"tile_id": tile.tile_id, "scene_id": source.scene_id, "uri": source.uri,
+                    "acquired": reader.acquired, "geometry": polygon.wkb,
+                    "lon": polygon.centroid.x, "lat": polygon.centroid.y, "valid_fraction": valid}
+            yield meta, image
 
 
 class ToRow(beam.DoFn):

@@ -283,6 +283,12 @@ class SceneReader:
         finally:
             vrt.close()
 
+    def window_of(self, tile: Tile) -> list[int]:
+        """The tile's pixel window in the scene: ``col_off, row_off, width, height`` (rounded)."""
+        col, row = ~self.transform @ (tile.transform[2], tile.transform[5])
+        scale = tile.transform[0] / self.transform.a
+        return [round(col), round(row), round(tile.size * scale), round(tile.size * scale)]
+
     def _aligned(self, tile: Tile) -> bool:
         """True if the tile's pixels are the scene's own pixels (same CRS, size and phase, to 1e-3 px)."""
         a = self.transform
