@@ -61,11 +61,11 @@ class SummarizeFn(beam.CombineFn):
 
 
 def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
-                 tag: str) -> Iterator:
+                 tag: str, keep: Callable[[Any, Any, Any, float], Iterable]) -> Iterator:
     """Read a block of tiles of one scene; tiles that fail or hold too little data become outcomes.
 
-    Yields ``(reader, tile, image, valid_fraction)`` for each kept tile and a ``TaggedOutput(tag, outcome)``
-    for each other one, so the chip and scan readers share one set of rules.
+    Yields what ``keep(reader, tile, image, valid_fraction)`` yields for each kept tile and a
+    ``TaggedOutput(tag, outcome)`` for each other one, so the chip and scan readers share one set of rules.
     """
     try:
         reader = open_reader()
@@ -84,7 +84,7 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                     SKIPPED, source.scene_id, source.uri, tile.tile_id,
                     f"nodata: valid fraction {valid:.3f} below {min_valid_fraction}"))
             else:
-                yield reader, tile, image, valid
+                yield from keep(reader, tile, image, valid)
 
 
 def _reason_key(reason: str) -> str:

@@ -116,18 +116,16 @@ class ReadChips(beam.DoFn):
 
     def process(self, task: tuple) -> Iterator:
         source, tiles = task
-        screened = accounting.screen_tiles(source, tiles, lambda: SceneReader(source, self.band_order),
-                                           self.args.min_valid_fraction, OUTCOMES)
-        for item in screened:
-            if isinstance(item, beam.pvalue.TaggedOutput):
-                yield item
-                continue
-            reader, tile, image, valid = item
-            labels = encode_labels(self.labeller.labels(tile)) if self.labeller else None
-            yield Chip(image=image, bands=reader.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
-                       crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
-                       valid_fraction=valid, labels=labels)
-            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
+        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, self.band_order),
+                                           self.args.min_valid_fraction, OUTCOMES, self._chip)
+
+    def _chip(self, reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
+        source = reader.source
+        labels = encode_labels(self.labeller.labels(tile)) if self.labeller else None
+        yield Chip(image=image, bands=reader.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
+                   crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
+                   valid_fraction=valid, labels=labels)
+        yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
 
 
 class ReadKaggleImages(beam.DoFn):

@@ -121,18 +121,16 @@ class ReadTiles(beam.DoFn):
     def process(self, task: tuple) -> Iterator:
         source, tiles = task
         band_order = parse_band_order(self.args.band_order)
-        screened = accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
-                                           self.args.min_valid_fraction, OUTCOMES)
-        for item in screened:
-            if isinstance(item, beam.pvalue.TaggedOutput):
-                yield item
-                continue
-            reader, tile, image, valid = item
-            polygon = tile.polygon_wgs84()
-            meta = {"tile_id": tile.tile_id, "scene_id": source.scene_id, "uri": source.uri,
-                    "acquired": reader.acquired, "geometry": polygon.wkb,
-                    "lon": polygon.centroid.x, "lat": polygon.centroid.y, "valid_fraction": valid}
-            yield meta, image
+        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
+                                           self.args.min_valid_fraction, OUTCOMES, self._tile)
+
+    @staticmethod
+    def _tile(reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
+        polygon = tile.polygon_wgs84()
+        meta = {"tile_id": tile.tile_id, "scene_id": reader.source.scene_id, "uri": reader.source.uri,
+                "acquired": reader.acquired, "geometry": polygon.wkb,
+                "lon": polygon.centroid.x, "lat": polygon.centroid.y, "valid_fraction": valid}
+        yield meta, image
 
 
 class ToRow(beam.DoFn):

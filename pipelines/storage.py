@@ -35,8 +35,8 @@ def read_text(path: str) -> str:
 def write_bytes(path: str, data: bytes) -> None:
     fs = _fs()
     parent = posixpath.dirname(path)
-    if parent and "://" not in path:
-        fs.mkdirs(parent) if not fs.exists(parent) else None
+    if parent and "://" not in path and not fs.exists(parent):
+        fs.mkdirs(parent)
     with fs.create(path) as handle:
         handle.write(data)
 
