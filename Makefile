@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test bench clean
+.PHONY: install demo test bench clean
 
 install: $(STAMP)
 
@@ -14,11 +14,17 @@ $(STAMP): setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+demo: $(STAMP)
+	$(BIN)/planet-tiles demo --output demo-output
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/chip_throughput.py
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/scan_throughput.py
+	$(BIN)/python benchmarks/scan_memory.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -25,10 +25,14 @@ setup(
         "shapely>=2.0,<3",
         "pyproj>=3.6",
         "matplotlib>=3.8",
+        "duckdb>=1.1,<3",  # local engine of the BigQuery queries (planet-tiles query)
+        "sqlglot>=25,<31",  # transpiles them from BigQuery's dialect
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "duckdb>=1.1", "sqlglot>=25"],
+        # playwright drives the system's Chromium (Debian's chromium package) to check report.html.
+        "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "playwright>=1.50,<2",
+                 "python-hcl2>=7,<9"],
     },
     entry_points={"console_scripts": ["planet-tiles=pipelines.cli:main"]},
 )

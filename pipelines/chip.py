@@ -25,7 +25,7 @@ import numpy as np
 from pipelines import accounting, storage
 from pipelines.accounting import FAILED, WRITTEN, outcome
 from pipelines.grid import GRIDS, NATIVE, NativeGrid, WebMercatorGrid, parse_region, scene_footprint
-from pipelines.options import pipeline_options, run_id
+from pipelines.options import pipeline_options, run_id, submitted_only
 from pipelines.scenes import SceneError, SceneReader, SceneSource, iter_blocks, parse_band_order, resolve_sources
 from planet_model.labels import encode as encode_labels
 from planet_model.records import RGB, RGBN, Chip
@@ -186,7 +186,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     suffix = ".tfrecord.gz" if args.compression == "gzip" else ".tfrecord"
     run_info = {"pipeline": "chip", "run_id": this_run, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
                 "options": vars(args), "beam_args": list(beam_args)}
-    with beam.Pipeline(options=pipeline_options(beam_args, save_main_session)) as pipeline:
+    options = pipeline_options(beam_args, save_main_session)
+    with beam.Pipeline(options=options) as pipeline:
         if args.kaggle_csv:
             from planet_model.labels import read_kaggle_csv
 
@@ -226,6 +227,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         _ = summary | "Finalize" >> beam.ParDo(
             accounting.Finalize(args.output, "manifest.json", ["chips-*", "errors-*"], run_info),
             beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+    if submitted_only(options):
+        return {"submitted": True, "output": args.output}
     manifest = json.loads(storage.read_text(storage.join(args.output, "manifest.json")))
     logging.info("chips: %(written)d written, %(skipped)d skipped, %(failed)d failed of %(enumerated)d", manifest)
     return manifest
@@ -234,7 +237,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
 def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger().setLevel(logging.INFO)
     manifest = run(argv)
-    print(json.dumps({k: manifest[k] for k in ("enumerated", "written", "skipped", "failed")}))
+    print(json.dumps({k: manifest[k] for k in ("enumerated", "written", "skipped", "failed", "submitted", "output")
+                      if k in manifest}))
     print(f"manifest: {posixpath.join(manifest['options']['output'], 'manifest.json')}")
 
 

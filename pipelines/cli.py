@@ -4,6 +4,7 @@ when it runs, so ``planet-tiles --help`` answers at once and never imports Tenso
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -12,6 +13,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chip": ("pipelines.chip", "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
     "scan": ("pipelines.scan", "label every tile of a region with a model bundle, write Parquet"),
+    "report": ("pipelines.report", "detect forest change between scans; write alerts and report.html"),
+    "query": ("pipelines.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
+    "submit": ("pipelines.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),
+    "demo": ("pipelines.demo", "run everything end to end on built-in synthetic data"),
 }
 
 
@@ -32,7 +37,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"planet-tiles: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     module = importlib.import_module(COMMANDS[command][0])
-    module.main(rest)
+    try:
+        module.main(rest)
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

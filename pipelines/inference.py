@@ -6,11 +6,22 @@ calls :func:`planet_model.bundle.load_model` (safe mode) and ``predict_on_batch`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+
+def _drop_memory_warning(record: logging.LogRecord) -> bool:
+    # Beam 2.77's RunInference imports `resource` together with a module that needs PyTorch; without
+    # PyTorch it logs "Resource module is not available" on every bundle. The figure it wants is only a
+    # metric, so the line is noise for users of this handler.
+    return not record.getMessage().startswith("Resource module is not available")
+
+
+logging.getLogger().addFilter(_drop_memory_warning)
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):

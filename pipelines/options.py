@@ -21,6 +21,14 @@ def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True): 
     return options
 
 
+def submitted_only(options) -> bool:  # noqa: ANN001 - PipelineOptions
+    """True when running the pipeline only writes a job template (a Flex Template launch): the job runs
+    later on Dataflow, so its outputs (manifest included) do not exist when ``run`` returns."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions
+
+    return bool(options.view_as(GoogleCloudOptions).template_location)
+
+
 def run_id() -> str:
     """A sortable id for one run: UTC time plus randomness, used in output file names."""
     import datetime as dt

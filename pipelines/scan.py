@@ -21,15 +21,17 @@ from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 import numpy as np
+from pyproj import Geod
 
 from pipelines import accounting, schema, storage
 from pipelines.accounting import FAILED, WRITTEN, outcome
 from pipelines.grid import GRIDS, NATIVE, WEB_MERCATOR_QUAD, NativeGrid, WebMercatorGrid, parse_region, \
     scene_footprint, zoom_for_resolution
-from pipelines.options import pipeline_options, run_id
+from pipelines.options import pipeline_options, run_id, submitted_only
 from pipelines.scenes import SceneError, SceneReader, SceneSource, iter_blocks, parse_band_order, resolve_sources
 
 OUTCOMES = "outcomes"
+GEOD = Geod(ellps="WGS84")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,24 +115,30 @@ class EnumerateScanTiles(beam.DoFn):
 
 
 class ReadTiles(beam.DoFn):
-    """A block of tiles -> ``(tile metadata, chip)`` for the model, with an outcome for each tile not kept."""
+    """A block of tiles -> ``(tile metadata, chip)`` for the model, with an outcome for each tile not kept.
+
+    A task is ``(source, tiles)`` or ``(source, tiles, context)``; the streaming scan's context (``aoi``,
+    ``scan_date``, ``scan_id``) rides along in the metadata into the row.
+    """
 
     def __init__(self, args: argparse.Namespace, bands: Sequence[str]) -> None:
         self.args, self.bands = args, list(bands)
 
     def process(self, task: tuple) -> Iterator:
-        source, tiles = task
+        source, tiles, *context = task
         band_order = parse_band_order(self.args.band_order)
-        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
-                                           self.args.min_valid_fraction, OUTCOMES, self._tile)
+        extra = context[0] if context else {}
 
-    @staticmethod
-    def _tile(reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
-        polygon = tile.polygon_wgs84()
-        meta = {"tile_id": tile.tile_id, "scene_id": reader.source.scene_id, "uri": reader.source.uri,
-                "acquired": reader.acquired, "geometry": polygon.wkb,
-                "lon": polygon.centroid.x, "lat": polygon.centroid.y, "valid_fraction": valid}
-        yield meta, image
+        def keep(reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
+            polygon = tile.polygon_wgs84()
+            meta = {"tile_id": tile.tile_id, "scene_id": reader.source.scene_id, "uri": reader.source.uri,
+                    "acquired": reader.acquired, "geometry": polygon.wkb, "lon": polygon.centroid.x,
+                    "lat": polygon.centroid.y, "area_m2": abs(GEOD.geometry_area_perimeter(polygon)[0]),
+                    "valid_fraction": valid, **extra}
+            yield meta, image
+
+        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
+                                           self.args.min_valid_fraction, OUTCOMES, keep)
 
 
 class ToRow(beam.DoFn):
@@ -147,12 +155,13 @@ class ToRow(beam.DoFn):
         # some CPU kernels) never changes a row: same inputs, same bundle, same output.
         probs = np.round(np.asarray(result.inference, dtype=np.float64), 6).astype(np.float32)
         acquired = dt.datetime.fromisoformat(tile["acquired"]).astimezone(dt.timezone.utc) if tile["acquired"] else None
-        row = {"tile_id": tile["tile_id"], "scene_id": tile["scene_id"], "scan_id": self.scan_id,
+        row = {"tile_id": tile["tile_id"], "scene_id": tile["scene_id"], "scan_id": tile.get("scan_id", self.scan_id),
                "acquired": acquired, "geometry": tile["geometry"], "lon": float(tile["lon"]),
-               "lat": float(tile["lat"]), "valid_fraction": float(tile["valid_fraction"]),
+               "lat": float(tile["lat"]), "area_m2": float(tile["area_m2"]), "valid_fraction": float(tile["valid_fraction"]),
                **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
                "labels": [n for n, p, t in zip(self.labels, probs, self.cut) if p >= t],
-               "model_version": self.version}
+               "model_version": self.version,
+               **{key: tile[key] for key in ("aoi", "scan_date") if key in tile}}
         yield row
         yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, tile["scene_id"], tile["uri"], tile["tile_id"]))
 
@@ -185,7 +194,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
                 "started": dt.datetime.now(dt.timezone.utc).isoformat(), "options": vars(args),
                 "beam_args": list(beam_args)}
     handler = KeyedModelHandler(BundleModelHandler(args.bundle, args.batch_size))
-    with beam.Pipeline(options=pipeline_options(beam_args, save_main_session)) as pipeline:
+    options = pipeline_options(beam_args, save_main_session)
+    with beam.Pipeline(options=options) as pipeline:
         tasks = (pipeline
                  | "Scenes" >> beam.Create(sources)
                  | "EnumerateTiles" >> beam.ParDo(EnumerateScanTiles(args, zoom)).with_outputs(OUTCOMES, main="tasks"))
@@ -202,13 +212,16 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         _ = summary | "Finalize" >> beam.ParDo(
             accounting.Finalize(partition, "_manifest.json", ["part-*", "errors-*"], run_info, "inferred"),
             beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+    if submitted_only(options):
+        return {"submitted": True, "partition": partition, "scan_id": scan_id}
     return json.loads(storage.read_text(storage.join(partition, "_manifest.json")))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger().setLevel(logging.INFO)
     manifest = run(argv)
-    print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed")}))
+    print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed", "submitted", "partition")
+                      if k in manifest}))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,21 @@
-"""The scan output schema, defined once: it yields the pyarrow schema (with GeoParquet 1.1 metadata),
-the BigQuery JSON schema (``infra/bigquery/tile_labels.schema.json``) and the Markdown docs.
+"""The output schemas, defined once: scan rows (:data:`COLUMNS`) and alerts (:data:`ALERT_COLUMNS`).
 
-``aoi`` and ``scan_date`` are Hive partition keys: they live in the path
+Each yields its pyarrow schema (with GeoParquet 1.1 metadata), its BigQuery JSON schema (checked in as
+``infra/bigquery/tile_labels.schema.json`` and ``alerts.schema.json``, which Terraform reads), its
+BigQuery DDL (``ddl_tile_labels.sql``, ``ddl_alerts.sql``) and docs.
+
+    python -m pipelines.schema infra/bigquery     # rewrites the JSON schemas and the DDL
+
+In scan output, ``aoi`` and ``scan_date`` are Hive partition keys: they live in the path
 (``scan_date=YYYY-MM-DD/aoi=NAME/``), not in the files, as BigQuery external tables and DuckDB read them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from planet_model.labels import LABELS
@@ -31,6 +39,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("geometry", "GEOGRAPHY", "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
     Column("lon", "FLOAT64", "tile centroid longitude (EPSG:4326)"),
     Column("lat", "FLOAT64", "tile centroid latitude (EPSG:4326)"),
+    Column("area_m2", "FLOAT64", "geodesic area of the tile on the WGS84 ellipsoid, m2 (sums without GIS functions)"),
     Column("valid_fraction", "FLOAT32", "share of the tile's pixels holding data"),
     *(Column(f"p_{name}", "FLOAT32", f"probability of {name}") for name in LABELS),
     Column("labels", "STRING_LIST", "labels at or above the bundle's threshold, in label order"),
@@ -40,34 +49,95 @@ COLUMNS: tuple[Column, ...] = (
 )
 FILE_COLUMNS = tuple(c for c in COLUMNS if not c.partition_key)
 
+#: Alerts (``planet-tiles report``'s alerts.parquet and the BigQuery alerts table): see pipelines.analysis.
+ALERT_COLUMNS: tuple[Column, ...] = (
+    Column("aoi", "STRING", "area of interest"),
+    Column("tile_id", "STRING", "grid tile id"),
+    Column("before_date", "DATE", "scan date of the tile's last cloud-free observation as intact forest"),
+    Column("after_date", "DATE", "scan date of the cloud-free observation with disturbance labels"),
+    Column("before_scene", "STRING", "scene of the observation before"),
+    Column("after_scene", "STRING", "scene of the observation after"),
+    Column("after_acquired", "TIMESTAMP", "acquisition time of the scene after (UTC); null when unknown",
+           required=False),
+    Column("labels_gained", "STRING_LIST", "disturbance labels of the observation after, in label order"),
+    Column("confidence", "FLOAT64", "1 - prod(1 - p) over the labels gained"),
+    Column("geometry", "GEOGRAPHY", "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
+    Column("lon", "FLOAT64", "tile centroid longitude"),
+    Column("lat", "FLOAT64", "tile centroid latitude"),
+    Column("area_m2", "FLOAT64", "geodesic area of the tile, m2"),
+)
 
-def arrow_schema():  # noqa: ANN201 - pyarrow.Schema
-    """The Parquet file schema (partition keys excluded), with GeoParquet ``geo`` metadata."""
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[Column, ...]
+    partition: str  # a DATE column: BigQuery's daily partitions
+    cluster: tuple[str, ...]
+    description: str
+
+
+TABLES = {
+    "tile_labels": Table(COLUMNS, "scan_date", ("aoi", "tile_id"),
+                         "One row per (tile, scene) of each scan, loaded from the scans' GeoParquet"),
+    "alerts": Table(ALERT_COLUMNS, "after_date", ("aoi", "tile_id"),
+                    "Tiles that turned from intact forest to a disturbance label (pipelines/analysis.py)"),
+}
+DATASET = "planet_tiles"
+
+
+def arrow_schema(columns: Sequence[Column] = FILE_COLUMNS):  # noqa: ANN201 - pyarrow.Schema
+    """A Parquet file schema (scan rows by default, partition keys excluded) with GeoParquet metadata."""
     import pyarrow as pa
 
     types = {"STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "GEOGRAPHY": pa.binary(),
-             "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "STRING_LIST": pa.list_(pa.string())}
-    fields = [pa.field(c.name, types[c.type], nullable=not c.required) for c in FILE_COLUMNS]
+             "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "DATE": pa.date32(),
+             "STRING_LIST": pa.list_(pa.string())}
+    fields = [pa.field(c.name, types[c.type], nullable=not c.required) for c in columns if not c.partition_key]
     geo = {"version": "1.1.0", "primary_column": "geometry",
            # No "crs" key: GeoParquet then means OGC:CRS84 (longitude, latitude), which the tiles are in.
            "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "edges": "planar"}}}
     return pa.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
 
 
-def bigquery_schema() -> list[dict]:
+def bigquery_schema(columns: Sequence[Column] = COLUMNS) -> list[dict]:
     """BigQuery table schema (JSON form), partition keys included."""
     types = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "GEOGRAPHY": "GEOGRAPHY", "FLOAT64": "FLOAT64",
              "FLOAT32": "FLOAT64", "DATE": "DATE", "STRING_LIST": "STRING"}
     return [{"name": c.name, "type": types[c.type],
              "mode": "REPEATED" if c.type == "STRING_LIST" else ("REQUIRED" if c.required else "NULLABLE"),
-             "description": c.description} for c in COLUMNS]
+             "description": c.description} for c in columns]
 
 
-def markdown() -> str:
+def ddl(name: str) -> str:
+    """BigQuery ``CREATE TABLE`` of table ``name`` (what Terraform creates, for those who use ``bq``)."""
+    table = TABLES[name]
+    types = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "GEOGRAPHY": "GEOGRAPHY", "FLOAT64": "FLOAT64",
+             "FLOAT32": "FLOAT64", "DATE": "DATE", "STRING_LIST": "ARRAY<STRING>"}
+    lines = []
+    for c in table.columns:
+        required = " NOT NULL" if c.required and c.type != "STRING_LIST" else ""
+        lines.append(f"  {c.name} {types[c.type]}{required} OPTIONS (description = {json.dumps(c.description)})")
+    return (f"-- Generated by `python -m pipelines.schema infra/bigquery` from pipelines/schema.py: edit that.\n"
+            f"CREATE TABLE IF NOT EXISTS {DATASET}.{name} (\n" + ",\n".join(lines) + "\n)\n"
+            f"PARTITION BY {table.partition}\nCLUSTER BY {', '.join(table.cluster)}\n"
+            f"OPTIONS (description = {json.dumps(table.description)});\n")
+
+
+def markdown(columns: Sequence[Column] = COLUMNS) -> str:
     rows = ["| column | type | description |", "| --- | --- | --- |"]
-    rows += [f"| `{c.name}` | {c.type} | {c.description} |" for c in COLUMNS]
+    rows += [f"| `{c.name}` | {c.type} | {c.description} |" for c in columns]
     return "\n".join(rows)
 
 
+def main(argv: Sequence[str] | None = None) -> None:
+    folder = (list(sys.argv[1:] if argv is None else argv) or ["infra/bigquery"])[0]
+    for name, table in TABLES.items():
+        for path, text in ((f"{name}.schema.json", json.dumps(bigquery_schema(table.columns), indent=2) + "\n"),
+                           (f"ddl_{name}.sql", ddl(name))):
+            with open(os.path.join(folder, path), "w", encoding="utf-8") as handle:
+                handle.write(text)
+            print(os.path.join(folder, path))
+
+
 if __name__ == "__main__":
-    print(json.dumps(bigquery_schema(), indent=2))
+    main()

@@ -65,12 +65,18 @@ def peek(files: Sequence[str]) -> DataInfo:
     return DataInfo(str(first.image.dtype), first.image.shape, first.bands, resolution)
 
 
+def chip_key(record: dict) -> tf.Tensor:
+    """``scene_id|tile_id``: what identifies a chip. A fixed grid (WebMercatorQuad) gives the same
+    tile id to every acquisition of a place, so the tile id alone does not."""
+    return tf.strings.join([record["scene_id"], record["tile_id"]], separator="|")
+
+
 def index(files: Sequence[str], info: DataInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``tile_ids, scene_ids, labels`` of every record, in file order (for splitting)."""
+    """``chip keys, scene_ids, labels`` of every record, in file order (for splitting)."""
     parse = records.parse_fn(info.dtype, info.shape)
     ids, scenes, labels = [], [], []
     for batch in raw_dataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024):
-        ids.append(batch["tile_id"].numpy())
+        ids.append(chip_key(batch).numpy())
         scenes.append(batch["scene_id"].numpy())
         labels.append(batch["labels"].numpy())
     if not ids:
@@ -78,7 +84,7 @@ def index(files: Sequence[str], info: DataInfo) -> tuple[np.ndarray, np.ndarray,
     return np.concatenate(ids), np.concatenate(scenes), np.concatenate(labels).astype(np.int64)
 
 
-def split(tile_ids: np.ndarray, scene_ids: np.ndarray, labels: np.ndarray, val_fraction: float = 0.3,
+def split(keys: np.ndarray, scene_ids: np.ndarray, labels: np.ndarray, val_fraction: float = 0.3,
           seed: int = 0, by: str = "chip") -> np.ndarray:
     """Boolean mask of validation chips.
 
@@ -86,7 +92,7 @@ def split(tile_ids: np.ndarray, scene_ids: np.ndarray, labels: np.ndarray, val_f
     in both parts. ``by="scene"``: whole scenes go to one side, keeping neighbouring chips apart.
     """
     rng = np.random.default_rng(seed)
-    n = len(tile_ids)
+    n = len(keys)
     val = np.zeros(n, dtype=bool)
     if by == "scene":
         scenes = np.unique(scene_ids)
@@ -128,7 +134,7 @@ def dihedral(image: tf.Tensor) -> tf.Tensor:
 
 def dataset(files: Sequence[str], info: DataInfo, bands: Sequence[str], keep_ids: np.ndarray | None,
             batch_size: int, training: bool, cache: str | None = None, seed: int = 0) -> tf.data.Dataset:
-    """``(chips, labels)`` batches. ``keep_ids``: tile ids of this split (``None``: all records).
+    """``(chips, labels)`` batches. ``keep_ids``: chip keys (:func:`chip_key`) of this split (``None``: all).
 
     ``cache``: ``"memory"``, a file path, or ``None``; the cache holds parsed chips before augmentation.
     """
@@ -138,7 +144,7 @@ def dataset(files: Sequence[str], info: DataInfo, bands: Sequence[str], keep_ids
     if keep_ids is not None:
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(keep_ids), tf.ones(len(keep_ids), tf.int32)), 0)
-        ds = ds.filter(lambda r: table.lookup(r["tile_id"]) > 0)
+        ds = ds.filter(lambda r: table.lookup(chip_key(r)) > 0)
     ds = ds.map(lambda r: (tf.cast(tf.gather(r["image"], selected, axis=-1), tf.float32), r["labels"]),
                 num_parallel_calls=tf.data.AUTOTUNE)
     if cache:

@@ -100,13 +100,13 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
 
     files = data.list_files(args.data)
     info = data.peek(files)
-    tile_ids, scene_ids, y = data.index(files, info)
-    if len(set(tile_ids.tolist())) != len(tile_ids):
-        raise ValueError("tile ids repeat in the chip records; chip each scene once")
-    val_mask = data.split(tile_ids, scene_ids, y, args.val_fraction, args.seed, args.split_by)
+    keys, scene_ids, y = data.index(files, info)
+    if len(set(keys.tolist())) != len(keys):
+        raise ValueError("a chip (scene and tile) repeats in the chip records; chip each scene once")
+    val_mask = data.split(keys, scene_ids, y, args.val_fraction, args.seed, args.split_by)
     if val_mask.all() or not val_mask.any():
-        raise ValueError(f"{len(tile_ids)} chips cannot be split into training and validation")
-    train_ids, val_ids = tile_ids[~val_mask], tile_ids[val_mask]
+        raise ValueError(f"{len(keys)} chips cannot be split into training and validation")
+    train_ids, val_ids = keys[~val_mask], keys[val_mask]
     log.info("chips: %d training, %d validation (split by %s)", len(train_ids), len(val_ids), args.split_by)
     mean, variance = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips)
     cache = None if args.cache == "none" else args.cache

@@ -12,6 +12,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RASTERS = SHARED / "rasters"
 TRAIN_CSV = SHARED / "planet" / "train_v2.csv"
 RUNNER = ["--runner", "FnApiRunner"]
+SIMPLE_EPOCHS = 80  # the session bundle: fewer leave the held-out F2 at the mercy of the initialisation
 
 
 @pytest.fixture(scope="session")
@@ -44,5 +45,13 @@ def simple_bundle(chips: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
 
     output = tmp_path_factory.mktemp("bundle") / "simple"
     meta = train.run(["--data", str(chips["folder"]), "--output", str(output), "--arch", "simple_cnn",
-                      "--head_epochs", "40", "--batch_size", "32", "--verbose", "0"])
+                      "--head_epochs", str(SIMPLE_EPOCHS), "--batch_size", "32", "--verbose", "0"])
     return {"path": str(output), "meta": meta}
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``planet-tiles demo`` run once, end to end, with its defaults (simple_cnn)."""
+    from pipelines import demo as demo_module
+
+    return demo_module.run(["--output", str(tmp_path_factory.mktemp("demo"))])

@@ -6,8 +6,8 @@ import pytest
 
 @pytest.mark.parametrize("command", [
     "from pipelines.cli import main; main(['--help'])",
-    "from pipelines.cli import main; main(['chip', '--help'])",
-    "from pipelines.cli import main; main(['scan', '--help'])",
+    *(f"from pipelines.cli import main; main(['{name}', '--help'])"
+      for name in ("chip", "scan", "report", "query", "demo", "submit", "synth")),
 ])
 def test_help_answers_without_tensorflow(command):
     probe = f"import sys\ntry:\n    {command}\nexcept SystemExit:\n    pass\nprint('TF' if 'tensorflow' in sys.modules else 'NO-TF')"

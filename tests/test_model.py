@@ -10,7 +10,7 @@ import pytest
 from pipelines import chip, synthetic
 from planet_model import bundle, data, losses, metrics, model, thresholds, train
 from planet_model.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
-from tests.conftest import RUNNER
+from tests.conftest import RUNNER, SIMPLE_EPOCHS
 
 
 def test_cooccurrence_loss_on_a_hand_computed_example():
@@ -67,7 +67,7 @@ def test_simple_cnn_learns_and_generalises_to_unseen_scenes(simple_bundle, tmp_p
     meta = simple_bundle["meta"]
     assert meta["arch"] == "simple_cnn" and meta["input_size"] == 64 and meta["bands"] == ["red", "green", "blue"]
     assert meta["metrics"]["searched"] >= max(meta["metrics"]["at_0.5"], meta["metrics"]["at_0.2"])
-    summaries = [synthetic.write_scene(s, tmp_path / "scenes") for s in synthetic.mosaic(99, 2, 2, 1024)]
+    summaries = [synthetic.write_scene(s, tmp_path / "scenes") for s in synthetic.mosaic(99, 3, 3, 1024)]
     synthetic.merge_truth(summaries, tmp_path / "truth.geojson")
     chip.run([*RUNNER, "--scenes", str(tmp_path / "scenes" / "*.tif"), "--labels", str(tmp_path / "truth.geojson"),
               "--output", str(tmp_path / "chips")])
@@ -80,7 +80,7 @@ def test_simple_cnn_learns_and_generalises_to_unseen_scenes(simple_bundle, tmp_p
     cut = np.array([meta["thresholds"][n] for n in meta["labels"]])
     score = metrics.mean_f2(y, thresholds.apply(probs, cut))
     print(f"held-out synthetic F2: {score:.4f} on {len(y)} chips")
-    assert score >= 0.85
+    assert score >= 0.87
 
 
 def test_bundle_files_and_validation(simple_bundle, tmp_path):
@@ -91,7 +91,8 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
     assert {"model.keras", "bundle.json", "training_curves.png", "f2_vs_threshold.png",
             "cooccurrence.png"} <= set(os.listdir(path))
     assert len(meta["version"]) == 16 and meta["format_version"] == 1
-    assert len(meta["training"]["history"]) == 40 and set(meta["metrics"]["per_label"]) == set(meta["labels"])
+    assert len(meta["training"]["history"]) == SIMPLE_EPOCHS
+    assert set(meta["metrics"]["per_label"]) == set(meta["labels"])
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
     doc = json.loads((broken / "bundle.json").read_text())

@@ -91,10 +91,11 @@ def test_parquet_schema_geoparquet_and_duckdb(scanned):
     assert result[0][2] == scanned["manifest"]["inferred"]
 
 
-def test_bigquery_schema_file_matches_the_code():
+def test_bigquery_schema_files_match_the_code():
     checked_in = json.load(open("infra/bigquery/tile_labels.schema.json"))
     assert checked_in == schema.bigquery_schema()
     assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
+    assert json.load(open("infra/bigquery/alerts.schema.json")) == schema.bigquery_schema(schema.ALERT_COLUMNS)
 
 
 def test_rerun_replaces_only_its_partition_and_is_deterministic(scanned, scenes):

@@ -1,0 +1,37 @@
+"""What the scan benchmarks share: synthetic scenes and an untrained (random-weight) model bundle.
+
+Throughput and memory do not depend on what the weights learned, so the bundle is built, not trained:
+the real architecture and preprocessing layers, thresholds of 0.2, saved through
+:func:`planet_model.bundle.save` like a trained one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pipelines import synthetic
+
+BANDS = ["red", "green", "blue"]
+
+
+def scenes(folder: str, rows: int, cols: int, size: int, seed: int = 11) -> list[str]:
+    """A ``rows x cols`` mosaic of cloud-free synthetic scenes of ``size`` px; returns the GeoTIFF paths."""
+    specs = synthetic.mosaic(seed=seed, rows=rows, cols=cols, size=size, cloud_probability=0.0, haze_probability=0.0)
+    return [synthetic.write_scene(spec, folder)["scene"] for spec in specs]
+
+
+def bundle(path: str, arch: str = "inception_v3", input_size: int = 140) -> str:
+    """Save a random-weight bundle of ``arch`` at ``input_size`` for 256-px uint16 RGB chips."""
+    from planet_model import bundle as bundles
+    from planet_model import model
+    from planet_model.labels import LABELS
+
+    mean, variance = [1000.0] * len(BANDS), [250000.0] * len(BANDS)
+    net = model.build(arch, 256, len(BANDS), input_size, mean, variance, weights=None)
+    bundles.save(net, path, {
+        "thresholds": {name: 0.2 for name in LABELS}, "chip_size": 256, "input_size": input_size,
+        "bands": BANDS, "dtype": "uint16", "resolution_m": 3.0,
+        "normalization": {"mean": mean, "variance": variance}, "arch": arch,
+        "training": {"note": "random weights, built by benchmarks/scan_setup.py"}, "metrics": {},
+    })
+    return os.fspath(path)

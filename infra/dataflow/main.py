@@ -1,0 +1,17 @@
+"""Flex Template entry point: runs the pipeline the image was built for (``PLANET_TILES_PIPELINE``).
+
+The template launcher calls this file with the template parameters as ``--name=value`` flags, plus the
+Dataflow options it fills in (runner, project, region, temp location, sdk_container_image ...), which
+the pipelines pass on to Beam.
+"""
+
+import importlib
+import logging
+import os
+
+if __name__ == "__main__":
+    logging.getLogger().setLevel(logging.INFO)
+    pipeline = os.environ["PLANET_TILES_PIPELINE"]
+    if pipeline not in ("chip", "scan"):
+        raise SystemExit(f"PLANET_TILES_PIPELINE={pipeline!r}: build the image with --build-arg PIPELINE=chip|scan")
+    importlib.import_module(f"pipelines.{pipeline}").main()

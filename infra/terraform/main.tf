@@ -1,0 +1,281 @@
+# Storage, images, BigQuery, service accounts and the scheduled regional scans of planet-tiles.
+# Regions come from ../regions.yaml and table schemas from ../bigquery/*.schema.json, which the code
+# generates (python -m pipelines.schema): nothing here repeats them.
+
+locals {
+  regions_file = yamldecode(file("${path.module}/../regions.yaml"))
+  regions      = local.regions_file.regions
+  images       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
+  # Machine types that hold each GPU (the same table as pipelines/submit.py).
+  gpu_machines = {
+    "nvidia-l4"         = "g2-standard-8"
+    "nvidia-tesla-t4"   = "n1-standard-8"
+    "nvidia-tesla-a100" = "a2-highgpu-1g"
+  }
+}
+
+# --- Storage ---------------------------------------------------------------------------------------
+
+resource "google_storage_bucket" "data" {
+  name                        = var.data_bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  versioning {
+    enabled = true
+  }
+}
+
+resource "google_storage_bucket" "pipeline" {
+  name                        = var.pipeline_bucket
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  lifecycle_rule {
+    condition {
+      age            = 7
+      matches_prefix = ["tmp/", "staging/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_object" "aoi" {
+  for_each     = local.regions
+  bucket       = google_storage_bucket.data.name
+  name         = "aois/${each.key}.geojson"
+  content_type = "application/geo+json"
+  content = jsonencode({
+    type = "FeatureCollection"
+    features = [{
+      type       = "Feature"
+      properties = { name = each.key, description = lookup(each.value, "description", "") }
+      geometry   = each.value.aoi
+    }]
+  })
+}
+
+resource "google_artifact_registry_repository" "images" {
+  location      = var.region
+  repository_id = "planet-tiles"
+  format        = "DOCKER"
+  description   = "planet-tiles pipeline images (Flex Template launcher and Dataflow worker in one)"
+}
+
+# --- BigQuery --------------------------------------------------------------------------------------
+
+resource "google_bigquery_dataset" "tiles" {
+  dataset_id    = var.dataset
+  location      = var.region
+  description   = "Per-tile labels of planet-tiles scans, and forest change alerts"
+  friendly_name = "planet-tiles"
+}
+
+resource "google_bigquery_table" "tile_labels" {
+  dataset_id          = google_bigquery_dataset.tiles.dataset_id
+  table_id            = "tile_labels"
+  description         = "One row per (tile, scene) of each scan; loaded from the scans' Hive-partitioned GeoParquet"
+  schema              = file("${path.module}/../bigquery/tile_labels.schema.json")
+  clustering          = ["aoi", "tile_id"]
+  deletion_protection = true
+  time_partitioning {
+    type  = "DAY"
+    field = "scan_date"
+  }
+}
+
+resource "google_bigquery_table" "alerts" {
+  dataset_id          = google_bigquery_dataset.tiles.dataset_id
+  table_id            = "alerts"
+  description         = "Tiles that turned from intact forest to a disturbance label (pipelines/analysis.py rules)"
+  schema              = file("${path.module}/../bigquery/alerts.schema.json")
+  clustering          = ["aoi", "tile_id"]
+  deletion_protection = true
+  time_partitioning {
+    type  = "DAY"
+    field = "after_date"
+  }
+}
+
+# The scans as they lie in the data bucket, queryable without loading (labels read as a list, the
+# geometry as WKB bytes: ST_GEOGFROMWKB(geometry) makes it a GEOGRAPHY).
+resource "google_bigquery_table" "tile_labels_external" {
+  dataset_id          = google_bigquery_dataset.tiles.dataset_id
+  table_id            = "tile_labels_external"
+  deletion_protection = false
+  external_data_configuration {
+    source_format = "PARQUET"
+    autodetect    = true
+    source_uris   = ["gs://${google_storage_bucket.data.name}/scans/*.parquet"]
+    hive_partitioning_options {
+      mode                     = "CUSTOM"
+      source_uri_prefix        = "gs://${google_storage_bucket.data.name}/scans/{scan_date:DATE}/{aoi:STRING}"
+      require_partition_filter = false
+    }
+    parquet_options {
+      enable_list_inference = true
+    }
+  }
+}
+
+# --- Service accounts: each with the least it needs ------------------------------------------------
+
+# Dataflow workers (and the Flex Template launcher VM): read scenes, bundles and AOIs, write scans,
+# use temp and staging space, pull the image, write rows to BigQuery (streaming scans).
+resource "google_service_account" "worker" {
+  account_id   = "planet-tiles-worker"
+  display_name = "planet-tiles Dataflow worker"
+}
+
+resource "google_project_iam_member" "worker_dataflow" {
+  project = var.project
+  role    = "roles/dataflow.worker"
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "worker_data" {
+  bucket = google_storage_bucket.data.name
+  role   = "roles/storage.objectAdmin" # a re-run replaces its own scan partition
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "worker_pipeline" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "worker_images" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "worker_rows" {
+  dataset_id = google_bigquery_dataset.tiles.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# Launcher: the identity that builds images and templates and submits jobs (CI or an operator):
+# push images, write template specs, launch jobs that run as the worker account.
+resource "google_service_account" "launcher" {
+  account_id   = "planet-tiles-launcher"
+  display_name = "planet-tiles template builder and job launcher"
+}
+
+resource "google_project_iam_member" "launcher_dataflow" {
+  project = var.project
+  role    = "roles/dataflow.developer"
+  member  = "serviceAccount:${google_service_account.launcher.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "launcher_images" {
+  location   = google_artifact_registry_repository.images.location
+  repository = google_artifact_registry_repository.images.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.launcher.email}"
+}
+
+resource "google_storage_bucket_iam_member" "launcher_pipeline" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.launcher.email}"
+}
+
+resource "google_project_iam_member" "launcher_vertex" {
+  project = var.project
+  role    = "roles/aiplatform.user" # GPU training jobs (infra/vertex/train_job.yaml), run as the worker account
+  member  = "serviceAccount:${google_service_account.launcher.email}"
+}
+
+resource "google_service_account_iam_member" "launcher_acts_as_worker" {
+  service_account_id = google_service_account.worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.launcher.email}"
+}
+
+# Scheduler: only launches the scan template, as the worker account.
+resource "google_service_account" "scheduler" {
+  account_id   = "planet-tiles-scheduler"
+  display_name = "planet-tiles scheduled scans"
+}
+
+resource "google_project_iam_member" "scheduler_dataflow" {
+  project = var.project
+  role    = "roles/dataflow.developer"
+  member  = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_storage_bucket_iam_member" "scheduler_templates" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+resource "google_service_account_iam_member" "scheduler_acts_as_worker" {
+  service_account_id = google_service_account.worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# --- Scheduled regional scans: one job per region of ../regions.yaml ------------------------------
+
+resource "google_cloud_scheduler_job" "scan" {
+  for_each    = local.regions
+  name        = "planet-tiles-scan-${each.key}"
+  description = "Scan ${each.key}: ${lookup(each.value, "description", "")}"
+  region      = var.region
+  schedule    = each.value.schedule
+  time_zone   = local.regions_file.time_zone
+  paused      = var.scheduler_paused
+
+  retry_config {
+    retry_count = 1
+  }
+
+  # The body `planet-tiles submit scan` sends (pipelines/submit.py: launch_request).
+  http_target {
+    http_method = "POST"
+    uri         = "https://dataflow.googleapis.com/v1b3/projects/${var.project}/locations/${var.region}/flexTemplates:launch"
+    headers     = { "Content-Type" = "application/json" }
+    body = base64encode(jsonencode({
+      launchParameter = {
+        jobName              = "planet-tiles-scan-${each.key}"
+        containerSpecGcsPath = "gs://${google_storage_bucket.pipeline.name}/templates/scan.json"
+        parameters = merge(
+          { for k, v in each.value.scan : k => replace(tostring(v), "{bucket}", google_storage_bucket.data.name) },
+          {
+            aoi      = "gs://${google_storage_bucket.data.name}/${google_storage_bucket_object.aoi[each.key].name}"
+            aoi_name = each.key
+          },
+        )
+        environment = merge(
+          {
+            tempLocation         = "gs://${google_storage_bucket.pipeline.name}/tmp"
+            stagingLocation      = "gs://${google_storage_bucket.pipeline.name}/staging"
+            sdkContainerImage    = "${local.images}/scan:${var.image_tag}"
+            serviceAccountEmail  = google_service_account.worker.email
+            maxWorkers           = lookup(each.value, "max_workers", 20)
+            additionalUserLabels = { app = "planet-tiles", pipeline = "scan" }
+            machineType = lookup(each.value, "machine_type",
+            contains(keys(each.value), "gpu") ? local.gpu_machines[split(":", each.value.gpu)[0]] : var.worker_machine_type)
+          },
+          contains(keys(each.value), "gpu") ? {
+            additionalExperiments = [
+              "worker_accelerator=type:${split(":", each.value.gpu)[0]};count:${try(split(":", each.value.gpu)[1], "1")};install-nvidia-driver",
+              "no_use_multiple_sdk_containers",
+            ]
+          } : {},
+        )
+      }
+    }))
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+}
