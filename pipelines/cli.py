@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chip": ("pipelines.chip", "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
     "scan": ("pipelines.scan", "label every tile of a region with a model bundle, write Parquet"),
+    "stream": ("pipelines.stream", "label new scenes as they land (Pub/Sub notifications), alerts as they happen"),
     "report": ("pipelines.report", "detect forest change between scans; write alerts and report.html"),
     "query": ("pipelines.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
     "submit": ("pipelines.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),

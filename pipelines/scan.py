@@ -7,7 +7,8 @@ Writes ``OUTPUT/scan_date=D/aoi=NAME/part-*.parquet`` (GeoParquet, schema in :mo
 ``_manifest.json`` (``inferred + skipped + failed == enumerated``) and ``errors-*.jsonl`` beside them.
 Re-running a scan date and AOI replaces that partition only. Tiles are enumerated per scene on workers,
 read through windowed reads (WarpedVRT into the grid), preprocessed by the bundle's own model layers
-and labelled with Beam's RunInference. All Beam flags are accepted.
+and labelled with Beam's RunInference. All Beam flags are accepted. ``--streaming`` runs the same tile
+logic on scenes as they arrive (:mod:`pipelines.stream`, which documents its own flags).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import datetime as dt
 import json
 import logging
 import posixpath
+import sys
 from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
@@ -218,6 +220,12 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--streaming" in argv:  # the same tile logic, unbounded: see pipelines.stream
+        from pipelines import stream
+
+        stream.main([a for a in argv if a != "--streaming"])
+        return
     logging.getLogger().setLevel(logging.INFO)
     manifest = run(argv)
     print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed", "submitted", "partition")

@@ -134,8 +134,8 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
     }
     machine = conf.get("machine_type")
     if conf.get("gpu"):
-        if pipeline != "scan":
-            raise SystemExit("--gpu applies to the scan (inference); chipping runs on CPUs")
+        if pipeline == "chip":
+            raise SystemExit("--gpu applies to scans (inference); chipping runs on CPUs")
         kind, _, count = str(conf["gpu"]).partition(":")
         environment["additionalExperiments"] = [
             f"worker_accelerator=type:{kind};count:{count or 1};install-nvidia-driver",
@@ -146,6 +146,8 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
         if not machine:
             raise SystemExit(f"--gpu {kind}: give --machine_type (known defaults: {', '.join(GPU_MACHINES)})")
     environment["machineType"] = machine or "n2-standard-4"
+    if pipeline == "stream":
+        environment["enableStreamingEngine"] = True  # state and timers live in the service, not on workers
     for key, field in (("num_workers", "numWorkers"), ("network", "network"), ("subnetwork", "subnetwork")):
         if conf.get(key):
             environment[field] = int(conf[key]) if key == "num_workers" else conf[key]

@@ -26,7 +26,7 @@ import shapely
 from affine import Affine
 from rasterio.enums import ColorInterp
 from rasterio.features import rasterize
-from shapely.geometry import LineString, Point, Polygon, box, mapping
+from shapely.geometry import LineString, Polygon, box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.grid import WGS84, NativeGrid, reproject
@@ -68,6 +68,7 @@ class SceneSpec:
     disturbance_seed: int | None = None  # new clearings, roads, burn scars (a later acquisition)
     cloud_probability: float = 0.45
     haze_probability: float = 0.25
+    overcast: bool = False  # one cloud over the whole scene (a day on which nothing on the ground shows)
 
     @property
     def scene_id(self) -> str:
@@ -166,6 +167,8 @@ def weather(spec: SceneSpec) -> list[tuple[str, BaseGeometry]]:
     rng = np.random.default_rng(spec.seed * 7919 + 1 if spec.weather_seed is None else spec.weather_seed)
     w, h = spec.width, spec.height
     found: list[tuple[str, BaseGeometry]] = []
+    if spec.overcast:
+        return [("cloudy", box(-0.1 * w, -0.1 * h, 1.1 * w, 1.1 * h))]
     if rng.random() < spec.cloud_probability:
         for _ in range(rng.integers(1, 5)):
             found.append(("cloudy", _blob(rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(80, 420), 18)))

@@ -1,6 +1,6 @@
 """Dataflow Flex Template metadata, generated from the pipelines' own argument parsers.
 
-    python -m pipelines.templates infra/dataflow     # rewrites chip.metadata.json and scan.metadata.json
+    python -m pipelines.templates infra/dataflow     # rewrites chip, scan and stream .metadata.json
 
 A template's parameters are exactly its pipeline's flags (name, help, required or not, allowed values),
 so the template and ``python -m pipelines.<name>`` cannot drift apart; a test compares the checked-in
@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-PIPELINES = ("chip", "scan")
+PIPELINES = ("chip", "scan", "stream")
 
 
 def parser(pipeline: str) -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def metadata(pipeline: str) -> dict:
         if regex:
             param["regexes"] = [regex]
         parameters.append(param)
-    return {"name": f"planet-tiles {pipeline}", "description": p.description, "streaming": False,
+    return {"name": f"planet-tiles {pipeline}", "description": p.description, "streaming": pipeline == "stream",
             "parameters": parameters}
 
 

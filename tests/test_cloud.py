@@ -62,6 +62,15 @@ def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, 
               "--scenes", "gs://b/scenes/*.tif", "--output", "gs://b/chips"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["method"] == "POST" and printed["body"]["launchParameter"]["parameters"]["output"] == "gs://b/chips"
+    assert "enableStreamingEngine" not in printed["body"]["launchParameter"]["environment"]
+
+    streaming = dry_run("stream", "--project", "p", "--region", "us-central1", "--bucket", "b", "--",
+                        "--subscription", "projects/p/subscriptions/new-scenes", "--regions", "gs://b/regions.yaml",
+                        "--bundle", "gs://b/bundles/v4", "--bigquery_table", "p:planet_tiles.tile_labels")
+    launch = streaming["body"]["launchParameter"]
+    assert launch["containerSpecGcsPath"] == "gs://b/templates/stream.json"
+    assert launch["environment"]["enableStreamingEngine"] is True
+    assert launch["parameters"]["subscription"] == "projects/p/subscriptions/new-scenes"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,6 +78,7 @@ def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, 
     (["scan", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b", "--output", "o"], "--project"),
     (["chip", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
       "--scenes", "s", "--output", "o"], "chipping runs on CPUs"),
+    (["stream", "--project", "p", "--region", "r", "--bucket", "b", "--", "--subscription", "s"], "required"),
     (["scan", "--project", "p", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b",
       "--output", "o", "--scenes", "a.tif", "b.tif"], "one glob"),
 ])

@@ -12,6 +12,6 @@ import os
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
     pipeline = os.environ["PLANET_TILES_PIPELINE"]
-    if pipeline not in ("chip", "scan"):
-        raise SystemExit(f"PLANET_TILES_PIPELINE={pipeline!r}: build the image with --build-arg PIPELINE=chip|scan")
+    if pipeline not in ("chip", "scan", "stream"):
+        raise SystemExit(f"PLANET_TILES_PIPELINE={pipeline!r}: build the image with --build-arg PIPELINE=chip|scan|stream")
     importlib.import_module(f"pipelines.{pipeline}").main()
