@@ -43,7 +43,9 @@ class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         return [PredictionResult(example, p) for example, p in zip(batch, probabilities)]
 
     def batch_elements_kwargs(self) -> dict:
-        return {"min_batch_size": 1, "max_batch_size": self.batch_size}
+        # Full batches from the start: BatchElements' adaptive sizing would begin at one tile per model
+        # call and grow, which costs a large share of a scan on a CPU. A bundle's last batch may be short.
+        return {"min_batch_size": self.batch_size, "max_batch_size": self.batch_size}
 
     def get_metrics_namespace(self) -> str:
         return "planet_tiles_bundle"
