@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{score['precision']:.2f}, recall {score['recall']:.2f} "
           f"({score['recall_visible']:.2f} of those a cloud-free tile saw)")
     print(f"Open the report in a browser: file://{summary['files']['report']}")
-    print(f"Query the scans locally: planet-tiles query alerts --scans {done['scans']} "
+    command = os.path.join(os.path.dirname(sys.executable), "planet-tiles")
+    print(f"Query the scans locally: {command} query alerts --scans {done['scans']} "
           f"--param start_date={summary['scan_dates'][0]} --param end_date={summary['scan_dates'][-1]}")
     sys.stdout.flush()
 

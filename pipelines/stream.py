@@ -269,23 +269,29 @@ class WindowedFiles(beam.PTransform):
         self.prefix, self.columns, self.partition, self.minutes = prefix, columns, partition, minutes
 
     def expand(self, rows):  # noqa: ANN001, ANN201
-        # Alerts leave their timers after the watermark has passed their window: such late panes are
-        # written too (as files of their own), never dropped.
         return (rows
-                | "Window" >> beam.WindowInto(beam.window.FixedWindows(round(self.minutes * 60)),
-                                              trigger=AfterWatermark(late=AfterCount(1)),
-                                              accumulation_mode=AccumulationMode.DISCARDING,
-                                              allowed_lateness=Duration(seconds=LATENESS_DAYS * 86400))
+                | "Window" >> windows(self.minutes)
                 | "ByPartition" >> beam.Map(lambda r: (self.partition(r), r))
                 | "Group" >> beam.GroupByKey()
                 | "WithWindow" >> beam.ParDo(_WithWindowStart())
                 | "Write" >> beam.ParDo(WriteWindowParquet(self.prefix, self.columns)))
 
 
+def windows(minutes: float) -> beam.WindowInto:
+    """Fixed windows whose late data (alerts leave their timers after the watermark has passed their
+    window; Pub/Sub redeliveries) fire extra panes, written as files of their own, never dropped."""
+    return beam.WindowInto(beam.window.FixedWindows(round(minutes * 60)), trigger=AfterWatermark(late=AfterCount(1)),
+                           accumulation_mode=AccumulationMode.DISCARDING,
+                           allowed_lateness=Duration(seconds=LATENESS_DAYS * 86400))
+
+
+def _pane_name(window, pane) -> str:  # noqa: ANN001
+    return window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S") + f"-{pane.index}"
+
+
 class _WithWindowStart(beam.DoFn):
     def process(self, grouped: tuple, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam) -> Iterator:  # noqa: ANN001
-        start = window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S") + f"-{pane.index}"
-        yield (grouped[0], start), list(grouped[1])
+        yield (grouped[0], _pane_name(window, pane)), list(grouped[1])
 
 
 class WriteErrors(beam.DoFn):
@@ -294,10 +300,10 @@ class WriteErrors(beam.DoFn):
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
-    def process(self, grouped: tuple, window=beam.DoFn.WindowParam) -> Iterator[str]:  # noqa: ANN001
-        start = window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S")
+    def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
+                pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
         lines = sorted(json.dumps(o, sort_keys=True) for o in grouped[1])
-        path = storage.join(self.prefix, f"errors-stream-{start}.jsonl")
+        path = storage.join(self.prefix, f"errors-stream-{_pane_name(window, pane)}.jsonl")
         storage.write_text(path, "\n".join(lines) + "\n")
         yield path
 
@@ -405,7 +411,7 @@ def write(streams: dict, args: argparse.Namespace) -> None:
     problems = streams["outcomes"] | "CountOutcomes" >> beam.ParDo(CountOutcomes())
     if args.output:
         _ = (problems
-             | "WindowErrors" >> beam.WindowInto(beam.window.FixedWindows(round(args.window_minutes * 60)))
+             | "WindowErrors" >> windows(args.window_minutes)
              | "OneKey" >> beam.Map(lambda o: (None, o))
              | "GroupErrors" >> beam.GroupByKey()
              | "WriteErrors" >> beam.ParDo(WriteErrors(args.output)))
