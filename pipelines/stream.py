@@ -100,16 +100,28 @@ def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tupl
 
 
 class FirstNotification(beam.DoFn):
-    """Keyed by scene version (object and generation): passes the first notification of each only."""
+    """Keyed by scene version (object and generation): passes the first notification of each only.
+
+    The state is cleared ``LATENESS_DAYS`` after the first one: Pub/Sub keeps (and so redelivers)
+    messages for at most that long, so state does not grow with every scene ever seen.
+    """
 
     SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
+    EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 
-    def process(self, keyed: tuple, seen=beam.DoFn.StateParam(SEEN)) -> Iterator[SceneSource]:  # noqa: ANN001
+    def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),  # noqa: ANN001
+                expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[SceneSource]:
         if seen.read():
             beam.metrics.Metrics.counter("planet_tiles_stream", "duplicate_notifications").inc()
             return
         seen.write(True)
+        expire.set(timestamp + Duration(seconds=LATENESS_DAYS * 86400))
         yield keyed[1]
+
+    @on_timer(EXPIRE)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)) -> Iterable:  # noqa: ANN001
+        seen.clear()
+        return []
 
 
 # --- Tiles of the watched AOIs ------------------------------------------------------------------------
