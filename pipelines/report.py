@@ -37,14 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def alerts_table(found: Sequence[Alert]):  # noqa: ANN201 - pyarrow.Table
-    """Alerts as a GeoParquet table with the schema of :data:`pipelines.schema.ALERT_COLUMNS`."""
-    import pyarrow as pa
-
-    arrow = schema.arrow_schema(schema.ALERT_COLUMNS)
-    return pa.Table.from_pylist([{name: getattr(a, name) for name in arrow.names} for a in found], schema=arrow)
-
-
 def alerts_geojson(found: Sequence[Alert]) -> dict:
     features = []
     for a in found:
@@ -69,7 +61,7 @@ def score(found: Sequence[Alert], obs: Sequence[Observation], places: Sequence[d
     seen = shapely.STRtree([shapely.from_wkb(o.geometry) for o in obs if o.scan_date == last and o.cloud_free] or
                            [shapely.Point()])
     visible = [i for i, s in enumerate(shapes) if len(seen.query(s, predicate="intersects"))]
-    found_places = set().union(*hits) if hits else set()
+    found_places = set().union(*hits)
     return {
         "places": len(shapes),
         "alerts": len(found),
@@ -98,9 +90,6 @@ def latest_bundle(prefix: str, obs: Sequence[Observation]) -> str | None:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Write the alerts and the report; return the summary (also written as ``summary.json``)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from pipelines import report_page
     from planet_model import bundle as bundles
 
@@ -125,9 +114,9 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
     files = {name: storage.join(args.output, name)
              for name in ("alerts.parquet", "alerts.geojson", "summary.json", "report.html")}
-    buffer = pa.BufferOutputStream()
-    pq.write_table(alerts_table(found), buffer)
-    storage.write_bytes(files["alerts.parquet"], buffer.getvalue().to_pybytes())
+    columns = schema.ALERT_COLUMNS
+    storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(
+        [{c.name: getattr(a, c.name) for c in columns} for a in found], columns))
     storage.write_text(files["alerts.geojson"], json.dumps(alerts_geojson(found)))
     page = report_page.render(obs=obs, found=found, trends=trends, meta=meta, figures=figures, places=places,
                               scored=scored, scans=args.scans)

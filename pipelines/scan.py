@@ -157,9 +157,10 @@ class ToRow(beam.DoFn):
         # some CPU kernels) never changes a row: same inputs, same bundle, same output.
         probs = np.round(np.asarray(result.inference, dtype=np.float64), 6).astype(np.float32)
         acquired = dt.datetime.fromisoformat(tile["acquired"]).astimezone(dt.timezone.utc) if tile["acquired"] else None
-        row = {"tile_id": tile["tile_id"], "scene_id": tile["scene_id"], "scan_id": tile.get("scan_id", self.scan_id),
-               "acquired": acquired, "geometry": tile["geometry"], "lon": float(tile["lon"]),
-               "lat": float(tile["lat"]), "area_m2": float(tile["area_m2"]), "valid_fraction": float(tile["valid_fraction"]),
+        row = {"tile_id": tile["tile_id"], "scene_id": tile["scene_id"],
+               "scan_id": tile.get("scan_id", self.scan_id), "acquired": acquired, "geometry": tile["geometry"],
+               "lon": float(tile["lon"]), "lat": float(tile["lat"]), "area_m2": float(tile["area_m2"]),
+               "valid_fraction": float(tile["valid_fraction"]),
                **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
                "labels": [n for n, p, t in zip(self.labels, probs, self.cut) if p >= t],
                "model_version": self.version,

@@ -37,7 +37,7 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
-from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration
 
 from pipelines import analysis, schema, storage
@@ -197,7 +197,7 @@ class TileAlerts(beam.DoFn):
     batch rule runs over the whole history; alerts not emitted before are emitted now.
     """
 
-    PENDING = ReadModifyWriteStateSpec("pending", PickleCoder())
+    PENDING = BagStateSpec("pending", PickleCoder())
     HISTORY = ReadModifyWriteStateSpec("history", PickleCoder())
     EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
     SETTLE = TimerSpec("settle", TimeDomain.WATERMARK)
@@ -207,14 +207,14 @@ class TileAlerts(beam.DoFn):
 
     def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
                 pending=beam.DoFn.StateParam(PENDING), settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
-        pending.write((pending.read() or []) + [keyed[1]])
+        pending.add(keyed[1])
         settle.set(timestamp + self.settle)
         return []
 
     @on_timer(SETTLE)
     def flush(self, pending=beam.DoFn.StateParam(PENDING), history=beam.DoFn.StateParam(HISTORY),  # noqa: ANN001
               emitted=beam.DoFn.StateParam(EMITTED)) -> Iterator[analysis.Alert]:
-        rows = (history.read() or []) + (pending.read() or [])
+        rows = (history.read() or []) + list(pending.read())
         pending.clear()
         best = analysis.observations(rows)
         kept = {(o.scan_date, o.scene_id) for o in best}
@@ -235,41 +235,33 @@ def _for_alerts(row: dict) -> tuple[str, dict]:
 # --- Sinks --------------------------------------------------------------------------------------------
 
 def bigquery_row(row: dict) -> dict:
-    """A scan row as BigQuery's JSON rows want it (GEOGRAPHY as WKT, dates and times as ISO text)."""
+    """A scan row or alert record as BigQuery's JSON rows want it (GEOGRAPHY as WKT, dates and times as
+    ISO text)."""
     import shapely
 
-    out = dict(row)
-    out["geometry"] = shapely.from_wkb(row["geometry"]).wkt
-    out["acquired"] = row["acquired"].isoformat() if row["acquired"] else None
-    for key in ("scan_date", "before_date", "after_date", "after_acquired"):
-        if key in out and isinstance(out[key], (dt.date, dt.datetime)):
-            out[key] = out[key].isoformat()
-    return out
+    return {key: shapely.from_wkb(value).wkt if key == "geometry"
+            else value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+            for key, value in row.items()}
 
 
 def alert_record(alert: analysis.Alert) -> dict:
-    return {name: getattr(alert, name) for name in schema.arrow_schema(schema.ALERT_COLUMNS).names}
+    return {c.name: getattr(alert, c.name) for c in schema.ALERT_COLUMNS}
 
 
 class WriteWindowParquet(beam.DoFn):
-    """``((partition, window start), rows)`` -> one Parquet file; its name is fixed by the window and the
-    partition, so a retried bundle rewrites the same file instead of adding one."""
+    """``(partition, rows)`` of one window pane -> one Parquet file; its name is fixed by the partition,
+    the window and the pane, so a retried bundle rewrites the same file instead of adding one."""
 
     def __init__(self, prefix: str, columns: Sequence[schema.Column]) -> None:
         self.prefix, self.columns = prefix, tuple(columns)
 
-    def process(self, grouped: tuple) -> Iterator[str]:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        (partition, start), rows = grouped
+    def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
+                pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
+        partition, rows = grouped
         rows = sorted(rows, key=lambda r: (r.get("tile_id"), r.get("scene_id", ""), str(r.get("after_date", ""))))
-        table = pa.Table.from_pylist(rows, schema=schema.arrow_schema(self.columns))
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer)
         digest = hashlib.sha256(partition.encode()).hexdigest()[:8]
-        path = storage.join(self.prefix, partition, f"part-stream-{start}-{digest}.parquet")
-        storage.write_bytes(path, buffer.getvalue().to_pybytes())
+        path = storage.join(self.prefix, partition, f"part-stream-{_pane_name(window, pane)}-{digest}.parquet")
+        storage.write_bytes(path, schema.parquet_bytes(rows, self.columns))
         yield path
 
 
@@ -285,7 +277,6 @@ class WindowedFiles(beam.PTransform):
                 | "Window" >> windows(self.minutes)
                 | "ByPartition" >> beam.Map(lambda r: (self.partition(r), r))
                 | "Group" >> beam.GroupByKey()
-                | "WithWindow" >> beam.ParDo(_WithWindowStart())
                 | "Write" >> beam.ParDo(WriteWindowParquet(self.prefix, self.columns)))
 
 
@@ -300,10 +291,6 @@ def windows(minutes: float) -> beam.WindowInto:
 def _pane_name(window, pane) -> str:  # noqa: ANN001
     return window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S") + f"-{pane.index}"
 
-
-class _WithWindowStart(beam.DoFn):
-    def process(self, grouped: tuple, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam) -> Iterator:  # noqa: ANN001
-        yield (grouped[0], _pane_name(window, pane)), list(grouped[1])
 
 
 class WriteErrors(beam.DoFn):

@@ -63,7 +63,7 @@ def metadata(pipeline: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    folder = (argv if argv is not None else sys.argv[1:] or ["infra/dataflow"])[0]
+    folder = (list(sys.argv[1:] if argv is None else argv) or ["infra/dataflow"])[0]
     for pipeline in PIPELINES:
         path = os.path.join(folder, f"{pipeline}.metadata.json")
         with open(path, "w", encoding="utf-8") as handle:

@@ -151,3 +151,13 @@ def test_stream_reports_the_broken_scene_and_goes_on(streamed):
     broken = [x for x in lines if x["scene_id"] == "synth_broken"]
     assert len(broken) == 1 and broken[0]["status"] == "failed" and broken[0]["reason"].startswith("scene:")
     assert not any("notes" in x["uri"] for x in lines)
+
+
+def test_bigquery_rows_match_the_table_schemas(streamed):
+    from pipelines import schema
+
+    for record, columns in ((streamed["rows"][0], schema.COLUMNS), (streamed["alerts"][0], schema.ALERT_COLUMNS)):
+        row = stream.bigquery_row(record)
+        assert set(row) <= {c.name for c in columns}
+        assert shapely.from_wkt(row["geometry"]).equals(shapely.from_wkb(record["geometry"]))
+        json.dumps(row)  # everything is JSON: dates and times as ISO text
