@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test check bench clean
 
 install: $(STAMP)
 
@@ -20,11 +20,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# The quick subset for the edit-test loop: unit tests, no pipeline runs, no training.
+check: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/chip_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/scan_throughput.py
 	$(BIN)/python benchmarks/scan_memory.py
+	$(BIN)/python benchmarks/scan_cost.py
+	$(BIN)/python benchmarks/basin_enumeration.py
+	$(BIN)/python benchmarks/concurrent_scans.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

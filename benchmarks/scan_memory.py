@@ -22,7 +22,7 @@ import rasterio
 import shapely
 
 import scan_setup
-from pipelines.grid import scene_footprint
+from pipelines.geo.grid import scene_footprint
 
 CHILD = """
 import json, resource, sys
@@ -40,7 +40,7 @@ def measure(paths: list[str], bundle: str, output: str, zoom: int) -> dict:
             footprints.append(scene_footprint(src.crs, src.transform, src.width, src.height))
     bounds = shapely.union_all(footprints).buffer(-0.002).bounds
     args = ["--aoi=" + ",".join(f"{v:.6f}" for v in bounds), "--aoi_name", "bench", "--scenes", *paths,
-            "--bundle", bundle, "--output", output, "--scan_date", "2026-01-01", "--zoom", str(zoom)]
+            "--bundle", bundle, "--output", output, "--scan_date", "2026-01-01", "--grid", "WebMercatorQuad", "--zoom", str(zoom)]
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], check=True, capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})

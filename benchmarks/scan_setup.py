@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pipelines import synthetic
+from pipelines.geo import synthetic
 
 BANDS = ["red", "green", "blue"]
 
@@ -30,7 +30,9 @@ def bundle(path: str, arch: str = "inception_v3", input_size: int = 140) -> str:
     net = model.build(arch, 256, len(BANDS), input_size, mean, variance, weights=None)
     bundles.save(net, path, {
         "thresholds": {name: 0.2 for name in LABELS}, "chip_size": 256, "input_size": input_size,
-        "bands": BANDS, "dtype": "uint16", "resolution_m": 3.0,
+        "bands": BANDS, "dtype": "uint16",
+        "domain": {"gsd_m": 3.0, "product": "surface_reflectance", "dtype": "uint16", "bands": BANDS,
+                   "band_ranges": {band: [0.0, 10000.0] for band in BANDS}},
         "normalization": {"mean": mean, "variance": variance}, "arch": arch,
         "training": {"note": "random weights, built by benchmarks/scan_setup.py"}, "metrics": {},
     })

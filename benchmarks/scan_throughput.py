@@ -29,7 +29,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 import scan_setup
-from pipelines.grid import WebMercatorGrid, scene_footprint
+from pipelines.geo.grid import WebMercatorGrid, scene_footprint
 
 BATCH = 64
 
@@ -99,7 +99,7 @@ def main() -> None:
     t = time.perf_counter()
     manifest = scan.run(["--aoi=" + ",".join(f"{v:.6f}" for v in region.bounds), "--aoi_name", "bench",
                          "--scenes", *paths, "--bundle", bundle, "--output", os.path.join(workdir, "scan"),
-                         "--scan_date", "2026-01-01", "--zoom", str(args.zoom), "--batch_size", str(BATCH)])
+                         "--scan_date", "2026-01-01", "--grid", "WebMercatorQuad", "--zoom", str(args.zoom), "--batch_size", str(BATCH)])
     piped = manifest["inferred"] / (time.perf_counter() - t)
 
     print(f"tiles: (a) {plain_tiles}, (b) {manifest['inferred']} inferred of {manifest['enumerated']} enumerated")

@@ -23,8 +23,10 @@ def main() -> None:
     import keras
     import tensorflow as tf
 
-    from pipelines import chip, synthetic
+    from pipelines import chip
+    from pipelines.geo import synthetic
     from planet_model import data, losses, model
+    from planet_model.architectures import FINETUNE_FROM
 
     if tf.config.list_physical_devices("GPU"):
         keras.mixed_precision.set_global_policy("mixed_float16")
@@ -35,7 +37,7 @@ def main() -> None:
     info = data.peek(files)
     bands = ["red", "green", "blue"]
     net = model.build("inception_v3", info.shape[0], 3, 140, [500.0] * 3, [1e5] * 3, None)
-    model.set_trainable_from(net, model.FINETUNE_FROM)
+    model.set_trainable_from(net, FINETUNE_FROM)
     net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=losses.CooccurrenceLoss())
 
     pipeline = data.dataset(files, info, bands, None, args.batch_size, training=True).repeat()

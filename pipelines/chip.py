@@ -13,6 +13,7 @@ after a reshuffle, so a basin-wide job spreads over Dataflow workers. All Beam f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -22,16 +23,26 @@ from collections.abc import Iterator, Sequence
 import apache_beam as beam
 import numpy as np
 
-from pipelines import accounting, storage
-from pipelines.accounting import FAILED, WRITTEN, outcome
-from pipelines.grid import GRIDS, NATIVE, NativeGrid, WebMercatorGrid, parse_region, scene_footprint
-from pipelines.options import pipeline_options, run_id, submitted_only
-from pipelines.scenes import SceneError, SceneReader, SceneSource, iter_blocks, parse_band_order, resolve_sources
+from pipelines.geo import aoi as aois
+from pipelines.geo import tiling
+from pipelines.geo.grid import NATIVE
+from pipelines.geo.scenes import iter_blocks, resolve_sources
+from pipelines.steps import accounting
+from pipelines.steps.accounting import FAILED, OUTCOMES, WRITTEN, outcome
+from pipelines.steps.options import parse, pipeline_options, run_id, submitted_only
+from pipelines.steps.tiles import TileImage, Tiles
+from planet_model import storage
+from planet_model.errors import UserError
 from planet_model.labels import encode as encode_labels
-from planet_model.records import RGB, RGBN, Chip
+from planet_model.records import ANALYTIC, PRODUCTS, RGB, RGBN, VISUAL, Chip
 
-OUTCOMES = "outcomes"
+MANIFEST = "manifest.json"
 KAGGLE_BAND_ORDER = ("blue", "green", "red", "nir")
+#: The Kaggle chips' pixel size: "orthorectified pixel size 3 m" (Planet's description of the data set,
+#: planetlabs/planet-amazon-deforestation, README "Chip Data Format"; ground sample distance about 3.7 m).
+KAGGLE_GSD_M = 3.0
+#: JPG: Planet's visual product (colour-corrected 8-bit); TIF: the analytic product (12-bit DNs in uint16).
+KAGGLE_PRODUCTS = {"jpg": VISUAL, "tif": ANALYTIC}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,107 +53,73 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--labels", help="GeoJSON of polygons with a 'tag' property (EPSG:4326)")
     source.add_argument("--kaggle_csv", help="Kaggle train_v2.csv (image_name,tags)")
     source.add_argument("--kaggle_images", help="folder of Kaggle train-jpg or train-tif-v2 images")
-    source.add_argument("--kaggle_format", choices=("jpg", "tif"), default="jpg",
-                        help="which Kaggle images to read (default jpg)")
+    source.add_argument("--kaggle_format", choices=("jpg", "tif"),
+                        help="which Kaggle images to read (default: the kind the folder holds)")
+    source.add_argument("--product", choices=[p for p in PRODUCTS if p != "unknown"],
+                        help="what the scenes' values are (default: from the file and asset names)")
     parser.add_argument("--output", required=True, help="output prefix (folder), local or gs://")
-    parser.add_argument("--grid", choices=GRIDS, default=NATIVE, help="tile grid (default native)")
-    parser.add_argument("--zoom", type=int, help="WebMercatorQuad zoom (required with that grid)")
-    parser.add_argument("--tile_size", type=int, default=256, help="chip size in pixels (native grid)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an output folder that holds files this tool did not write (they are "
+                             "left alone; the tool only ever deletes files its own manifests list)")
     parser.add_argument("--aoi", help="only tiles intersecting this GeoJSON or west,south,east,north")
-    parser.add_argument("--min_valid_fraction", type=float, default=0.5,
-                        help="skip chips with less valid (non-nodata) area than this")
     parser.add_argument("--min_label_coverage", type=float, default=0.01,
                         help="a land tag needs this share of a chip (outside clouds)")
-    parser.add_argument("--band_order", help="source band roles, e.g. blue,green,red,nir (default: "
-                        "from colour interpretation)")
     parser.add_argument("--compression", choices=("none", "gzip"), default="none",
                         help="TFRecord compression (default none: gzip makes chipping ~10x slower "
                              "for about 10%% smaller files of 16-bit imagery)")
-    parser.add_argument("--tiles_per_task", type=int, default=64,
-                        help="tiles read together from one open scene after the reshuffle")
+    tiling.add_arguments(parser, grid_default=NATIVE)
     return parser
 
 
-class EnumerateTiles(beam.DoFn):
-    """Scene -> blocks of tiles to read (on a worker: the launcher never lists every chip)."""
+class LabelChips(beam.DoFn):
+    """A :class:`TileImage` -> a labelled :class:`Chip` (labels from the ground-truth polygons) and its
+    ``written`` outcome."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
-
-    def setup(self) -> None:
-        self.region = parse_region(self.args.aoi) if self.args.aoi else None
-        self.band_order = parse_band_order(self.args.band_order)
-
-    def process(self, source: SceneSource) -> Iterator:
-        try:
-            with SceneReader(source, self.band_order) as reader:
-                tiles = self._tiles(reader)
-        except SceneError as error:
-            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, reason=f"scene: {error}"))
-            return
-        except Exception as error:  # noqa: BLE001 - an unforeseen reader error must not stop the job
-            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri,
-                                                             reason=f"scene: {type(error).__name__}: {error}"))
-            return
-        for block in iter_blocks(tiles, self.args.tiles_per_task):
-            yield source, block
-
-    def _tiles(self, reader: SceneReader) -> list:
-        if self.args.grid == NATIVE:
-            height, width = reader.shape
-            grid = NativeGrid(reader.source.scene_id, reader.crs, tuple(reader.transform)[:6], width, height,
-                              self.args.tile_size)
-            return [grid.tile(r, c) for r, c in grid.tiles(self.region)]
-        footprint = scene_footprint(reader.crs, reader.transform, reader.shape[1], reader.shape[0])
-        area = footprint.intersection(self.region) if self.region is not None else footprint
-        grid = WebMercatorGrid(self.args.zoom)
-        return [grid.tile(x, y) for x, y in grid.tiles(area)]
-
-
-class ReadChips(beam.DoFn):
-    """A block of tiles of one scene -> chips, with one outcome per tile."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.args = args
+    def __init__(self, labels_path: str | None, min_label_coverage: float) -> None:
+        self.labels_path, self.min_label_coverage = labels_path, min_label_coverage
 
     def setup(self) -> None:
-        self.band_order = parse_band_order(self.args.band_order)
         self.labeller = None
-        if self.args.labels:
-            from pipelines.labelling import LabelRules, PolygonLabeller
+        if self.labels_path:
+            from pipelines.geo.labelling import LabelRules, PolygonLabeller
 
-            document = json.loads(storage.read_text(self.args.labels))
-            self.labeller = PolygonLabeller.from_geojson(document, LabelRules(min_coverage=self.args.min_label_coverage))
+            document = json.loads(storage.read_text(self.labels_path))
+            self.labeller = PolygonLabeller.from_geojson(document, LabelRules(min_coverage=self.min_label_coverage))
 
-    def process(self, task: tuple) -> Iterator:
-        source, tiles = task
-        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, self.band_order),
-                                           self.args.min_valid_fraction, OUTCOMES, self._chip)
-
-    def _chip(self, reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
-        source = reader.source
+    def process(self, item: TileImage) -> Iterator:
+        tile, source = item.tile, item.source
         labels = encode_labels(self.labeller.labels(tile)) if self.labeller else None
-        yield Chip(image=image, bands=reader.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
+        yield Chip(image=item.image, bands=item.bands, tile_id=tile.tile_id, scene_id=source.scene_id,
                    crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
-                   valid_fraction=valid, labels=labels)
+                   valid_fraction=item.valid_fraction, labels=labels, gsd_m=tile.ground_pixel_m(),
+                   product=item.product)
         yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
 
 
 class ReadKaggleImages(beam.DoFn):
-    """Kaggle chips (``train_N.jpg`` RGB or ``train_N.tif`` BGRN uint16, no georeferencing) -> chips."""
+    """Kaggle chips (``train_N.jpg`` RGB or ``train_N.tif`` BGRN uint16, no georeferencing) -> chips.
+
+    They carry no georeferencing, so their ground sample distance is Planet's published figure,
+    :data:`KAGGLE_GSD_M`, and their product is what the format is: JPG = visual, TIF = analytic.
+    """
 
     def __init__(self, images: str, image_format: str) -> None:
         self.images, self.image_format = images, image_format
 
     def process(self, rows: list[tuple[str, list[str]]]) -> Iterator:
+        product = KAGGLE_PRODUCTS[self.image_format]
         for name, tags in rows:
             uri = storage.join(self.images, f"{name}.{self.image_format}")
             try:
                 image, bands = self._load(uri)
+            except FileNotFoundError:
+                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, name, uri, name, f"file not found: {uri}"))
+                continue
             except Exception as error:  # noqa: BLE001 - one bad image must not stop the job
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, name, uri, name, f"read: {error}"))
                 continue
-            yield Chip(image=image, bands=bands, tile_id=name, scene_id=name, labels=encode_labels(tags))
+            yield Chip(image=image, bands=bands, tile_id=name, scene_id=name, labels=encode_labels(tags),
+                       gsd_m=KAGGLE_GSD_M, product=product)
             yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, name, uri, name))
 
     def _load(self, uri: str) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -164,24 +141,71 @@ class ReadKaggleImages(beam.DoFn):
         return np.ascontiguousarray(pixels[order].transpose(1, 2, 0)), RGBN
 
 
-def check_args(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> tiling.TileSpec:
+    """Refuse contradictory inputs before any work; return the tile spec."""
     kaggle = bool(args.kaggle_csv or args.kaggle_images)
     if kaggle and not (args.kaggle_csv and args.kaggle_images):
-        raise SystemExit("--kaggle_csv and --kaggle_images go together")
+        raise UserError("--kaggle_csv and --kaggle_images go together")
     if kaggle and (args.scenes or args.stac):
-        raise SystemExit("give either scenes (--scenes/--stac) or the Kaggle data set, not both")
+        raise UserError("give either scenes (--scenes/--stac) or the Kaggle data set, not both")
     if not kaggle and not (args.scenes or args.stac):
-        raise SystemExit("no input: give --scenes, --stac, or --kaggle_csv with --kaggle_images")
-    if args.grid != NATIVE and args.zoom is None:
-        raise SystemExit("--grid WebMercatorQuad needs --zoom")
-    if not 0 <= args.min_valid_fraction <= 1:
-        raise SystemExit("--min_valid_fraction must be between 0 and 1")
+        raise UserError("no input: give --scenes, --stac, or --kaggle_csv with --kaggle_images")
+    if kaggle:
+        args.kaggle_format = kaggle_format(args.kaggle_images, args.kaggle_format)
+    try:
+        return tiling.from_args(args)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def aoi_of(args: argparse.Namespace) -> list[aois.Aoi] | None:
+    """``--aoi`` as the one AOI whose tiles are chipped (``None``: every tile of every scene)."""
+    if not args.aoi:
+        return None
+    try:
+        return [aois.Aoi("aoi", aois.parse_region(args.aoi))]
+    except ValueError as error:
+        raise UserError(f"--aoi: {error}") from None
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an output folder holding files that no earlier chip manifest there lists (another person's
+    chips, notes): a re-run replaces only what this tool wrote, and training globs ``chips-*``."""
+    manifest_path = storage.join(output, MANIFEST)
+    ours = {manifest_path}
+    if storage.exists(manifest_path):
+        try:
+            ours |= set(json.loads(storage.read_text(manifest_path)).get("files", []))
+        except ValueError:
+            raise UserError(f"--output {output}: its {MANIFEST} is not one this tool wrote (not JSON); "
+                             "choose another folder") from None
+    foreign = [path for path in storage.glob(storage.join(output, "*"))
+               if path not in ours and not path.endswith(".lock") and f"/{accounting.STAGING}" not in path]
+    if foreign and not overwrite:
+        names = ", ".join(posixpath.basename(p) for p in foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
+        raise UserError(f"--output {output} holds files this tool did not write ({names}); choose an empty "
+                         "folder, or pass --overwrite to write beside them (they are never deleted)")
+
+
+def kaggle_format(images: str, given: str | None) -> str:
+    """``jpg`` or ``tif``: ``given``, else the only kind of image the folder holds."""
+    if given:
+        return given
+    found = [kind for kind in ("jpg", "tif") if storage.glob(storage.join(images, f"*.{kind}"))]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise UserError(f"--kaggle_images {images} holds both .jpg and .tif images: pass --kaggle_format jpg or tif")
+    raise UserError(f"--kaggle_images {images}: no .jpg or .tif images there")
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
     """Run the chipping pipeline and return its manifest."""
-    args, beam_args = build_parser().parse_known_args(argv)
-    check_args(args)
+    args, beam_args = parse(build_parser(), argv)
+    spec = check_args(args)
+    check_output(args.output, args.overwrite)
+    storage.check_writable(args.output)
+    region = aoi_of(args)
     this_run = run_id()
     suffix = ".tfrecord.gz" if args.compression == "gzip" else ".tfrecord"
     run_info = {"pipeline": "chip", "run_id": this_run, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -199,38 +223,34 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
                 | "ReadImages" >> beam.ParDo(ReadKaggleImages(args.kaggle_images, args.kaggle_format))
                 .with_outputs(OUTCOMES, main="chips")
             )
+            chips, outcomes = results.chips, results[OUTCOMES]
         else:
-            sources = resolve_sources(args.scenes, args.stac)
-            tasks = (
-                pipeline
-                | "Scenes" >> beam.Create(sources)
-                | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(args)).with_outputs(OUTCOMES, main="tasks")
-            )
-            results = (
-                tasks.tasks
-                | "SpreadTasks" >> beam.Reshuffle()
-                | "ReadChips" >> beam.ParDo(ReadChips(args)).with_outputs(OUTCOMES, main="chips")
-            )
-            results = {"chips": results.chips,
-                       OUTCOMES: (tasks[OUTCOMES], results[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()}
+            sources = [dataclasses.replace(s, product=args.product or s.product)
+                       for s in resolve_sources(args.scenes, args.stac)]
+            tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, region)
+            labelled = tiles["tiles"] | "LabelChips" >> beam.ParDo(
+                LabelChips(args.labels, args.min_label_coverage)).with_outputs(OUTCOMES, main="chips")
+            chips = labelled.chips
+            outcomes = (tiles["outcomes"], labelled[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()
         from planet_model import records
 
         written = (
-            results["chips"]
+            chips
             | "Encode" >> beam.Map(records.encode)
             | "WriteChips" >> beam.io.WriteToTFRecord(
-                storage.join(args.output, f"chips-{this_run}"), file_name_suffix=suffix,
+                storage.join(accounting.staging(args.output, this_run), f"chips-{this_run}"),
+                file_name_suffix=suffix + accounting.STAGED,
                 compression_type=beam.io.filesystem.CompressionTypes.GZIP if args.compression == "gzip"
                 else beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
         )
-        summary, errors = results[OUTCOMES] | "Account" >> accounting.Account(args.output, this_run)
-        _ = summary | "Finalize" >> beam.ParDo(
-            accounting.Finalize(args.output, "manifest.json", ["chips-*", "errors-*"], run_info),
-            beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+        summary, errors = outcomes | "Account" >> accounting.Account(args.output, this_run)
+        _ = summary | "Publish" >> beam.ParDo(accounting.Publish(args.output, MANIFEST, run_info),
+                                               beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
     if submitted_only(options):
         return {"submitted": True, "output": args.output}
-    manifest = json.loads(storage.read_text(storage.join(args.output, "manifest.json")))
+    manifest = json.loads(storage.read_text(storage.join(args.output, MANIFEST)))
     logging.info("chips: %(written)d written, %(skipped)d skipped, %(failed)d failed of %(enumerated)d", manifest)
+    accounting.fail_if_all_failed(manifest, "chip")
     return manifest
 
 

@@ -8,15 +8,21 @@ import os
 import sys
 from collections.abc import Sequence
 
+from pipelines import PIPELINES
+from planet_model.errors import UserError
+
+_PIPELINE_HELP = {
+    "chip": "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords",
+    "scan": "label every tile of a region with a model bundle, write Parquet",
+    "stream": "label new scenes as they land (Pub/Sub notifications), alerts as they happen",
+}
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("pipelines.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
-    "chip": ("pipelines.chip", "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords"),
+    "synth": ("pipelines.geo.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
-    "scan": ("pipelines.scan", "label every tile of a region with a model bundle, write Parquet"),
-    "stream": ("pipelines.stream", "label new scenes as they land (Pub/Sub notifications), alerts as they happen"),
-    "report": ("pipelines.report", "detect forest change between scans; write alerts and report.html"),
-    "query": ("pipelines.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
-    "submit": ("pipelines.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),
+    **{name: (f"pipelines.{name}", _PIPELINE_HELP[name]) for name in PIPELINES},
+    "report": ("pipelines.analysis.report", "detect forest change between scans; write alerts and report.html"),
+    "query": ("pipelines.analysis.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
+    "submit": ("pipelines.cloud.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),
     "demo": ("pipelines.demo", "run everything end to end on built-in synthetic data"),
 }
 
@@ -42,6 +48,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         module.main(rest)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+    except (UserError, FileNotFoundError) as error:  # bad input: one line, no traceback
+        print(f"planet-tiles {command}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except OSError as error:  # the run could not write or read what it needed
+        print(f"planet-tiles {command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import shapely
 
-from pipelines import synthetic
-from pipelines.grid import scene_footprint
+from pipelines.geo import synthetic
+from pipelines.geo.grid import scene_footprint
 
 TRAIN_ROW_OFFSET = 4  # the training region lies south of the watched one, with a gap of one scene
 
@@ -157,7 +157,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     chips = stages.run("chip the training region", lambda: chip_training(out, scenes))
     bundle = stages.run(f"train {args.arch}", lambda: train(out, chips, args))
     scans = stages.run("scan the watched region on both dates", lambda: scan_dates(out, scenes, bundle, args))
-    from pipelines import report
+    from pipelines.analysis import report
 
     summary = stages.run("detect changes and write the report", lambda: report.run(
         ["--scans", str(scans), "--output", str(out / "report"), "--bundle", str(bundle),

@@ -3,37 +3,45 @@
     python -m pipelines.scan --aoi region.geojson --aoi_name xingu --scenes 'gs://b/scenes/*.tif' \
         --bundle gs://b/bundles/v3 --output gs://b/scans --scan_date 2026-11-24
 
-Writes ``OUTPUT/scan_date=D/aoi=NAME/part-*.parquet`` (GeoParquet, schema in :mod:`pipelines.schema`),
+Writes one partition of the scan layout (:mod:`pipelines.analysis.layout`):
+``OUTPUT/scan_date=D/aoi=NAME/part-*.parquet`` (GeoParquet, schema in :mod:`pipelines.analysis.schema`),
 ``_manifest.json`` (``inferred + skipped + failed == enumerated``) and ``errors-*.jsonl`` beside them.
 Re-running a scan date and AOI replaces that partition only. Tiles are enumerated per scene on workers,
 read through windowed reads (WarpedVRT into the grid), preprocessed by the bundle's own model layers
-and labelled with Beam's RunInference. All Beam flags are accepted. ``--streaming`` runs the same tile
-logic on scenes as they arrive (:mod:`pipelines.stream`, which documents its own flags).
+and labelled with Beam's RunInference. All Beam flags are accepted. The streaming scan
+(:mod:`pipelines.stream`) runs the same steps on scenes as they arrive.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
-import posixpath
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
-import numpy as np
-from pyproj import Geod
+from affine import Affine
+from pyproj import Transformer
+from shapely.geometry.base import BaseGeometry
 
-from pipelines import accounting, schema, storage
-from pipelines.accounting import FAILED, WRITTEN, outcome
-from pipelines.grid import GRIDS, NATIVE, WEB_MERCATOR_QUAD, NativeGrid, WebMercatorGrid, parse_region, \
-    scene_footprint, zoom_for_resolution
-from pipelines.options import pipeline_options, run_id, submitted_only
-from pipelines.scenes import SceneError, SceneReader, SceneSource, iter_blocks, parse_band_order, resolve_sources
+from pipelines.analysis import layout, schema
+from pipelines.geo import aoi as aois
+from pipelines.geo import tiling
+from pipelines.geo.grid import NATIVE, UTM, WEB_MERCATOR_QUAD, WebMercatorGrid, ground_pixel_m, scene_footprint, \
+    zoom_for_resolution
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, resolve_sources
+from pipelines.steps import accounting
+from pipelines.steps.accounting import FAILED, outcome
+from pipelines.steps.inference import LabelTiles
+from pipelines.steps.options import parse, pipeline_options, run_id, submitted_only
+from pipelines.steps.tiles import Tiles
+from planet_model import storage
+from planet_model.errors import UserError
+from planet_model.records import PRODUCTS, UNKNOWN
 
-OUTCOMES = "outcomes"
-GEOD = Geod(ellps="WGS84")
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,191 +50,185 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi_name", help="name of the AOI in the output (default: the GeoJSON file's name)")
     p.add_argument("--scenes", nargs="*", default=[], help="scene paths or globs, local or gs://")
     p.add_argument("--stac", help="a STAC ItemCollection JSON listing scenes")
-    p.add_argument("--bundle", required=True, help="model bundle folder, local or gs://")
     p.add_argument("--output", required=True, help="output prefix, local or gs://")
     p.add_argument("--scan_date", help="YYYY-MM-DD (default: today, UTC)")
-    p.add_argument("--grid", choices=GRIDS, default=WEB_MERCATOR_QUAD)
-    p.add_argument("--zoom", type=int, help="WebMercatorQuad zoom (default: closest to the bundle's resolution)")
-    p.add_argument("--min_valid_fraction", type=float, default=0.5)
-    p.add_argument("--batch_size", type=int, default=64, help="tiles per model call")
-    p.add_argument("--band_order", help="source band roles, e.g. blue,green,red,nir (default: colour interpretation)")
-    p.add_argument("--tiles_per_task", type=int, default=64, help="tiles read together from one open scene")
+    add_bundle_arguments(p)
+    tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
 
 
-def aoi_name(args: argparse.Namespace) -> str:
-    if args.aoi_name:
-        name = args.aoi_name
-    elif args.aoi.endswith((".geojson", ".json")):
-        name = posixpath.basename(args.aoi).rsplit(".", 1)[0]
-    else:
-        raise SystemExit("--aoi_name is required when --aoi is a bounding box")
-    if not name or any(ch in name for ch in "/=\\ "):
-        raise SystemExit(f"--aoi_name {name!r}: use letters, digits, '-', '_' (it becomes a path part)")
-    return name
+def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model flags of every scan (batch and streaming)."""
+    parser.add_argument("--bundle", required=True, help="model bundle folder, local or gs://")
+    parser.add_argument("--batch_size", type=int, default=64, help="tiles per model call")
+    parser.add_argument("--product", choices=[p for p in PRODUCTS if p != UNKNOWN],
+                        help="what the scenes' values are, when you know better than their names say; it "
+                             "also lets a scan run whose scenes' dtype differs from the bundle's")
 
 
-def check_scenes(sources: Sequence[SceneSource], meta: dict, band_order: Sequence[str] | None) -> None:
-    """Fail before any work if a readable scene cannot provide the bundle's bands or dtype.
+def check_batch_size(args: argparse.Namespace) -> None:
+    if args.batch_size <= 0:
+        raise UserError(f"--batch_size {args.batch_size}: must be a positive number of tiles per model call")
 
-    Reads headers only. Scenes that cannot be opened at all are left to the pipeline's error lines.
+
+#: The UTM grid must give ground pixels within this share of the bundle's, anywhere in the AOI.
+UTM_TOLERANCE = 0.10
+#: Beyond this share, a WebMercatorQuad (or native) pixel is reported as far from the bundle's.
+WARN_TOLERANCE = 0.25
+#: A scan prints a warning when at least this share of its tiles lie outside the training value ranges.
+DRIFT_WARNING = 0.2
+
+
+def tile_spec(args: argparse.Namespace, meta: dict, region: BaseGeometry) -> tiling.TileSpec:
+    """The scan's tiles: the bundle's chip size and bands, on a grid whose ground pixel is the bundle's.
+
+    UTM (default): the cell size is the bundle's ``gsd_m`` and the zone that of each AOI's centre; the
+    ground pixel must stay within 10 % of it over the whole AOI. WebMercatorQuad: without ``--zoom`` the
+    level closest to ``gsd_m``; a pixel more than 25 % off is reported before the scan starts.
     """
-    problems = []
+    gsd = meta["domain"]["gsd_m"]
+    zoom = args.zoom
+    if args.grid == UTM and not (args.cell_size or gsd):
+        raise UserError(f"the bundle {args.bundle} records no ground resolution (an older bundle): pass "
+                         "--cell_size METRES, or --grid WebMercatorQuad --zoom Z")
+    if args.grid == WEB_MERCATOR_QUAD and zoom is None:
+        if not gsd:
+            raise UserError(f"the bundle {args.bundle} records no ground resolution (an older bundle): pass --zoom")
+        zoom = zoom_for_resolution(gsd, region.centroid.y)
+    try:
+        spec = tiling.from_args(args, tile_size=meta["chip_size"], zoom=zoom, cell_size=gsd, bands=meta["bands"])
+    except ValueError as error:
+        raise UserError(f"{error} (the bundle was trained on {meta['chip_size']}-px chips)") from None
+    if gsd and spec.grid != NATIVE:
+        check_resolution(spec, region, gsd)
+    return spec
+
+
+def check_resolution(spec: tiling.TileSpec, region: BaseGeometry, gsd: float) -> tuple[float, float]:
+    """The grid's smallest and largest ground pixel over the AOI (its corners and centre), checked
+    against the bundle's ``gsd``: beyond 10 % on the UTM grid the scan is refused, beyond 25 % on
+    WebMercatorQuad it is reported."""
+    matrix = spec.matrix(region)
+    if spec.grid == UTM:
+        matrix.tms()  # the tile matrix set itself, built here so that a bad one fails before any work
+    west, south, east, north = region.bounds
+    points = [(west, south), (west, north), (east, south), (east, north), (region.centroid.x, region.centroid.y)]
+    cell = spec.cell_size if spec.grid == UTM else WebMercatorGrid.tms().matrix(spec.zoom).cellSize
+    to_grid = Transformer.from_crs("EPSG:4326", matrix.crs, always_xy=True)
+    sizes = [ground_pixel_m(matrix.crs, Affine(cell, 0, x, 0, -cell, y), 0, 0)
+             for x, y in (to_grid.transform(lon, lat) for lon, lat in points)]
+    low, high = min(sizes), max(sizes)
+    worst = max(abs(low / gsd - 1), abs(high / gsd - 1))
+    described = (f"the {spec.grid} grid's ground pixel is {low:.2f} to {high:.2f} m over the AOI; the bundle "
+                 f"learned from {gsd:.2f} m")
+    if spec.grid == UTM and worst > UTM_TOLERANCE:
+        raise UserError(f"{described}: more than {UTM_TOLERANCE:.0%} off. Split the AOI by UTM zone or pass "
+                         "--utm_zone for each part")
+    if worst > WARN_TOLERANCE:
+        log.warning("%s: objects look %.2f times their training size to the model; scan on --grid UTM to "
+                    "match it", described, gsd / ((low + high) / 2))
+    return low, high
+
+
+def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSpec, product: str | None,
+                 region: BaseGeometry) -> list[dict]:
+    """Check every scene's header against the bundle's domain before any work.
+
+    A product that differs from the bundle's (both known) refuses the scan, naming both and the fix:
+    a model applied to another product's values fails silently. A scene that cannot give the bundle's
+    bands, or has another dtype (unless ``--product`` says the user knows better), becomes a failed
+    outcome, unless no scene can, which refuses the scan. Scenes that cannot be opened are left to the
+    pipeline's error lines.
+    """
+    domain = meta["domain"]
+    wrong_product, failed, touching = [], [], 0
     for source in sources:
         try:
-            with SceneReader(source, band_order) as reader:
+            with SceneReader(source, spec.band_order) as reader:  # every band, to name the missing ones
+                height, width = reader.shape
+                touching += scene_footprint(reader.crs, reader.transform, width, height).intersects(region)
                 missing = [b for b in meta["bands"] if b not in reader.layout.available()]
-                if missing:
-                    problems.append(f"{source.uri} provides {', '.join(reader.layout.available())}, "
-                                    f"not {', '.join(missing)}")
-                elif reader.dtype != meta["dtype"]:
-                    problems.append(f"{source.uri} is {reader.dtype}, the bundle was trained on {meta['dtype']}")
-        except SceneError:
+                scene_product = product or reader.product
+                if UNKNOWN not in (scene_product, domain["product"]) and scene_product != domain["product"]:
+                    wrong_product.append(f"{source.uri} is {scene_product}")
+                elif missing:
+                    failed.append(outcome(FAILED, source.scene_id, source.uri, reason=(
+                        f"bands: it provides {', '.join(reader.layout.available())}, not {', '.join(missing)}")))
+                elif reader.dtype != meta["dtype"] and not product:
+                    failed.append(outcome(FAILED, source.scene_id, source.uri, reason=(
+                        f"dtype: it is {reader.dtype}, the bundle was trained on {meta['dtype']} (pass --product "
+                        "if its values are the bundle's product all the same)")))
+        except SceneError as error:
+            if len(sources) == 1:
+                raise UserError(str(error)) from None
             continue
-    if problems:
-        raise SystemExit(f"the bundle needs bands {', '.join(meta['bands'])} ({meta['dtype']}): "
-                         + "; ".join(problems))
-
-
-class EnumerateScanTiles(beam.DoFn):
-    """Scene -> blocks of tiles of the AOI that intersect the scene's footprint (on a worker)."""
-
-    def __init__(self, args: argparse.Namespace, zoom: int | None) -> None:
-        self.args, self.zoom = args, zoom
-
-    def setup(self) -> None:
-        self.region = parse_region(self.args.aoi)
-        self.band_order = parse_band_order(self.args.band_order)
-
-    def process(self, source: SceneSource) -> Iterator:
-        try:
-            with SceneReader(source, self.band_order) as reader:
-                if self.args.grid == NATIVE:
-                    height, width = reader.shape
-                    grid = NativeGrid(source.scene_id, reader.crs, tuple(reader.transform)[:6], width, height)
-                    tiles = [grid.tile(r, c) for r, c in grid.tiles(self.region)]
-                else:
-                    footprint = scene_footprint(reader.crs, reader.transform, reader.shape[1], reader.shape[0])
-                    grid = WebMercatorGrid(self.zoom)
-                    tiles = [grid.tile(x, y) for x, y in grid.tiles(footprint.intersection(self.region))]
-        except Exception as error:  # noqa: BLE001 - a bad scene is an error line, not a failed job
-            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, reason=f"scene: {error}"))
-            return
-        for block in iter_blocks(tiles, self.args.tiles_per_task):
-            yield source, block
-
-
-class ReadTiles(beam.DoFn):
-    """A block of tiles -> ``(tile metadata, chip)`` for the model, with an outcome for each tile not kept.
-
-    A task is ``(source, tiles)`` or ``(source, tiles, context)``; the streaming scan's context (``aoi``,
-    ``scan_date``, ``scan_id``) rides along in the metadata into the row.
-    """
-
-    def __init__(self, args: argparse.Namespace, bands: Sequence[str]) -> None:
-        self.args, self.bands = args, list(bands)
-
-    def process(self, task: tuple) -> Iterator:
-        source, tiles, *context = task
-        band_order = parse_band_order(self.args.band_order)
-        extra = context[0] if context else {}
-
-        def keep(reader: SceneReader, tile, image: np.ndarray, valid: float) -> Iterator:  # noqa: ANN001
-            polygon = tile.polygon_wgs84()
-            meta = {"tile_id": tile.tile_id, "scene_id": reader.source.scene_id, "uri": reader.source.uri,
-                    "acquired": reader.acquired, "geometry": polygon.wkb, "lon": polygon.centroid.x,
-                    "lat": polygon.centroid.y, "area_m2": abs(GEOD.geometry_area_perimeter(polygon)[0]),
-                    "valid_fraction": valid, **extra}
-            yield meta, image
-
-        yield from accounting.screen_tiles(source, tiles, lambda: SceneReader(source, band_order, self.bands),
-                                           self.args.min_valid_fraction, OUTCOMES, keep)
-
-
-class ToRow(beam.DoFn):
-    """Model output -> a Parquet row (thresholds applied) and a ``written`` outcome."""
-
-    def __init__(self, meta: dict, scan_id: str) -> None:
-        self.labels = list(meta["labels"])
-        self.cut = np.array([meta["thresholds"][n] for n in self.labels], dtype=np.float32)
-        self.version, self.scan_id = meta["version"], scan_id
-
-    def process(self, keyed: tuple) -> Iterator:
-        tile, result = keyed
-        # Rounded so that the batch a tile happened to share (which can move the last float bits on
-        # some CPU kernels) never changes a row: same inputs, same bundle, same output.
-        probs = np.round(np.asarray(result.inference, dtype=np.float64), 6).astype(np.float32)
-        acquired = dt.datetime.fromisoformat(tile["acquired"]).astimezone(dt.timezone.utc) if tile["acquired"] else None
-        row = {"tile_id": tile["tile_id"], "scene_id": tile["scene_id"],
-               "scan_id": tile.get("scan_id", self.scan_id), "acquired": acquired, "geometry": tile["geometry"],
-               "lon": float(tile["lon"]), "lat": float(tile["lat"]), "area_m2": float(tile["area_m2"]),
-               "valid_fraction": float(tile["valid_fraction"]),
-               **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
-               "labels": [n for n, p, t in zip(self.labels, probs, self.cut) if p >= t],
-               "model_version": self.version,
-               **{key: tile[key] for key in ("aoi", "scan_date") if key in tile}}
-        yield row
-        yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, tile["scene_id"], tile["uri"], tile["tile_id"]))
+    if wrong_product:
+        raise UserError(f"the bundle was trained on {domain['product']} imagery; "
+                         + "; ".join(wrong_product[:3]) + (f" and {len(wrong_product) - 3} more" if len(wrong_product) > 3 else "")
+                         + f". Scan {domain['product']} scenes, or pass --product {domain['product']} if these are "
+                         "that product whatever their names say")
+    if failed and len(failed) == len(sources):
+        raise UserError(f"the bundle needs bands {', '.join(meta['bands'])} ({meta['dtype']}); no scene can give "
+                         "them: " + "; ".join(f"{o['uri']}: {o['reason']}" for o in failed[:3]))
+    for item in failed:
+        log.warning("%s: %s (counted as failed)", item["uri"], item["reason"])
+    if sources and not touching:
+        log.warning("the AOI touches none of the %d scenes: the scan will write no rows", len(sources))
+    return failed
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
     """Run a scan and return its manifest."""
-    from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-
-    from pipelines.inference import BundleModelHandler
     from planet_model.bundle import read_metadata
 
-    args, beam_args = build_parser().parse_known_args(argv)
+    args, beam_args = parse(build_parser(), argv)
+    check_batch_size(args)
     if not (args.scenes or args.stac):
-        raise SystemExit("no scenes: give --scenes or --stac")
-    name = aoi_name(args)
-    scan_date = args.scan_date or dt.datetime.now(dt.timezone.utc).date().isoformat()
-    dt.date.fromisoformat(scan_date)
+        raise UserError("no scenes: give --scenes or --stac")
+    try:
+        aoi = aois.load(args.aoi, args.aoi_name)
+        scan_date = layout.check_scan_date(args.scan_date or dt.datetime.now(dt.timezone.utc).date().isoformat())
+    except ValueError as error:
+        raise UserError(str(error)) from None
     meta = read_metadata(args.bundle)
-    region = parse_region(args.aoi)
-    zoom = args.zoom
-    if args.grid == WEB_MERCATOR_QUAD and zoom is None:
-        zoom = zoom_for_resolution(meta.get("resolution_m") or 4.77, region.centroid.y)
-    sources = resolve_sources(args.scenes, args.stac)
-    check_scenes(sources, meta, parse_band_order(args.band_order))
-    partition = storage.join(args.output, f"scan_date={scan_date}", f"aoi={name}")
+    spec = tile_spec(args, meta, aoi.geometry)
+    sources = [dataclasses.replace(s, product=args.product or s.product) for s in resolve_sources(args.scenes, args.stac)]
+    refused = check_scenes(sources, meta, spec, args.product, aoi.geometry)
+    sources = [s for s in sources if s.uri not in {o["uri"] for o in refused}]
+    partition = layout.partition(args.output, scan_date, aoi.name)
+    storage.check_writable(args.output)
     this_run = run_id()
-    scan_id = f"{name}:{scan_date}:{meta['version']}"
-    run_info = {"pipeline": "scan", "run_id": this_run, "scan_id": scan_id, "aoi": name, "scan_date": scan_date,
-                "grid": args.grid, "zoom": zoom, "bundle": args.bundle, "model_version": meta["version"],
+    run_info = {"pipeline": "scan", "run_id": this_run, "scan_id": f"{aoi.name}:{scan_date}:{meta['version']}",
+                "aoi": aoi.name, "scan_date": scan_date, "grid": spec.grid, "zoom": spec.zoom,
+                "cell_size": spec.cell_size, "tile_size": spec.tile_size,
+                "tile_matrix": spec.matrix(aoi.geometry).name if spec.grid != NATIVE else None,
+                "bundle": args.bundle, "model_version": meta["version"], "domain": meta["domain"],
                 "started": dt.datetime.now(dt.timezone.utc).isoformat(), "options": vars(args),
                 "beam_args": list(beam_args)}
-    handler = KeyedModelHandler(BundleModelHandler(args.bundle, args.batch_size))
     options = pipeline_options(beam_args, save_main_session)
     with beam.Pipeline(options=options) as pipeline:
-        tasks = (pipeline
-                 | "Scenes" >> beam.Create(sources)
-                 | "EnumerateTiles" >> beam.ParDo(EnumerateScanTiles(args, zoom)).with_outputs(OUTCOMES, main="tasks"))
-        tiles = (tasks.tasks
-                 | "SpreadTasks" >> beam.Reshuffle()
-                 | "ReadTiles" >> beam.ParDo(ReadTiles(args, meta["bands"])).with_outputs(OUTCOMES, main="tiles"))
-        rows = (tiles.tiles
-                | "RunInference" >> RunInference(handler)
-                | "ToRows" >> beam.ParDo(ToRow(meta, scan_id)).with_outputs(OUTCOMES, main="rows"))
-        written = rows.rows | "WriteParquet" >> beam.io.WriteToParquet(
-            storage.join(partition, f"part-{this_run}"), schema.arrow_schema(), file_name_suffix=".parquet")
-        outcomes = (tasks[OUTCOMES], tiles[OUTCOMES], rows[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()
+        tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, [aoi])
+        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, meta, args.batch_size, scan_date)
+        written = rows["rows"] | "WriteParquet" >> beam.io.WriteToParquet(
+            layout.part_prefix(accounting.staging(partition, this_run), this_run), schema.arrow_schema(),
+            file_name_suffix=layout.PART_SUFFIX + accounting.STAGED)
+        refused_scenes = pipeline | "RefusedScenes" >> beam.Create(refused)
+        outcomes = (tiles["outcomes"], rows["outcomes"], refused_scenes) | "AllOutcomes" >> beam.Flatten()
         summary, errors = outcomes | "Account" >> accounting.Account(partition, this_run)
-        _ = summary | "Finalize" >> beam.ParDo(
-            accounting.Finalize(partition, "_manifest.json", ["part-*", "errors-*"], run_info, "inferred"),
-            beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+        _ = summary | "Publish" >> beam.ParDo(accounting.Publish(partition, layout.MANIFEST, run_info, "inferred"),
+                                               beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
     if submitted_only(options):
-        return {"submitted": True, "partition": partition, "scan_id": scan_id}
-    return json.loads(storage.read_text(storage.join(partition, "_manifest.json")))
+        return {"submitted": True, "partition": partition, "scan_id": run_info["scan_id"]}
+    manifest = json.loads(storage.read_text(storage.join(partition, layout.MANIFEST)))
+    if manifest["inferred"] and manifest.get("out_of_domain", 0) >= DRIFT_WARNING * manifest["inferred"]:
+        log.warning("%d of %d tiles have band means outside the bundle's training ranges: the model is far from "
+                    "its data there (check the product, bands and scaling of the scenes)",
+                    manifest["out_of_domain"], manifest["inferred"])
+    accounting.fail_if_all_failed(manifest, "scan")
+    return manifest
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--streaming" in argv:  # the same tile logic, unbounded: see pipelines.stream
-        from pipelines import stream
-
-        stream.main([a for a in argv if a != "--streaming"])
-        return
     logging.getLogger().setLevel(logging.INFO)
     manifest = run(argv)
     print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed", "submitted", "partition")

@@ -1,12 +1,20 @@
 """The model bundle: one self-describing folder (local or ``gs://``) that the scan applies as it is.
 
-    model.keras     Keras 3 model: raw chips in (chip_size, bands, float32 of the native values), 17
-                    probabilities out; resize and normalisation are its first layers
+    model.keras     Keras 3 inference model: raw chips in (chip_size, bands, float32 of the native
+                    values), 17 probabilities out; resize and normalisation are its first layers. Saved
+                    without the training loss and optimizer, so plain ``keras.saving.load_model(path)``
+                    opens it (safe mode) in any Python with Keras 3; only the softmax weather head
+                    (``--weather_head softmax``) needs ``import planet_model.model`` first, for its layer.
     bundle.json     format_version, labels, thresholds (label -> float), chip_size, input_size, bands,
-                    dtype, resolution_m, normalization, arch, model_file, version (content hash),
-                    created_at, training (options, data), metrics (validation F2 at 0.5, 0.2 and the
-                    searched thresholds; per-label figures)
+                    dtype, domain, normalization, arch, model_file, version (content hash), created_at,
+                    training (options, data), metrics (validation F2 at 0.5, 0.2 and the searched
+                    thresholds; per-label figures)
     *.png           training curves, F2 against threshold per label, label co-occurrence heatmaps
+
+``domain`` is what the model learned from, which every scan must feed it: ``gsd_m`` (ground sample
+distance of the chips, metres; null when unknown), ``product`` (``visual``, ``analytic``,
+``surface_reflectance`` or ``unknown``), ``dtype``, ``bands`` and ``band_ranges`` (band -> 1st and 99th
+percentile of the training pixels). Bundles written before it existed still load, with a warning.
 
 Reading ``bundle.json`` (:func:`read_metadata`) needs no TensorFlow, so a launcher can validate a
 bundle and check bands before any work starts. :func:`load_model` loads the Keras model in safe mode.
@@ -17,13 +25,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
 
-from pipelines import storage
+from planet_model.errors import UserError
+from planet_model import storage
 from planet_model.labels import LABELS
-from planet_model.records import DTYPES
+from planet_model.records import DTYPES, PRODUCTS, UNKNOWN
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 METADATA = "bundle.json"
@@ -32,7 +44,7 @@ REQUIRED = ("format_version", "labels", "thresholds", "chip_size", "input_size",
             "normalization", "arch", "model_file", "version", "created_at", "training", "metrics")
 
 
-class BundleError(ValueError):
+class BundleError(UserError):
     """A bundle that cannot be used, with what exactly is wrong."""
 
 
@@ -58,6 +70,15 @@ def validate(meta: Mapping, where: str = "bundle") -> None:
         problems.append(f"bands {bands!r}: use names among red, green, blue, nir")
     if "dtype" in meta and meta["dtype"] not in DTYPES:
         problems.append(f"dtype {meta['dtype']!r} not in {DTYPES}")
+    domain = meta.get("domain")
+    if domain is not None:
+        if domain.get("product") not in PRODUCTS:
+            problems.append(f"domain.product {domain.get('product')!r} not in {PRODUCTS}")
+        if domain.get("gsd_m") is not None and not (isinstance(domain["gsd_m"], (int, float)) and domain["gsd_m"] > 0):
+            problems.append(f"domain.gsd_m {domain.get('gsd_m')!r} must be positive metres or null")
+        ranges = domain.get("band_ranges", {})
+        if sorted(ranges) != sorted(bands) or any(len(r) != 2 or r[0] > r[1] for r in ranges.values()):
+            problems.append("domain.band_ranges needs [low, high] for each band")
     norm = meta.get("normalization", {})
     if "normalization" in meta and not (len(norm.get("mean", [])) == len(norm.get("variance", [])) == len(bands)):
         problems.append("normalization needs a mean and a variance per band")
@@ -75,17 +96,36 @@ def read_metadata(path: str) -> dict:
     except json.JSONDecodeError as error:
         raise BundleError(f"{location}: not valid JSON ({error})") from None
     validate(meta, path)
-    if not storage.exists(storage.join(path, meta["model_file"])):
+    model_path = storage.join(path, meta["model_file"])
+    if not storage.exists(model_path):
         raise BundleError(f"{path}: model file {meta['model_file']!r} not found")
+    if not _is_keras_file(model_path):
+        raise BundleError(f"{model_path}: not a complete Keras file (truncated or overwritten?); copy the bundle again")
+    if "domain" not in meta:
+        log.warning("%s: the bundle records no domain (ground resolution, product, value ranges); it was "
+                    "written by an older version. Scans check only its bands and dtype.", path)
+        meta["domain"] = {"gsd_m": meta.get("resolution_m"), "product": UNKNOWN, "dtype": meta["dtype"],
+                          "bands": meta["bands"], "band_ranges": {}}
     return meta
+
+
+def _is_keras_file(path: str) -> bool:
+    """A ``.keras`` file is a zip archive with ``config.json``: a truncated copy has no central directory."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(storage.read_bytes(path))) as archive:
+            return "config.json" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
 
 
 def load_model(path: str, meta: Mapping | None = None):  # noqa: ANN201 - keras.Model
     """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code)."""
     import keras
 
-    import planet_model.losses  # noqa: F401 - registers the custom objects
-    import planet_model.model  # noqa: F401
+    import planet_model.model  # noqa: F401 - registers the softmax weather head's layer
 
     meta = meta or read_metadata(path)
     source = storage.join(path, meta["model_file"])
@@ -101,11 +141,17 @@ def load_model(path: str, meta: Mapping | None = None):  # noqa: ANN201 - keras.
 def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> dict:  # noqa: ANN001, B006
     """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json``; return the metadata.
 
-    ``version`` is a hash of the model file and the thresholds: it changes whenever predictions can.
+    The model is saved as an uncompiled copy sharing the trained layers: the training loss (with its
+    co-occurrence penalty) and the optimizer are not part of what a bundle is for, and a file that names
+    them cannot be opened without this project. ``version`` is a hash of the model file and the
+    thresholds: it changes whenever predictions can.
     """
+    import keras
+
+    inference = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory() as tmp:
         local_model = os.path.join(tmp, MODEL_FILE)
-        model.save(local_model)
+        inference.save(local_model)
         with open(local_model, "rb") as handle:
             model_bytes = handle.read()
     full = {

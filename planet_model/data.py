@@ -1,41 +1,51 @@
-"""Input pipeline: chip TFRecords -> shuffled, augmented, batched ``tf.data`` datasets.
+"""Input pipeline: chip TFRecords -> shuffled, augmented, batched ``tf.data`` datasets, and the facts of a
+chip set that the bundle keeps (layout, ground sample distance, product, value ranges).
 
 Chips reach the model as stored (full chip size, float32 of the native values, the chosen bands in
 record order); resizing and normalisation happen inside the model (:mod:`planet_model.model`).
+Files are listed through :mod:`planet_model.storage`; ``tf.data`` reads them with its own IO (local or
+``gs://``), which streams records far faster than a Python file object could.
 """
 
 from __future__ import annotations
 
-import glob as globlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from planet_model import records
+from planet_model import records, storage
 from planet_model.labels import NUM_LABELS
 
 
 @dataclass(frozen=True)
 class DataInfo:
-    """What every record of a chip set shares, read from its first record."""
+    """What every record of a chip set shares (checked on the first record of every file)."""
 
     dtype: str
     shape: tuple[int, int, int]
     bands: tuple[str, ...]
-    resolution_m: float | None
+
+
+@dataclass(frozen=True)
+class ChipIndex:
+    """Every chip of a set, in file order: what splitting and the bundle's domain need."""
+
+    keys: np.ndarray  # scene_id|tile_id (bytes)
+    scene_ids: np.ndarray
+    labels: np.ndarray  # (n, 17) int64
+    gsd_m: np.ndarray  # float32, 0 where unknown
+    products: np.ndarray  # bytes
 
 
 def list_files(location: str) -> list[str]:
     """TFRecord files: a folder (its ``chips-*.tfrecord[.gz]``), a glob, or one file."""
     if any(ch in location for ch in "*?["):
-        pattern = location
-    elif tf.io.gfile.isdir(location):
-        pattern = location.rstrip("/") + "/chips-*.tfrecord*"
+        files = storage.glob(location)
     else:
-        pattern = location
-    files = sorted(tf.io.gfile.glob(pattern) if "://" in pattern else globlib.glob(pattern))
+        files = storage.glob(storage.join(location, "chips-*.tfrecord*")) or (
+            [location] if storage.exists(location) and not location.endswith("/") else [])
     if not files:
         raise FileNotFoundError(f"no chip records at {location!r}")
     return files
@@ -51,18 +61,24 @@ def raw_dataset(files: Sequence[str]) -> tf.data.Dataset:
 
 
 def peek(files: Sequence[str]) -> DataInfo:
-    first = records.decode(next(iter(raw_dataset(files[:1]).take(1))).numpy())
-    resolution = None
-    if first.transform and first.crs:
-        from pyproj import CRS
-
-        crs = CRS.from_user_input(first.crs)
-        resolution = abs(first.transform[0])
-        if crs.is_geographic:
-            resolution *= 111_320.0
-        elif crs.to_epsg() == 3857 and first.bounds:  # Web Mercator metres shrink with latitude
-            resolution *= float(np.cos(np.radians((first.bounds[1] + first.bounds[3]) / 2)))
-    return DataInfo(str(first.image.dtype), first.image.shape, first.bands, resolution)
+    """The layout every chip file shares, from the first record of each; files that differ (3 and 4
+    bands, uint8 and uint16, other sizes) are named in a ``ValueError`` before any training."""
+    layouts: dict[tuple, list[str]] = {}
+    for path in files:
+        first = next(iter(raw_dataset([path]).take(1)), None)
+        if first is None:
+            continue
+        chip = records.decode(first.numpy())
+        layouts.setdefault((str(chip.image.dtype), chip.image.shape, chip.bands), []).append(path)
+    if not layouts:
+        raise ValueError("the chip records are empty")
+    if len(layouts) > 1:
+        described = "; ".join(f"{dtype} {'x'.join(map(str, shape))} {','.join(bands)}: {', '.join(paths[:3])}"
+                              + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+                              for (dtype, shape, bands), paths in sorted(layouts.items(), key=lambda kv: -len(kv[1])))
+        raise ValueError(f"the chip files differ in layout (dtype, size, bands); train on one kind: {described}")
+    (dtype, shape, bands), = layouts
+    return DataInfo(dtype, shape, bands)
 
 
 def chip_key(record: dict) -> tf.Tensor:
@@ -71,17 +87,33 @@ def chip_key(record: dict) -> tf.Tensor:
     return tf.strings.join([record["scene_id"], record["tile_id"]], separator="|")
 
 
-def index(files: Sequence[str], info: DataInfo) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``chip keys, scene_ids, labels`` of every record, in file order (for splitting)."""
+def index(files: Sequence[str], info: DataInfo) -> ChipIndex:
+    """Every record's key, scene, labels, ground sample distance and product, in file order."""
     parse = records.parse_fn(info.dtype, info.shape)
-    ids, scenes, labels = [], [], []
+    parts: dict[str, list] = {"keys": [], "scene_ids": [], "labels": [], "gsd_m": [], "products": []}
     for batch in raw_dataset(files).map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024):
-        ids.append(chip_key(batch).numpy())
-        scenes.append(batch["scene_id"].numpy())
-        labels.append(batch["labels"].numpy())
-    if not ids:
+        parts["keys"].append(chip_key(batch).numpy())
+        parts["scene_ids"].append(batch["scene_id"].numpy())
+        parts["labels"].append(batch["labels"].numpy())
+        parts["gsd_m"].append(batch["gsd_m"].numpy())
+        parts["products"].append(batch["product"].numpy())
+    if not parts["keys"]:
         raise ValueError("the chip records are empty")
-    return np.concatenate(ids), np.concatenate(scenes), np.concatenate(labels).astype(np.int64)
+    joined = {k: np.concatenate(v) for k, v in parts.items()}
+    return ChipIndex(**{**joined, "labels": joined["labels"].astype(np.int64)})
+
+
+def domain_facts(chips: ChipIndex) -> tuple[float | None, str]:
+    """``(gsd_m, product)`` of a chip set: the median ground sample distance of the chips that know it,
+    to the centimetre (a pixel's geodesic size moves by a few tenths of a per cent with latitude and
+    projection: 3 m UTM pixels measure 3.0008 m; the scans' grid takes this as its cell size), and their
+    product, which must be one (a model learns one kind of values)."""
+    known = chips.gsd_m[chips.gsd_m > 0]
+    products, counts = np.unique(chips.products, return_counts=True)
+    if len(products) > 1:
+        mix = ", ".join(f"{p.decode()} {n}" for p, n in zip(products, counts))
+        raise ValueError(f"the chips mix products ({mix}); train on one product, or re-chip with --product")
+    return (round(float(np.median(known)), 2) if known.size else None), products[0].decode()
 
 
 def split(keys: np.ndarray, scene_ids: np.ndarray, labels: np.ndarray, val_fraction: float = 0.3,
@@ -155,18 +187,35 @@ def dataset(files: Sequence[str], info: DataInfo, bands: Sequence[str], keep_ids
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+@dataclass(frozen=True)
+class BandStatistics:
+    """Per-band figures of the training split: the model's normalisation and the scan's drift check."""
+
+    mean: list[float]
+    variance: list[float]
+    p1: list[float]  # 1st percentile of pixel values
+    p99: list[float]  # 99th percentile
+
+
 def band_statistics(files: Sequence[str], info: DataInfo, bands: Sequence[str], keep_ids: np.ndarray,
-                    max_chips: int = 4000) -> tuple[list[float], list[float]]:
-    """Per-band mean and variance of the training split (at most ``max_chips`` chips, in file order)."""
+                    max_chips: int = 4000, seed: int = 0) -> BandStatistics:
+    """Per-band mean, variance and 1st/99th percentiles of the training split (at most ``max_chips``
+    chips, in file order; percentiles from 1,024 random pixels of each chip)."""
     ds = dataset(files, info, bands, keep_ids, batch_size=64, training=False).unbatch().take(max_chips)
+    rng = np.random.default_rng(seed)
     total = np.zeros(len(bands))
     total_sq = np.zeros(len(bands))
     count = 0
+    samples = []
     for x, _ in ds.batch(256):
-        pixels = x.numpy().reshape(-1, len(bands)).astype(np.float64)
-        total += pixels.sum(axis=0)
-        total_sq += (pixels**2).sum(axis=0)
-        count += len(pixels)
+        pixels = x.numpy().reshape(len(x), -1, len(bands)).astype(np.float64)
+        total += pixels.sum(axis=(0, 1))
+        total_sq += (pixels**2).sum(axis=(0, 1))
+        count += pixels.shape[0] * pixels.shape[1]
+        picks = rng.integers(0, pixels.shape[1], size=(pixels.shape[0], min(1024, pixels.shape[1])))
+        samples.append(np.take_along_axis(pixels, picks[:, :, None], axis=1).reshape(-1, len(bands)))
     mean = total / count
     variance = np.maximum(total_sq / count - mean**2, 1e-6)
-    return mean.tolist(), variance.tolist()
+    sample = np.concatenate(samples)
+    return BandStatistics(mean.tolist(), variance.tolist(), np.percentile(sample, 1, axis=0).tolist(),
+                          np.percentile(sample, 99, axis=0).tolist())

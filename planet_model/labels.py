@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from planet_model.errors import UserError
+
 LABELS: tuple[str, ...] = (
     "agriculture",
     "artisinal_mine",
@@ -54,7 +56,7 @@ DISTURBANCE_LABELS: tuple[str, ...] = (
 )
 
 
-class LabelError(ValueError):
+class LabelError(UserError):
     """A tag string or label vector that does not fit the label set."""
 
 
@@ -90,8 +92,13 @@ def decode(vector: Sequence[int] | np.ndarray) -> list[str]:
 
 
 def read_kaggle_csv(path: str | Path) -> Iterator[tuple[str, list[str]]]:
-    """Yield ``(image_name, labels)`` from a Kaggle ``image_name,tags`` CSV such as ``train_v2.csv``."""
-    with open(path, newline="") as handle:
+    """Yield ``(image_name, labels)`` from a Kaggle ``image_name,tags`` CSV such as ``train_v2.csv``
+    (local or ``gs://``)."""
+    import io
+
+    from planet_model import storage
+
+    with io.StringIO(storage.read_text(str(path)), newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"image_name", "tags"} <= set(reader.fieldnames):
             raise LabelError(f"{path}: expected columns image_name,tags, got {reader.fieldnames}")

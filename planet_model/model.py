@@ -14,12 +14,9 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from planet_model.architectures import ARCHS
 from planet_model.labels import NUM_LABELS, WEATHER_INDICES
 
-ARCHS = ("inception_v3", "simple_cnn")
-WEATHER_HEADS = ("sigmoid", "softmax")
-#: The study fine-tunes Inception V3 from this layer index on (the input layer counts as layer 0).
-FINETUNE_FROM = 172
 
 
 @keras.saving.register_keras_serializable(package="planet_model")

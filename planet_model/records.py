@@ -17,10 +17,16 @@ key                         type            meaning
 ``tile/transform``          float x 6       affine ``a, b, c, d, e, f`` of the chip (rasterio order); or none
 ``tile/bounds``             float x 4       ``west, south, east, north`` in EPSG:4326; or none
 ``tile/valid_fraction``     float           share of pixels that hold data (the rest is nodata padding)
+``tile/gsd_m``              float           ground sample distance in metres (geodesic, at the chip's
+                                            centre; 3 for the Kaggle chips); 0 when unknown
+``image/product``           bytes           what the values are: ``visual`` (8-bit rendered),
+                                            ``analytic`` (digital numbers), ``surface_reflectance`` or
+                                            ``unknown``
 ``labels/multi_hot``        int64 x 17      labels in :data:`planet_model.labels.LABELS` order; empty when
                                             the chip is unlabelled
 ==========================  ==============  ============================================================
 
+Records written before ``tile/gsd_m`` and ``image/product`` existed read as unknown for both.
 TensorFlow is imported inside the functions that need it, so that importing this module stays cheap.
 """
 
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 DTYPES = ("uint8", "uint16", "float32")
+#: What a scene's values are: a model learned one of these and must be fed the same.
+VISUAL, ANALYTIC, SURFACE_REFLECTANCE, UNKNOWN = "visual", "analytic", "surface_reflectance", "unknown"
+PRODUCTS = (VISUAL, ANALYTIC, SURFACE_REFLECTANCE, UNKNOWN)
 RGB = ("red", "green", "blue")
 RGBN = ("red", "green", "blue", "nir")
 
@@ -54,6 +63,8 @@ class Chip:
     bounds: tuple[float, ...] = ()
     valid_fraction: float = 1.0
     labels: np.ndarray | None = field(default=None)
+    gsd_m: float | None = None
+    product: str = UNKNOWN
 
     def __post_init__(self) -> None:
         if self.image.ndim != 3:
@@ -70,6 +81,8 @@ class Chip:
             raise ValueError(f"chip {self.tile_id}: bounds need 4 numbers")
         if self.labels is not None and np.shape(self.labels) != (NUM_LABELS,):
             raise ValueError(f"chip {self.tile_id}: labels need {NUM_LABELS} entries")
+        if self.product not in PRODUCTS:
+            raise ValueError(f"chip {self.tile_id}: product {self.product!r} not in {PRODUCTS}")
 
 
 def encode(chip: Chip) -> bytes:
@@ -92,6 +105,8 @@ def encode(chip: Chip) -> bytes:
         ("tile/transform", _float_feature(chip.transform)),
         ("tile/bounds", _float_feature(chip.bounds)),
         ("tile/valid_fraction", _float_feature([chip.valid_fraction])),
+        ("tile/gsd_m", _float_feature([chip.gsd_m or 0.0])),
+        ("image/product", _bytes_feature([chip.product.encode()])),
         ("labels/multi_hot", _int64_feature(labels)),
     ]
     entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features)
@@ -140,6 +155,8 @@ def decode(data: bytes) -> Chip:
     dtype = np.dtype(feature["image/dtype"].bytes_list.value[0].decode()).newbyteorder("<")
     image = np.frombuffer(feature["image/raw"].bytes_list.value[0], dtype=dtype).reshape(shape)
     labels = np.array(feature["labels/multi_hot"].int64_list.value, dtype=np.int64)
+    gsd = feature["tile/gsd_m"].float_list.value if "tile/gsd_m" in feature else []
+    product = feature["image/product"].bytes_list.value if "image/product" in feature else []
     return Chip(
         image=image.astype(dtype.newbyteorder("=")),
         bands=tuple(b.decode() for b in feature["image/bands"].bytes_list.value),
@@ -150,11 +167,14 @@ def decode(data: bytes) -> Chip:
         bounds=tuple(feature["tile/bounds"].float_list.value),
         valid_fraction=feature["tile/valid_fraction"].float_list.value[0],
         labels=labels if labels.size else None,
+        gsd_m=float(gsd[0]) if gsd and gsd[0] > 0 else None,
+        product=product[0].decode() if product else UNKNOWN,
     )
 
 
 def parse_fn(dtype: str, shape: tuple[int, int, int]) -> Any:
-    """A ``tf.data`` map function: serialised record -> ``{"image", "labels", "tile_id", "scene_id"}``.
+    """A ``tf.data`` map function: serialised record -> ``{"image", "labels", "tile_id", "scene_id", "gsd_m",
+    "product"}``.
 
     ``dtype`` and ``shape`` are fixed per data set (see :func:`peek`): ``tf.io.decode_raw`` needs a
     static dtype, and a static shape lets the model be built before the first batch.
@@ -166,6 +186,8 @@ def parse_fn(dtype: str, shape: tuple[int, int, int]) -> Any:
         "tile/id": tf.io.FixedLenFeature([], tf.string),
         "tile/scene_id": tf.io.FixedLenFeature([], tf.string),
         "labels/multi_hot": tf.io.FixedLenFeature([NUM_LABELS], tf.int64, default_value=[0] * NUM_LABELS),
+        "tile/gsd_m": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+        "image/product": tf.io.FixedLenFeature([], tf.string, default_value=UNKNOWN.encode()),
     }
     tf_dtype = tf.dtypes.as_dtype(dtype)
 
@@ -177,6 +199,8 @@ def parse_fn(dtype: str, shape: tuple[int, int, int]) -> Any:
             "labels": tf.cast(parsed["labels/multi_hot"], tf.float32),
             "tile_id": parsed["tile/id"],
             "scene_id": parsed["tile/scene_id"],
+            "gsd_m": parsed["tile/gsd_m"],
+            "product": parsed["image/product"],
         }
 
     return parse

@@ -23,10 +23,9 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from planet_model.model import ARCHS, FINETUNE_FROM, WEATHER_HEADS
+from planet_model.architectures import ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, WEATHER_HEADS
 
 log = logging.getLogger("planet_model.train")
-DEFAULT_INPUT_SIZE = {"inception_v3": 140, "simple_cnn": 64}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +99,9 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
 
     files = data.list_files(args.data)
     info = data.peek(files)
-    keys, scene_ids, y = data.index(files, info)
+    chips = data.index(files, info)
+    keys, scene_ids, y = chips.keys, chips.scene_ids, chips.labels
+    gsd_m, product = data.domain_facts(chips)
     if len(set(keys.tolist())) != len(keys):
         raise ValueError("a chip (scene and tile) repeats in the chip records; chip each scene once")
     val_mask = data.split(keys, scene_ids, y, args.val_fraction, args.seed, args.split_by)
@@ -108,7 +109,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         raise ValueError(f"{len(keys)} chips cannot be split into training and validation")
     train_ids, val_ids = keys[~val_mask], keys[val_mask]
     log.info("chips: %d training, %d validation (split by %s)", len(train_ids), len(val_ids), args.split_by)
-    mean, variance = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips)
+    stats = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips, args.seed)
     cache = None if args.cache == "none" else args.cache
     train_ds = data.dataset(files, info, bands, train_ids, args.batch_size, True, cache, args.seed)
     val_ds = data.dataset(files, info, bands, val_ids, args.batch_size, False, cache and (
@@ -117,7 +118,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         else losses.weather_penalty()
 
     with strategy.scope():
-        net = model.build(args.arch, info.shape[0], len(bands), input_size, mean, variance, weights,
+        net = model.build(args.arch, info.shape[0], len(bands), input_size, stats.mean, stats.variance, weights,
                           args.weather_head, args.l2)
     loss = losses.CooccurrenceLoss(args.cooccurrence_weight, penalty)
 
@@ -175,8 +176,9 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         "input_size": input_size,
         "bands": bands,
         "dtype": info.dtype,
-        "resolution_m": info.resolution_m,
-        "normalization": {"mean": mean, "variance": variance},
+        "domain": {"gsd_m": gsd_m, "product": product, "dtype": info.dtype, "bands": bands,
+                   "band_ranges": {b: [lo, hi] for b, lo, hi in zip(bands, stats.p1, stats.p99)}},
+        "normalization": {"mean": stats.mean, "variance": stats.variance},
         "arch": args.arch,
         "training": {"options": options, "data": files, "history": history, "workdir": workdir},
         "metrics": figures,

@@ -18,7 +18,7 @@ SIMPLE_EPOCHS = 80  # the session bundle: fewer leave the held-out F2 at the mer
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 3 x 4 mosaic of 1024-px synthetic scenes (192 native chips) with merged ground truth."""
-    from pipelines import synthetic
+    from pipelines.geo import synthetic
 
     folder = tmp_path_factory.mktemp("scenes")
     specs = synthetic.mosaic(seed=7, rows=3, cols=4, size=1024)
@@ -55,3 +55,15 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from pipelines import demo as demo_module
 
     return demo_module.run(["--output", str(tmp_path_factory.mktemp("demo"))])
+
+
+#: Fixtures that run pipelines or train models: tests using them are end to end (marker ``slow``).
+SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streamed", "batch", "place", "chromium"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the end-to-end tests ``slow``: those under ``tests/pipelines/`` and those using a fixture that
+    runs a pipeline or trains. ``make check`` (``pytest -m "not slow"``) runs the rest in seconds."""
+    for item in items:
+        if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -7,8 +7,8 @@ import pytest
 @pytest.mark.parametrize("command", [
     "from pipelines.cli import main; main(['--help'])",
     *(f"from pipelines.cli import main; main(['{name}', '--help'])"
-      for name in ("chip", "scan", "stream", "report", "query", "demo", "submit", "synth")),
-    "from pipelines.scan import main; main(['--streaming', '--help'])",
+      for name in ("chip", "scan", "stream", "train", "report", "query", "demo", "submit", "synth")),
+    "from pipelines.stream import main; main(['--help'])",
 ])
 def test_help_answers_without_tensorflow(command):
     probe = f"import sys\ntry:\n    {command}\nexcept SystemExit:\n    pass\nprint('TF' if 'tensorflow' in sys.modules else 'NO-TF')"

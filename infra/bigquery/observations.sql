@@ -1,5 +1,5 @@
 -- One observation per (aoi, tile, scan date), the view every other query starts from.
--- Rules (the same as pipelines/analysis.py; a test runs both on the same Parquet and compares):
+-- Rules (the same as pipelines/analysis/rules.py; a test runs both on the same Parquet and compares):
 --   * A tile seen by several scenes on one scan date counts once: cloud-free rows first, then the
 --     largest valid_fraction, the latest acquired, the smallest scene_id.
 --   * cloud_free: the row has no 'cloudy' label (haze and partly_cloudy tiles still show the land).

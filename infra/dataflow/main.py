@@ -9,9 +9,12 @@ import importlib
 import logging
 import os
 
+from pipelines import PIPELINES
+
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
     pipeline = os.environ["PLANET_TILES_PIPELINE"]
-    if pipeline not in ("chip", "scan", "stream"):
-        raise SystemExit(f"PLANET_TILES_PIPELINE={pipeline!r}: build the image with --build-arg PIPELINE=chip|scan|stream")
+    if pipeline not in PIPELINES:
+        raise SystemExit(f"PLANET_TILES_PIPELINE={pipeline!r}: build the image with --build-arg PIPELINE="
+                         + "|".join(PIPELINES))
     importlib.import_module(f"pipelines.{pipeline}").main()

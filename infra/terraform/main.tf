@@ -1,12 +1,12 @@
 # Storage, images, BigQuery, service accounts and the scheduled regional scans of planet-tiles.
 # Regions come from ../regions.yaml and table schemas from ../bigquery/*.schema.json, which the code
-# generates (python -m pipelines.schema): nothing here repeats them.
+# generates (python -m pipelines.analysis.schema): nothing here repeats them.
 
 locals {
   regions_file = yamldecode(file("${path.module}/../regions.yaml"))
   regions      = local.regions_file.regions
   images       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
-  # Machine types that hold each GPU (the same table as pipelines/submit.py).
+  # Machine types that hold each GPU (the same table as pipelines/cloud/submit.py).
   gpu_machines = {
     "nvidia-l4"         = "g2-standard-8"
     "nvidia-tesla-t4"   = "n1-standard-8"
@@ -89,7 +89,7 @@ resource "google_bigquery_table" "tile_labels" {
 resource "google_bigquery_table" "alerts" {
   dataset_id          = google_bigquery_dataset.tiles.dataset_id
   table_id            = "alerts"
-  description         = "Tiles that turned from intact forest to a disturbance label (pipelines/analysis.py rules)"
+  description         = "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"
   schema              = file("${path.module}/../bigquery/alerts.schema.json")
   clustering          = ["aoi", "tile_id"]
   deletion_protection = true
@@ -237,7 +237,7 @@ resource "google_cloud_scheduler_job" "scan" {
     retry_count = 1
   }
 
-  # The body `planet-tiles submit scan` sends (pipelines/submit.py: launch_request).
+  # The body `planet-tiles submit scan` sends (pipelines/cloud/submit.py: launch_request).
   http_target {
     http_method = "POST"
     uri         = "https://dataflow.googleapis.com/v1b3/projects/${var.project}/locations/${var.region}/flexTemplates:launch"

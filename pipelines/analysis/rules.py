@@ -1,0 +1,180 @@
+"""The analysis rules of scan output, in Python: the same rules as the BigQuery queries in ``infra/bigquery/``.
+
+Every function here has a query of the same name (``observations`` is the CTE the others start from),
+and a test runs each query in DuckDB on the same Parquet and compares: one analysis, two engines.
+
+Rules:
+
+- **Observation**: a scan row. A tile seen by several scenes on one scan date (scene overlaps) counts
+  once: its cloud-free rows first, then the largest ``valid_fraction``, the latest ``acquired``, the smallest
+  ``scene_id``.
+- **Cloud-free**: an observation without ``cloudy`` (the ``clear`` weather label is a different thing:
+  hazy and partly cloudy tiles are cloud-free here, since land shows through). Cloudy observations
+  never confirm or clear an alert: a tile keeps its last cloud-free state through them.
+- **Intact forest**: a cloud-free observation with ``primary`` and none of :data:`DISTURBANCE_LABELS`.
+- **Alert**: a cloud-free observation with one or more disturbance labels whose tile's previous
+  cloud-free observation was intact forest. ``confidence = 1 - prod(1 - p)`` over the labels gained: the chance
+  that at least one of them is real, taking the labels as independent.
+- **Areas** sum ``area_m2`` (the tile's geodesic area) of one observation per tile and date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from planet_model.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One tile on one scan date (the row chosen among the scenes that saw it)."""
+
+    aoi: str
+    tile_id: str
+    scan_date: dt.date
+    scene_id: str
+    acquired: dt.datetime | None
+    valid_fraction: float
+    labels: tuple[str, ...]
+    probabilities: dict[str, float]
+    geometry: bytes
+    lon: float
+    lat: float
+    area_m2: float
+
+    @property
+    def cloud_free(self) -> bool:
+        return "cloudy" not in self.labels
+
+    @property
+    def disturbance(self) -> tuple[str, ...]:
+        return tuple(name for name in self.labels if name in DISTURBANCE_LABELS)
+
+    @property
+    def intact(self) -> bool:
+        return self.cloud_free and "primary" in self.labels and not self.disturbance
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Forest that turned into something else between two cloud-free observations of a tile."""
+
+    aoi: str
+    tile_id: str
+    before_date: dt.date
+    after_date: dt.date
+    before_scene: str
+    after_scene: str
+    after_acquired: dt.datetime | None
+    labels_gained: tuple[str, ...]
+    confidence: float
+    geometry: bytes
+    lon: float
+    lat: float
+    area_m2: float
+
+
+def observations(rows: Iterable[dict]) -> list[Observation]:
+    """One observation per (aoi, tile, scan date), chosen as the module docstring says."""
+    best: dict[tuple, tuple] = {}
+    for row in rows:
+        obs = Observation(
+            aoi=row["aoi"], tile_id=row["tile_id"], scan_date=row["scan_date"], scene_id=row["scene_id"],
+            acquired=row["acquired"], valid_fraction=float(row["valid_fraction"]), labels=tuple(row["labels"]),
+            probabilities={name: float(row[f"p_{name}"]) for name in LABELS}, geometry=row["geometry"],
+            lon=row["lon"], lat=row["lat"], area_m2=row["area_m2"])
+        key = (obs.aoi, obs.tile_id, obs.scan_date)
+        rank = _rank(obs)
+        if key not in best or rank < best[key][0]:
+            best[key] = (rank, obs)
+    return sorted((obs for _, obs in best.values()), key=lambda o: (o.aoi, o.tile_id, o.scan_date))
+
+
+def _rank(obs: Observation) -> tuple:
+    acquired = obs.acquired.timestamp() if obs.acquired else -math.inf
+    return (not obs.cloud_free, -obs.valid_fraction, -acquired, obs.scene_id)
+
+
+def latest_state(obs: Sequence[Observation]) -> list[Observation]:
+    """Per tile, its latest cloud-free observation, or its latest observation if it never was cloud-free."""
+    latest: dict[tuple, Observation] = {}
+    for o in obs:
+        key = (o.aoi, o.tile_id)
+        held = latest.get(key)
+        if held is None or (o.cloud_free, o.scan_date) > (held.cloud_free, held.scan_date):
+            latest[key] = o
+    return sorted(latest.values(), key=lambda o: (o.aoi, o.tile_id))
+
+
+def label_areas(obs: Sequence[Observation]) -> list[dict]:
+    """Per AOI, scan date and label present: tiles and area (km2)."""
+    totals: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
+    for o in obs:
+        for name in o.labels:
+            total = totals[(o.aoi, o.scan_date, name)]
+            total[0] += 1
+            total[1] += o.area_m2
+    return [{"aoi": aoi, "scan_date": date, "label": name, "tiles": n, "area_km2": area / 1e6}
+            for (aoi, date, name), (n, area) in sorted(totals.items(), key=lambda kv: (kv[0][0], kv[0][1],
+                                                                                          LABELS.index(kv[0][2])))]
+
+
+def label_trends(obs: Sequence[Observation]) -> list[dict]:
+    """Per AOI, land label and scan date: area and share of the cloud-free area, and the share's change.
+
+    Only cloud-free observations count, and the share divides by the cloud-free area seen that date, so
+    that clouds do not look like a loss. Every land label appears on every scan date of an AOI (zero
+    when absent), so the change compares consecutive scan dates.
+    """
+    dates: dict[str, set] = defaultdict(set)
+    seen: dict[tuple, float] = defaultdict(float)
+    area: dict[tuple, float] = defaultdict(float)
+    for o in obs:
+        dates[o.aoi].add(o.scan_date)
+        if o.cloud_free:
+            seen[(o.aoi, o.scan_date)] += o.area_m2
+            for name in o.labels:
+                area[(o.aoi, name, o.scan_date)] += o.area_m2
+    out = []
+    for aoi in sorted(dates):
+        for name in LAND_LABELS:
+            previous = None
+            for date in sorted(dates[aoi]):
+                total = seen[(aoi, date)]
+                share = area[(aoi, name, date)] / total if total else None
+                out.append({"aoi": aoi, "label": name, "scan_date": date, "area_km2": area[(aoi, name, date)] / 1e6,
+                            "cloud_free_km2": total / 1e6, "share": share,
+                            "share_change": None if previous is None or share is None else share - previous})
+                previous = share
+    return out
+
+
+def alerts(obs: Sequence[Observation], start: dt.date | None = None, end: dt.date | None = None) -> list[Alert]:
+    """Alerts whose later observation falls between ``start`` and ``end`` (inclusive; open when None).
+
+    The observation before may lie before ``start``: a tile's last cloud-free state is whenever it was seen.
+    """
+    by_tile: dict[tuple, list[Observation]] = defaultdict(list)
+    for o in obs:
+        if o.cloud_free and (end is None or o.scan_date <= end):
+            by_tile[(o.aoi, o.tile_id)].append(o)
+    found = []
+    for series in by_tile.values():
+        series.sort(key=lambda o: o.scan_date)
+        for before, after in zip(series, series[1:]):
+            if before.intact and after.disturbance and (start is None or after.scan_date >= start):
+                gained = after.disturbance
+                found.append(Alert(
+                    aoi=after.aoi, tile_id=after.tile_id, before_date=before.scan_date, after_date=after.scan_date,
+                    before_scene=before.scene_id, after_scene=after.scene_id, after_acquired=after.acquired,
+                    labels_gained=gained, confidence=confidence(after, gained), geometry=after.geometry,
+                    lon=after.lon, lat=after.lat, area_m2=after.area_m2))
+    return sorted(found, key=lambda a: (a.aoi, a.after_date, -a.confidence, a.tile_id))
+
+
+def confidence(obs: Observation, gained: Sequence[str]) -> float:
+    return 1.0 - math.prod(1.0 - obs.probabilities[name] for name in gained)

@@ -1,0 +1,148 @@
+"""The output schemas, defined once: scan rows (:data:`COLUMNS`) and alerts (:data:`ALERT_COLUMNS`).
+
+Each yields its pyarrow schema (with GeoParquet 1.1 metadata), its BigQuery JSON schema (checked in as
+``infra/bigquery/tile_labels.schema.json`` and ``alerts.schema.json``, which Terraform reads), its
+BigQuery DDL (``ddl_tile_labels.sql``, ``ddl_alerts.sql``).
+
+    python -m pipelines.analysis.schema infra/bigquery     # rewrites the JSON schemas and the DDL
+
+In scan output, ``aoi`` and ``scan_date`` are Hive partition keys: they live in the path
+(``scan_date=YYYY-MM-DD/aoi=NAME/``), not in the files, as BigQuery external tables and DuckDB read them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from planet_model.labels import LABELS
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # STRING, TIMESTAMP, GEOGRAPHY (WKB in Parquet), FLOAT64, FLOAT32, DATE, STRING_LIST
+    description: str
+    required: bool = True
+    partition_key: bool = False
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("tile_id", "STRING", "grid tile id, e.g. WebMercatorQuad/16/22094/34553: stable across scans"),
+    Column("scene_id", "STRING", "the scene the tile was read from"),
+    Column("scan_id", "STRING", "aoi:scan_date:model_version, identical for every row of one scan"),
+    Column("acquired", "TIMESTAMP", "scene acquisition time (UTC), from scene metadata; null when unknown",
+           required=False),
+    Column("geometry", "GEOGRAPHY", "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
+    Column("lon", "FLOAT64", "tile centroid longitude (EPSG:4326)"),
+    Column("lat", "FLOAT64", "tile centroid latitude (EPSG:4326)"),
+    Column("area_m2", "FLOAT64", "geodesic area of the tile on the WGS84 ellipsoid, m2 (sums without GIS functions)"),
+    Column("valid_fraction", "FLOAT32", "share of the tile's pixels holding data"),
+    *(Column(f"p_{name}", "FLOAT32", f"probability of {name}") for name in LABELS),
+    Column("labels", "STRING_LIST", "labels at or above the bundle's threshold, in label order"),
+    Column("model_version", "STRING", "version (content hash) of the model bundle"),
+    Column("aoi", "STRING", "area of interest (Hive partition key, from the path)", partition_key=True),
+    Column("scan_date", "DATE", "scan date (Hive partition key, from the path)", partition_key=True),
+)
+FILE_COLUMNS = tuple(c for c in COLUMNS if not c.partition_key)
+
+#: Alerts (``planet-tiles report``'s alerts.parquet and the BigQuery alerts table): see pipelines.analysis.
+ALERT_COLUMNS: tuple[Column, ...] = (
+    Column("aoi", "STRING", "area of interest"),
+    Column("tile_id", "STRING", "grid tile id"),
+    Column("before_date", "DATE", "scan date of the tile's last cloud-free observation as intact forest"),
+    Column("after_date", "DATE", "scan date of the cloud-free observation with disturbance labels"),
+    Column("before_scene", "STRING", "scene of the observation before"),
+    Column("after_scene", "STRING", "scene of the observation after"),
+    Column("after_acquired", "TIMESTAMP", "acquisition time of the scene after (UTC); null when unknown",
+           required=False),
+    Column("labels_gained", "STRING_LIST", "disturbance labels of the observation after, in label order"),
+    Column("confidence", "FLOAT64", "1 - prod(1 - p) over the labels gained"),
+    Column("geometry", "GEOGRAPHY", "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
+    Column("lon", "FLOAT64", "tile centroid longitude"),
+    Column("lat", "FLOAT64", "tile centroid latitude"),
+    Column("area_m2", "FLOAT64", "geodesic area of the tile, m2"),
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[Column, ...]
+    partition: str  # a DATE column: BigQuery's daily partitions
+    cluster: tuple[str, ...]
+    description: str
+
+
+TABLES = {
+    "tile_labels": Table(COLUMNS, "scan_date", ("aoi", "tile_id"),
+                         "One row per (tile, scene) of each scan, loaded from the scans' GeoParquet"),
+    "alerts": Table(ALERT_COLUMNS, "after_date", ("aoi", "tile_id"),
+                    "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"),
+}
+DATASET = "planet_tiles"
+#: Column types in BigQuery (FLOAT32 is stored as FLOAT64; STRING_LIST is a REPEATED STRING).
+BIGQUERY_TYPES = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "GEOGRAPHY": "GEOGRAPHY", "FLOAT64": "FLOAT64",
+                  "FLOAT32": "FLOAT64", "DATE": "DATE", "STRING_LIST": "STRING"}
+
+
+def arrow_schema(columns: Sequence[Column] = FILE_COLUMNS):  # noqa: ANN201 - pyarrow.Schema
+    """A Parquet file schema (scan rows by default, partition keys excluded) with GeoParquet metadata."""
+    import pyarrow as pa
+
+    types = {"STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "GEOGRAPHY": pa.binary(),
+             "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "DATE": pa.date32(),
+             "STRING_LIST": pa.list_(pa.string())}
+    fields = [pa.field(c.name, types[c.type], nullable=not c.required) for c in columns if not c.partition_key]
+    geo = {"version": "1.1.0", "primary_column": "geometry",
+           # No "crs" key: GeoParquet then means OGC:CRS84 (longitude, latitude), which the tiles are in.
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "edges": "planar"}}}
+    return pa.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
+
+
+def parquet_bytes(rows: Sequence[dict], columns: Sequence[Column]) -> bytes:
+    """``rows`` as one Parquet file (GeoParquet metadata included), ready for :func:`storage.write_bytes`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(list(rows), schema=arrow_schema(columns)), buffer)
+    return buffer.getvalue().to_pybytes()
+
+
+def bigquery_schema(columns: Sequence[Column] = COLUMNS) -> list[dict]:
+    """BigQuery table schema (JSON form), partition keys included."""
+    return [{"name": c.name, "type": BIGQUERY_TYPES[c.type],
+             "mode": "REPEATED" if c.type == "STRING_LIST" else ("REQUIRED" if c.required else "NULLABLE"),
+             "description": c.description} for c in columns]
+
+
+def ddl(name: str) -> str:
+    """BigQuery ``CREATE TABLE`` of table ``name`` (what Terraform creates, for those who use ``bq``)."""
+    table = TABLES[name]
+    lines = []
+    for c in table.columns:
+        repeated = c.type == "STRING_LIST"
+        kind = f"ARRAY<{BIGQUERY_TYPES[c.type]}>" if repeated else BIGQUERY_TYPES[c.type]
+        required = " NOT NULL" if c.required and not repeated else ""
+        lines.append(f"  {c.name} {kind}{required} OPTIONS (description = {json.dumps(c.description)})")
+    return (f"-- Generated by `python -m pipelines.analysis.schema infra/bigquery` from pipelines/analysis/schema.py: edit that.\n"
+            f"CREATE TABLE IF NOT EXISTS {DATASET}.{name} (\n" + ",\n".join(lines) + "\n)\n"
+            f"PARTITION BY {table.partition}\nCLUSTER BY {', '.join(table.cluster)}\n"
+            f"OPTIONS (description = {json.dumps(table.description)});\n")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    folder = (list(sys.argv[1:] if argv is None else argv) or ["infra/bigquery"])[0]
+    for name, table in TABLES.items():
+        for path, text in ((f"{name}.schema.json", json.dumps(bigquery_schema(table.columns), indent=2) + "\n"),
+                           (f"ddl_{name}.sql", ddl(name))):
+            with open(os.path.join(folder, path), "w", encoding="utf-8") as handle:
+                handle.write(text)
+            print(os.path.join(folder, path))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,438 @@
+"""Opening scenes and reading tiles from them: band order, nodata, windows and reprojection.
+
+Everything that touches a scene's pixels goes through :class:`SceneReader`, shared by the chipping and
+scan pipelines. It reads window by window (never a whole scene), turns the source's band order into the
+record order ``red, green, blue[, nir]``, reports how much of each tile holds data and sets every pixel
+without data to :data:`FILL_VALUE`. Tiles in the
+scene's own pixel grid are plain windowed reads; tiles of another grid (WebMercatorQuad) are read from
+one ``WarpedVRT`` per batch of tiles, aligned to that grid so that every tile is an integer window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import posixpath
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp, MaskFlags, Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from pipelines.geo.grid import Tile, ground_pixel_m
+from planet_model.errors import UserError
+from planet_model.records import ANALYTIC, DTYPES, SURFACE_REFLECTANCE, UNKNOWN, VISUAL
+
+BAND_NAMES = ("red", "green", "blue", "nir")
+#: What every pixel without data becomes in a tile (outside the scene, the scene's nodata value, alpha
+#: 0), whatever the scene's own nodata value: chips and scans alike, so a model sees one padding value.
+FILL_VALUE = 0
+_BAND_ROLES = BAND_NAMES + ("alpha", "skip")
+_NIR_DESCRIPTIONS = {"nir", "near-infrared", "near infrared", "nir1"}
+#: Band descriptions that say a band's role.
+_DESCRIBED_ROLES = {"red": "red", "green": "green", "blue": "blue", "alpha": "alpha",
+                    **{name: "nir" for name in _NIR_DESCRIPTIONS}}
+#: The bands of Planet's usable data mask, as its files describe them.
+UDM2_BANDS = ("clear", "snow", "shadow", "haze_light", "haze_heavy", "cloud", "confidence", "udm1")
+SCENE_SUFFIXES = (".tif", ".tiff")
+
+
+class SceneError(UserError):
+    """A scene that cannot be used as a whole (unreadable, no CRS, rotated, missing bands)."""
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """Where a scene lives and what is known of it before it is opened."""
+
+    uri: str
+    scene_id: str
+    acquired: str | None = None  # ISO 8601 UTC, from STAC or known in advance
+    product: str | None = None  # from STAC or the user (--product); else read from the file and its name
+
+
+#: Planet's names for its products, in file names (``..._3B_AnalyticMS_SR.tif``, ``..._Visual_clip.tif``),
+#: asset types (``ortho_analytic_4b_sr``, ``ortho_visual``) and basemap mosaics (``normalized_analytic``),
+#: most specific first: the product a name says.
+_PRODUCT_NAMES = (
+    ("analyticms_sr", SURFACE_REFLECTANCE), ("analytic_sr", SURFACE_REFLECTANCE), ("_sr_", SURFACE_REFLECTANCE),
+    ("normalized_analytic", SURFACE_REFLECTANCE), ("analytic_4b_sr", SURFACE_REFLECTANCE),
+    ("analytic_8b_sr", SURFACE_REFLECTANCE), ("surface_reflectance", SURFACE_REFLECTANCE),
+    ("analyticms", ANALYTIC), ("analytic", ANALYTIC),
+    ("visual", VISUAL),
+)
+
+
+def product_from_name(name: str) -> str:
+    """The product a Planet file, asset or mosaic name says (``unknown`` when it says none): the file
+    name first, then the folders (a basemap quad's mosaic name is its folder)."""
+    for part in (posixpath.basename(name.rstrip("/")), name):
+        text = part.lower().replace("-", "_")
+        text = f"_{text.rsplit('.', 1)[0] if '.' in posixpath.basename(text) else text}_"
+        found = next((product for key, product in _PRODUCT_NAMES if key in text), None)
+        if found:
+            return found
+    return UNKNOWN
+
+
+def scene_id_from_uri(uri: str) -> str:
+    """Scene id from a file name: the base name without its extension."""
+    name = posixpath.basename(uri.rstrip("/"))
+    for suffix in (".tiff", ".tif", ".TIF", ".TIFF"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list[SceneSource]:
+    """Expand scene paths and globs (local or ``gs://``) and a STAC ItemCollection into sources.
+
+    A pattern that matches nothing is an error: a typo must not look like an empty region.
+    """
+    from planet_model import storage
+
+    sources: list[SceneSource] = []
+    for pattern in scenes:
+        matches = storage.glob(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
+        if not matches:
+            raise SceneError(f"no scene matches {pattern!r}")
+        sources.extend(SceneSource(uri, scene_id_from_uri(uri)) for uri in matches)
+    if stac:
+        sources.extend(stac_sources(json.loads(storage.read_text(stac)), stac))
+    seen: set[str] = set()
+    unique = [s for s in sources if not (s.uri in seen or seen.add(s.uri))]  # type: ignore[func-returns-value]
+    return sorted(unique, key=lambda s: s.uri)
+
+
+def stac_sources(document: dict, origin: str = "STAC") -> list[SceneSource]:
+    """Scene sources from a STAC ItemCollection: one GeoTIFF asset per item.
+
+    The asset is the first one with role ``data`` and a GeoTIFF media type, else one named
+    ``analytic``, ``visual``, ``image`` or ``data``. Relative hrefs resolve against the collection file.
+    """
+    items = document.get("features") if document.get("type") == "FeatureCollection" else None
+    if items is None:
+        raise SceneError(f"{origin}: not a STAC ItemCollection (type FeatureCollection with features)")
+    base = posixpath.dirname(origin)
+    sources = []
+    for item in items:
+        assets = item.get("assets", {})
+        key = next((k for k, a in assets.items() if "data" in a.get("roles", []) and "tiff" in a.get("type", "")),
+                   None) or next((k for k in ("analytic", "visual", "image", "data") if k in assets), None)
+        if key is None:
+            raise SceneError(f"{origin}: item {item.get('id')!r} has no GeoTIFF data asset")
+        href = assets[key]["href"]
+        if "://" not in href and not href.startswith("/"):
+            href = posixpath.join(base, href)
+        product = product_from_name(key)
+        sources.append(SceneSource(href, str(item.get("id") or scene_id_from_uri(href)),
+                                   item.get("properties", {}).get("datetime"),
+                                   product if product != UNKNOWN else None))
+    return sources
+
+
+@dataclass(frozen=True)
+class BandLayout:
+    """1-based band indexes of a scene for each record band, plus its alpha band if any."""
+
+    red: int
+    green: int
+    blue: int
+    nir: int | None = None
+    alpha: int | None = None
+
+    def available(self) -> tuple[str, ...]:
+        return BAND_NAMES if self.nir else BAND_NAMES[:3]
+
+    def indexes(self, bands: Sequence[str]) -> list[int]:
+        missing = [b for b in bands if getattr(self, b, None) is None]
+        if missing:
+            raise SceneError(f"the scene has no {', '.join(missing)} band (it has {', '.join(self.available())})")
+        return [getattr(self, b) for b in bands]
+
+
+def parse_band_order(text: str | None) -> tuple[str, ...] | None:
+    """``--band_order`` value such as ``blue,green,red,nir`` -> tuple of roles (or ``None``)."""
+    if not text:
+        return None
+    roles = tuple(part.strip().lower() for part in text.split(","))
+    unknown = [r for r in roles if r not in _BAND_ROLES]
+    if unknown:
+        raise ValueError(f"--band_order: unknown band role(s) {unknown}; use {', '.join(_BAND_ROLES)}")
+    return roles
+
+
+def band_layout(src: rasterio.DatasetReader, band_order: Sequence[str] | None = None) -> BandLayout:
+    """Find red, green, blue, NIR and alpha bands: from ``band_order``, else from each band's description
+    and colour interpretation.
+
+    A band described ``red``, ``green``, ``blue``, ``nir`` (or near-infrared) or ``alpha`` is that role, as
+    in PlanetScope's 8-band SuperDove files (``coastal_blue, blue, green_i, green, yellow, red, rededge,
+    nir``), whose other described bands are left out. Otherwise colour interpretation names red, green,
+    blue and alpha, and the one undefined band of a 4-band scene with RGB found is NIR (Planet's analytic
+    ``blue, green, red, nir`` files). A usable data mask (UDM2) is refused: it is never an image.
+    """
+    descriptions = tuple((d or "").strip().lower() for d in src.descriptions)
+    if set(UDM2_BANDS) <= set(descriptions):
+        raise SceneError(f"is a usable data mask (UDM2: {', '.join(UDM2_BANDS)}), not an image; pass the scene "
+                         "it belongs to")
+    roles: dict[str, int] = {}
+    if band_order:
+        if len(band_order) != src.count:
+            raise SceneError(f"--band_order names {len(band_order)} bands but the scene has {src.count}")
+        roles = {role: i + 1 for i, role in enumerate(band_order) if role != "skip"}
+    else:
+        undefined = []
+        for i, (interp, desc) in enumerate(zip(src.colorinterp, descriptions), start=1):
+            if desc in _DESCRIBED_ROLES:
+                roles.setdefault(_DESCRIBED_ROLES[desc], i)
+            elif desc:
+                continue  # a band described as something else (coastal_blue, yellow, rededge): not guessed
+            elif interp in (ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha):
+                roles.setdefault(interp.name, i)
+            elif interp == ColorInterp.undefined:
+                undefined.append(i)
+        if "nir" not in roles and len(undefined) == 1 and src.count == 4:
+            roles["nir"] = undefined[0]
+    if not {"red", "green", "blue"} <= roles.keys():
+        interps = ", ".join(c.name for c in src.colorinterp)
+        raise SceneError(
+            f"cannot tell which bands are red, green and blue (colour interpretation: {interps}); "
+            "pass --band_order, e.g. blue,green,red,nir"
+        )
+    return BandLayout(roles["red"], roles["green"], roles["blue"], roles.get("nir"), roles.get("alpha"))
+
+
+def scene_product(src: rasterio.DatasetReader, uri: str) -> str:
+    """The scene's product: a ``product`` tag (synthetic scenes carry one), else what its name says."""
+    tagged = src.tags().get("product")
+    return tagged if tagged in (VISUAL, ANALYTIC, SURFACE_REFLECTANCE) else product_from_name(uri)
+
+
+def acquired_time(src: rasterio.DatasetReader) -> str | None:
+    """Acquisition time (ISO 8601, UTC) from an ``acquired`` tag or ``TIFFTAG_DATETIME``."""
+    tags = src.tags()
+    if tags.get("acquired"):
+        return tags["acquired"]
+    stamp = tags.get("TIFFTAG_DATETIME")
+    if stamp:
+        try:
+            parsed = dt.datetime.strptime(stamp, "%Y:%m:%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+        except ValueError:
+            return None
+        return parsed.isoformat()
+    return None
+
+
+class SceneReader:
+    """An open scene that yields tiles as ``(height, width, bands)`` arrays in record band order.
+
+    Use as a context manager. ``bands`` is the record band list to read; by default red, green, blue
+    and NIR when the scene has it.
+    """
+
+    def __init__(self, source: SceneSource, band_order: Sequence[str] | None = None,
+                 bands: Sequence[str] | None = None) -> None:
+        self.source = source
+        try:
+            self._src = rasterio.open(source.uri)
+        except rasterio.errors.RasterioIOError as error:
+            raise SceneError(f"{source.uri}: cannot open: {describe(error)}") from error
+        try:
+            self._check()
+            self.layout = band_layout(self._src, band_order)
+            self.bands = tuple(bands) if bands else self.layout.available()
+            self._indexes = self.layout.indexes(self.bands)
+        except SceneError as error:
+            self._src.close()
+            raise SceneError(f"{source.uri}: {error}") from None
+        except Exception:
+            self._src.close()
+            raise
+        self.acquired = source.acquired or acquired_time(self._src)
+        self.product = source.product or scene_product(self._src, source.uri)
+
+    def _check(self) -> None:
+        src = self._src
+        problems = []
+        if src.crs is None:
+            problems.append("no CRS")
+        if not src.transform.is_rectilinear or src.transform.a <= 0 or src.transform.e >= 0:
+            problems.append(f"a rotated or flipped geotransform {tuple(round(v, 6) for v in src.transform[:6])}")
+        if problems:
+            raise SceneError(f"unusable georeferencing: {' and '.join(problems)}; "
+                             "assign a CRS and warp to a north-up grid first (gdalwarp)")
+        if src.dtypes[0] not in DTYPES:
+            raise SceneError(f"has dtype {src.dtypes[0]}; chips hold {', '.join(DTYPES)}")
+
+    def __enter__(self) -> SceneReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._src.close()
+
+    @property
+    def crs(self) -> str:
+        return self._src.crs.to_string()
+
+    @property
+    def transform(self) -> Affine:
+        return self._src.transform
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        return self._src.height, self._src.width
+
+    @property
+    def dtype(self) -> str:
+        return self._src.dtypes[0]
+
+    @property
+    def gsd_m(self) -> float:
+        """Ground sample distance in metres at the scene's centre (geodesic, so right in any CRS)."""
+        return ground_pixel_m(self._src.crs, self.transform, self._src.width / 2, self._src.height / 2)
+
+    def read_tiles(self, tiles: Sequence[Tile]) -> Iterator[tuple[Tile, np.ndarray | None, float, Exception | None]]:
+        """Yield ``(tile, image, valid_fraction, error)`` per tile; a failed read has ``error`` set.
+
+        Tiles aligned to the scene's own pixels are read directly; the rest from one WarpedVRT covering
+        all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do).
+        """
+        if not tiles:
+            return
+        if all(self._aligned(t) for t in tiles):
+            for tile in tiles:
+                col = round((tile.transform[2] - self.transform.c) / self.transform.a)
+                row = round((tile.transform[5] - self.transform.f) / self.transform.e)
+                yield self._read_window(self._src, tile, Window(col, row, tile.size, tile.size))
+            return
+        vrt = self._warped(tiles)
+        try:
+            for tile in tiles:
+                col = round((tile.transform[2] - vrt.transform.c) / vrt.transform.a)
+                row = round((tile.transform[5] - vrt.transform.f) / vrt.transform.e)
+                result = self._read_window(vrt, tile, Window(col, row, tile.size, tile.size))
+                if result[3] is not None:
+                    # GDAL's warper keeps failing after a corrupt source block: start a fresh VRT.
+                    vrt.close()
+                    vrt = self._warped(tiles)
+                yield result
+        finally:
+            vrt.close()
+
+    def window_of(self, tile: Tile) -> list[int]:
+        """The tile's pixel window in the scene: ``col_off, row_off, width, height`` (rounded)."""
+        col, row = ~self.transform @ (tile.transform[2], tile.transform[5])
+        scale = tile.transform[0] / self.transform.a
+        return [round(col), round(row), round(tile.size * scale), round(tile.size * scale)]
+
+    def _aligned(self, tile: Tile) -> bool:
+        """True if the tile's pixels are the scene's own pixels (same CRS, size and phase, to 1e-3 px)."""
+        a = self.transform
+        if rasterio.crs.CRS.from_user_input(tile.crs) != self._src.crs:
+            return False
+        tolerance = 1e-3 / max(self.shape[0], self.shape[1], tile.size)
+        if not (math.isclose(tile.transform[0], a.a, rel_tol=tolerance)
+                and math.isclose(tile.transform[4], a.e, rel_tol=tolerance)):
+            return False
+        col = (tile.transform[2] - a.c) / a.a
+        row = (tile.transform[5] - a.f) / a.e
+        return abs(col - round(col)) < 1e-3 and abs(row - round(row)) < 1e-3
+
+    def _warped(self, tiles: Sequence[Tile]) -> WarpedVRT:
+        """A VRT in the tiles' CRS and resolution whose extent is exactly the union of ``tiles``."""
+        res_x, res_y = tiles[0].transform[0], tiles[0].transform[4]
+        size = tiles[0].size
+        left = min(t.transform[2] for t in tiles)
+        top = max(t.transform[5] for t in tiles)
+        right = max(t.transform[2] + size * res_x for t in tiles)
+        bottom = min(t.transform[5] + size * res_y for t in tiles)
+        options = dict(
+            crs=tiles[0].crs,
+            transform=Affine(res_x, 0.0, left, 0.0, res_y, top),
+            width=round((right - left) / res_x),
+            height=round((bottom - top) / res_y),
+            resampling=Resampling.bilinear,
+        )
+        if self._src.nodata is None and self.layout.alpha is None:
+            options["add_alpha"] = True
+        return WarpedVRT(self._src, **options)
+
+    def _read_window(self, dataset: rasterio.io.DatasetReaderBase, tile: Tile,
+                     window: Window) -> tuple[Tile, np.ndarray | None, float, Exception | None]:
+        """Read one window, padding what lies outside ``dataset`` with nodata, and its valid fraction."""
+        size = tile.size
+        inner = window.intersection(Window(0, 0, dataset.width, dataset.height)) if _overlaps(window, dataset) else None
+        image = np.full((len(self._indexes), size, size), FILL_VALUE, dtype=self.dtype)
+        valid = np.zeros((size, size), dtype=bool)
+        if inner is None:
+            return tile, image.transpose(1, 2, 0), 0.0, None
+        r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
+        h, w = int(inner.height), int(inner.width)
+        try:
+            alpha = self._alpha_index(dataset)
+            indexes = self._indexes + ([alpha] if alpha else [])
+            data = dataset.read(indexes, window=inner)
+            image[:, r0:r0 + h, c0:c0 + w] = data[: len(self._indexes)]
+            valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, data, alpha, inner)
+        except rasterio.errors.RasterioIOError as error:
+            return tile, None, 0.0, RuntimeError(describe(error))
+        image[:, ~valid] = FILL_VALUE
+        return tile, image.transpose(1, 2, 0), float(valid.mean()), None
+
+    def _alpha_index(self, dataset: rasterio.io.DatasetReaderBase) -> int | None:
+        if self.layout.alpha:
+            return self.layout.alpha
+        if isinstance(dataset, WarpedVRT) and dataset.count > self._src.count:
+            return dataset.count  # the alpha band WarpedVRT added
+        return None
+
+    def _valid(self, dataset: rasterio.io.DatasetReaderBase, data: np.ndarray, alpha: int | None,
+               window: Window) -> np.ndarray:
+        """Valid-pixel mask computed from what was read, without a second read where possible."""
+        if alpha:
+            return data[-1] > 0
+        nodata = dataset.nodata
+        if nodata is not None:
+            bands = data[: len(self._indexes)]
+            return np.any(~np.isnan(bands) if np.isnan(nodata) else bands != nodata, axis=0)
+        flags = dataset.mask_flag_enums[0]
+        if MaskFlags.all_valid in flags:
+            return np.ones(data.shape[1:], dtype=bool)
+        return dataset.dataset_mask(window=window) > 0
+
+
+def describe(error: BaseException) -> str:
+    """An exception's message with its causes (rasterio puts GDAL's own words in the cause)."""
+    parts = [str(error)]
+    cause = error.__cause__ or error.__context__
+    while cause is not None and str(cause) not in parts:
+        parts.append(str(cause))
+        cause = cause.__cause__ or cause.__context__
+    return "; ".join(p for p in parts if p)
+
+
+def _overlaps(window: Window, dataset: rasterio.io.DatasetReaderBase) -> bool:
+    return (window.col_off < dataset.width and window.row_off < dataset.height
+            and window.col_off + window.width > 0 and window.row_off + window.height > 0)
+
+
+def iter_blocks(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of at most ``size`` items (tiles read together share one open scene)."""
+    block: list = []
+    for item in items:
+        block.append(item)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block

@@ -1,0 +1,323 @@
+"""Deterministic synthetic Amazon scenes: a forest with rivers, roads, fields, settlements and weather.
+
+Each scene is a GeoTIFF laid out like a PlanetScope analytic scene: 4 bands uint16 (surface reflectance
+x 10,000, 12-bit range) in Planet's ``blue, green, red, nir`` order with colour interpretation set,
+3 m pixels, UTM zone 21S, tiled 256 x 256 and deflate-compressed. Beside it go the ground truth as a
+GeoJSON of tagged polygons (EPSG:4326) and the Kaggle-format labels of each native 256-px tile.
+
+A scene is fully determined by its :class:`SceneSpec`: same spec, same bytes. A second acquisition of
+the same place (``disturbance_seed``) keeps the landscape and adds new clearings, roads and burn scars,
+which are returned as the known places change detection must find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from rasterio.enums import ColorInterp
+from rasterio.features import rasterize
+from shapely.geometry import LineString, Polygon, box, mapping
+from shapely.geometry.base import BaseGeometry
+
+from pipelines.geo.grid import WGS84, NativeGrid, reproject
+from pipelines.geo.labelling import PolygonLabeller
+from planet_model.labels import write_kaggle_csv
+from planet_model.records import SURFACE_REFLECTANCE
+
+CRS = "EPSG:32721"  # UTM 21S, the heart of the Brazilian Amazon
+#: Easting, northing of scene (0, 0)'s top-left: about 56.1 W, 9.95 S (Mato Grosso). Both are multiples
+#: of the 3 m pixel, as the UTM tile matrix sets' pixel edges are (pipelines.geo.grid.UtmGrid), so a
+#: scan on the default grid reads these pixels unresampled, like a scene snapped to its pixel size.
+ORIGIN = (600_000.0, 8_899_998.0)
+RESOLUTION = 3.0
+
+# Surface reflectance x 10,000 in Planet's band order: blue, green, red, nir.
+SPECTRA = {
+    "primary": (350, 600, 330, 3000),
+    "water": (520, 700, 560, 350),
+    "agriculture": (700, 1050, 950, 2500),
+    "bare_ground": (1350, 1650, 2050, 2600),
+    "road": (1150, 1350, 1550, 2050),
+    "habitation": (1900, 2000, 2100, 2300),
+    "slash_burn": (260, 280, 300, 800),
+    "cloud": (4600, 4600, 4650, 4900),
+    "haze": (1900, 1950, 2050, 2500),
+}
+# Drawing order: later classes cover earlier ones.
+_DRAW = ("water", "agriculture", "bare_ground", "slash_burn", "road", "habitation")
+_LAND_COVER_NOT_FOREST = ("water", "agriculture", "bare_ground", "habitation", "slash_burn")
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """Everything that determines a synthetic scene."""
+
+    seed: int
+    width: int = 2048
+    height: int = 2048
+    col: int = 0  # scene position in a mosaic of neighbouring scenes, in scene widths
+    row: int = 0
+    acquired: str = "2026-06-01T13:30:00+00:00"
+    weather_seed: int | None = None  # clouds and haze; default: from seed
+    disturbance_seed: int | None = None  # new clearings, roads, burn scars (a later acquisition)
+    cloud_probability: float = 0.45
+    haze_probability: float = 0.25
+    overcast: bool = False  # one cloud over the whole scene (a day on which nothing on the ground shows)
+
+    @property
+    def scene_id(self) -> str:
+        day = self.acquired[:10].replace("-", "")
+        return f"synth_{day}_r{self.row}c{self.col}"
+
+    @property
+    def transform(self) -> Affine:
+        x = ORIGIN[0] + self.col * self.width * RESOLUTION
+        y = ORIGIN[1] - self.row * self.height * RESOLUTION
+        return Affine(RESOLUTION, 0.0, x, 0.0, -RESOLUTION, y)
+
+
+@dataclass
+class Landscape:
+    """Tagged polygons in scene pixel coordinates (column, row)."""
+
+    features: list[tuple[str, BaseGeometry]] = field(default_factory=list)
+    planted: list[tuple[str, BaseGeometry]] = field(default_factory=list)
+
+
+def _blob(rng: np.random.Generator, cx: float, cy: float, radius: float, points: int = 14) -> Polygon:
+    angles = np.sort(rng.uniform(0, 2 * math.pi, points))
+    radii = radius * rng.uniform(0.55, 1.0, points)
+    return Polygon(np.column_stack([cx + radii * np.cos(angles), cy + radii * np.sin(angles)])).buffer(radius * 0.15)
+
+
+def _wander(rng: np.random.Generator, width: int, height: int, wiggle: float, steps: int = 24) -> LineString:
+    """A line from one scene edge to the opposite one, bending as it goes."""
+    horizontal = rng.random() < 0.5
+    span = width if horizontal else height
+    across = height if horizontal else width
+    t = np.linspace(-0.05 * span, 1.05 * span, steps)
+    offset = rng.uniform(0.15, 0.85) * across + np.cumsum(rng.normal(0, wiggle, steps))
+    return LineString(np.column_stack([t, offset]) if horizontal else np.column_stack([offset, t]))
+
+
+def _field(rng: np.random.Generator, cx: float, cy: float, size: tuple[float, float]) -> Polygon:
+    w, h = size
+    return shapely.affinity.rotate(box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2), rng.uniform(0, 90))
+
+
+def landscape(spec: SceneSpec) -> Landscape:
+    """The land of a scene: what is on the ground, from ``spec.seed`` (weather and changes apart)."""
+    rng = np.random.default_rng(spec.seed)
+    w, h = spec.width, spec.height
+    scale = math.sqrt(w * h) / 2048
+    land = Landscape()
+    if rng.random() < 0.6:
+        land.features.append(("water", _wander(rng, w, h, 25).buffer(rng.uniform(6, 14))))
+    roads = [_wander(rng, w, h, 8) for _ in range(rng.integers(0, 3 if scale < 0.75 else 4))]
+    land.features += [("road", r.buffer(2.5)) for r in roads]
+    for _ in range(rng.poisson(3 * scale)):
+        anchor = _near(rng, roads, w, h)
+        land.features.append(("agriculture", _field(rng, *anchor, rng.uniform(70, 220, 2))))
+    for _ in range(rng.poisson(1.2 * scale)):
+        land.features.append(("bare_ground", _blob(rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(18, 45))))
+    for _ in range(rng.poisson(1.0 * scale) if roads else 0):
+        cx, cy = _near(rng, roads, w, h)
+        land.features.append(("habitation", _blob(rng, cx, cy, rng.uniform(35, 60), 10)))
+    if spec.disturbance_seed is not None:
+        land.planted = plant_disturbances(spec, land)
+        land.features += land.planted
+    clip = box(0, 0, w, h)
+    land.features = [(t, g.intersection(clip)) for t, g in land.features if g.intersects(clip)]
+    return land
+
+
+def plant_disturbances(spec: SceneSpec, land: Landscape) -> list[tuple[str, BaseGeometry]]:
+    """New clearings, roads and burn scars placed in intact forest: the changes a later scan must find."""
+    rng = np.random.default_rng(spec.disturbance_seed)
+    taken = shapely.union_all([g for _, g in land.features]).buffer(60) if land.features else Polygon()
+    planted: list[tuple[str, BaseGeometry]] = []
+    scale = math.sqrt(spec.width * spec.height) / 2048
+    for kind in ["agriculture", "slash_burn"] * max(1, round(2 * scale)) + ["road"]:
+        for _ in range(50):
+            cx, cy = rng.uniform(150, spec.width - 150), rng.uniform(150, spec.height - 150)
+            if kind == "road":
+                angle = rng.uniform(0, math.pi)
+                length = rng.uniform(400, 900)
+                dx, dy = math.cos(angle) * length / 2, math.sin(angle) * length / 2
+                geom = LineString([(cx - dx, cy - dy), (cx + dx, cy + dy)]).buffer(2.5)
+            elif kind == "agriculture":
+                geom = _field(rng, cx, cy, rng.uniform(150, 230, 2))
+            else:
+                geom = _blob(rng, cx, cy, rng.uniform(60, 100))
+            if not geom.intersects(taken):
+                planted.append((kind, geom))
+                taken = taken.union(geom.buffer(60))
+                break
+    return planted
+
+
+def weather(spec: SceneSpec) -> list[tuple[str, BaseGeometry]]:
+    """Clouds and haze of one acquisition, in pixel coordinates."""
+    rng = np.random.default_rng(spec.seed * 7919 + 1 if spec.weather_seed is None else spec.weather_seed)
+    w, h = spec.width, spec.height
+    found: list[tuple[str, BaseGeometry]] = []
+    if spec.overcast:
+        return [("cloudy", box(-0.1 * w, -0.1 * h, 1.1 * w, 1.1 * h))]
+    if rng.random() < spec.cloud_probability:
+        for _ in range(rng.integers(1, 5)):
+            found.append(("cloudy", _blob(rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(80, 420), 18)))
+    if rng.random() < spec.haze_probability:
+        found.append(("haze", _blob(rng, rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.5, 1.0) * max(w, h), 10)))
+    return found
+
+
+def _near(rng: np.random.Generator, roads: Sequence[LineString], w: int, h: int) -> tuple[float, float]:
+    if roads and rng.random() < 0.7:
+        road = roads[rng.integers(len(roads))]
+        p = road.interpolate(rng.uniform(0, road.length))
+        return float(np.clip(p.x + rng.normal(0, 60), 0, w)), float(np.clip(p.y + rng.normal(0, 60), 0, h))
+    return float(rng.uniform(0, w)), float(rng.uniform(0, h))
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
+    import cv2
+
+    small = rng.normal(0, 1, (cells, cells)).astype(np.float32)
+    return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def render(spec: SceneSpec, land: Landscape, sky: list[tuple[str, BaseGeometry]]) -> np.ndarray:
+    """Pixels ``(4, height, width)`` uint16 in blue, green, red, nir order."""
+    rng = np.random.default_rng(spec.seed * 104729 + (spec.disturbance_seed or 0))
+    shape = (spec.height, spec.width)
+    texture = 1 + 0.12 * _smooth_noise(rng, shape, 64) + 0.05 * rng.normal(0, 1, shape).astype(np.float32)
+    classes = np.zeros(shape, dtype=np.uint8)
+    for code, kind in enumerate(_DRAW, start=1):
+        geoms = [g for t, g in land.features if t == kind and not g.is_empty]
+        if geoms:
+            rasterize(((g, code) for g in geoms), out=classes, transform=Affine.identity())
+    palette = np.array([SPECTRA["primary"]] + [SPECTRA[k] for k in _DRAW], dtype=np.float32)
+    image = palette[classes].transpose(2, 0, 1) * texture
+    stripes = 1 + 0.08 * np.sin(np.arange(spec.width, dtype=np.float32) / 3.0)
+    image[:, classes == _DRAW.index("agriculture") + 1] *= np.broadcast_to(stripes, shape)[classes == 2]
+    roofs = (classes == _DRAW.index("habitation") + 1) & (rng.random(shape) < 0.35)
+    image[:, roofs] *= 1.4
+    for kind, geom in sky:
+        mask = rasterize([(geom, 1)], out_shape=shape, transform=Affine.identity()).astype(bool)
+        if not mask.any():
+            continue
+        if kind == "haze":
+            alpha = 0.4
+        else:  # soft-edged, textured cloud
+            alpha = np.clip(0.85 + 0.15 * _smooth_noise(rng, shape, 16), 0, 1)[mask]
+        target = np.array(SPECTRA["cloud" if kind == "cloudy" else "haze"], dtype=np.float32)[:, None]
+        image[:, mask] = image[:, mask] * (1 - alpha) + target * alpha
+    return np.clip(image, 1, 4095).astype(np.uint16)
+
+
+def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
+    """Write ``<scene_id>.tif``, ``<scene_id>.truth.geojson`` and ``<scene_id>.labels.csv``.
+
+    Returns a summary: paths, scene id, and the planted disturbances (EPSG:4326 GeoJSON geometries).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    land = landscape(spec)
+    clip = box(0, 0, spec.width, spec.height)  # a scene's ground truth ends at its edge, clouds too
+    sky = [(t, g.intersection(clip)) for t, g in weather(spec) if g.intersects(clip)]
+    pixels = render(spec, land, sky)
+    tif = directory / f"{spec.scene_id}.tif"
+    profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=4, dtype="uint16", crs=CRS,
+                   transform=spec.transform, nodata=0, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", predictor=2, interleave="pixel")
+    acquired = dt.datetime.fromisoformat(spec.acquired).astimezone(dt.timezone.utc)
+    with rasterio.open(tif, "w", **profile) as dst:
+        dst.write(pixels)
+        dst.colorinterp = (ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined)
+        dst.descriptions = ("blue", "green", "red", "nir")
+        dst.update_tags(acquired=acquired.isoformat(), TIFFTAG_DATETIME=acquired.strftime("%Y:%m:%d %H:%M:%S"),
+                        synthetic_seed=str(spec.seed), product=SURFACE_REFLECTANCE)
+    to_wgs84 = lambda g: reproject(shapely.affinity.affine_transform(g, spec.transform.to_shapely()), CRS, WGS84)  # noqa: E731
+    tagged = [(t, to_wgs84(g)) for t, g in land.features + sky]
+    footprint = to_wgs84(box(0, 0, spec.width, spec.height))
+    not_forest = shapely.union_all([g for t, g in tagged if t in _LAND_COVER_NOT_FOREST] or [Polygon()])
+    tagged.append(("primary", footprint.difference(not_forest)))
+    truth = directory / f"{spec.scene_id}.truth.geojson"
+    truth.write_text(json.dumps(_collection(tagged, spec.scene_id)))
+    grid = NativeGrid(spec.scene_id, CRS, tuple(spec.transform)[:6], spec.width, spec.height)
+    labeller = PolygonLabeller(tagged)
+    rows = [(grid.tile(r, c).tile_id, labeller.labels(grid.tile(r, c))) for r, c in grid.tiles()]
+    csv_path = directory / f"{spec.scene_id}.labels.csv"
+    write_kaggle_csv(csv_path, rows)
+    return {
+        "scene_id": spec.scene_id,
+        "scene": str(tif),
+        "truth": str(truth),
+        "labels_csv": str(csv_path),
+        "planted": [{"tag": t, "geometry": mapping(to_wgs84(g))} for t, g in land.planted],
+    }
+
+
+def _collection(tagged: list[tuple[str, BaseGeometry]], scene_id: str) -> dict:
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"tag": t, "scene_id": scene_id}, "geometry": mapping(g)}
+            for t, g in tagged if not g.is_empty
+        ],
+    }
+
+
+def mosaic(seed: int, rows: int, cols: int, size: int = 2048, **overrides: object) -> list[SceneSpec]:
+    """Specs for a ``rows x cols`` block of neighbouring scenes, each with its own seed."""
+    return [SceneSpec(seed=seed * 1000 + r * cols + c, width=size, height=size, row=r, col=c, **overrides)  # type: ignore[arg-type]
+            for r in range(rows) for c in range(cols)]
+
+
+def merge_truth(summaries: Sequence[dict], path: str | Path) -> None:
+    """One GeoJSON with the ground truth of several scenes (what the chip pipeline's --labels takes)."""
+    features = []
+    for summary in summaries:
+        features += json.loads(Path(summary["truth"]).read_text())["features"]
+    Path(path).write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+
+
+def later(spec: SceneSpec, acquired: str, disturbance_seed: int) -> SceneSpec:
+    """The same place acquired again later, with new disturbances and its own weather."""
+    return replace(spec, acquired=acquired, disturbance_seed=disturbance_seed,
+                   weather_seed=spec.seed * 7919 + disturbance_seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planet-tiles synth", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", required=True, help="folder for scenes, ground truth and labels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", type=int, default=1, help="scenes north to south")
+    parser.add_argument("--cols", type=int, default=1, help="scenes west to east")
+    parser.add_argument("--size", type=int, default=2048, help="scene width and height in pixels (3 m)")
+    parser.add_argument("--acquired", default="2026-06-01T13:30:00+00:00", help="acquisition time, ISO 8601")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    specs = mosaic(args.seed, args.rows, args.cols, args.size, acquired=args.acquired)
+    summaries = [write_scene(spec, args.output) for spec in specs]
+    merge_truth(summaries, Path(args.output) / "truth.geojson")
+    for s in summaries:
+        print(s["scene"])
+    print(f"ground truth: {Path(args.output) / 'truth.geojson'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Every input item ends as written, skipped (with a reason) or failed (with a reason); every output file
+is owned by the manifest that lists it.
+
+Pipelines emit one small *outcome* dict per item beside their real output. This module sums outcomes
+into the run's manifest and writes failures as ``errors-*.jsonl`` lines.
+
+Publishing a run's files is safe under crashes and concurrency:
+
+1. A run writes everything under ``<folder>/_staging/<run_id>/`` with names ending in ``.staged``: no
+   reader (``*.parquet``, ``chips-*.tfrecord``, BigQuery external tables) picks them up, and a killed
+   run leaves only such files, which a later run of the folder deletes once they are older than
+   :data:`STALE_HOURS`.
+2. When every file is complete, :class:`Publish` moves them into ``<folder>`` under their final names
+   and swaps the manifest to list them (:func:`planet_model.storage.swap`: a generation precondition on
+   Cloud Storage, a lock locally).
+3. It then deletes exactly the files the manifest it replaced listed: two concurrent runs of one folder
+   each delete only what they replaced, so the last to swap wins and never nobody, and files the tools
+   did not write are never touched. The only other files it deletes are its own kinds' (``part-*``,
+   ``chips-*``, ``errors-*``) that no manifest lists and that are older than :data:`STALE_HOURS`: what
+   a run killed between moving its files in and swapping the manifest left.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+import logging
+import posixpath
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+
+from planet_model import storage
+
+log = logging.getLogger(__name__)
+
+WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
+STAGING = "_staging"
+#: Suffix of a file not yet published: what readers never read.
+STAGED = ".staged"
+#: Staged files of another run older than this are what a killed run left; younger ones may be a
+#: concurrent run's, and are left alone.
+STALE_HOURS = 24
+#: The tagged output that carries outcomes beside each step's main output.
+OUTCOMES = "outcomes"
+
+
+def outcome(status: str, scene_id: str, uri: str, item: str | None = None, reason: str | None = None,
+            window: Sequence[int] | None = None, **extra: Any) -> dict:
+    """One item's fate. ``item`` is a tile or image id; ``None`` means the whole scene failed."""
+    record = {"status": status, "scene_id": scene_id, "uri": uri, "item": item, "reason": reason,
+              "window": list(window) if window is not None else None}
+    record.update(extra)
+    return record
+
+
+class SummarizeFn(beam.CombineFn):
+    """Counts outcomes: totals, reasons, and per-scene totals."""
+
+    def create_accumulator(self) -> Counter:
+        return Counter()
+
+    def add_input(self, acc: Counter, item: dict) -> Counter:
+        status = item["status"]
+        acc[("total", status)] += 1
+        acc[("scene", item["scene_id"], status)] += 1
+        if item.get("out_of_domain"):
+            acc[("total", "out_of_domain")] += 1
+        if item["reason"] and status != WRITTEN:
+            acc[("reason", status, _reason_key(item["reason"]))] += 1
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[Counter]) -> Counter:
+        total: Counter = Counter()
+        for acc in accs:
+            total.update(acc)
+        return total
+
+    def extract_output(self, acc: Counter) -> dict:
+        counts = {s: acc[("total", s)] for s in (WRITTEN, SKIPPED, FAILED)}
+        summary: dict[str, Any] = {"enumerated": sum(counts.values()), **counts,
+                                   "out_of_domain": acc[("total", "out_of_domain")],
+                                   "skipped_reasons": {}, "failed_reasons": {}, "scenes": {}}
+        for key, n in sorted(acc.items(), key=lambda kv: str(kv[0])):
+            if key[0] == "reason":
+                summary[f"{key[1]}_reasons"][key[2]] = n
+            elif key[0] == "scene":
+                summary["scenes"].setdefault(key[1], {s: 0 for s in (WRITTEN, SKIPPED, FAILED)})[key[2]] = n
+        return summary
+
+
+def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
+                 keep: Callable[[Any, Any, Any, float], Iterable]) -> Iterator:
+    """Read a block of tiles of one scene; tiles that fail or hold too little data become outcomes.
+
+    Yields what ``keep(reader, tile, image, valid_fraction)`` yields for each kept tile and a
+    ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
+    """
+    try:
+        reader = open_reader()
+    except Exception as error:  # noqa: BLE001 - the scene changed or vanished since enumeration
+        for tile in tiles:
+            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
+                                                        f"read: {error}"))
+        return
+    with reader:
+        for tile, image, valid, error in reader.read_tiles(tiles):
+            if error is not None:
+                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
+                                                            f"read: {error}", reader.window_of(tile)))
+            elif valid < min_valid_fraction:
+                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
+                    SKIPPED, source.scene_id, source.uri, tile.tile_id,
+                    f"nodata: valid fraction {valid:.3f} below {min_valid_fraction}"))
+            else:
+                yield from keep(reader, tile, image, valid)
+
+
+def fail_if_all_failed(manifest: dict, what: str) -> None:
+    """A run in which items were enumerated and every one failed is a failed run: exit 1 with the
+    commonest reasons (a partial failure is a success with error lines)."""
+    if manifest["enumerated"] and manifest["failed"] == manifest["enumerated"]:
+        reasons = sorted(manifest["failed_reasons"].items(), key=lambda kv: -kv[1])[:3]
+        raise SystemExit(f"{what}: every one of {manifest['enumerated']} items failed; commonest reasons: "
+                         + "; ".join(f"{reason} ({n})" for reason, n in reasons)
+                         + f". The error lines are in {', '.join(f for f in manifest['files'] if '/errors-' in f)}")
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons by their kind (the text before the first colon), so counts stay readable."""
+    return reason.split(":", 1)[0].strip()
+
+
+def staging(folder: str, run_id: str) -> str:
+    """Where run ``run_id`` writes the files it will publish in ``folder``."""
+    return storage.join(folder, STAGING, run_id)
+
+
+class Account(beam.PTransform):
+    """Outcomes -> staged ``errors-<run_id>-*.jsonl``, and a summary PCollection of one dict."""
+
+    def __init__(self, folder: str, run_id: str) -> None:
+        super().__init__()
+        self.folder, self.run_id = folder, run_id
+
+    def expand(self, outcomes: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
+        errors = (
+            outcomes
+            | "OnlyFailures" >> beam.Filter(lambda o: o["status"] == FAILED)
+            | "ErrorLines" >> beam.Map(lambda o: json.dumps(o, sort_keys=True))
+            | "WriteErrors" >> beam.io.WriteToText(storage.join(staging(self.folder, self.run_id), f"errors-{self.run_id}"),
+                                                   file_name_suffix=".jsonl" + STAGED, num_shards=1)
+        )
+        summary = outcomes | "Summarize" >> beam.CombineGlobally(SummarizeFn())
+        return summary, errors
+
+
+class Publish(beam.DoFn):
+    """Moves a run's staged files into place, swaps the manifest to them, deletes what it replaced.
+
+    Runs once, after every output file is complete (their lists arrive as side inputs), so a failed run
+    never touches the previous good output. See the module docstring for why this is safe.
+    """
+
+    def __init__(self, folder: str, manifest_name: str, run_info: dict, written_as: str = WRITTEN) -> None:
+        self.folder, self.manifest_name, self.run_info = folder, manifest_name, run_info
+        self.written_as = written_as  # what "written" is called in this pipeline's manifest
+
+    def process(self, summary: dict, *staged_lists: list[str]) -> Iterable[dict]:
+        moves = [(path, storage.join(self.folder, posixpath.basename(path)[: -len(STAGED)]))
+                 for files in staged_lists for path in files]
+        storage.rename(moves)
+        manifest = {**self.run_info, **summary, self.written_as: summary[WRITTEN],
+                    "files": sorted(final for _, final in moves)}
+        text = json.dumps(manifest, indent=2).encode()
+        replaced = storage.swap(storage.join(self.folder, self.manifest_name), lambda _: text)
+        previous = json.loads(replaced) if replaced else {}
+        gone = [path for path in previous.get("files", []) if path not in manifest["files"] and storage.exists(path)]
+        storage.delete(gone)
+        storage.delete_tree(staging(self.folder, self.run_info["run_id"]))
+        left = clear_stale_staging(self.folder) + clear_orphans(self.folder, manifest["files"],
+                                                                 [posixpath.basename(d) for _, d in moves])
+        log.info("%s: published %d files, removed %d of the run it replaced (%s) and %d left by killed runs",
+                 self.folder, len(moves), len(gone), previous.get("run_id"), left)
+        yield {**manifest, "replaced_run": previous.get("run_id"), "files_removed": len(gone)}
+
+
+def clear_orphans(folder: str, listed: Sequence[str], names: Sequence[str], hours: float = STALE_HOURS) -> int:
+    """Delete files of this pipeline's kinds in ``folder`` that no manifest lists and that are older than
+    ``hours``: what a run killed while publishing moved in before it could swap the manifest. A file's
+    kind is its name up to the run id (``part-``, ``chips-``, ``errors-``), taken from ``names``."""
+    kinds = {name.split("-", 1)[0] + "-" for name in names}
+    cutoff = time.time() - hours * 3600
+    orphans = [path for path, modified in storage.modified(storage.join(folder, "*"))
+               if posixpath.basename(path).split("-", 1)[0] + "-" in kinds and path not in listed and modified < cutoff]
+    storage.delete(orphans)
+    return len(orphans)
+
+
+def clear_stale_staging(folder: str, hours: float = STALE_HOURS) -> int:
+    """Delete what killed runs left in ``folder``'s staging area (runs whose newest file is older than
+    ``hours``); return how many runs were cleared."""
+    runs: dict[str, float] = {}
+    prefix = storage.join(folder, STAGING) + "/"
+    for path, modified in storage.modified(storage.join(folder, STAGING, "**")):
+        run = path[len(prefix):].split("/", 1)[0]
+        runs[run] = max(runs.get(run, 0.0), modified)
+    stale = [run for run, newest in runs.items() if newest < time.time() - hours * 3600]
+    for run in stale:
+        storage.delete_tree(storage.join(folder, STAGING, run))
+    return len(stale)

@@ -1,0 +1,69 @@
+"""Cloud Storage notifications -> scenes: which objects are scenes, and each scene version once.
+
+Scenes arrive as ``OBJECT_FINALIZE`` notifications on Pub/Sub. Pub/Sub delivers at least once and keeps
+unacknowledged messages for up to seven days, so a notification can repeat: :class:`FirstNotification`
+passes each object generation once and forgets it after that retention period.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import posixpath
+from collections.abc import Iterable, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.utils.timestamp import Duration
+
+from pipelines.geo.scenes import SceneSource, scene_id_from_uri
+
+#: Pub/Sub's longest message retention: how long a notification can be redelivered.
+LATENESS_DAYS = 7
+
+
+def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tuple[str, SceneSource] | None:  # noqa: ANN001
+    """A GCS notification (``PubsubMessage``) -> ``(version, scene)``, or ``None`` if it announces no scene.
+
+    Only ``OBJECT_FINALIZE`` events of objects matching ``patterns`` are scenes. ``version`` is the
+    object and its generation: a re-uploaded scene is new, a repeated notification is not. The scene id
+    is the batch scan's (the file name's stem), so both write the same rows.
+    """
+    attributes = message.attributes or {}
+    if attributes.get("eventType", "OBJECT_FINALIZE") != "OBJECT_FINALIZE":
+        return None
+    payload = json.loads(message.data.decode("utf-8")) if message.data else {}
+    bucket = payload.get("bucket") or attributes.get("bucketId")
+    name = payload.get("name") or attributes.get("objectId")
+    generation = str(payload.get("generation") or attributes.get("objectGeneration") or "")
+    if not bucket or not name or not any(fnmatch.fnmatch(posixpath.basename(name), p) for p in patterns):
+        return None
+    uri = object_prefix.format(bucket=bucket) + name
+    return f"gs://{bucket}/{name}#{generation}", SceneSource(uri=uri, scene_id=scene_id_from_uri(uri))
+
+
+class FirstNotification(beam.DoFn):
+    """Keyed by scene version (object and generation): passes the first notification of each only.
+
+    The state is cleared ``LATENESS_DAYS`` after the first one: Pub/Sub keeps (and so redelivers)
+    messages for at most that long, so state does not grow with every scene ever seen.
+    """
+
+    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
+    EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
+
+    def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),  # noqa: ANN001
+                expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[SceneSource]:
+        if seen.read():
+            beam.metrics.Metrics.counter("planet_tiles_stream", "duplicate_notifications").inc()
+            return
+        seen.write(True)
+        expire.set(timestamp + Duration(seconds=LATENESS_DAYS * 86400))
+        yield keyed[1]
+
+    @on_timer(EXPIRE)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)) -> Iterable:  # noqa: ANN001
+        seen.clear()
+        return []

@@ -1,0 +1,106 @@
+"""The streaming scan's sinks: windowed Parquet files in the scan layout, error lines, BigQuery rows.
+
+Unbounded output goes into fixed windows; each window pane of each partition becomes one file whose
+name is fixed by partition, window and pane, so a retried bundle rewrites it instead of adding one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
+from apache_beam.utils.timestamp import Duration
+
+from pipelines.analysis import layout, rules, schema
+from pipelines.steps.accounting import WRITTEN
+from pipelines.steps.notifications import LATENESS_DAYS
+from planet_model import storage
+
+
+def bigquery_row(row: dict) -> dict:
+    """A scan row or alert record as BigQuery's JSON rows want it (GEOGRAPHY as WKT, dates and times as
+    ISO text)."""
+    import shapely
+
+    return {key: shapely.from_wkb(value).wkt if key == "geometry"
+            else value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
+            for key, value in row.items()}
+
+
+def alert_record(alert: rules.Alert) -> dict:
+    return {c.name: getattr(alert, c.name) for c in schema.ALERT_COLUMNS}
+
+
+class WriteWindowParquet(beam.DoFn):
+    """``(partition, rows)`` of one window pane -> one Parquet file (and, for scan rows, the partition's
+    streaming manifest, which names the bundle that made them)."""
+
+    def __init__(self, prefix: str, columns: Sequence[schema.Column],
+                 manifest: Callable[[str], tuple[str, str]] | None = None) -> None:
+        self.prefix, self.columns, self.manifest = prefix, tuple(columns), manifest
+
+    def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
+                pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
+        partition, rows = grouped
+        rows = sorted(rows, key=lambda r: (r.get("tile_id"), r.get("scene_id", ""), str(r.get("after_date", ""))))
+        digest = hashlib.sha256(partition.encode()).hexdigest()[:8]
+        path = layout.stream_part(self.prefix, partition, _pane_name(window, pane), digest)
+        storage.write_bytes(path, schema.parquet_bytes(rows, self.columns))
+        if self.manifest is not None:
+            storage.write_text(*self.manifest(partition))
+        yield path
+
+
+class WindowedFiles(beam.PTransform):
+    """Rows -> fixed windows -> one Parquet file per partition and window."""
+
+    def __init__(self, prefix: str, columns: Sequence[schema.Column], partition: Callable[[dict], str],
+                 minutes: float, manifest: Callable[[str], tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self.prefix, self.columns, self.partition, self.minutes = prefix, columns, partition, minutes
+        self.manifest = manifest
+
+    def expand(self, rows: beam.PCollection) -> beam.PCollection:
+        return (rows
+                | "Window" >> windows(self.minutes)
+                | "ByPartition" >> beam.Map(lambda r: (self.partition(r), r))
+                | "Group" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(WriteWindowParquet(self.prefix, self.columns, self.manifest)))
+
+
+def windows(minutes: float) -> beam.WindowInto:
+    """Fixed windows whose late data (alerts leave their timers after the watermark has passed their
+    window; Pub/Sub redeliveries) fire extra panes, written as files of their own, never dropped."""
+    return beam.WindowInto(beam.window.FixedWindows(round(minutes * 60)), trigger=AfterWatermark(late=AfterCount(1)),
+                           accumulation_mode=AccumulationMode.DISCARDING,
+                           allowed_lateness=Duration(seconds=LATENESS_DAYS * 86400))
+
+
+def _pane_name(window, pane) -> str:  # noqa: ANN001
+    return window.start.to_utc_datetime().strftime("%Y%m%dT%H%M%S") + f"-{pane.index}"
+
+
+
+class WriteErrors(beam.DoFn):
+    """Failed and skipped outcomes of one window -> ``errors-stream-<window>.jsonl`` (and counters)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
+                pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
+        lines = sorted(json.dumps(o, sort_keys=True) for o in grouped[1])
+        path = storage.join(self.prefix, f"errors-stream-{_pane_name(window, pane)}.jsonl")
+        storage.write_text(path, "\n".join(lines) + "\n")
+        yield path
+
+
+class CountOutcomes(beam.DoFn):
+    def process(self, record: dict) -> Iterator[dict]:
+        beam.metrics.Metrics.counter("planet_tiles_stream", record["status"]).inc()
+        if record["status"] != WRITTEN:
+            yield record

@@ -1,0 +1,110 @@
+"""The one tile path of every pipeline: scenes -> :class:`TileTask` blocks -> :class:`TileImage` pixels.
+
+:class:`EnumerateTiles` runs on workers (the launcher only lists scenes), opens each scene's header and
+lists the tiles of every AOI its footprint touches; :class:`ReadTiles` reads a block of tiles of one
+scene through one open reader. Both take a :class:`~pipelines.geo.tiling.TileSpec` and nothing else,
+and every tile that is not read ends as an outcome (:mod:`pipelines.steps.accounting`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+
+from pipelines.geo.aoi import Aoi
+from pipelines.geo.grid import Tile
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, iter_blocks
+from pipelines.geo.tiling import TileSpec
+from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, outcome, screen_tiles
+from planet_model.records import UNKNOWN
+
+
+@dataclass(frozen=True)
+class TileTask:
+    """Tiles of one scene to read together; ``aoi`` names the AOI they were listed for (None: none)."""
+
+    source: SceneSource
+    tiles: tuple[Tile, ...]
+    aoi: str | None = None
+    acquired: str | None = None  # the scene's acquisition time (ISO 8601), known once its header is read
+
+
+@dataclass(frozen=True)
+class TileImage:
+    """A tile's pixels ``(size, size, bands)`` in record band order, and where they came from."""
+
+    tile: Tile
+    source: SceneSource
+    bands: tuple[str, ...]
+    image: np.ndarray
+    valid_fraction: float
+    aoi: str | None = None
+    acquired: str | None = None
+    product: str = UNKNOWN  # what the values are (records.PRODUCTS)
+
+
+class EnumerateTiles(beam.DoFn):
+    """Scene -> :class:`TileTask` blocks for each AOI its footprint touches (or all its tiles: no AOIs).
+
+    A scene that cannot be opened is one failed item; one that touches no AOI is one skipped item.
+    """
+
+    def __init__(self, spec: TileSpec, aois: Sequence[Aoi] | None = None) -> None:
+        self.spec, self.aois = spec, tuple(aois) if aois else None
+
+    def process(self, source: SceneSource) -> Iterator:
+        try:
+            with self.spec.open(source) as reader:
+                acquired = reader.acquired
+                if self.aois is None:
+                    listed = [(None, self.spec.tiles(reader))]
+                else:
+                    listed = [(aoi.name, tiles) for aoi in self.aois if (tiles := self.spec.tiles(reader, aoi.geometry))]
+        except SceneError as error:
+            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, reason=f"scene: {error}"))
+            return
+        except Exception as error:  # noqa: BLE001 - an unforeseen reader error must not stop the job
+            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri,
+                                                             reason=f"scene: {type(error).__name__}: {error}"))
+            return
+        if not listed:
+            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(SKIPPED, source.scene_id, source.uri,
+                                                             reason="outside: the scene touches no AOI"))
+        for name, tiles in listed:
+            for block in iter_blocks(tiles, self.spec.tiles_per_task):
+                yield TileTask(source, tuple(block), name, acquired)
+
+
+class ReadTiles(beam.DoFn):
+    """A :class:`TileTask` -> a :class:`TileImage` per kept tile, an outcome for each other one."""
+
+    def __init__(self, spec: TileSpec) -> None:
+        self.spec = spec
+
+    def process(self, task: TileTask) -> Iterator:
+        def keep(reader: SceneReader, tile: Tile, image: np.ndarray, valid: float) -> Iterator[TileImage]:
+            yield TileImage(tile, task.source, reader.bands, image, valid, task.aoi, task.acquired or reader.acquired,
+                            reader.product)
+
+        yield from screen_tiles(task.source, task.tiles, lambda: self.spec.open(task.source),
+                                self.spec.min_valid_fraction, keep)
+
+
+class Tiles(beam.PTransform):
+    """Scenes -> ``{"tiles": TileImage, "outcomes": outcome}``: enumerate on workers, spread, read."""
+
+    def __init__(self, spec: TileSpec, aois: Sequence[Aoi] | None = None) -> None:
+        super().__init__()
+        self.spec, self.aois = spec, aois
+
+    def expand(self, sources: beam.PCollection) -> dict:
+        tasks = sources | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(self.spec, self.aois)).with_outputs(
+            OUTCOMES, main="tasks")
+        read = (tasks.tasks
+                | "SpreadTasks" >> beam.Reshuffle()
+                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec)).with_outputs(OUTCOMES, main="tiles"))
+        outcomes = (tasks[OUTCOMES], read[OUTCOMES]) | "TileOutcomes" >> beam.Flatten()
+        return {"tiles": read.tiles, "outcomes": outcomes}

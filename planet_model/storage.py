@@ -1,0 +1,185 @@
+"""File operations on local paths and ``gs://`` URIs, through Beam's ``FileSystems``: the one storage layer.
+
+Everything that reads or writes a path a user gives (scenes lists, AOIs, regions, the Kaggle CSV and
+images, bundles, chip manifests, scans, reports) goes through here, so every such flag takes local paths
+and ``gs://`` alike. Beam resolves the scheme, so the same call works on a laptop and on Dataflow
+workers. Engines that must use their own IO say why where they do (GDAL's ``/vsigs/`` for rasters,
+``tf.data`` for TFRecords, pyarrow and DuckDB for Parquet). Beam is imported inside each function:
+command-line help must not pay for it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable
+
+
+def _fs():  # noqa: ANN202 - Beam's FileSystems class
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts with ``/`` (works for both local paths and ``gs://`` URIs)."""
+    return posixpath.join(base.rstrip("/"), *parts) if base else posixpath.join(*parts)
+
+
+def read_bytes(path: str) -> bytes:
+    if not _fs().exists(path):
+        raise FileNotFoundError(path)
+    with _fs().open(path) as handle:
+        return handle.read()
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole file, never seen half-written: a Cloud Storage object appears when its upload
+    completes; a local file is written under a temporary name in its folder and renamed into place."""
+    if "://" in path:
+        with _fs().create(path) as handle:
+            handle.write(data)
+        return
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".write-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def write_text(path: str, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def glob(pattern: str) -> list[str]:
+    """Sorted paths matching a glob (``*``, ``?``, ``**``), or ``[pattern]`` if it names one file."""
+    results = _fs().match([pattern])[0].metadata_list
+    return sorted(m.path for m in results)
+
+
+def delete(paths: list[str]) -> None:
+    if paths:
+        _fs().delete(paths)
+
+
+def exists(path: str) -> bool:
+    return _fs().exists(path)
+
+
+def rename(pairs: list[tuple[str, str]]) -> None:
+    """Move files (``(source, destination)`` pairs); the destination's folder is made. Local renames are
+    atomic; on Cloud Storage a rename is a copy and a delete."""
+    if not pairs:
+        return
+    for _, destination in pairs:
+        parent = posixpath.dirname(destination)
+        if parent and "://" not in destination and not _fs().exists(parent):
+            _fs().mkdirs(parent)
+    _fs().rename([s for s, _ in pairs], [d for _, d in pairs])
+
+
+def modified(pattern: str) -> list[tuple[str, float]]:
+    """``(path, last modified, seconds since the epoch)`` of the files matching ``pattern``, sorted."""
+    results = _fs().match([pattern])[0].metadata_list
+    return sorted((m.path, m.last_updated_in_seconds) for m in results)
+
+
+def swap(path: str, make: Callable[[bytes | None], bytes], attempts: int = 20) -> bytes | None:
+    """Replace a small file with ``make(current content or None)``, atomically against concurrent swaps
+    of the same file; returns the content it replaced.
+
+    This is how a run switches a partition's manifest to its own files: every writer that replaces the
+    manifest knows exactly which manifest (and so which files) it replaced, so two runs never delete
+    each other's new files, and the last one to swap wins. On Cloud Storage the write carries a
+    generation precondition (``ifGenerationMatch``; 0 means "must not exist yet") and is retried when
+    another writer got there first; locally an exclusive ``flock`` on ``<path>.lock`` serialises the
+    read and an atomic ``os.replace``.
+    """
+    if path.startswith("gs://"):
+        return _swap_gcs(path, make, attempts)
+    return _swap_local(path, make)
+
+
+def _swap_local(path: str, make: Callable[[bytes | None], bytes]) -> bytes | None:
+    import fcntl
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current = None
+            if os.path.exists(path):
+                with open(path, "rb") as handle:
+                    current = handle.read()
+            data = make(current)
+            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".swap-")
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            os.replace(temporary, path)
+            return current
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _swap_gcs(path: str, make: Callable[[bytes | None], bytes], attempts: int) -> bytes | None:
+    from google.api_core.exceptions import NotFound, PreconditionFailed
+    from google.cloud import storage as gcs
+
+    bucket_name, _, name = path[len("gs://"):].partition("/")
+    blob = gcs.Client().bucket(bucket_name).blob(name)
+    for _ in range(attempts):
+        try:
+            blob.reload()
+            generation, current = blob.generation, blob.download_as_bytes(if_generation_match=blob.generation)
+        except NotFound:
+            generation, current = 0, None
+        except PreconditionFailed:
+            continue  # replaced between the two requests: read again
+        try:
+            blob.upload_from_string(make(current), if_generation_match=generation)
+            return current
+        except PreconditionFailed:
+            continue  # another writer swapped first: build on what it wrote
+    raise RuntimeError(f"{path}: could not replace it after {attempts} attempts (too many concurrent writers)")
+
+
+def delete_tree(folder: str) -> None:
+    """Delete a folder and everything below it (every object under the prefix on Cloud Storage)."""
+    if "://" in folder:
+        delete(glob(join(folder, "**")))
+        return
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_writable(folder: str) -> None:
+    """Raise ``PermissionError`` naming ``folder`` when a local folder cannot be written (made and a file
+    put in it), before a run spends any work; Cloud Storage permissions are checked by the writes."""
+    if "://" in folder:
+        return
+    import os
+    import tempfile
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise PermissionError(f"{folder}: cannot write there ({error.strerror or error})") from None

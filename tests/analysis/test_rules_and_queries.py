@@ -1,0 +1,143 @@
+"""Change detection and the queries: the Python analysis and the BigQuery SQL (in DuckDB) on the same Parquet.
+
+Two data sets: rows built here to hit each rule (cloudy in between, scene overlaps, ties, an already
+disturbed tile, two AOIs), and the demo's two scans.
+"""
+
+import datetime as dt
+import math
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from shapely.geometry import box
+
+from pipelines.analysis import layout, queries, rules, schema
+from planet_model.labels import LABELS
+
+D1, D2, D3 = dt.date(2026, 6, 1), dt.date(2026, 6, 15), dt.date(2026, 7, 1)
+
+
+def row(tile, scene, labels, valid=1.0, acquired="2026-06-01T13:00:00+00:00", **probabilities):
+    """A scan row of tile number ``tile``; p_<label> is 0.9 for its labels unless given, else 0.05."""
+    x = tile * 0.01
+    outline = box(-56 + x, -10, -55.99 + x, -9.99)
+    p = {name: probabilities.get(name, 0.9 if name in labels else 0.05) for name in LABELS}
+    return {"tile_id": f"T{tile}", "scene_id": scene, "scan_id": "x",
+            "acquired": dt.datetime.fromisoformat(acquired) if acquired else None, "geometry": outline.wkb,
+            "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": 1.0e6 + tile, "valid_fraction": valid,
+            **{f"p_{n}": v for n, v in p.items()}, "labels": [n for n in LABELS if n in labels],
+            "model_version": "test"}
+
+
+PRIMARY = ["clear", "primary"]
+CLOUDY = ["cloudy"]
+SCANS = {
+    ("amazonas", D1): [
+        row(1, "a", PRIMARY), row(2, "a", PRIMARY), row(3, "a", PRIMARY + ["road"]), row(4, "a", PRIMARY),
+        row(5, "a", ["haze", "primary"], valid=0.9), row(5, "b", PRIMARY + ["road"], valid=1.0),
+        row(6, "a", PRIMARY), row(7, "a", CLOUDY), row(8, "a", PRIMARY),
+        row(9, "a", PRIMARY, acquired=None), row(9, "b", PRIMARY + ["agriculture"]),  # tie: b is acquired
+    ],
+    ("amazonas", D2): [
+        row(1, "c", CLOUDY), row(2, "c", CLOUDY + ["agriculture"]), row(3, "c", PRIMARY + ["road", "agriculture"]),
+        row(4, "c", CLOUDY, valid=1.0), row(4, "d", ["partly_cloudy", "primary", "slash_burn"], valid=0.6),
+        row(6, "c", ["clear", "agriculture"]), row(7, "c", ["clear", "agriculture"]),
+        row(8, "c", PRIMARY + ["agriculture", "road"], agriculture=0.5, road=0.4),
+        row(9, "d", PRIMARY, acquired="2026-06-15T13:00:00+00:00"),
+    ],
+    ("amazonas", D3): [
+        row(1, "e", PRIMARY + ["agriculture"]), row(2, "e", PRIMARY), row(6, "e", ["clear", "agriculture"]),
+        row(5, "e", PRIMARY + ["agriculture"]),
+    ],
+    ("para", D1): [row(1, "p", PRIMARY), row(20, "p", PRIMARY)],
+    ("para", D3): [row(1, "q", ["clear", "primary", "conventional_mine"]), row(20, "q", CLOUDY)],
+}
+
+
+@pytest.fixture(scope="module")
+def constructed(tmp_path_factory):
+    prefix = tmp_path_factory.mktemp("constructed")
+    for (aoi, date), rows in SCANS.items():
+        folder = prefix / f"scan_date={date.isoformat()}" / f"aoi={aoi}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
+    return str(prefix)
+
+
+def test_rules_on_constructed_rows(constructed):
+    obs = rules.observations(layout.read_table(constructed).to_pylist())
+    found = {(a.aoi, a.tile_id): a for a in rules.alerts(obs)}
+    # Cloudy in between: the tile keeps its last cloud-free state, the alert dates from it.
+    assert (found[("amazonas", "T1")].before_date, found[("amazonas", "T1")].after_date) == (D1, D3)
+    # A cloudy observation never confirms an alert, whatever else it was labelled.
+    assert ("amazonas", "T2") not in found
+    # Already disturbed before: no alert. Overlapping scenes: the cloud-free row wins over a cloudy one.
+    assert ("amazonas", "T3") not in found
+    assert found[("amazonas", "T4")].after_scene == "d" and found[("amazonas", "T4")].labels_gained == ("slash_burn",)
+    # Overlap on D1: the larger valid fraction (scene b, with a road) wins, so T5 was not intact forest.
+    assert ("amazonas", "T5") not in found
+    # One alert when forest turns to fields, none for fields staying fields.
+    assert [a.after_date for a in found.values() if a.tile_id == "T6"] == [D2]
+    # Never seen cloud-free before: no state to compare with.
+    assert ("amazonas", "T7") not in found
+    assert math.isclose(found[("amazonas", "T8")].confidence, 1 - (1 - 0.5) * (1 - 0.4), rel_tol=1e-6)
+    # A tie in valid fraction goes to the later acquisition (b has agriculture: not intact on D1).
+    assert ("amazonas", "T9") not in found
+    assert found[("para", "T1")].labels_gained == ("conventional_mine",)
+    assert len(found) == 5
+    # Windows: the previous state may be older than the window.
+    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D3, D3)} == {("amazonas", "T1"), ("para", "T1")}
+    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D1, D2)} == {("amazonas", "T4"), ("amazonas", "T6"),
+                                                                        ("amazonas", "T8")}
+    latest = {(o.aoi, o.tile_id): o for o in rules.latest_state(obs)}
+    assert latest[("para", "T20")].scan_date == D1  # cloudy on D3: the last cloud-free state stands
+    assert latest[("amazonas", "T7")].scan_date == D2
+
+
+@pytest.fixture(params=["constructed", pytest.param("demo_scans", marks=pytest.mark.slow)])
+def scans(request):
+    if request.param == "demo_scans":
+        return request.getfixturevalue("demo")["scans"]
+    return request.getfixturevalue("constructed")
+
+
+def _same(python_rows, sql_rows, key):
+    assert len(python_rows) == len(sql_rows)
+    python_rows, sql_rows = sorted(python_rows, key=key), sorted(sql_rows, key=key)
+    for p, s in zip(python_rows, sql_rows):
+        for name, value in p.items():
+            if isinstance(value, float) or isinstance(s[name], float):
+                # DuckDB keeps FLOAT (float32) columns in float32 arithmetic, BigQuery and Python use float64.
+                assert (value is None and s[name] is None) or math.isclose(value, s[name], rel_tol=1e-6, abs_tol=1e-6), name
+            else:
+                assert (list(value) if isinstance(value, tuple) else value) == s[name], name
+
+
+def test_sql_and_python_agree(scans):
+    obs = rules.observations(layout.read_table(scans).to_pylist())
+    con = queries.connect(scans)
+    dates = sorted({o.scan_date for o in obs})
+
+    for start, end in [(dates[0], dates[-1]), (dates[-1], dates[-1])]:
+        python = [{k: getattr(a, k) for k in ("aoi", "tile_id", "before_date", "after_date", "before_scene",
+                                               "after_scene", "after_acquired", "labels_gained", "confidence",
+                                               "geometry", "area_m2")} for a in rules.alerts(obs, start, end)]
+        sql = queries.run(con, "alerts", {"start_date": start, "end_date": end})
+        _same(python, [{k: bytes(r[k]) if k == "geometry" else r[k] for k in python[0]} for r in sql] if python else sql,
+              key=lambda r: (r["aoi"], r["tile_id"], r["after_date"]))
+    assert rules.alerts(obs, dates[0], dates[-1]), "the data sets must produce alerts to compare"
+
+    python = [{"aoi": o.aoi, "tile_id": o.tile_id, "scan_date": o.scan_date, "scene_id": o.scene_id,
+               "labels": o.labels, "cloud_free": o.cloud_free} for o in rules.latest_state(obs)]
+    sql = [{k: r[k] for k in python[0]} for r in queries.run(con, "latest_state")]
+    _same(python, sql, key=lambda r: (r["aoi"], r["tile_id"]))
+
+    _same(rules.label_areas(obs), queries.run(con, "label_areas"),
+          key=lambda r: (r["aoi"], r["scan_date"], r["label"]))
+    _same(rules.label_trends(obs), queries.run(con, "label_trends"),
+          key=lambda r: (r["aoi"], r["label"], r["scan_date"]))
+
+
+def test_every_query_is_checked():
+    assert queries.names() == ["alerts", "label_areas", "label_trends", "latest_state"]

@@ -1,0 +1,187 @@
+"""Cloud operation, checked offline: Flex Template metadata, the launch request, regions and Terraform."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+import yaml
+
+from pipelines import PIPELINES
+from pipelines.analysis import schema
+from pipelines.cloud import submit, templates
+
+INFRA = Path(__file__).resolve().parents[2] / "infra"
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_template_metadata_matches_the_pipeline_flags(pipeline):
+    checked_in = json.loads((INFRA / "dataflow" / f"{pipeline}.metadata.json").read_text())
+    assert checked_in == templates.metadata(pipeline)
+    flags = {a.option_strings[0].lstrip("-"): a for a in templates.flags(pipeline)}
+    assert [p["name"] for p in checked_in["parameters"]] == list(flags)
+    for param in checked_in["parameters"]:
+        assert param["isOptional"] == (not flags[param["name"]].required)
+        for regex in param.get("regexes", []):
+            for choice in flags[param["name"]].choices or []:
+                assert re.match(regex, choice)
+
+
+def dry_run(*argv):
+    """``submit.run`` with --dry_run among submit's own flags (before the pipeline's, after ``--``)."""
+    argv = list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return submit.run([*argv[:cut], "--dry_run", *argv[cut:]])
+
+
+def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, capsys):
+    config = tmp_path / "submit.yaml"
+    config.write_text("project: forest-watch\nregion: southamerica-east1\nbucket: fw-pipeline\nmax_workers: 8\n")
+    request = dry_run("scan", "--config", str(config), "--gpu", "nvidia-l4:2", "--job_name", "xingu-now", "--",
+                      "--aoi", "gs://fw/aois/xingu.geojson", "--aoi_name", "xingu", "--scenes", "gs://fw/s/*.tif",
+                      "--bundle", "gs://fw/bundles/v3", "--output", "gs://fw/scans", "--grid", "WebMercatorQuad", "--zoom", "15")
+    assert request["url"] == ("https://dataflow.googleapis.com/v1b3/projects/forest-watch/locations/"
+                              "southamerica-east1/flexTemplates:launch")
+    launch = request["body"]["launchParameter"]
+    assert launch["jobName"] == "xingu-now"
+    assert launch["containerSpecGcsPath"] == "gs://fw-pipeline/templates/scan.json"
+    assert launch["parameters"] == {"aoi": "gs://fw/aois/xingu.geojson", "aoi_name": "xingu",
+                                    "scenes": "gs://fw/s/*.tif", "bundle": "gs://fw/bundles/v3",
+                                    "output": "gs://fw/scans", "grid": "WebMercatorQuad", "zoom": "15"}
+    env = launch["environment"]
+    assert env["tempLocation"] == "gs://fw-pipeline/tmp" and env["stagingLocation"] == "gs://fw-pipeline/staging"
+    assert env["sdkContainerImage"] == "southamerica-east1-docker.pkg.dev/forest-watch/planet-tiles/scan:latest"
+    assert env["maxWorkers"] == 8 and env["machineType"] == "g2-standard-8"
+    assert "worker_accelerator=type:nvidia-l4;count:2;install-nvidia-driver" in env["additionalExperiments"]
+    assert env["serviceAccountEmail"] == "planet-tiles-worker@forest-watch.iam.gserviceaccount.com"
+
+    from pipelines import cli
+
+    cli.main(["submit", "chip", "--project", "p", "--region", "us-central1", "--bucket", "b", "--dry_run", "--",
+              "--scenes", "gs://b/scenes/*.tif", "--output", "gs://b/chips"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["method"] == "POST" and printed["body"]["launchParameter"]["parameters"]["output"] == "gs://b/chips"
+    assert "enableStreamingEngine" not in printed["body"]["launchParameter"]["environment"]
+
+    streaming = dry_run("stream", "--project", "p", "--region", "us-central1", "--bucket", "b", "--",
+                        "--subscription", "projects/p/subscriptions/new-scenes", "--regions", "gs://b/regions.yaml",
+                        "--bundle", "gs://b/bundles/v4", "--bigquery_table", "p:planet_tiles.tile_labels")
+    launch = streaming["body"]["launchParameter"]
+    assert launch["containerSpecGcsPath"] == "gs://b/templates/stream.json"
+    assert launch["environment"]["enableStreamingEngine"] is True
+    assert launch["parameters"]["subscription"] == "projects/p/subscriptions/new-scenes"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["scan", "--project", "p", "--region", "r", "--bucket", "b", "--", "--aoi", "x.geojson"], "required"),
+    (["scan", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b", "--output", "o"], "--project"),
+    (["chip", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
+      "--scenes", "s", "--output", "o"], "chipping runs on CPUs"),
+    (["stream", "--project", "p", "--region", "r", "--bucket", "b", "--", "--subscription", "s"], "required"),
+    (["scan", "--project", "p", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b",
+      "--output", "o", "--scenes", "a.tif", "b.tif"], "one glob"),
+])
+def test_submit_refuses_bad_requests_before_sending(argv, message, capsys):
+    with pytest.raises(SystemExit) as raised:
+        dry_run(*argv)
+    assert message in str(raised.value) + capsys.readouterr().err
+
+
+def test_every_region_is_a_valid_scan():
+    regions = yaml.safe_load((INFRA / "regions.yaml").read_text())["regions"]
+    assert regions
+    for name, region in regions.items():
+        request = dry_run("scan", "--project", "p", "--region", "us-central1", "--bucket", "pipe",
+                          "--data_bucket", "data", "--scheduled", name, "--regions", str(INFRA / "regions.yaml"))
+        params = request["body"]["launchParameter"]["parameters"]
+        assert params["aoi"] == f"gs://data/aois/{name}.geojson" and params["aoi_name"] == name
+        assert all("{bucket}" not in v for v in params.values())
+        assert region["aoi"]["type"] in ("Polygon", "MultiPolygon")
+        assert len(region["schedule"].split()) == 5
+
+
+def _unquote(value):
+    if isinstance(value, dict):
+        return {k.strip('"'): _unquote(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    return value
+
+
+def _resources(folder):
+    found = {}
+    for path in folder.glob("*.tf"):
+        for block in _unquote(hcl2.load(path.open())).get("resource", []):
+            for kind, named in block.items():
+                for name, body in named.items():
+                    found[(kind, name)] = body
+    return found
+
+
+def test_terraform_has_a_job_per_region_and_the_generated_schemas():
+    folder = INFRA / "terraform"
+    resources = _resources(folder)
+    main = _unquote(hcl2.load((folder / "main.tf").open()))
+    local = {k: v for block in main["locals"] for k, v in block.items()}
+    assert "../regions.yaml" in local["regions_file"] and local["regions"] == "${local.regions_file.regions}"
+    assert {k.strip('"'): v.strip('"') for k, v in local["gpu_machines"].items() if k != "__comments__"} \
+        == submit.GPU_MACHINES
+
+    job = resources[("google_cloud_scheduler_job", "scan")]
+    assert job["for_each"] == "${local.regions}"
+    assert resources[("google_storage_bucket_object", "aoi")]["for_each"] == "${local.regions}"
+    body = str(job["http_target"])
+    sample = dry_run("scan", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
+                     "--aoi", "a", "--aoi_name", "n", "--bundle", "b", "--output", "o")["body"]["launchParameter"]
+    for key in [*sample, *sample["environment"]]:
+        assert re.search(rf"\b{key}\b", body), f"the scheduled request lacks {key}"
+    assert "flexTemplates:launch" in body and "oauth_token" in body
+
+    tables = {name: body for (kind, name), body in resources.items() if kind == "google_bigquery_table"}
+    assert "../bigquery/tile_labels.schema.json" in tables["tile_labels"]["schema"]
+    assert "../bigquery/alerts.schema.json" in tables["alerts"]["schema"]
+    assert tables["tile_labels"]["clustering"] == ['"aoi"', '"tile_id"']
+    assert tables["tile_labels"]["time_partitioning"][0]["field"] == '"scan_date"'
+    external = tables["tile_labels_external"]["external_data_configuration"][0]
+    assert external["parquet_options"][0]["enable_list_inference"] is True
+    accounts = {name for kind, name in resources if kind == "google_service_account"}
+    assert accounts == {"worker", "launcher", "scheduler"}
+    assert not any('"roles/owner"' in str(b) or '"roles/editor"' in str(b) for b in resources.values())
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary here (terraform fmt -check)")
+def test_terraform_is_formatted():
+    done = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(INFRA / "terraform")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_bigquery_ddl_is_generated_from_the_schemas():
+    for table in schema.TABLES:
+        assert (INFRA / "bigquery" / f"ddl_{table}.sql").read_text() == schema.ddl(table)
+
+
+def test_vertex_training_job_uses_real_training_flags():
+    from planet_model import train
+
+    spec = yaml.safe_load((INFRA / "vertex" / "train_job.yaml").read_text())
+    pool = spec["workerPoolSpecs"][0]
+    assert pool["machineSpec"]["acceleratorCount"] >= 1 and spec["scheduling"]["restartJobOnWorkerRestart"]
+    args = train.build_parser().parse_args(pool["containerSpec"]["args"])
+    assert args.arch == "inception_v3" and args.resume and args.workdir.startswith("/gcs/")
+
+
+def test_example_submit_config_is_accepted(tmp_path):
+    request = dry_run("scan", "--config", str(INFRA / "submit.example.yaml"), "--",
+                      "--aoi", "gs://my-forest-data/aois/x.geojson", "--bundle", "gs://b/v", "--output", "gs://o")
+    assert request["body"]["launchParameter"]["environment"]["maxWorkers"] == 20
+
+
+def test_bigquery_ddl_parses():
+    import sqlglot
+
+    for path in (INFRA / "bigquery").glob("ddl_*.sql"):
+        assert sqlglot.parse_one(path.read_text(), read="bigquery") is not None, path

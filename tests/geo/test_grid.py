@@ -1,0 +1,71 @@
+import morecantile
+import pytest
+from shapely.geometry import Point, box
+
+from pipelines.geo import grid
+
+
+def test_native_grid_ids_frames_and_edge_tiles():
+    g = grid.NativeGrid("s", "EPSG:32721", (3.0, 0, 600000.0, 0, -3.0, 8900000.0), width=700, height=300)
+    assert g.shape == (2, 3)  # edge tiles hang over the scene
+    assert [g.tile(r, c).tile_id for r, c in g.tiles()][:4] == ["s/0/0", "s/0/1", "s/0/2", "s/1/0"]
+    assert g.tile(1, 2).transform[2] == 600000.0 + 512 * 3 and g.tile(1, 2).transform[5] == 8900000.0 - 256 * 3
+
+
+def test_native_grid_region_in_any_crs():
+    g = grid.NativeGrid("s", "EPSG:32721", (3.0, 0, 600000.0, 0, -3.0, 8900000.0), width=1024, height=1024)
+    middle = g.tile(1, 2).polygon_wgs84().centroid
+    assert g.tiles(middle.buffer(1e-5)) == [(1, 2)]
+    local_box = box(600000 + 10, 8900000 - 600, 600000 + 900, 8900000 - 10)  # in UTM metres
+    assert g.tiles(grid.reproject(local_box, "EPSG:32721", grid.WGS84)) == [(0, 0), (0, 1)]
+
+
+def test_web_mercator_ids_are_stable_and_match_morecantile():
+    lon, lat = -54.05, -9.95
+    g = grid.WebMercatorGrid(15)
+    expected = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 15)
+    found = g.tiles(Point(lon, lat).buffer(1e-6))
+    assert found == [(expected.x, expected.y)]
+    tile = g.tile(*found[0])
+    assert tile.tile_id == f"WebMercatorQuad/15/{expected.x}/{expected.y}"
+    assert tile.polygon_wgs84().contains(Point(lon, lat))
+    assert grid.WebMercatorGrid(15).tile(*found[0]) == tile  # same place, same id, every time
+
+
+def test_zoom_for_resolution():
+    assert grid.zoom_for_resolution(4.8) == 15
+    assert grid.zoom_for_resolution(3.0) == 16
+    assert grid.zoom_for_resolution(300.0) == 9
+
+
+def test_utm_tiles_have_stable_ids_and_their_cell_on_the_ground():
+    g = grid.UtmGrid.for_region(box(-56.2, -10.1, -56.0, -9.9), 3.0)
+    assert (g.name, g.crs) == ("UTM21S-3m", "EPSG:32721")
+    place = Point(-56.1, -10.0).buffer(1e-6)
+    [(col, row)] = g.tiles(place)
+    tile = g.tile(col, row)
+    assert tile.tile_id == f"UTM21S-3m/{col}/{row}" and tile.polygon_wgs84().contains(Point(-56.1, -10.0))
+    # pixel edges on multiples of 3 m from easting 0 and from 10,000,002 m (the first multiple >= 10,000 km)
+    assert tile.transform[2] % 3 == 0 and (10_000_002 - tile.transform[5]) % (3 * 256) == 0
+    assert grid.UtmGrid(21, True, 3.0).tiles(place) == [(col, row)]  # same place, same id, every time
+    # UTM scale factor near the central meridian is 0.9996-1.0004: the ground pixel is the cell to 0.1 %
+    assert tile.ground_pixel_m() == pytest.approx(3.0, rel=1e-3)
+    north = grid.UtmGrid.for_region(box(-57.9, 2.0, -57.8, 2.1), 3.0)
+    assert north.name == "UTM21N-3m"
+    assert north.tile(*north.tiles(Point(-57.85, 2.05).buffer(1e-6))[0]).ground_pixel_m() == pytest.approx(3.0, rel=1e-3)
+
+
+def test_utm_zones_and_web_mercator_shrinking_pixel():
+    assert grid.utm_zone(-56.1, -10.0) == (21, True) and grid.utm_zone(-57.0, 2.0) == (21, False)
+    assert grid.utm_zone(179.9, 0.0) == (60, False) and grid.utm_zone(-180.0, 0.0) == (1, False)
+    # z15's 4.777 m Web Mercator pixel is about 4.777 x cos(10 deg) = 4.70 m on the ground at 10 S (to
+    # 0.5 %: Web Mercator projects a sphere, the ground is measured on the WGS84 ellipsoid)
+    tile = grid.WebMercatorGrid(15).tile(*grid.WebMercatorGrid(15).tiles(Point(-56.1, -10.0).buffer(1e-6))[0])
+    assert tile.ground_pixel_m() == pytest.approx(4.777 * 0.9848, rel=5e-3)
+
+
+def test_utm_cell_sizes_with_decimals():
+    g = grid.UtmGrid(21, True, 2.35)
+    tile = g.tile(*g.tiles(Point(-56.1, -10.0).buffer(1e-6))[0])
+    assert tile.tile_id.startswith("UTM21S-2.35m/") and g.tms().id == "UTM21S-2p35m"
+    assert tile.ground_pixel_m() == pytest.approx(2.35, rel=2e-3)

@@ -1,0 +1,159 @@
+"""SceneReader on the real shared rasters: band roles, windows, valid fractions, refusals.
+
+Expected pixels come from plain rasterio reads of the same windows, not from the reader under test.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.transform
+from rasterio.windows import Window
+
+from pipelines.geo import scenes
+from pipelines.geo.grid import NativeGrid
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource
+from tests.conftest import RASTERS
+
+PLANETSCOPE = RASTERS / "planetscope"
+
+
+def native_tiles(reader, size=256):
+    height, width = reader.shape
+    grid = NativeGrid(reader.source.scene_id, reader.crs, tuple(reader.transform)[:6], width, height, size)
+    return [grid.tile(r, c) for r, c in grid.tiles()]
+
+
+def test_blue_green_red_alpha_file_reads_as_red_green_blue_with_the_alpha_mask():
+    path = RASTERS / "RGBA.uint16.tif"  # colour interpretation blue, green, red, alpha
+    with SceneReader(SceneSource(str(path), "rgba")) as reader:
+        assert reader.bands == ("red", "green", "blue") and reader.layout.alpha == 4
+        results = list(reader.read_tiles(native_tiles(reader)))
+    with rasterio.open(path) as src:
+        for tile, image, valid, error in results:
+            assert error is None
+            col, row = (int(v) for v in ~src.transform * (tile.transform[2], tile.transform[5]))
+            expected = src.read([3, 2, 1], window=Window(col, row, 256, 256), boundless=True, fill_value=0)
+            alpha = src.read(4, window=Window(col, row, 256, 256), boundless=True, fill_value=0)
+            expected[:, alpha == 0] = 0  # pixels without data are 0 in every tile, whatever the scene holds
+            assert np.array_equal(image, expected.transpose(1, 2, 0)), tile.tile_id
+            assert valid == pytest.approx((alpha > 0).mean())
+
+
+def test_nodata_collar_gives_the_valid_fraction_rasterio_gives():
+    path = RASTERS / "RGB.byte.tif"  # nodata 0 around a Landsat 7 excerpt
+    with SceneReader(SceneSource(str(path), "rgb")) as reader:
+        results = list(reader.read_tiles(native_tiles(reader)))
+    with rasterio.open(path) as src:
+        mask = src.dataset_mask()
+    fractions = [valid for _, _, valid, _ in results]
+    padded = np.zeros((768, 1024), dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask > 0
+    expected = [padded[r:r + 256, c:c + 256].mean() for r in range(0, 768, 256) for c in range(0, 1024, 256)]
+    assert fractions == pytest.approx(expected)
+    assert min(fractions) < 0.5 < max(fractions) <= 1  # the collar leaves some tiles empty, some full
+
+
+def test_band_roles_only_an_explicit_order_can_give():
+    path = PLANETSCOPE / "color_balance_source.tif"  # gray, undefined, undefined
+    with pytest.raises(SceneError, match="--band_order"):
+        SceneReader(SceneSource(str(path), "cb"))
+    with SceneReader(SceneSource(str(path), "cb"), scenes.parse_band_order("blue,green,red")) as reader:
+        assert (reader.layout.red, reader.layout.green, reader.layout.blue) == (3, 2, 1)
+        [(tile, image, _, _)] = list(reader.read_tiles(native_tiles(reader, 128)[:1]))
+    with rasterio.open(path) as src:
+        assert np.array_equal(image, src.read([3, 2, 1], window=Window(0, 0, 128, 128)).transpose(1, 2, 0))
+    with pytest.raises(ValueError, match="unknown band role"):
+        scenes.parse_band_order("blue,green,red,infrared")
+    with pytest.raises(SceneError, match="names 4 bands but the scene has 3"):
+        SceneReader(SceneSource(str(path), "cb"), scenes.parse_band_order("blue,green,red,nir"))
+
+
+def test_unusable_scenes_are_refused_with_the_reason():
+    with pytest.raises(SceneError, match="unusable georeferencing"):
+        SceneReader(SceneSource(str(RASTERS / "rotated.tif"), "rotated"))
+    with pytest.raises(SceneError, match="cannot open"):
+        SceneReader(SceneSource(str(RASTERS / "missing.tif"), "missing"))
+    with pytest.raises(SceneError, match="no scene matches"):
+        scenes.resolve_sources([str(RASTERS / "nothing-*.tif")])
+
+
+def test_corrupt_blocks_fail_alone():
+    with SceneReader(SceneSource(str(RASTERS / "corrupt.tif"), "corrupt")) as reader:
+        results = list(reader.read_tiles(native_tiles(reader)))
+    failed = [tile.tile_id for tile, _, _, error in results if error is not None]
+    assert len(results) == 16 and len(failed) == 4  # the shared README: 4 of the 16 windows are broken
+
+
+def test_stac_item_collection_resolves_relative_hrefs(tmp_path):
+    collection = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "item-1", "properties": {"datetime": "2026-06-01T13:30:00Z"},
+         "assets": {"analytic": {"href": "scenes/a.tif", "type": "image/tiff; application=geotiff",
+                                 "roles": ["data"]}}}]}
+    path = tmp_path / "items.json"
+    path.write_text(json.dumps(collection))
+    [source] = scenes.resolve_sources(stac=str(path))
+    # the asset key says the product (Planet's asset types: analytic, ortho_visual, ortho_analytic_4b_sr)
+    assert source == SceneSource(str(tmp_path / "scenes" / "a.tif"), "item-1", "2026-06-01T13:30:00Z", "analytic")
+
+
+@pytest.mark.parametrize(("name", "product"), [
+    ("20160601_133000_0e0e_3B_AnalyticMS_SR.tif", "surface_reflectance"),
+    ("20160601_133000_0e0e_3B_AnalyticMS_SR_clip.tif", "surface_reflectance"),
+    ("20160601_133000_0e0e_3B_AnalyticMS.tif", "analytic"),
+    ("1056417_2017-03-08_RE3_3A_Visual_clip.tif", "visual"),
+    ("ortho_analytic_4b_sr", "surface_reflectance"),
+    ("planet_medres_normalized_analytic_2026-06_mosaic/1234-5678.tif", "surface_reflectance"),
+    ("synth_20260601_r0c0.tif", "unknown"),
+])
+def test_products_from_planet_names(name, product):
+    assert scenes.product_from_name(name) == product
+
+
+def test_a_real_visual_product_says_so_and_measures_its_pixel():
+    path = PLANETSCOPE / "1056417_2017-03-08_RE3_3A_Visual_clip.tif"  # RapidEye visual, 5 m, UTM 10N
+    with SceneReader(SceneSource(str(path), "re")) as reader:
+        assert reader.product == "visual" and reader.gsd_m == pytest.approx(5.0, rel=2e-3)
+
+
+def test_nodata_pixels_read_the_same_whatever_the_nodata_value(tmp_path):
+    """The same scene with nodata 0 and with nodata 65535 gives identical tiles (edges included)."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(1, 4000, (3, 300, 300), dtype=np.uint16)
+    pixels[:, :, :40] = 0
+    tiles = {}
+    for nodata in (0, 65535):
+        data = pixels.copy()
+        data[:, :, :40] = nodata
+        path = tmp_path / f"nodata{nodata}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=300, height=300, count=3, dtype="uint16", nodata=nodata,
+                           crs="EPSG:32721", transform=rasterio.transform.from_origin(600000, 8900000, 3, 3),
+                           photometric="RGB") as dst:
+            dst.write(data)
+        with SceneReader(SceneSource(str(path), "s")) as reader:
+            tiles[nodata] = [(t.tile_id, image, valid) for t, image, valid, _ in reader.read_tiles(native_tiles(reader))]
+    for (id0, image0, valid0), (id1, image1, valid1) in zip(tiles[0], tiles[65535]):
+        assert id0 == id1 and valid0 == valid1 and np.array_equal(image0, image1)
+    assert tiles[0][0][1][:, :40].max() == 0 and tiles[0][0][2] == pytest.approx((256 - 40) / 256)
+
+
+def test_superdove_band_descriptions_give_the_roles(tmp_path):
+    path = tmp_path / "20250101_131313_00_24a5_3B_AnalyticMS_SR_8b.tif"
+    names = ("coastal_blue", "blue", "green_i", "green", "yellow", "red", "rededge", "nir")
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=8, dtype="uint16", crs="EPSG:32721",
+                       transform=rasterio.transform.from_origin(600000, 8900000, 3, 3)) as dst:
+        dst.write(np.stack([np.full((64, 64), 100 * (i + 1), np.uint16) for i in range(8)]))
+        dst.descriptions = names
+    with SceneReader(SceneSource(str(path), "sd")) as reader:
+        layout = reader.layout
+        assert (layout.red, layout.green, layout.blue, layout.nir) == (6, 4, 2, 8)
+        assert reader.product == "surface_reflectance"
+        [(_, image, _, _)] = list(reader.read_tiles(native_tiles(reader, 64)))
+    assert image[0, 0].tolist() == [600, 400, 200, 800]
+
+
+def test_a_real_udm2_mask_is_never_read_as_an_image():
+    path = PLANETSCOPE / "20151119_025740_0c74_3B_udm2_clip.tif"  # its first bands are flagged red, green, blue
+    with pytest.raises(SceneError, match="usable data mask"):
+        SceneReader(SceneSource(str(path), "udm2"))

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from pipelines.geo.scenes import SceneSource
+from pipelines.geo.tiling import TileSpec
+from tests.conftest import RASTERS
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"tile_size": 0}, "--tile_size 0"),
+    ({"min_valid_fraction": 1.5}, "--min_valid_fraction"),
+    ({"tiles_per_task": 0}, "--tiles_per_task"),
+    ({"grid": "WebMercatorQuad"}, "needs --zoom"),
+    ({"grid": "WebMercatorQuad", "zoom": 30}, "--zoom 30"),
+    ({"grid": "WebMercatorQuad", "zoom": 15, "tile_size": 128}, "WebMercatorQuad tiles are 256 px"),
+    ({"grid": "hexagons"}, "--grid"),
+])
+def test_bad_specs_are_refused_naming_the_flag(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TileSpec(**kwargs)
+
+
+def test_native_and_web_mercator_tiles_of_a_real_scene():
+    source = SceneSource(str(RASTERS / "RGB.byte.tif"), "rgb")  # 791 x 718 px, 300 m, UTM 18N
+    native = TileSpec(tile_size=128)
+    with native.open(source) as reader:
+        tiles = native.tiles(reader)
+        assert len(tiles) == 7 * 6 and tiles[0].tile_id == "rgb/0/0"  # ceil(791/128) x ceil(718/128)
+        centre = tiles[8].polygon_wgs84().centroid.buffer(1e-4)
+        assert [t.tile_id for t in native.tiles(reader, centre)] == [tiles[8].tile_id]
+    mercator = TileSpec(grid="WebMercatorQuad", zoom=9)
+    with mercator.open(source) as reader:
+        ids = [t.tile_id for t in mercator.tiles(reader)]
+    assert ids and all(i.startswith("WebMercatorQuad/9/") for i in ids) and len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"grid": "UTM"}, "needs --cell_size"),
+    ({"grid": "UTM", "cell_size": 3.0, "zoom": 15}, "--zoom applies to --grid WebMercatorQuad"),
+    ({"grid": "WebMercatorQuad", "zoom": 15, "cell_size": 3.0}, "--cell_size and --utm_zone apply to --grid UTM"),
+    ({"grid": "UTM", "cell_size": 3.0, "utm_zone": "21X"}, "--utm_zone"),
+])
+def test_grid_flags_that_do_not_apply_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TileSpec(**kwargs)
+
+
+def test_utm_tiles_of_a_real_scene_take_the_aoi_zone():
+    from shapely.geometry import box
+
+    source = SceneSource(str(RASTERS / "RGB.byte.tif"), "rgb")  # UTM 18N, 300 m
+    spec = TileSpec(grid="UTM", cell_size=300.0, tile_size=64)
+    with spec.open(source) as reader:
+        tiles = spec.tiles(reader)
+        assert tiles and all(t.tile_id.startswith("UTM18N-300m/") for t in tiles)
+        # an AOI centred in zone 17 puts the same scene on zone 17's grid
+        west = spec.tiles(reader, box(-84.0, 20.0, -77.0, 30.0))
+        assert west and all(t.tile_id.startswith("UTM17N-300m/") for t in west)
+
+
+def basin(vertices: int = 20_000):
+    """A detailed, wiggly polygon of basin size (about 2,800 km across) whose edge cuts a test scene."""
+    import numpy as np
+    from shapely.geometry import Polygon
+
+    angle = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
+    radius = 12.7 + 0.3 * np.sin(angle * 377)  # degrees; a ragged border like a real basin outline
+    return Polygon(np.column_stack([-62.0 + radius * np.cos(angle), -4.0 + radius * np.sin(angle)]))
+
+
+def test_a_basin_sized_aoi_gives_exactly_the_tiles_it_touches(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    from pipelines.geo.grid import scene_footprint
+
+    region = basin()
+    path = str(tmp_path / "edge.tif")
+    # a 3 m scene across the polygon's ragged eastern edge (49.3 W, 4 S; UTM 22S)
+    with rasterio.open(path, "w", driver="GTiff", width=2048, height=2048, count=3, dtype="uint8",
+                       crs="EPSG:32722", transform=from_origin(685_000, 9_560_700, 3, 3), photometric="RGB") as dst:
+        dst.write(np.ones((3, 2048, 2048), np.uint8))
+    spec = TileSpec(grid="UTM", cell_size=3.0)
+    with spec.open(SceneSource(path, "edge")) as reader:
+        found = {t.tile_id for t in spec.tiles(reader, region)}
+        everything = spec.tiles(reader)
+        footprint = scene_footprint(reader.crs, reader.transform, 2048, 2048)
+    assert 0 < len(found) < len(everything)
+    # the AOI's zone (its centre, 62 W: zone 20) cuts the scene, whatever zone the scene is in
+    assert all(i.startswith("UTM20S-3m/") for i in found)
+    matrix = spec.matrix(region)
+    candidates = (matrix.tile(*cr) for cr in matrix.tiles(box(*footprint.bounds)))
+    brute = {t.tile_id for t in candidates
+             if t.polygon_wgs84().intersects(region) and t.polygon_wgs84().intersects(footprint)}
+    assert found == brute

@@ -1,0 +1,174 @@
+"""Model, loss, training and bundle: real TensorFlow on small synthetic data."""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines import chip
+from pipelines.geo import synthetic
+from planet_model import bundle, data, losses, metrics, model, thresholds, train
+from planet_model.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
+from tests.conftest import RUNNER, SIMPLE_EPOCHS
+
+
+def test_cooccurrence_loss_on_a_hand_computed_example():
+    y_true = np.zeros((2, NUM_LABELS), np.float32)
+    y_pred = np.full((2, NUM_LABELS), 0.5, np.float32)
+    clear, haze = LABEL_INDEX["clear"], LABEL_INDEX["haze"]
+    y_pred[0, clear], y_pred[0, haze] = 0.9, 0.4
+    y_pred[1, clear], y_pred[1, haze] = 0.2, 0.7
+    bce = float(np.mean(-np.log(1 - np.clip(y_pred, 1e-7, 1 - 1e-7))))
+    c_y = y_pred.T @ y_pred
+    weather = [LABEL_INDEX[n] for n in ("clear", "cloudy", "haze", "partly_cloudy")]
+    expected_penalty = sum(c_y[i, j] for i in weather for j in weather if i != j)
+    # clear-haze: 0.9*0.4 + 0.2*0.7 = 0.5 (twice, both orders); the other weather pairs are 0.5 each
+    assert c_y[clear, haze] == pytest.approx(0.5)
+    loss = losses.CooccurrenceLoss(weight=0.1)
+    assert float(loss(y_true, y_pred)) == pytest.approx(bce + 0.1 * expected_penalty, rel=1e-4)
+    assert float(losses.CooccurrenceLoss(weight=0.0)(y_true, y_pred)) == pytest.approx(bce, rel=1e-4)
+
+
+def test_penalty_from_labels_marks_pairs_never_seen_together():
+    y = np.zeros((3, NUM_LABELS))
+    y[0, [0, 12]] = 1
+    y[1, [5, 12]] = 1
+    y[2, [6]] = 1
+    penalty = losses.penalty_from_labels(y)
+    assert penalty[0, 12] == 0 and penalty[5, 12] == 0 and penalty[0, 5] == 1 and penalty[6, 12] == 1
+    assert np.all(np.diag(penalty) == 0) and np.array_equal(penalty, penalty.T)
+    assert losses.weather_penalty().sum() == 12
+
+
+def test_softmax_weather_head_sums_to_one_and_keeps_label_order():
+    net = model.build("simple_cnn", 32, 3, 32, [0.0] * 3, [1.0] * 3, weather_head="softmax")
+    out = net.predict(np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32"), verbose=0)
+    assert out.shape == (4, NUM_LABELS)
+    np.testing.assert_allclose(out[:, list(WEATHER_INDICES)].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_split_is_stratified_or_by_scene():
+    rng = np.random.default_rng(0)
+    y = (rng.random((300, NUM_LABELS)) < 0.2).astype(np.int64)
+    y[:, 1] = 0
+    y[[3, 150], 1] = 1  # a label on two chips only
+    ids = np.array([f"s{i // 30}/{i}".encode() for i in range(300)])
+    scenes = np.array([f"s{i // 30}".encode() for i in range(300)])
+    val = data.split(ids, scenes, y, 0.3, seed=1)
+    assert y[val, 1].sum() == 1 and y[~val, 1].sum() == 1
+    assert 0.25 < val.mean() < 0.35
+    by_scene = data.split(ids, scenes, y, 0.3, seed=1, by="scene")
+    assert not set(scenes[by_scene]) & set(scenes[~by_scene])
+
+
+def test_simple_cnn_learns_and_generalises_to_unseen_scenes(simple_bundle, tmp_path):
+    """Trained on one mosaic, scored on another it never saw, with the bundle's own thresholds."""
+    meta = simple_bundle["meta"]
+    assert meta["arch"] == "simple_cnn" and meta["input_size"] == 64 and meta["bands"] == ["red", "green", "blue"]
+    assert meta["metrics"]["searched"] >= max(meta["metrics"]["at_0.5"], meta["metrics"]["at_0.2"])
+    summaries = [synthetic.write_scene(s, tmp_path / "scenes") for s in synthetic.mosaic(99, 3, 3, 1024)]
+    synthetic.merge_truth(summaries, tmp_path / "truth.geojson")
+    chip.run([*RUNNER, "--scenes", str(tmp_path / "scenes" / "*.tif"), "--labels", str(tmp_path / "truth.geojson"),
+              "--output", str(tmp_path / "chips")])
+    files = data.list_files(str(tmp_path / "chips"))
+    info = data.peek(files)
+    ds = data.dataset(files, info, meta["bands"], None, 64, training=False)
+    net = bundle.load_model(simple_bundle["path"])
+    probs = net.predict(ds, verbose=0)
+    y = np.concatenate([labels for _, labels in ds.as_numpy_iterator()])
+    cut = np.array([meta["thresholds"][n] for n in meta["labels"]])
+    score = metrics.mean_f2(y, thresholds.apply(probs, cut))
+    print(f"held-out synthetic F2: {score:.4f} on {len(y)} chips")
+    assert score >= 0.87
+
+
+def test_bundle_files_and_validation(simple_bundle, tmp_path):
+    path = simple_bundle["path"]
+    meta = bundle.read_metadata(path)
+    import os
+
+    assert {"model.keras", "bundle.json", "training_curves.png", "f2_vs_threshold.png",
+            "cooccurrence.png"} <= set(os.listdir(path))
+    assert len(meta["version"]) == 16 and meta["format_version"] == 1
+    assert len(meta["training"]["history"]) == SIMPLE_EPOCHS
+    assert set(meta["metrics"]["per_label"]) == set(meta["labels"])
+    broken = tmp_path / "broken"
+    shutil.copytree(path, broken)
+    doc = json.loads((broken / "bundle.json").read_text())
+    doc["thresholds"].pop("road")
+    doc["thresholds"]["water"] = 1.5
+    doc["bands"] = ["red", "swir"]
+    (broken / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(bundle.BundleError) as error:
+        bundle.read_metadata(str(broken))
+    message = str(error.value)
+    assert "thresholds missing for ['road']" in message and "'water'" in message and "swir" in message
+    with pytest.raises(bundle.BundleError, match="not a bundle"):
+        bundle.read_metadata(str(tmp_path))
+
+
+def test_inception_v3_two_short_stages_export_a_bundle_that_loads_and_predicts(scenes, tmp_path):
+    chips = tmp_path / "chips"
+    chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*_r0c0.tif"), "--labels", str(scenes["truth"]),
+              "--output", str(chips)])
+    out = tmp_path / "bundle"
+    meta = train.run(["--data", str(chips), "--output", str(out), "--arch", "inception_v3", "--weights", "none",
+                      "--head_epochs", "1", "--finetune_epochs", "1", "--batch_size", "8", "--verbose", "0",
+                      "--weather_head", "softmax"])
+    assert meta["input_size"] == 140 and [h["stage"] for h in meta["training"]["history"]] == [1, 2]
+    net = bundle.load_model(str(out))
+    base = model.base_model(net)
+    assert len(base.layers) == 311  # Inception V3 without top, counting its input layer
+    model.set_trainable_from(net, 172)
+    assert all(layer.trainable == (i >= 172) for i, layer in enumerate(base.layers))
+    model.set_trainable_from(net, None)
+    assert not base.trainable and not any(w.trainable for w in base.weights)
+    probs = net.predict(np.full((2, 256, 256, 3), 500, np.float32), verbose=0)
+    assert probs.shape == (2, NUM_LABELS) and np.all((probs >= 0) & (probs <= 1))
+
+
+def test_four_band_weights_from_a_local_file_extend_the_first_convolution(tmp_path):
+    rgb = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(140, 140, 3))
+    path = str(tmp_path / "notop.weights.h5")
+    rgb.save_weights(path)
+    base = model.inception_base(140, 4, path)
+    kernel = base.layers[1].get_weights()[0]
+    source = rgb.layers[1].get_weights()[0]
+    assert kernel.shape[2] == 4
+    np.testing.assert_allclose(kernel[:, :, :3], source)
+    np.testing.assert_allclose(kernel[:, :, 3], source.mean(axis=2), rtol=1e-6)
+    last = max(i for i, layer in enumerate(rgb.layers) if layer.get_weights())
+    np.testing.assert_allclose(base.layers[last].get_weights()[0], rgb.layers[last].get_weights()[0])
+
+
+def test_imagenet_without_internet_says_to_pass_a_local_file():
+    with pytest.raises(RuntimeError, match="pass a local weights file"):
+        model.inception_base(140, 3, "imagenet")
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch, self.started = at_epoch, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.at_epoch is not None and self.started[-1] == self.at_epoch and batch == 1:
+            raise RuntimeError("simulated preemption")
+
+
+def test_resume_continues_after_an_interrupted_epoch(chips, tmp_path):
+    args = ["--data", str(chips["folder"]), "--output", str(tmp_path / "b"), "--arch", "simple_cnn",
+            "--head_epochs", "4", "--batch_size", "32", "--verbose", "0"]
+    first = _Interrupt(at_epoch=2)
+    with pytest.raises(RuntimeError, match="preemption"):
+        train.run(args, callbacks=[first])
+    assert first.started == [0, 1, 2]
+    second = _Interrupt(at_epoch=None)
+    meta = train.run([*args, "--resume"], callbacks=[second])
+    assert second.started == [2, 3]  # continues with the interrupted epoch, does not restart
+    assert [int(h["epoch"]) for h in meta["training"]["history"]] == [0, 1, 2, 3]

@@ -1,0 +1,146 @@
+"""Real Beam runs of the chipping pipeline on synthetic scenes, the shared rasters and Kaggle-format chips."""
+
+import glob
+import json
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+
+from pipelines import chip
+from planet_model import labels, records
+from planet_model.errors import UserError
+from tests.conftest import RASTERS, RUNNER
+
+
+def read_chips(folder):
+    import tensorflow as tf
+
+    files = sorted(glob.glob(f"{folder}/chips-*.tfrecord*"))
+    compression = "GZIP" if files and files[0].endswith(".gz") else ""
+    return [records.decode(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type=compression)]
+
+
+def errors(folder):
+    return [json.loads(line) for path in glob.glob(f"{folder}/errors-*.jsonl") for line in open(path)]
+
+
+def test_synthetic_mosaic_every_chip_written_with_the_ground_truth_labels(scenes, chips):
+    manifest = chips["manifest"]
+    assert manifest["enumerated"] == manifest["written"] == 192 and manifest["failed"] == 0
+    assert set(manifest["scenes"]) == {s.scene_id for s in scenes["specs"]}
+    expected = {}
+    for summary in scenes["summaries"]:
+        expected.update(labels.read_kaggle_csv(summary["labels_csv"]))
+    found = read_chips(chips["folder"])
+    assert len(found) == 192 and len({c.tile_id for c in found}) == 192
+    for c in found:
+        assert c.bands == records.RGBN and c.image.shape == (256, 256, 4) and c.image.dtype == np.uint16
+        assert labels.decode(c.labels) == expected[c.tile_id]
+        assert c.crs == "EPSG:32721" and -57 < c.bounds[0] < c.bounds[2] < -55 and c.valid_fraction == 1.0
+
+
+def test_bands_are_reordered_from_planets_blue_green_red_nir(scenes, chips):
+    c = next(c for c in read_chips(chips["folder"]) if c.tile_id.endswith("/0/0"))
+    with rasterio.open(scenes["folder"] / f"{c.scene_id}.tif") as src:
+        bgrn = src.read(window=((0, 256), (0, 256)))
+    np.testing.assert_array_equal(c.image[..., 0], bgrn[2])  # red
+    np.testing.assert_array_equal(c.image[..., 2], bgrn[0])  # blue
+    np.testing.assert_array_equal(c.image[..., 3], bgrn[3])  # nir
+
+
+def test_shared_rasters_bad_input_is_accounted_for_and_never_stops_the_job(tmp_path):
+    out = tmp_path / "out"
+    zero = tmp_path / "zero-bytes.tif"
+    zero.write_bytes(b"")
+    manifest = chip.run([*RUNNER, "--scenes", str(RASTERS / "*.tif"), str(zero), "--output", str(out)])
+    scenes = manifest["scenes"]
+    assert scenes["corrupt"] == {"written": 12, "skipped": 0, "failed": 4}
+    assert scenes["all-nodata"]["written"] == 0 and scenes["all-nodata"]["skipped"] == 10
+    assert scenes["rotated"] == {"written": 0, "skipped": 0, "failed": 1}
+    assert scenes["zero-bytes"]["failed"] == 1
+    assert manifest["written"] + manifest["skipped"] + manifest["failed"] == manifest["enumerated"]
+    lines = errors(out)
+    assert len(lines) == manifest["failed"] == 6
+    rotated = next(e for e in lines if e["scene_id"] == "rotated")
+    assert "rotated.tif" in rotated["reason"] and "no CRS" in rotated["reason"]
+    bad_windows = sorted(tuple(e["window"]) for e in lines if e["scene_id"] == "corrupt")
+    assert bad_windows == [(512, 512, 256, 256), (512, 768, 256, 256), (768, 512, 256, 256), (768, 768, 256, 256)]
+    by_scene = {}
+    for c in read_chips(out):
+        by_scene.setdefault(c.scene_id, []).append(c)
+    assert len(by_scene["corrupt"]) == 12 and "all-nodata" not in by_scene
+    rgba = by_scene["RGBA.uint16"]  # blue, green, red, alpha -> red, green, blue; alpha is the mask
+    assert all(c.bands == records.RGB and c.image.dtype == np.uint16 for c in rgba)
+    assert all(c.valid_fraction >= 0.5 for c in rgba)
+    edge = [c for c in by_scene["RGB.byte"] if c.valid_fraction < 1.0]
+    assert edge and all((c.image.reshape(-1, 3) == 0).all(axis=1).any() for c in edge)  # nodata padding
+
+
+def test_rerun_replaces_the_output_without_duplicates_or_stale_shards(scenes, tmp_path):
+    out = tmp_path / "out"
+    args = [*RUNNER, "--scenes", str(scenes["folder"] / "*_r0c0.tif"), "--output", str(out)]
+    first = chip.run(args)
+    second = chip.run(args)
+    assert first["run_id"] != second["run_id"]
+    files = glob.glob(f"{out}/chips-*")
+    assert files and all(second["run_id"] in f for f in files)
+    assert len(read_chips(out)) == 16 and not any(glob.glob(f) for f in first["files"])
+
+
+def test_web_mercator_grid_with_gzip(scenes, tmp_path):
+    out = tmp_path / "wmq"
+    manifest = chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*_r1c1.tif"), "--grid", "WebMercatorQuad",
+                         "--zoom", "16", "--compression", "gzip", "--output", str(out)])
+    found = read_chips(out)
+    assert glob.glob(f"{out}/chips-*.tfrecord.gz") and len(found) == manifest["written"] > 0
+    assert all(c.tile_id.startswith("WebMercatorQuad/16/") and c.crs == "EPSG:3857" for c in found)
+    assert manifest["enumerated"] == manifest["written"] + manifest["skipped"]  # edge tiles below 0.5 skipped
+
+
+def test_kaggle_format_jpg_and_tif(tmp_path):
+    rng = np.random.default_rng(3)
+    jpgs, tifs = tmp_path / "train-jpg", tmp_path / "train-tif-v2"
+    jpgs.mkdir()
+    tifs.mkdir()
+    rows = [("train_0", ["clear", "primary"]), ("train_1", ["cloudy"]), ("train_2", ["haze", "primary", "water"])]
+    for i, (name, _) in enumerate(rows):
+        rgb = np.zeros((256, 256, 3), np.uint8)
+        rgb[..., 0] = 200  # red
+        cv2.imwrite(str(jpgs / f"{name}.jpg"), rgb[..., ::-1])
+        bgrn = (rng.random((4, 256, 256)) * 4000).astype(np.uint16)
+        with rasterio.open(tifs / f"{name}.tif", "w", driver="GTiff", width=256, height=256, count=4,
+                           dtype="uint16") as dst:
+            dst.write(bgrn)
+    (jpgs / "train_2.jpg").write_bytes(b"not a jpeg")  # one broken image
+    csv = tmp_path / "train.csv"
+    labels.write_kaggle_csv(csv, rows)
+
+    out = tmp_path / "jpg"
+    manifest = chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(jpgs), "--output", str(out)])
+    assert (manifest["written"], manifest["failed"]) == (2, 1)
+    found = {c.tile_id: c for c in read_chips(out)}
+    assert found["train_0"].bands == records.RGB and found["train_0"].image[..., 0].mean() == pytest.approx(200, abs=2)
+    assert found["train_0"].bounds == () and found["train_0"].crs == ""
+    assert labels.decode(found["train_1"].labels) == ["cloudy"]
+    assert errors(out)[0]["item"] == "train_2"
+
+    out = tmp_path / "tif"
+    manifest = chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(tifs), "--kaggle_format", "tif",
+                         "--output", str(out)])
+    assert manifest["written"] == 3
+    c = {c.tile_id: c for c in read_chips(out)}["train_2"]
+    with rasterio.open(tifs / "train_2.tif") as src:
+        bgrn = src.read()
+    assert c.bands == records.RGBN
+    np.testing.assert_array_equal(c.image[..., 0], bgrn[2])
+    np.testing.assert_array_equal(c.image[..., 3], bgrn[3])
+    assert labels.decode(c.labels) == ["haze", "primary", "water"]
+
+
+def test_no_input_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no input"):
+        chip.run(["--output", str(tmp_path)])
+    with pytest.raises(Exception, match="no scene matches"):
+        chip.run([*RUNNER, "--scenes", str(tmp_path / "nothing-*.tif"), "--output", str(tmp_path)])

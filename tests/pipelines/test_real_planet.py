@@ -1,0 +1,195 @@
+"""The domain path on real Planet files: Kaggle chips as published, bundles that know their domain,
+resolution-true scans, and the product check (``../shared/data/planet``, ``../shared/data/rasters``).
+
+Expected pixels come from OpenCV's ``imread`` and plain rasterio reads; ground pixel sizes from pyproj's
+geodesic on the written tile outlines; nothing from the code under test.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+import rasterio.warp
+import shapely
+from pyproj import Geod
+from rasterio.transform import from_origin
+
+from pipelines import chip, scan
+from pipelines.analysis import layout
+from planet_model import bundle, records, train
+from planet_model.labels import read_kaggle_csv
+from planet_model.errors import UserError
+from tests.conftest import RASTERS, RUNNER, SHARED
+
+CHIPS = SHARED / "planet" / "chips"
+GEOD = Geod(ellps="WGS84")
+
+
+def kaggle_csv(tmp_path, kind):
+    """``train_v2.csv`` rows of the real chips present in ``chips/<kind>/``."""
+    present = {p.stem for p in (CHIPS / kind).glob(f"*.{kind}")}
+    rows = [(name, tags) for name, tags in read_kaggle_csv(SHARED / "planet" / "train_v2.csv") if name in present]
+    path = tmp_path / f"labels-{kind}.csv"
+    path.write_text("image_name,tags\n" + "".join(f"{n},{' '.join(t)}\n" for n, t in rows))
+    return path, len(rows)
+
+
+def read_records(folder):
+    import tensorflow as tf
+
+    return {c.tile_id: c for f in sorted(Path(folder).glob("chips-*.tfrecord"))
+            for c in (records.decode(r.numpy()) for r in tf.data.TFRecordDataset(str(f)))}
+
+
+@pytest.fixture(scope="module")
+def kaggle(tmp_path_factory):
+    """Both real Kaggle chip folders chipped without --kaggle_format, and a bundle trained on each."""
+    out = tmp_path_factory.mktemp("kaggle")
+    found = {}
+    for kind, bands in (("jpg", "red,green,blue"), ("tif", "red,green,blue")):
+        csv, count = kaggle_csv(out, kind)
+        manifest = chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(CHIPS / kind),
+                             "--output", str(out / f"chips-{kind}")])
+        meta = train.run(["--data", str(out / f"chips-{kind}"), "--output", str(out / f"bundle-{kind}"),
+                          "--arch", "simple_cnn", "--head_epochs", "2", "--batch_size", "8", "--bands", bands,
+                          "--val_fraction", "0.3", "--verbose", "0"])
+        found[kind] = {"count": count, "manifest": manifest, "chips": read_records(out / f"chips-{kind}"),
+                       "bundle": str(out / f"bundle-{kind}"), "meta": meta}
+    return found
+
+
+def test_real_jpgs_decode_to_what_opencv_imread_gives_in_rgb_order(kaggle):
+    jpg = kaggle["jpg"]
+    assert jpg["manifest"]["written"] == jpg["count"] == 19 and jpg["manifest"]["failed"] == 0
+    for name, chip_ in jpg["chips"].items():
+        expected = cv2.imread(str(CHIPS / "jpg" / f"{name}.jpg"), cv2.IMREAD_COLOR)[:, :, ::-1]
+        assert chip_.bands == records.RGB and np.array_equal(chip_.image, expected), name
+        assert (chip_.gsd_m, chip_.product) == (3.0, records.VISUAL)
+
+
+def test_real_tifs_decode_to_rasterios_values_in_rgbn_order(kaggle):
+    tif = kaggle["tif"]
+    assert tif["manifest"]["written"] == tif["count"] == 10
+    for name, chip_ in tif["chips"].items():
+        with rasterio.open(CHIPS / "tif" / f"{name}.tif") as src:  # published band order: blue, green, red, NIR
+            expected = src.read([3, 2, 1, 4]).transpose(1, 2, 0)
+        assert chip_.bands == records.RGBN and np.array_equal(chip_.image, expected), name
+        assert (chip_.gsd_m, chip_.product) == (3.0, records.ANALYTIC)
+
+
+def test_bundles_record_the_domain_they_learned(kaggle):
+    for kind, product, dtype in (("jpg", records.VISUAL, "uint8"), ("tif", records.ANALYTIC, "uint16")):
+        domain = bundle.read_metadata(kaggle[kind]["bundle"])["domain"]
+        assert (domain["gsd_m"], domain["product"], domain["dtype"]) == (3.0, product, dtype)
+        assert domain["bands"] == ["red", "green", "blue"]
+        chips = np.stack([c.image[..., :3] for c in kaggle[kind]["chips"].values()]).reshape(-1, 3)
+        for i, band in enumerate(domain["bands"]):
+            low, high = domain["band_ranges"][band]
+            # percentiles of a sample of the training pixels: inside the data's range, ordered
+            assert chips[:, i].min() <= low < high <= chips[:, i].max()
+
+
+def test_kaggle_misuse_fails_loudly(kaggle, tmp_path):
+    csv, _ = kaggle_csv(tmp_path, "jpg")
+    with pytest.raises(SystemExit, match=r"every one of 19 items failed; commonest reasons: file not found \(19\)"):
+        chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(CHIPS / "tif"), "--kaggle_format", "jpg",
+                  "--output", str(tmp_path / "wrong")])
+    with pytest.raises(UserError, match="no .jpg or .tif images"):
+        chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(tmp_path), "--output", str(tmp_path / "o")])
+
+
+def write_visual_scene(path: Path, crs: str, west: float, north: float) -> None:
+    """A 1024-px 3 m visual scene made of real Kaggle JPG chips, named like Planet's visual product."""
+    tiles = [cv2.imread(str(CHIPS / "jpg" / f"train_{i}.jpg"))[:, :, ::-1] for i in range(16)]
+    mosaic = np.concatenate([np.concatenate(tiles[r * 4:(r + 1) * 4], axis=1) for r in range(4)], axis=0)
+    profile = {"driver": "GTiff", "width": 1024, "height": 1024, "count": 3, "dtype": "uint8", "crs": crs,
+               "transform": from_origin(west, north, 3.0, 3.0), "photometric": "RGB", "tiled": True}
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(mosaic.transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize(("crs", "west", "north", "matrix"), [
+    ("EPSG:32721", 600_000.0, 8_896_000.0, "UTM21S-3m"),  # 10 deg S, 56 W
+    ("EPSG:32621", 400_000.0, 224_000.0, "UTM21N-3m"),  # 2 deg N, 57 W
+])
+def test_scans_feed_the_model_its_training_resolution(kaggle, tmp_path, crs, west, north, matrix):
+    scene = tmp_path / "20160601_133000_0e0e_3B_Visual.tif"
+    write_visual_scene(scene, crs, west, north)
+    with rasterio.open(scene) as src:
+        bounds = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    aoi = ",".join(f"{v:.6f}" for v in (bounds[0] + 0.001, bounds[1] + 0.001, bounds[2] - 0.001, bounds[3] - 0.001))
+    manifest = scan.run([*RUNNER, f"--aoi={aoi}", "--aoi_name", "real", "--scenes", str(scene),
+                         "--bundle", kaggle["jpg"]["bundle"], "--output", str(tmp_path / "scans"),
+                         "--scan_date", "2016-06-01"])
+    assert manifest["grid"] == "UTM" and manifest["tile_matrix"] == matrix and manifest["inferred"] > 0
+    rows = layout.read_table(str(tmp_path / "scans")).to_pylist()
+    assert len(rows) == manifest["inferred"]
+    for row in rows:
+        assert row["tile_id"].startswith(matrix + "/")
+        area, perimeter = GEOD.geometry_area_perimeter(shapely.from_wkb(row["geometry"]))
+        # a square tile of 256 ground pixels: its side from its geodesic area and from its perimeter
+        for pixel in (abs(area) ** 0.5 / 256, perimeter / 4 / 256):
+            assert abs(pixel / 3.0 - 1) < 0.10, pixel
+
+
+def test_a_real_planetscope_crop_needs_its_band_order(kaggle, tmp_path):
+    source = RASTERS / "planetscope" / "color_balance_source.tif"  # 3 bands uint16, gray/undefined/undefined
+    args = [*RUNNER, "--aoi", aoi_of(source), "--aoi_name", "crop", "--scenes", str(source),
+            "--bundle", kaggle["tif"]["bundle"], "--output", str(tmp_path / "scans"), "--scan_date", "2017-03-01",
+            "--min_valid_fraction", "0.05"]
+    with pytest.raises(UserError, match="--band_order"):
+        scan.run(args)
+    manifest = scan.run([*args, "--band_order", "blue,green,red"])
+    assert manifest["inferred"] > 0 and manifest["failed"] == 0
+
+
+def aoi_of(path):
+    with rasterio.open(path) as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    return f"{west},{south},{east},{north}"
+
+
+def test_a_visual_bundle_on_an_analytic_scene_is_refused_unless_the_user_says_otherwise(kaggle, tmp_path):
+    scene = tmp_path / "20170301_101010_0f0f_3B_AnalyticMS.tif"  # a real PlanetScope analytic crop, Planet's name
+    shutil.copy(RASTERS / "planetscope" / "color_balance_source.tif", scene)
+    args = [*RUNNER, "--aoi", aoi_of(scene), "--aoi_name", "crop", "--scenes", str(scene), "--band_order",
+            "blue,green,red", "--bundle", kaggle["jpg"]["bundle"], "--output", str(tmp_path / "scans"),
+            "--scan_date", "2017-03-01", "--min_valid_fraction", "0.05"]
+    with pytest.raises(UserError) as refused:
+        scan.run(args)
+    message = str(refused.value)
+    assert "trained on visual imagery" in message and "is analytic" in message and "--product visual" in message
+    assert not (tmp_path / "scans").exists(), "refused before any work"
+    manifest = scan.run([*args, "--product", "visual"])
+    # 12-bit values where the model learned 8-bit ones: every tile is counted as out of its domain
+    assert manifest["inferred"] > 0 and manifest["out_of_domain"] == manifest["inferred"]
+
+
+def test_model_keras_opens_with_plain_keras_and_predicts_what_the_scan_predicts(kaggle, tmp_path):
+    chips = np.stack([c.image for c in kaggle["jpg"]["chips"].values()]).astype(np.float32)
+    np.save(tmp_path / "chips.npy", chips)
+    expected = bundle.load_model(kaggle["jpg"]["bundle"]).predict(chips, verbose=0)
+    probe = f"""
+import sys, importlib.abc
+class NoProject(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("planet_model", "pipelines"):
+            raise ImportError("this project is not importable here: " + name)
+sys.meta_path.insert(0, NoProject())
+import numpy as np, keras
+model = keras.saving.load_model({str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r})
+np.save({str(tmp_path / 'plain.npy')!r}, model.predict(np.load({str(tmp_path / 'chips.npy')!r}), verbose=0))
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "plain.npy"), expected, rtol=1e-5, atol=1e-6)
+    config = json.loads(subprocess.run([sys.executable, "-c", f"import zipfile; print(zipfile.ZipFile("
+                                        f"{str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r}).read('config.json').decode())"],
+                                       capture_output=True, text=True).stdout)
+    assert "compile_config" not in config or not config["compile_config"], "no training loss or optimizer inside"

@@ -1,0 +1,159 @@
+"""Real Beam runs of the scan pipeline with a bundle trained in the test session."""
+
+import glob
+import json
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import rasterio
+import rasterio.warp
+import shapely
+from shapely.geometry import box
+
+from pipelines import scan
+from pipelines.analysis import schema
+from pipelines.geo.grid import WebMercatorGrid, scene_footprint
+from planet_model.labels import LABELS
+from planet_model.errors import UserError
+from tests.conftest import RASTERS, RUNNER
+
+ZOOM = 16
+
+
+def region_of(scenes, *names):
+    """An AOI inside the given scenes (a margin in from their union's edge)."""
+    boxes = []
+    for name in names:
+        with rasterio.open(scenes["folder"] / f"{name}.tif") as src:
+            boxes.append(scene_footprint(src.crs, src.transform, src.width, src.height))
+    west, south, east, north = shapely.union_all(boxes).bounds
+    return box(west + 0.002, south + 0.002, east - 0.002, north - 0.002)
+
+
+def expected_tiles(scene_paths, region, min_valid=0.5):
+    """(tile, scene) pairs the grid says intersect the region, with enough valid data."""
+    from pipelines.geo.scenes import SceneReader, SceneSource
+
+    pairs = set()
+    grid = WebMercatorGrid(ZOOM)
+    for path in scene_paths:
+        with SceneReader(SceneSource(str(path), path.stem)) as reader:
+            footprint = scene_footprint(reader.crs, reader.transform, reader.shape[1], reader.shape[0])
+            tiles = [grid.tile(x, y) for x, y in grid.tiles(footprint.intersection(region))]
+            pairs |= {(t.tile_id, path.stem) for t, _, v, e in reader.read_tiles(tiles) if e is None and v >= min_valid}
+    return pairs
+
+
+def read_partition(output, date, aoi):
+    files = sorted(glob.glob(f"{output}/scan_date={date}/aoi={aoi}/part-*.parquet"))
+    return pq.read_table(files).to_pylist() if files else []
+
+
+@pytest.fixture(scope="module")
+def scanned(scenes, simple_bundle, tmp_path_factory):
+    output = tmp_path_factory.mktemp("scan")
+    names = [s.scene_id for s in scenes["specs"][:2]]
+    region = region_of(scenes, *names)
+    args = [*RUNNER, "--aoi=" + ",".join(str(v) for v in region.bounds), "--aoi_name", "xingu",
+            "--scenes", *[str(scenes["folder"] / f"{n}.tif") for n in names], "--bundle", simple_bundle["path"],
+            "--output", str(output), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)]
+    manifest = scan.run(args)
+    return {"output": output, "manifest": manifest, "region": region, "names": names, "args": args}
+
+
+def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, simple_bundle, scanned):
+    rows = read_partition(scanned["output"], "2026-06-01", "xingu")
+    expected = expected_tiles([scenes["folder"] / f"{n}.tif" for n in scanned["names"]], scanned["region"])
+    assert {(r["tile_id"], r["scene_id"]) for r in rows} == expected and len(rows) == len(expected)
+    manifest = scanned["manifest"]
+    assert manifest["inferred"] == len(rows)
+    assert manifest["inferred"] + manifest["skipped"] + manifest["failed"] == manifest["enumerated"]
+    thresholds = simple_bundle["meta"]["thresholds"]
+    for r in rows:
+        assert r["labels"] == [n for n in LABELS if r[f"p_{n}"] >= np.float32(thresholds[n])]
+        assert r["model_version"] == simple_bundle["meta"]["version"] and r["tile_id"].startswith(f"WebMercatorQuad/{ZOOM}/")
+        assert r["acquired"].isoformat().startswith("2026-06-01T13:30")
+        geometry = shapely.from_wkb(r["geometry"])
+        assert geometry.is_valid and geometry.intersects(scanned["region"])
+        assert geometry.contains(shapely.Point(r["lon"], r["lat"]))
+
+
+def test_parquet_schema_geoparquet_and_duckdb(scanned):
+    files = glob.glob(f"{scanned['output']}/**/part-*.parquet", recursive=True)
+    table = pq.read_table(files[0])
+    assert table.schema.equals(schema.arrow_schema(), check_metadata=False)
+    geo = json.loads(table.schema.metadata[b"geo"])
+    assert geo["version"] == "1.1.0" and geo["columns"]["geometry"]["encoding"] == "WKB"
+    assert not any(str(f.type).startswith("uint") for f in table.schema)
+    result = duckdb.sql(f"""select aoi, scan_date, count(*) as n from read_parquet('{scanned['output']}/**/*.parquet',
+                            hive_partitioning = true) group by all""").fetchall()
+    assert len(result) == 1 and result[0][0] == "xingu" and str(result[0][1]) == "2026-06-01"
+    assert result[0][2] == scanned["manifest"]["inferred"]
+
+
+def test_bigquery_schema_files_match_the_code():
+    checked_in = json.load(open("infra/bigquery/tile_labels.schema.json"))
+    assert checked_in == schema.bigquery_schema()
+    assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
+    assert json.load(open("infra/bigquery/alerts.schema.json")) == schema.bigquery_schema(schema.ALERT_COLUMNS)
+
+
+def test_rerun_replaces_only_its_partition_and_is_deterministic(scanned, scenes):
+    before = read_partition(scanned["output"], "2026-06-01", "xingu")
+    other = [a if a != "2026-06-01" else "2026-06-08" for a in scanned["args"]]
+    scan.run(other)
+    scan.run(scanned["args"])  # same date and AOI again
+    after = read_partition(scanned["output"], "2026-06-01", "xingu")
+    key = lambda r: (r["tile_id"], r["scene_id"])  # noqa: E731
+    assert sorted(after, key=key) == sorted(before, key=key)  # no duplicates, same rows
+    assert len(read_partition(scanned["output"], "2026-06-08", "xingu")) == len(before)  # untouched
+
+
+def test_corrupt_scene_gives_error_lines_and_every_good_tile(simple_bundle, tmp_path):
+    # corrupt.tif is 8-bit RGB; a bundle for it must be 8-bit RGB too, so relabel the test bundle's dtype.
+    import shutil
+
+    bundle = tmp_path / "bundle8"
+    shutil.copytree(simple_bundle["path"], bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["dtype"] = "uint8"
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with rasterio.open(RASTERS / "corrupt.tif") as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    manifest = scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "corrupt",
+                         "--scenes", str(RASTERS / "corrupt.tif"), "--bundle", str(bundle), "--output", str(tmp_path),
+                         "--scan_date", "2026-06-01", "--grid", "native"])
+    assert manifest["failed"] == 4 and manifest["inferred"] == 12
+    errors = [json.loads(line) for p in glob.glob(f"{tmp_path}/**/errors-*.jsonl", recursive=True) for line in open(p)]
+    assert len(errors) == 4 and all(e["reason"].startswith("read:") for e in errors)
+    assert len(read_partition(tmp_path, "2026-06-01", "corrupt")) == 12
+
+
+def test_all_nodata_scene_gives_zero_rows_and_says_why(simple_bundle, tmp_path):
+    with rasterio.open(RASTERS / "all-nodata.tif") as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    manifest = scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "empty",
+                         "--scenes", str(RASTERS / "all-nodata.tif"), "--bundle", simple_bundle["path"],
+                         "--output", str(tmp_path), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)])
+    assert manifest["inferred"] == 0 and manifest["enumerated"] == manifest["skipped"] > 0
+    assert list(manifest["skipped_reasons"]) == ["nodata"]
+    assert read_partition(tmp_path, "2026-06-01", "empty") == []
+
+
+def test_bundle_bands_the_scene_cannot_provide_fail_before_any_work(simple_bundle, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "bundle4"
+    shutil.copytree(simple_bundle["path"], bundle)
+    meta = json.loads((bundle / "bundle.json").read_text())
+    meta["dtype"], meta["bands"] = "uint8", ["red", "green", "blue", "nir"]
+    meta["normalization"] = {"mean": [0.0] * 4, "variance": [1.0] * 4}
+    meta["domain"]["band_ranges"]["nir"] = [0.0, 255.0]
+    (bundle / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"needs bands red, green, blue, nir.*RGB.byte.tif: bands: it provides red, "
+                                         r"green, blue, not nir"):
+        scan.run([*RUNNER, "--aoi=-80,30,-76,34", "--aoi_name", "x", "--scenes", str(RASTERS / "RGB.byte.tif"),
+                  "--bundle", str(bundle), "--output", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()

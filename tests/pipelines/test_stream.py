@@ -1,0 +1,174 @@
+"""The streaming scan on Beam's TestStream (DirectRunner): same rows and alerts as the batch scan and rules.
+
+One place seen four times: clear (June 1), overcast (June 15), clear again (July 1, unchanged) and with
+new clearings (July 20). Notifications arrive out of order, one twice, with a broken scene and a
+file that is not a scene among them; the place is split into two overlapping AOIs.
+"""
+
+import dataclasses
+import glob
+import json
+from pathlib import Path
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+import rasterio
+import shapely
+import yaml
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.transforms.window import TimestampedValue
+from shapely.geometry import box, mapping
+
+from pipelines import scan, stream
+from pipelines.analysis import layout, rules
+from pipelines.geo import synthetic
+from pipelines.geo.grid import scene_footprint
+from pipelines.steps import sinks
+from tests.conftest import RUNNER
+
+ZOOM = 16
+DATES = ["2026-06-01", "2026-06-15", "2026-07-01", "2026-07-20"]
+MIN_VALID = 0.95  # tiles half off the scene are left out: half nodata is not what the test bundle learned
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    root = tmp_path_factory.mktemp("landing")
+    base = synthetic.SceneSpec(seed=43, width=1024, height=1024, acquired=f"{DATES[0]}T13:30:00+00:00",
+                               cloud_probability=0.0, haze_probability=0.0)
+    specs = {DATES[0]: base,
+             DATES[1]: dataclasses.replace(base, acquired=f"{DATES[1]}T13:30:00+00:00", overcast=True),
+             DATES[2]: dataclasses.replace(base, acquired=f"{DATES[2]}T13:30:00+00:00"),
+             DATES[3]: synthetic.later(base, f"{DATES[3]}T13:30:00+00:00", disturbance_seed=4)}
+    paths = {d: synthetic.write_scene(s, root / "landing" / d)["scene"] for d, s in specs.items()}
+    (root / "landing" / "broken").mkdir()
+    (root / "landing" / "broken" / "synth_broken.tif").write_bytes(b"not a GeoTIFF")
+    (root / "landing" / "notes.txt").write_text("not a scene")
+    with rasterio.open(paths[DATES[0]]) as src:
+        west, south, east, north = scene_footprint(src.crs, src.transform, src.width, src.height).bounds
+    middle = (west + east) / 2
+    regions = {"time_zone": "Etc/UTC", "regions": {
+        "west": {"schedule": "0 6 * * 1", "aoi": mapping(box(west, south, middle + 0.002, north)),
+                 "scan": {"bundle": "b", "output": "o"}},
+        "east": {"schedule": "0 6 * * 1", "aoi": mapping(box(middle - 0.002, south, east, north)),
+                 "scan": {"bundle": "b", "output": "o"}}}}
+    (root / "regions.yaml").write_text(yaml.safe_dump(regions))
+    return {"root": root, "paths": paths, "regions": root / "regions.yaml",
+            "aois": {n: shapely.geometry.shape(r["aoi"]) for n, r in regions["regions"].items()}}
+
+
+def notification(name, generation="1"):
+    return PubsubMessage(json.dumps({"bucket": "landing", "name": name, "generation": generation}).encode(),
+                         {"eventType": "OBJECT_FINALIZE", "bucketId": "landing", "objectId": name})
+
+
+def relative(place, date):
+    return str(Path(place["paths"][date]).relative_to(place["root"] / "landing"))
+
+
+@pytest.fixture(scope="module")
+def streamed(place, simple_bundle, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stream")
+    args, _, meta, watched, spec = stream.prepare([
+        "--subscription", "projects/p/subscriptions/s", "--regions", str(place["regions"]),
+        "--bundle", simple_bundle["path"], "--grid", "WebMercatorQuad", "--zoom", str(ZOOM), "--object_prefix", f"{place['root']}/{{bucket}}/",
+        "--output", str(out / "rows"), "--alerts_output", str(out / "alerts"), "--window_minutes", "5",
+        "--settle_minutes", "2", "--min_valid_fraction", str(MIN_VALID)])
+    events = (TestStream()
+              .advance_watermark_to(0)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[0])), 60)])
+              .advance_watermark_to(600)
+              # July 1 arrives before June 15 (out of order), July 1 twice; a broken scene; not a scene.
+              .add_elements([TimestampedValue(notification(relative(place, DATES[2])), 660),
+                             TimestampedValue(notification(relative(place, DATES[1])), 670),
+                             TimestampedValue(notification(relative(place, DATES[2])), 680),
+                             TimestampedValue(notification("broken/synth_broken.tif"), 690),
+                             TimestampedValue(notification("notes.txt"), 700)])
+              .advance_watermark_to(1200)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[3])), 1260)])
+              .advance_watermark_to(1800)
+              .advance_watermark_to_infinity())
+    options = PipelineOptions(["--runner", "BundleBasedDirectRunner"])
+    options.view_as(StandardOptions).streaming = True
+    with beam.Pipeline(options=options) as pipeline:
+        streams = pipeline | events | stream.StreamScan(args, meta, watched, spec)
+        stream.write(streams, args, meta)
+    alerts = [r for f in sorted(glob.glob(str(out / "alerts" / "**" / "*.parquet"), recursive=True))
+              for r in pq.read_table(f).to_pylist()]
+    return {"rows": layout.read_table(str(out / "rows")).to_pylist(), "alerts": alerts, "out": out}
+
+
+@pytest.fixture(scope="module")
+def batch(place, simple_bundle, tmp_path_factory):
+    """The batch scan of the same scenes: one scan per AOI and acquisition date."""
+    out = tmp_path_factory.mktemp("batch")
+    for name, region in place["aois"].items():
+        for date in DATES:
+            scan.run([*RUNNER, "--aoi=" + ",".join(f"{v:.9f}" for v in region.bounds), "--aoi_name", name,
+                      "--scenes", str(place["paths"][date]), "--bundle", simple_bundle["path"],
+                      "--output", str(out), "--scan_date", date, "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
+                      "--min_valid_fraction", str(MIN_VALID)])
+    return layout.read_table(str(out)).to_pylist()
+
+
+def key(row):
+    return row["aoi"], str(row["scan_date"]), row["tile_id"], row["scene_id"]
+
+
+def test_stream_rows_equal_the_batch_scan(streamed, batch):
+    rows = {key(r): r for r in streamed["rows"]}
+    assert len(rows) == len(streamed["rows"]), "a duplicate notification must not duplicate rows"
+    assert rows.keys() == {key(r) for r in batch}
+    for row in batch:
+        mine = rows[key(row)]
+        assert mine["labels"] == row["labels"] and mine["scan_id"] == row["scan_id"]
+        assert mine["p_primary"] == row["p_primary"] and mine["geometry"] == row["geometry"]
+    # One scene touching two AOIs gives rows for both; the tiles they share appear in each.
+    assert {r["aoi"] for r in streamed["rows"]} == {"west", "east"}
+    assert {str(r["scan_date"]) for r in streamed["rows"]} == set(DATES)
+
+
+def test_stream_alerts_equal_the_batch_analysis(streamed, batch):
+    expected = rules.alerts(rules.observations(batch))
+    got = {(a["aoi"], a["tile_id"], a["before_date"], a["after_date"], tuple(a["labels_gained"]))
+           for a in streamed["alerts"]}
+    assert got == {(a.aoi, a.tile_id, a.before_date, a.after_date, a.labels_gained) for a in expected}
+    assert len(streamed["alerts"]) == len(got), "each alert is emitted once"
+    # The cloudy scene between two clear ones: it is seen as cloudy and raises nothing; only the
+    # scene with new clearings does, against the last cloud-free state (July 1).
+    cloudy = [r for r in streamed["rows"] if str(r["scan_date"]) == DATES[1]]
+    assert cloudy and all("cloudy" in r["labels"] for r in cloudy)
+    print(f"\nstream: {len(streamed['rows'])} rows, {len(got)} alerts, all on {DATES[3]}")
+    assert got and {a[3].isoformat() for a in got} == {DATES[3]}
+    assert {a[2].isoformat() for a in got} == {DATES[2]}
+
+
+def test_stream_reports_the_broken_scene_and_goes_on(streamed):
+    lines = [json.loads(line) for f in glob.glob(str(streamed["out"] / "rows" / "errors-stream-*.jsonl"))
+             for line in open(f) if line.strip()]
+    broken = [x for x in lines if x["scene_id"] == "synth_broken"]
+    assert len(broken) == 1 and broken[0]["status"] == "failed" and broken[0]["reason"].startswith("scene:")
+    assert not any("notes" in x["uri"] for x in lines)
+
+
+def test_bigquery_rows_match_the_table_schemas(streamed):
+    from pipelines.analysis import schema
+
+    for record, columns in ((streamed["rows"][0], schema.COLUMNS), (streamed["alerts"][0], schema.ALERT_COLUMNS)):
+        row = sinks.bigquery_row(record)
+        assert set(row) <= {c.name for c in columns}
+        assert shapely.from_wkt(row["geometry"]).equals(shapely.from_wkb(record["geometry"]))
+        json.dumps(row)  # everything is JSON: dates and times as ISO text
+
+
+def test_streamed_partitions_name_their_bundle_for_the_report(streamed, simple_bundle):
+    """Every partition the stream wrote has a manifest naming the bundle, so that ``report`` finds the
+    model card when the newest partition was streamed."""
+    partitions = {(str(r["scan_date"]), r["aoi"]) for r in streamed["rows"]}
+    manifests = {(m["scan_date"], m["aoi"]): m for m in layout.manifests(str(streamed["out"] / "rows"))}
+    assert manifests.keys() == partitions
+    assert {m["bundle"] for m in manifests.values()} == {simple_bundle["path"]}
+    assert layout.latest_bundle(str(streamed["out"] / "rows")) == simple_bundle["path"]
