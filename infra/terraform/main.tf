@@ -14,9 +14,31 @@ locals {
   }
 }
 
+# --- APIs: exactly those the resources and jobs below use (pipelines/cloud/project.py) ------------------
+
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "aiplatform.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "compute.googleapis.com",
+    "dataflow.googleapis.com",
+    "iam.googleapis.com",
+    "pubsub.googleapis.com",
+    "storage.googleapis.com",
+  ])
+  project            = var.project
+  service            = each.key
+  disable_on_destroy = false # other workloads of the project may use them too
+}
+
 # --- Storage ---------------------------------------------------------------------------------------
 
 resource "google_storage_bucket" "data" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   name                        = var.data_bucket
   location                    = var.region
   uniform_bucket_level_access = true
@@ -27,6 +49,8 @@ resource "google_storage_bucket" "data" {
 }
 
 resource "google_storage_bucket" "pipeline" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   name                        = var.pipeline_bucket
   location                    = var.region
   uniform_bucket_level_access = true
@@ -43,6 +67,8 @@ resource "google_storage_bucket" "pipeline" {
 }
 
 resource "google_storage_bucket_object" "aoi" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   for_each     = local.regions
   bucket       = google_storage_bucket.data.name
   name         = "aois/${each.key}.geojson"
@@ -58,6 +84,8 @@ resource "google_storage_bucket_object" "aoi" {
 }
 
 resource "google_artifact_registry_repository" "images" {
+  depends_on = [google_project_service.apis["artifactregistry.googleapis.com"]]
+
   location      = var.region
   repository_id = "planet-tiles"
   format        = "DOCKER"
@@ -67,6 +95,8 @@ resource "google_artifact_registry_repository" "images" {
 # --- BigQuery --------------------------------------------------------------------------------------
 
 resource "google_bigquery_dataset" "tiles" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
   dataset_id    = var.dataset
   location      = var.region
   description   = "Per-tile labels of planet-tiles scans, and forest change alerts"
@@ -74,6 +104,8 @@ resource "google_bigquery_dataset" "tiles" {
 }
 
 resource "google_bigquery_table" "tile_labels" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
   dataset_id          = google_bigquery_dataset.tiles.dataset_id
   table_id            = "tile_labels"
   description         = "One row per (tile, scene) of each scan; loaded from the scans' Hive-partitioned GeoParquet"
@@ -87,6 +119,8 @@ resource "google_bigquery_table" "tile_labels" {
 }
 
 resource "google_bigquery_table" "alerts" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
   dataset_id          = google_bigquery_dataset.tiles.dataset_id
   table_id            = "alerts"
   description         = "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"
@@ -99,16 +133,31 @@ resource "google_bigquery_table" "alerts" {
   }
 }
 
+# The scans' schema as an empty Parquet file (generated with the JSON schemas by
+# python -m pipelines.analysis.schema), outside scans/ so that no query reads it as rows.
+resource "google_storage_bucket_object" "tile_labels_schema" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
+  bucket = google_storage_bucket.data.name
+  name   = "schemas/tile_labels.parquet"
+  source = "${path.module}/../bigquery/tile_labels.reference.parquet"
+}
+
 # The scans as they lie in the data bucket, queryable without loading (labels read as a list, the
-# geometry as WKB bytes: ST_GEOGFROMWKB(geometry) makes it a GEOGRAPHY).
+# geometry as WKB bytes: ST_GEOGFROMWKB(geometry) makes it a GEOGRAPHY). Its schema comes from the
+# reference file, not from scans, so the table can be made before the first scan exists; the partition
+# keys come from the path.
 resource "google_bigquery_table" "tile_labels_external" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
   dataset_id          = google_bigquery_dataset.tiles.dataset_id
   table_id            = "tile_labels_external"
   deletion_protection = false
   external_data_configuration {
-    source_format = "PARQUET"
-    autodetect    = true
-    source_uris   = ["gs://${google_storage_bucket.data.name}/scans/*.parquet"]
+    source_format             = "PARQUET"
+    autodetect                = false
+    reference_file_schema_uri = "gs://${google_storage_bucket.data.name}/${google_storage_bucket_object.tile_labels_schema.name}"
+    source_uris               = ["gs://${google_storage_bucket.data.name}/scans/*.parquet"]
     hive_partitioning_options {
       mode                     = "CUSTOM"
       source_uri_prefix        = "gs://${google_storage_bucket.data.name}/scans/{scan_date:DATE}/{aoi:STRING}"
@@ -125,29 +174,47 @@ resource "google_bigquery_table" "tile_labels_external" {
 # Dataflow workers (and the Flex Template launcher VM): read scenes, bundles and AOIs, write scans,
 # use temp and staging space, pull the image, write rows to BigQuery (streaming scans).
 resource "google_service_account" "worker" {
+  depends_on = [google_project_service.apis["iam.googleapis.com"]]
+
   account_id   = "planet-tiles-worker"
   display_name = "planet-tiles Dataflow worker"
 }
 
+resource "google_project_iam_member" "worker_viewer" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
+  project = var.project
+  role    = "roles/viewer" # as the Flex Template docs list for launcher and worker VMs
+  member  = "serviceAccount:${google_service_account.worker.email}"
+}
+
 resource "google_project_iam_member" "worker_dataflow" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
   project = var.project
   role    = "roles/dataflow.worker"
   member  = "serviceAccount:${google_service_account.worker.email}"
 }
 
 resource "google_storage_bucket_iam_member" "worker_data" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   bucket = google_storage_bucket.data.name
   role   = "roles/storage.objectAdmin" # a re-run replaces its own scan partition
   member = "serviceAccount:${google_service_account.worker.email}"
 }
 
 resource "google_storage_bucket_iam_member" "worker_pipeline" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   bucket = google_storage_bucket.pipeline.name
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${google_service_account.worker.email}"
 }
 
 resource "google_artifact_registry_repository_iam_member" "worker_images" {
+  depends_on = [google_project_service.apis["artifactregistry.googleapis.com"]]
+
   location   = google_artifact_registry_repository.images.location
   repository = google_artifact_registry_repository.images.name
   role       = "roles/artifactregistry.reader"
@@ -155,6 +222,8 @@ resource "google_artifact_registry_repository_iam_member" "worker_images" {
 }
 
 resource "google_bigquery_dataset_iam_member" "worker_rows" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
   dataset_id = google_bigquery_dataset.tiles.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = "serviceAccount:${google_service_account.worker.email}"
@@ -163,17 +232,23 @@ resource "google_bigquery_dataset_iam_member" "worker_rows" {
 # Launcher: the identity that builds images and templates and submits jobs (CI or an operator):
 # push images, write template specs, launch jobs that run as the worker account.
 resource "google_service_account" "launcher" {
+  depends_on = [google_project_service.apis["iam.googleapis.com"]]
+
   account_id   = "planet-tiles-launcher"
   display_name = "planet-tiles template builder and job launcher"
 }
 
 resource "google_project_iam_member" "launcher_dataflow" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
   project = var.project
-  role    = "roles/dataflow.developer"
+  role    = "roles/dataflow.admin" # the minimal role to create jobs (it holds compute.machineTypes.get)
   member  = "serviceAccount:${google_service_account.launcher.email}"
 }
 
 resource "google_artifact_registry_repository_iam_member" "launcher_images" {
+  depends_on = [google_project_service.apis["artifactregistry.googleapis.com"]]
+
   location   = google_artifact_registry_repository.images.location
   repository = google_artifact_registry_repository.images.name
   role       = "roles/artifactregistry.writer"
@@ -181,18 +256,24 @@ resource "google_artifact_registry_repository_iam_member" "launcher_images" {
 }
 
 resource "google_storage_bucket_iam_member" "launcher_pipeline" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   bucket = google_storage_bucket.pipeline.name
   role   = "roles/storage.objectAdmin"
   member = "serviceAccount:${google_service_account.launcher.email}"
 }
 
 resource "google_project_iam_member" "launcher_vertex" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
   project = var.project
   role    = "roles/aiplatform.user" # GPU training jobs (infra/vertex/train_job.yaml), run as the worker account
   member  = "serviceAccount:${google_service_account.launcher.email}"
 }
 
 resource "google_service_account_iam_member" "launcher_acts_as_worker" {
+  depends_on = [google_project_service.apis["iam.googleapis.com"]]
+
   service_account_id = google_service_account.worker.name
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.launcher.email}"
@@ -200,23 +281,31 @@ resource "google_service_account_iam_member" "launcher_acts_as_worker" {
 
 # Scheduler: only launches the scan template, as the worker account.
 resource "google_service_account" "scheduler" {
+  depends_on = [google_project_service.apis["iam.googleapis.com"]]
+
   account_id   = "planet-tiles-scheduler"
   display_name = "planet-tiles scheduled scans"
 }
 
 resource "google_project_iam_member" "scheduler_dataflow" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
   project = var.project
-  role    = "roles/dataflow.developer"
+  role    = "roles/dataflow.admin" # the minimal role to create jobs (it holds compute.machineTypes.get)
   member  = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
 resource "google_storage_bucket_iam_member" "scheduler_templates" {
+  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+
   bucket = google_storage_bucket.pipeline.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
 resource "google_service_account_iam_member" "scheduler_acts_as_worker" {
+  depends_on = [google_project_service.apis["iam.googleapis.com"]]
+
   service_account_id = google_service_account.worker.name
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.scheduler.email}"
@@ -225,6 +314,8 @@ resource "google_service_account_iam_member" "scheduler_acts_as_worker" {
 # --- Scheduled regional scans: one job per region of ../regions.yaml ------------------------------
 
 resource "google_cloud_scheduler_job" "scan" {
+  depends_on = [google_project_service.apis["cloudscheduler.googleapis.com"], google_project_service.apis["dataflow.googleapis.com"], google_project_service.apis["compute.googleapis.com"]]
+
   for_each    = local.regions
   name        = "planet-tiles-scan-${each.key}"
   description = "Scan ${each.key}: ${lookup(each.value, "description", "")}"

@@ -13,6 +13,7 @@ import yaml
 from pipelines import PIPELINES
 from pipelines.analysis import schema
 from pipelines.cloud import submit, templates
+from tests.cloud.terraform import resources, unquote
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
 
@@ -103,36 +104,18 @@ def test_every_region_is_a_valid_scan():
         assert len(region["schedule"].split()) == 5
 
 
-def _unquote(value):
-    if isinstance(value, dict):
-        return {k.strip('"'): _unquote(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    return value
-
-
-def _resources(folder):
-    found = {}
-    for path in folder.glob("*.tf"):
-        for block in _unquote(hcl2.load(path.open())).get("resource", []):
-            for kind, named in block.items():
-                for name, body in named.items():
-                    found[(kind, name)] = body
-    return found
-
-
 def test_terraform_has_a_job_per_region_and_the_generated_schemas():
     folder = INFRA / "terraform"
-    resources = _resources(folder)
-    main = _unquote(hcl2.load((folder / "main.tf").open()))
+    found = resources(folder)
+    main = unquote(hcl2.load((folder / "main.tf").open()))
     local = {k: v for block in main["locals"] for k, v in block.items()}
     assert "../regions.yaml" in local["regions_file"] and local["regions"] == "${local.regions_file.regions}"
     assert {k.strip('"'): v.strip('"') for k, v in local["gpu_machines"].items() if k != "__comments__"} \
         == submit.GPU_MACHINES
 
-    job = resources[("google_cloud_scheduler_job", "scan")]
+    job = found[("google_cloud_scheduler_job", "scan")]
     assert job["for_each"] == "${local.regions}"
-    assert resources[("google_storage_bucket_object", "aoi")]["for_each"] == "${local.regions}"
+    assert found[("google_storage_bucket_object", "aoi")]["for_each"] == "${local.regions}"
     body = str(job["http_target"])
     sample = dry_run("scan", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
                      "--aoi", "a", "--aoi_name", "n", "--bundle", "b", "--output", "o")["body"]["launchParameter"]
@@ -140,16 +123,16 @@ def test_terraform_has_a_job_per_region_and_the_generated_schemas():
         assert re.search(rf"\b{key}\b", body), f"the scheduled request lacks {key}"
     assert "flexTemplates:launch" in body and "oauth_token" in body
 
-    tables = {name: body for (kind, name), body in resources.items() if kind == "google_bigquery_table"}
+    tables = {name: body for (kind, name), body in found.items() if kind == "google_bigquery_table"}
     assert "../bigquery/tile_labels.schema.json" in tables["tile_labels"]["schema"]
     assert "../bigquery/alerts.schema.json" in tables["alerts"]["schema"]
     assert tables["tile_labels"]["clustering"] == ['"aoi"', '"tile_id"']
     assert tables["tile_labels"]["time_partitioning"][0]["field"] == '"scan_date"'
     external = tables["tile_labels_external"]["external_data_configuration"][0]
     assert external["parquet_options"][0]["enable_list_inference"] is True
-    accounts = {name for kind, name in resources if kind == "google_service_account"}
+    accounts = {name for kind, name in found if kind == "google_service_account"}
     assert accounts == {"worker", "launcher", "scheduler"}
-    assert not any('"roles/owner"' in str(b) or '"roles/editor"' in str(b) for b in resources.values())
+    assert not any('"roles/owner"' in str(b) or '"roles/editor"' in str(b) for b in found.values())
 
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="no terraform binary here (terraform fmt -check)")
