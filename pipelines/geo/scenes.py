@@ -386,7 +386,8 @@ class SceneReader:
             valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, data, alpha, inner)
         except rasterio.errors.RasterioIOError as error:
             return tile, None, 0.0, RuntimeError(describe(error))
-        image[:, ~valid] = FILL_VALUE
+        if not valid.all():
+            image[:, ~valid] = FILL_VALUE
         return tile, image.transpose(1, 2, 0), float(valid.mean()), None
 
     def _alpha_index(self, dataset: rasterio.io.DatasetReaderBase) -> int | None:

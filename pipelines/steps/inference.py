@@ -124,10 +124,11 @@ class ToRow(beam.DoFn):
 
     def out_of_domain(self, image: np.ndarray) -> bool:
         """Whether a band mean of the tile's pixels with data (those not 0 in every band, the fill value
-        of pixels without data) lies outside the training range."""
+        of pixels without data) lies outside the training range. Every 4th pixel each way is plenty for
+        a mean and keeps the check off the scan's critical path."""
         if self.ranges is None or image is None:
             return False
-        pixels = np.asarray(image, dtype=np.float64).reshape(-1, len(self.ranges))
+        pixels = np.asarray(image[::4, ::4], dtype=np.float64).reshape(-1, len(self.ranges))
         pixels = pixels[np.any(pixels != 0, axis=1)]
         if not len(pixels):
             return False
