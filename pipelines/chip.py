@@ -180,7 +180,8 @@ def check_output(output: str, overwrite: bool) -> None:
             raise UserError(f"--output {output}: its {MANIFEST} is not one this tool wrote (not JSON); "
                              "choose another folder") from None
     foreign = [path for path in storage.glob(storage.join(output, "*"))
-               if path not in ours and not path.endswith(".lock") and f"/{accounting.STAGING}" not in path]
+               if path not in ours and not path.endswith(".lock") and f"/{accounting.STAGING}" not in path
+               and not ((run := accounting.RUN_FILE.match(posixpath.basename(path))) and run["kind"] in ("chips", "errors"))]
     if foreign and not overwrite:
         names = ", ".join(posixpath.basename(p) for p in foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
         raise UserError(f"--output {output} holds files this tool did not write ({names}); choose an empty "

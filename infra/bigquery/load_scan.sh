@@ -7,6 +7,8 @@
 #
 # GeoParquet `geometry` loads into the GEOGRAPHY column; `labels` loads as ARRAY<STRING>
 # (--parquet_enable_list_inference); `scan_date` and `aoi` come from the path (Hive partitioning).
+# The `bq load` below is pipelines/analysis/layout.py's bigquery_load(), which owns the scan layout; a
+# test (tests/analysis/test_layout.py) keeps the two equal.
 set -euo pipefail
 bucket=${1:?data bucket}; date=${2:?scan date YYYY-MM-DD}; aoi=${3:?AOI name}; dataset=${4:-planet_tiles}
 prefix="gs://${bucket}/scans"

@@ -120,6 +120,16 @@ def duckdb_relation(output: str) -> str:
     return f"read_parquet('{pattern.replace(chr(39), chr(39) * 2)}', hive_partitioning = true, hive_types = {{{types}}})"
 
 
+def bigquery_load(output: str, scan_date: str, aoi: str, table: str) -> list[str]:
+    """The ``bq load`` command that appends one partition to the loaded table: the partition keys come
+    from the path (Hive partitioning), GeoParquet ``geometry`` becomes GEOGRAPHY, ``labels`` a list.
+    ``infra/bigquery/load_scan.sh`` runs exactly this (a test compares them)."""
+    keys = "/".join(f"{{{name}:{kind}}}" for name, kind in PARTITION_KEYS)
+    return ["bq", "load", "--source_format=PARQUET", "--parquet_enable_list_inference=true",
+            "--hive_partitioning_mode=CUSTOM", f"--hive_partitioning_source_uri_prefix={output.rstrip('/')}/{keys}",
+            table, f"{partition(output, scan_date, aoi)}/{PART_PREFIX}*{PART_SUFFIX}"]
+
+
 def manifests(output: str) -> list[dict]:
     """Every partition's manifests (batch and streaming), newest scan date first; each carries
     ``scan_date`` and ``aoi`` from its path."""

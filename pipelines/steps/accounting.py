@@ -26,6 +26,7 @@ import json
 from collections import Counter
 import logging
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -187,14 +188,21 @@ class Publish(beam.DoFn):
         yield {**manifest, "replaced_run": previous.get("run_id"), "files_removed": len(gone)}
 
 
+#: The name of a file a run publishes: ``<kind>-<run id>-<shard>-of-<shards><suffix>``, the run id being
+#: :func:`pipelines.steps.options.run_id`'s. Only such names can be a killed run's orphans.
+RUN_FILE = re.compile(r"^(?P<kind>[a-z]+)-\d{8}T\d{6}-[0-9a-f]{6}-\d{5}-of-\d{5}\.")
+
+
 def clear_orphans(folder: str, listed: Sequence[str], names: Sequence[str], hours: float = STALE_HOURS) -> int:
-    """Delete files of this pipeline's kinds in ``folder`` that no manifest lists and that are older than
-    ``hours``: what a run killed while publishing moved in before it could swap the manifest. A file's
-    kind is its name up to the run id (``part-``, ``chips-``, ``errors-``), taken from ``names``."""
-    kinds = {name.split("-", 1)[0] + "-" for name in names}
+    """Delete run files of this pipeline's kinds in ``folder`` that no manifest lists and that are older
+    than ``hours``: what a run killed while publishing moved in before it could swap the manifest. Only
+    names of the run-file form count (not another person's ``chips-notes.tfrecord``, nor the streaming
+    scan's ``part-stream-*`` files); the kinds (``part``, ``chips``, ``errors``) are those of ``names``."""
+    kinds = {match["kind"] for name in names if (match := RUN_FILE.match(name))}
     cutoff = time.time() - hours * 3600
     orphans = [path for path, modified in storage.modified(storage.join(folder, "*"))
-               if posixpath.basename(path).split("-", 1)[0] + "-" in kinds and path not in listed and modified < cutoff]
+               if (match := RUN_FILE.match(posixpath.basename(path))) and match["kind"] in kinds
+               and path not in listed and modified < cutoff]
     storage.delete(orphans)
     return len(orphans)
 

@@ -68,3 +68,17 @@ def test_a_partition_with_a_bad_date_is_skipped_not_fatal(scans, caplog):
     assert layout.read_table(scans).num_rows == 4
     assert "scan_date=20260601" in caplog.text
     assert duckdb.sql(f"select count(*) from {layout.duckdb_relation(scans)}").fetchall() == [(4,)]
+
+
+def test_the_bigquery_load_script_runs_the_layouts_command():
+    """infra/bigquery/load_scan.sh (what a cloud user runs) loads the partitions this module writes."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[2] / "infra" / "bigquery" / "load_scan.sh").read_text()
+    line = re.search(r"^bq load .*?(?=^\S|\Z)", script.replace("\\\n", " "), flags=re.M | re.S).group(0)
+    values = {"${prefix}": "gs://B/scans", "${date}": "2026-11-24", "${aoi}": "xingu", "${dataset}": "planet_tiles"}
+    for name, value in values.items():
+        line = line.replace(name, value)
+    assert shlex.split(line) == layout.bigquery_load("gs://B/scans", "2026-11-24", "xingu", "planet_tiles.tile_labels")

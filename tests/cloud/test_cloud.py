@@ -163,8 +163,42 @@ def test_example_submit_config_is_accepted(tmp_path):
     assert request["body"]["launchParameter"]["environment"]["maxWorkers"] == 20
 
 
-def test_bigquery_ddl_parses():
+def ddl_structure(text: str) -> dict:
+    """Columns (name, type, NOT NULL), partitioning and clustering of a BigQuery CREATE TABLE, as sqlglot
+    parses it; anything sqlglot cannot parse as a table definition fails here."""
     import sqlglot
+    from sqlglot import exp
 
-    for path in (INFRA / "bigquery").glob("ddl_*.sql"):
-        assert sqlglot.parse_one(path.read_text(), read="bigquery") is not None, path
+    create = sqlglot.parse_one(text, read="bigquery")
+    assert isinstance(create, exp.Create) and isinstance(create.this, exp.Schema), "not a CREATE TABLE"
+    properties = create.args["properties"].expressions
+    return {
+        "columns": [(c.name, c.args["kind"].sql("bigquery"),
+                     any(isinstance(k.args.get("kind"), exp.NotNullColumnConstraint) for k in c.constraints))
+                    for c in create.this.expressions],
+        "partition": [p.this.sql("bigquery") for p in properties if isinstance(p, exp.PartitionedByProperty)],
+        "cluster": [c.sql("bigquery") for p in properties if isinstance(p, exp.ClusterProperty) for c in p.expressions],
+    }
+
+
+def test_bigquery_ddl_has_the_schema_definitions_columns_partitioning_and_clustering():
+    for name, table in schema.TABLES.items():
+        expected = {
+            "columns": [(c.name, f"ARRAY<{schema.BIGQUERY_TYPES[c.type]}>" if c.type == "STRING_LIST"
+                         else schema.BIGQUERY_TYPES[c.type], c.required and c.type != "STRING_LIST")
+                        for c in table.columns],
+            "partition": [table.partition],
+            "cluster": list(table.cluster),
+        }
+        assert ddl_structure((INFRA / "bigquery" / f"ddl_{name}.sql").read_text()) == expected, name
+    with pytest.raises(AssertionError, match="not a CREATE TABLE"):
+        ddl_structure("CREATE TABLE foo bar baz qux")  # what the old check let through
+
+
+def test_external_table_ddl_is_generated_with_the_paths_partition_keys():
+    from pipelines.analysis import layout
+
+    text = (INFRA / "bigquery" / "ddl_tile_labels_external.sql").read_text()
+    assert text == schema.external_ddl()
+    keys = re.search(r"WITH PARTITION COLUMNS \((.*?)\)", text, flags=re.S).group(1)
+    assert [tuple(k.split()) for k in keys.strip().split(",\n")] == list(layout.PARTITION_KEYS)

@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -52,11 +50,14 @@ def test_search_finds_a_planted_optimum_and_never_loses_to_fixed_cuts():
     assert score >= metrics.mean_f2(y, noisy >= 0.5) and score >= metrics.mean_f2(y, noisy >= 0.2)
 
 
-def test_search_is_fast_enough_for_the_full_validation_set():
+def test_search_on_a_full_validation_set_size_finds_the_planted_cuts():
+    """At the study's validation size (12,144 chips; the speed is a benchmark concern, not a test's):
+    labels whose true probability sits above a known cut are found at that cut."""
     rng = np.random.default_rng(2)
-    y = rng.random((40_000, 17)) < 0.17
-    probs = np.clip(y * 0.4 + rng.random((40_000, 17)) * 0.6, 0, 1)
-    start = time.perf_counter()
-    thresholds.search(y, probs)
-    elapsed = time.perf_counter() - start
-    print(f"threshold search on 40,000 x 17: {elapsed:.2f} s")  # the target (2 s) is checked in the note
+    y = rng.random((12_144, 17)) < 0.17
+    cuts = np.round(np.linspace(0.1, 0.6, 17), 2)  # on the search's 0.01 grid
+    probs = np.where(y, cuts + rng.random((12_144, 17)) * (1 - cuts), rng.random((12_144, 17)) * cuts)
+    found, score = thresholds.search(y, probs)
+    perfect = metrics.mean_f2(y, y)  # below 1: chips without any label score 0, as in scikit-learn
+    assert score == pytest.approx(perfect) and metrics.mean_f2(y, probs >= 0.5) < perfect
+    assert np.allclose(found, cuts)

@@ -56,16 +56,24 @@ def publish_run(out, run_id, items):
 def test_publish_replaces_only_what_the_manifest_it_replaced_listed(tmp_path):
     out = str(tmp_path)
     items = [outcome(WRITTEN, "a", "u", "1"), outcome(FAILED, "a", "u", "2", "read: broken block")]
-    first = publish_run(out, "r1", items)
+    first = publish_run(out, "20261125T110000-1a2b3c", items)
     assert (first["enumerated"], first["written"], first["failed"]) == (2, 1, 1)
-    assert [p.rsplit("/", 1)[1] for p in first["files"]] == ["chips-r1-00000-of-00001.tfrecord",
-                                                             "errors-r1-00000-of-00001.jsonl"]
+    assert [p.rsplit("/", 1)[1] for p in first["files"]] == ["chips-20261125T110000-1a2b3c-00000-of-00001.tfrecord",
+                                                             "errors-20261125T110000-1a2b3c-00000-of-00001.jsonl"]
     [line] = storage.read_text(first["files"][1]).splitlines()
     assert json.loads(line)["reason"] == "read: broken block"
-    storage.write_text(storage.join(out, "chips-from-a-colleague.tfrecord"), "not ours")
-    second = publish_run(out, "r2", items)
+    import os
+
+    theirs = [storage.join(out, "chips-from-a-colleague.tfrecord"), storage.join(out, "part-stream-20260601T000000-0-x.parquet")]
+    orphan = storage.join(out, "chips-20260101T000000-abcdef-00000-of-00001.tfrecord")  # a killed run moved it in
+    for path in (*theirs, orphan):
+        storage.write_text(path, "old")
+        old = os.path.getmtime(path) - (accounting.STALE_HOURS + 1) * 3600
+        os.utime(path, (old, old))
+    second = publish_run(out, "20261125T120000-0a0b0c", items)
     assert all(not storage.exists(p) for p in first["files"]) and all(storage.exists(p) for p in second["files"])
-    assert storage.exists(storage.join(out, "chips-from-a-colleague.tfrecord")), "never delete what we did not write"
+    assert all(storage.exists(p) for p in theirs), "never delete what we did not write, however old"
+    assert not storage.exists(orphan), "an old run file no manifest lists is a killed run's"
     assert storage.glob(storage.join(out, accounting.STAGING, "**")) == []
 
 
