@@ -39,7 +39,7 @@ def one_try(scene: str, bundle: str, out: Path) -> str:
         return f"exit codes {codes}: {runs[0].stderr.read()[-300:]}"
     partition = Path(layout.partition(str(out), DATE, AOI))
     manifest = json.loads((partition / layout.MANIFEST).read_text())
-    listed = sorted(f for f in manifest["files"] if f.endswith(".parquet"))
+    listed = sorted(str(partition / f) for f in manifest["files"] if f.endswith(".parquet"))
     present = sorted(str(p) for p in partition.glob("part-*.parquet"))
     rows = duckdb.sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
     if present != listed or rows != manifest["inferred"] or not rows:

@@ -175,7 +175,7 @@ def check_output(output: str, overwrite: bool) -> None:
     ours = {manifest_path}
     if storage.exists(manifest_path):
         try:
-            ours |= set(json.loads(storage.read_text(manifest_path)).get("files", []))
+            ours |= set(accounting.manifest_paths(output, json.loads(storage.read_text(manifest_path))))
         except ValueError:
             raise UserError(f"--output {output}: its {MANIFEST} is not one this tool wrote (not JSON); "
                              "choose another folder") from None
@@ -251,7 +251,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         return {"submitted": True, "output": args.output}
     manifest = json.loads(storage.read_text(storage.join(args.output, MANIFEST)))
     logging.info("chips: %(written)d written, %(skipped)d skipped, %(failed)d failed of %(enumerated)d", manifest)
-    accounting.fail_if_all_failed(manifest, "chip")
+    accounting.fail_if_all_failed(manifest, "chip", args.output)
     return manifest
 
 

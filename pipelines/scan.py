@@ -224,7 +224,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         log.warning("%d of %d tiles have band means outside the bundle's training ranges: the model is far from "
                     "its data there (check the product, bands and scaling of the scenes)",
                     manifest["out_of_domain"], manifest["inferred"])
-    accounting.fail_if_all_failed(manifest, "scan")
+    accounting.fail_if_all_failed(manifest, "scan", partition)
     return manifest
 
 

@@ -119,14 +119,15 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                 yield from keep(reader, tile, image, valid)
 
 
-def fail_if_all_failed(manifest: dict, what: str) -> None:
+def fail_if_all_failed(manifest: dict, what: str, folder: str) -> None:
     """A run in which items were enumerated and every one failed is a failed run: exit 1 with the
     commonest reasons (a partial failure is a success with error lines)."""
     if manifest["enumerated"] and manifest["failed"] == manifest["enumerated"]:
         reasons = sorted(manifest["failed_reasons"].items(), key=lambda kv: -kv[1])[:3]
+        errors = [p for p in manifest_paths(folder, manifest) if posixpath.basename(p).startswith("errors-")]
         raise SystemExit(f"{what}: every one of {manifest['enumerated']} items failed; commonest reasons: "
                          + "; ".join(f"{reason} ({n})" for reason, n in reasons)
-                         + f". The error lines are in {', '.join(f for f in manifest['files'] if '/errors-' in f)}")
+                         + f". The error lines are in {', '.join(errors)}")
 
 
 def _reason_key(reason: str) -> str:
@@ -173,16 +174,18 @@ class Publish(beam.DoFn):
         moves = [(path, storage.join(self.folder, posixpath.basename(path)[: -len(STAGED)]))
                  for files in staged_lists for path in files]
         storage.rename(moves)
+        # Names, not paths: a copied or moved folder's manifest still describes the folder it is in, and a
+        # later run never reaches outside it.
         manifest = {**self.run_info, **summary, self.written_as: summary[WRITTEN],
-                    "files": sorted(final for _, final in moves)}
+                    "files": sorted(posixpath.basename(final) for _, final in moves)}
         text = json.dumps(manifest, indent=2).encode()
         replaced = storage.swap(storage.join(self.folder, self.manifest_name), lambda _: text)
         previous = json.loads(replaced) if replaced else {}
-        gone = [path for path in previous.get("files", []) if path not in manifest["files"] and storage.exists(path)]
+        ours = set(manifest_paths(self.folder, manifest))
+        gone = [path for path in manifest_paths(self.folder, previous) if path not in ours and storage.exists(path)]
         storage.delete(gone)
         storage.delete_tree(staging(self.folder, self.run_info["run_id"]))
-        left = clear_stale_staging(self.folder) + clear_orphans(self.folder, manifest["files"],
-                                                                 [posixpath.basename(d) for _, d in moves])
+        left = clear_stale_staging(self.folder) + clear_orphans(self.folder, sorted(ours), manifest["files"])
         log.info("%s: published %d files, removed %d of the run it replaced (%s) and %d left by killed runs",
                  self.folder, len(moves), len(gone), previous.get("run_id"), left)
         yield {**manifest, "replaced_run": previous.get("run_id"), "files_removed": len(gone)}
@@ -205,6 +208,20 @@ def clear_orphans(folder: str, listed: Sequence[str], names: Sequence[str], hour
                and path not in listed and modified < cutoff]
     storage.delete(orphans)
     return len(orphans)
+
+
+def manifest_paths(folder: str, manifest: dict) -> list[str]:
+    """The files a manifest in ``folder`` lists, as paths in ``folder``. Manifests list file names;
+    older ones listed full paths, of which only those inside ``folder`` are taken, so that no run ever
+    deletes outside the folder it writes."""
+    prefix = folder.rstrip("/") + "/"
+    paths = []
+    for entry in manifest.get("files", []):
+        if "/" not in entry:
+            paths.append(storage.join(folder, entry))
+        elif entry.startswith(prefix) and "/" not in entry[len(prefix):]:
+            paths.append(entry)
+    return paths
 
 
 def clear_stale_staging(folder: str, hours: float = STALE_HOURS) -> int:

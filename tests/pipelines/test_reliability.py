@@ -69,10 +69,11 @@ def test_concurrent_scans_of_one_partition_leave_one_complete_output(scenes, sim
         results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
         assert [rc for rc, _ in results] == [0, 0], results
         state = published(out)
-        parts = [f for f in state["manifest"]["files"] if f.endswith(".parquet")]
+        partition = Path(layout.partition(str(out), DATE, "c"))
+        parts = [str(partition / f) for f in state["manifest"]["files"] if f.endswith(".parquet")]
         assert state["parts"] == parts, f"attempt {attempt}: the partition holds exactly the winner's files"
         assert readers_see(out) == state["manifest"]["inferred"] > 0
-        assert all(Path(f).exists() for f in state["manifest"]["files"])
+        assert all((partition / f).exists() for f in state["manifest"]["files"])
 
 
 def test_a_killed_run_leaves_nothing_readers_pick_up_and_a_rerun_replaces(scenes, simple_bundle, tmp_path):
@@ -159,4 +160,4 @@ def test_chip_never_deletes_what_it_did_not_write(scenes, tmp_path):
     assert {name: (out / name).read_text() for name in theirs} == theirs
     manifest = json.loads((out / "manifest.json").read_text())
     ours = sorted(str(p) for p in out.glob("chips-*.tfrecord") if p.name != "chips-from-colleague.tfrecord")
-    assert ours == [f for f in manifest["files"] if f.endswith(".tfrecord")]
+    assert ours == [str(out / f) for f in manifest["files"] if f.endswith(".tfrecord")]

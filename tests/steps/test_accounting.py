@@ -58,9 +58,10 @@ def test_publish_replaces_only_what_the_manifest_it_replaced_listed(tmp_path):
     items = [outcome(WRITTEN, "a", "u", "1"), outcome(FAILED, "a", "u", "2", "read: broken block")]
     first = publish_run(out, "20261125T110000-1a2b3c", items)
     assert (first["enumerated"], first["written"], first["failed"]) == (2, 1, 1)
-    assert [p.rsplit("/", 1)[1] for p in first["files"]] == ["chips-20261125T110000-1a2b3c-00000-of-00001.tfrecord",
-                                                             "errors-20261125T110000-1a2b3c-00000-of-00001.jsonl"]
-    [line] = storage.read_text(first["files"][1]).splitlines()
+    assert first["files"] == ["chips-20261125T110000-1a2b3c-00000-of-00001.tfrecord",
+                              "errors-20261125T110000-1a2b3c-00000-of-00001.jsonl"]  # names: the folder may move
+    first_paths = accounting.manifest_paths(out, first)
+    [line] = storage.read_text(first_paths[1]).splitlines()
     assert json.loads(line)["reason"] == "read: broken block"
     import os
 
@@ -71,7 +72,8 @@ def test_publish_replaces_only_what_the_manifest_it_replaced_listed(tmp_path):
         old = os.path.getmtime(path) - (accounting.STALE_HOURS + 1) * 3600
         os.utime(path, (old, old))
     second = publish_run(out, "20261125T120000-0a0b0c", items)
-    assert all(not storage.exists(p) for p in first["files"]) and all(storage.exists(p) for p in second["files"])
+    assert all(not storage.exists(p) for p in first_paths)
+    assert all(storage.exists(p) for p in accounting.manifest_paths(out, second))
     assert all(storage.exists(p) for p in theirs), "never delete what we did not write, however old"
     assert not storage.exists(orphan), "an old run file no manifest lists is a killed run's"
     assert storage.glob(storage.join(out, accounting.STAGING, "**")) == []
@@ -90,3 +92,18 @@ def test_a_killed_runs_staging_is_invisible_and_cleared_once_stale(tmp_path):
     assert not [p for p in storage.glob(storage.join(out, "**")) if p.endswith(".parquet")]
     assert accounting.clear_stale_staging(out) == 1
     assert not storage.exists(left) and storage.exists(fresh)
+
+
+def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
+    import shutil
+
+    items = [outcome(WRITTEN, "a", "u", "1")]
+    original, copy = str(tmp_path / "original"), str(tmp_path / "copy")
+    first = publish_run(original, "20261125T110000-1a2b3c", items)
+    shutil.copytree(original, copy)
+    publish_run(copy, "20261125T120000-0a0b0c", items)
+    assert all(storage.exists(p) for p in accounting.manifest_paths(original, first)), "the original is intact"
+    assert not any(storage.exists(p) for p in accounting.manifest_paths(copy, first)), "the copy was replaced"
+    # a manifest of the old form (full paths) is honoured only inside its own folder
+    assert accounting.manifest_paths(copy, {"files": [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord"]}) == [
+        f"{copy}/chips-y.tfrecord"]
