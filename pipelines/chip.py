@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compression", choices=("none", "gzip"), default="none",
                         help="TFRecord compression (default none: gzip makes chipping ~10x slower "
                              "for about 10%% smaller files of 16-bit imagery)")
+    parser.add_argument("--min_clear_fraction", type=float,
+                        help="skip chips whose UDM2 says less than this share is clear (counted in the "
+                             "manifest as skipped 'cloudy'; default: keep every chip, clouds are a label)")
     tiling.add_arguments(parser, grid_default=NATIVE)
     return parser
 
@@ -93,7 +96,8 @@ class LabelChips(beam.DoFn):
                    crs=tile.crs, transform=tile.transform, bounds=tile.bounds_wgs84(),
                    valid_fraction=item.valid_fraction, labels=labels, gsd_m=tile.ground_pixel_m(),
                    product=item.product)
-        yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id))
+        yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, source.scene_id, source.uri, tile.tile_id,
+                                                         mask_error=item.mask_error))
 
 
 class ReadKaggleImages(beam.DoFn):

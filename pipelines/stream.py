@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 
 from pipelines import scan
-from pipelines.analysis import layout, schema
+from pipelines.analysis import layout, rules, schema
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
 from pipelines.geo.grid import NATIVE, UTM
@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts_topic", help="alerts as JSON messages on this Pub/Sub topic: projects/P/topics/T")
     p.add_argument("--settle_minutes", type=float, default=30,
                    help="event time a tile's new observations wait for out-of-order scenes before alerting")
+    p.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
+                   help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
+                        f"(default {rules.MIN_CLEAR_FRACTION})")
     scan.add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
@@ -102,7 +105,7 @@ class StreamScan(beam.PTransform):
         rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size)
         alerts = (rows["rows"]
                   | "KeyByTile" >> beam.Map(keyed_by_tile)
-                  | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes)))
+                  | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction)))
         outcomes = (tiles["outcomes"], rows["outcomes"]) | "AllOutcomes" >> beam.Flatten()
         return {"rows": rows["rows"], "alerts": alerts, "outcomes": outcomes}
 
@@ -115,6 +118,8 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
     scan.check_batch_size(args)
     if not (args.output or args.bigquery_table):
         raise UserError("no sink: give --output (Parquet) and/or --bigquery_table")
+    if not 0 <= args.min_clear_fraction <= 1:
+        raise UserError(f"--min_clear_fraction {args.min_clear_fraction}: must be between 0 and 1")
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
     spec = scan.tile_spec(args, meta, watched[0].geometry)

@@ -1,16 +1,18 @@
--- Alerts between two dates: tiles whose last cloud-free observation was intact forest and whose cloud-free
+-- Alerts between two dates: tiles whose last judged observation was intact forest and whose judged
 -- observation on a scan date from @start_date to @end_date (DATE parameters, inclusive) has disturbance
--- labels. The observation before may lie before @start_date. Cloudy observations are skipped: a tile
--- keeps its last cloud-free state through them. confidence = 1 - prod(1 - p) over the labels gained.
+-- labels. The observation before may lie before @start_date. Judged: cloud-free, and a UDM2 clear_fraction
+-- of at least @min_clear_fraction (0.8 in planet-tiles; rows without a mask pass). Other observations
+-- are skipped: a tile keeps its last judged state through them. confidence = 1 - prod(1 - p) over the
+-- labels gained.
 --   bq query --use_legacy_sql=false --parameter=start_date:DATE:2026-06-01 \
---     --parameter=end_date:DATE:2026-07-31 < infra/bigquery/alerts.sql
+--     --parameter=end_date:DATE:2026-07-31 --parameter=min_clear_fraction:FLOAT64:0.8 < infra/bigquery/alerts.sql
 WITH paired AS (
   SELECT *,
     LAG(scan_date) OVER tile AS before_date,
     LAG(scene_id) OVER tile AS before_scene,
     LAG(intact) OVER tile AS before_intact
   FROM planet_tiles.observations
-  WHERE cloud_free AND scan_date <= @end_date
+  WHERE cloud_free AND COALESCE(clear_fraction, 1) >= @min_clear_fraction AND scan_date <= @end_date
   WINDOW tile AS (PARTITION BY aoi, tile_id ORDER BY scan_date)
 ),
 changed AS (

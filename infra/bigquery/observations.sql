@@ -1,7 +1,8 @@
 -- One observation per (aoi, tile, scan date), the view every other query starts from.
 -- Rules (the same as pipelines/analysis/rules.py; a test runs both on the same Parquet and compares):
 --   * A tile seen by several scenes on one scan date counts once: cloud-free rows first, then the
---     largest valid_fraction, the latest acquired, the smallest scene_id.
+--     largest clear_fraction (null counts as 1), the largest valid_fraction, the latest acquired, the
+--     smallest scene_id.
 --   * cloud_free: the row has no 'cloudy' label (haze and partly_cloudy tiles still show the land).
 --   * disturbance: the row's labels among the ten that mark human disturbance of forest.
 --   * intact: cloud-free, 'primary', no disturbance label.
@@ -22,5 +23,5 @@ FROM planet_tiles.tile_labels
 WHERE TRUE
 QUALIFY ROW_NUMBER() OVER (
   PARTITION BY aoi, tile_id, scan_date
-  ORDER BY 'cloudy' IN UNNEST(labels), valid_fraction DESC, acquired DESC NULLS LAST, scene_id
+  ORDER BY 'cloudy' IN UNNEST(labels), COALESCE(clear_fraction, 1) DESC, valid_fraction DESC, acquired DESC NULLS LAST, scene_id
 ) = 1;

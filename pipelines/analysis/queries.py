@@ -19,12 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.analysis import layout
+from pipelines.analysis import layout, rules
 from planet_model.errors import UserError
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
 DATASET = "planet_tiles"
 VIEWS = ("observations",)
+#: Parameters that have a default here (in BigQuery, pass them with ``--parameter``).
+DEFAULTS: dict[str, Any] = {"min_clear_fraction": rules.MIN_CLEAR_FRACTION}
 
 
 def names() -> list[str]:
@@ -68,9 +70,11 @@ def parameters(name: str) -> list[str]:
 
 
 def run(con, name: str, params: Mapping[str, Any] | None = None) -> list[dict]:  # noqa: ANN001
-    """Rows of query ``name`` as dicts; a missing or unknown parameter is a :class:`UserError`."""
+    """Rows of query ``name`` as dicts; a missing or unknown parameter is a :class:`UserError`
+    (:data:`DEFAULTS` fill the ones that have a default)."""
     sql = to_duckdb(name)
-    wanted, given = parameters(name), dict(params or {})
+    wanted = parameters(name)
+    given = {**{k: v for k, v in DEFAULTS.items() if k in wanted}, **dict(params or {})}
     missing, unknown = sorted(set(wanted) - set(given)), sorted(set(given) - set(wanted))
     if missing or unknown:
         raise UserError(f"query {name} takes {', '.join(f'--param {w}=...' for w in wanted) or 'no parameters'}"
@@ -85,17 +89,21 @@ def _param(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep:
         raise UserError(f"--param {text!r}: write name=value")
-    try:
-        return key, dt.date.fromisoformat(value)
-    except ValueError:
-        return key, value
+    for parse in (dt.date.fromisoformat, float):
+        try:
+            return key, parse(value)
+        except ValueError:
+            continue
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles query", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="query: the name of a file in infra/bigquery/ (alerts, latest_state, ...)")
     p.add_argument("--scans", required=True, help="scan output prefix, local or gs://")
-    p.add_argument("--param", action="append", default=[], help="a query parameter, name=value (dates as YYYY-MM-DD)")
+    p.add_argument("--param", action="append", default=[],
+                   help="a query parameter, name=value (dates as YYYY-MM-DD); defaults: "
+                        + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
     p.add_argument("--show_sql", action="store_true", help="print the DuckDB SQL instead of running it")
     return p
 

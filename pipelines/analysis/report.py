@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", help="only this AOI (default: all under --scans)")
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
     p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
+    p.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
+                   help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
+                        f"(default {rules.MIN_CLEAR_FRACTION}; tiles of scenes without a UDM2 are judged by "
+                        "their cloudy label alone)")
     return p
 
 
@@ -85,12 +89,14 @@ def run(argv: Sequence[str] | None = None) -> dict:
     from planet_model import bundle as bundles
 
     args = build_parser().parse_args(argv)
+    if not 0 <= args.min_clear_fraction <= 1:
+        raise UserError(f"--min_clear_fraction {args.min_clear_fraction}: must be between 0 and 1")
     try:
         rows = layout.read_table(args.scans, args.aoi).to_pylist()
     except FileNotFoundError as error:
         raise UserError(f"--scans {args.scans}: {error}") from None
     obs = rules.observations(rows)
-    found = rules.alerts(obs)
+    found = rules.alerts(obs, min_clear_fraction=args.min_clear_fraction)
     trends = rules.label_trends(obs)
     bundle_path = args.bundle or layout.latest_bundle(args.scans, args.aoi)
     meta, figures = None, {}

@@ -6,14 +6,16 @@ and a test runs each query in DuckDB on the same Parquet and compares: one analy
 Rules:
 
 - **Observation**: a scan row. A tile seen by several scenes on one scan date (scene overlaps) counts
-  once: its cloud-free rows first, then the largest ``valid_fraction``, the latest ``acquired``, the smallest
-  ``scene_id``.
+  once: its cloud-free rows first, then the largest ``clear_fraction`` (null counts as 1), the largest
+  ``valid_fraction``, the latest ``acquired``, the smallest ``scene_id``.
 - **Cloud-free**: an observation without ``cloudy`` (the ``clear`` weather label is a different thing:
-  hazy and partly cloudy tiles are cloud-free here, since land shows through). Cloudy observations
-  never confirm or clear an alert: a tile keeps its last cloud-free state through them.
+  hazy and partly cloudy tiles are cloud-free here, since land shows through).
+- **Judged**: what change detection uses: a cloud-free observation whose UDM2 ``clear_fraction`` is at
+  least ``min_clear_fraction`` (:data:`MIN_CLEAR_FRACTION` unless given; a row without a mask passes).
+  Other observations never confirm or clear an alert: a tile keeps its last judged state through them.
 - **Intact forest**: a cloud-free observation with ``primary`` and none of :data:`DISTURBANCE_LABELS`.
-- **Alert**: a cloud-free observation with one or more disturbance labels whose tile's previous
-  cloud-free observation was intact forest. ``confidence = 1 - prod(1 - p)`` over the labels gained: the chance
+- **Alert**: a judged observation with one or more disturbance labels whose tile's previous
+  judged observation was intact forest. ``confidence = 1 - prod(1 - p)`` over the labels gained: the chance
   that at least one of them is real, taking the labels as independent.
 - **Areas** sum ``area_m2`` (the tile's geodesic area) of one observation per tile and date.
 """
@@ -28,6 +30,10 @@ from dataclasses import dataclass
 
 from planet_model.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
 
+#: Below this share of clear pixels by the scene's UDM2, an observation is too cloudy to judge change
+#: (``--min_clear_fraction`` of report and the streaming scan; the ``min_clear_fraction`` query parameter).
+MIN_CLEAR_FRACTION = 0.8
+
 
 @dataclass(frozen=True)
 class Observation:
@@ -39,6 +45,7 @@ class Observation:
     scene_id: str
     acquired: dt.datetime | None
     valid_fraction: float
+    clear_fraction: float | None
     labels: tuple[str, ...]
     probabilities: dict[str, float]
     geometry: bytes
@@ -49,6 +56,10 @@ class Observation:
     @property
     def cloud_free(self) -> bool:
         return "cloudy" not in self.labels
+
+    def judged(self, min_clear_fraction: float = MIN_CLEAR_FRACTION) -> bool:
+        """Cloud-free, and clear enough by the UDM2 (when the scene had one) to confirm or clear an alert."""
+        return self.cloud_free and (self.clear_fraction is None or self.clear_fraction >= min_clear_fraction)
 
     @property
     def disturbance(self) -> tuple[str, ...]:
@@ -84,7 +95,9 @@ def observations(rows: Iterable[dict]) -> list[Observation]:
     for row in rows:
         obs = Observation(
             aoi=row["aoi"], tile_id=row["tile_id"], scan_date=row["scan_date"], scene_id=row["scene_id"],
-            acquired=row["acquired"], valid_fraction=float(row["valid_fraction"]), labels=tuple(row["labels"]),
+            acquired=row["acquired"], valid_fraction=float(row["valid_fraction"]),
+            clear_fraction=None if row.get("clear_fraction") is None else float(row["clear_fraction"]),
+            labels=tuple(row["labels"]),
             probabilities={name: float(row[f"p_{name}"]) for name in LABELS}, geometry=row["geometry"],
             lon=row["lon"], lat=row["lat"], area_m2=row["area_m2"])
         key = (obs.aoi, obs.tile_id, obs.scan_date)
@@ -96,7 +109,8 @@ def observations(rows: Iterable[dict]) -> list[Observation]:
 
 def _rank(obs: Observation) -> tuple:
     acquired = obs.acquired.timestamp() if obs.acquired else -math.inf
-    return (not obs.cloud_free, -obs.valid_fraction, -acquired, obs.scene_id)
+    clear = 1.0 if obs.clear_fraction is None else obs.clear_fraction
+    return (not obs.cloud_free, -clear, -obs.valid_fraction, -acquired, obs.scene_id)
 
 
 def latest_state(obs: Sequence[Observation]) -> list[Observation]:
@@ -153,14 +167,15 @@ def label_trends(obs: Sequence[Observation]) -> list[dict]:
     return out
 
 
-def alerts(obs: Sequence[Observation], start: dt.date | None = None, end: dt.date | None = None) -> list[Alert]:
+def alerts(obs: Sequence[Observation], start: dt.date | None = None, end: dt.date | None = None,
+           min_clear_fraction: float = MIN_CLEAR_FRACTION) -> list[Alert]:
     """Alerts whose later observation falls between ``start`` and ``end`` (inclusive; open when None).
 
-    The observation before may lie before ``start``: a tile's last cloud-free state is whenever it was seen.
+    The observation before may lie before ``start``: a tile's last judged state is whenever it was seen.
     """
     by_tile: dict[tuple, list[Observation]] = defaultdict(list)
     for o in obs:
-        if o.cloud_free and (end is None or o.scan_date <= end):
+        if o.judged(min_clear_fraction) and (end is None or o.scan_date <= end):
             by_tile[(o.aoi, o.tile_id)].append(o)
     found = []
     for series in by_tile.values():

@@ -42,6 +42,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("lat", "FLOAT64", "tile centroid latitude (EPSG:4326)"),
     Column("area_m2", "FLOAT64", "geodesic area of the tile on the WGS84 ellipsoid, m2 (sums without GIS functions)"),
     Column("valid_fraction", "FLOAT32", "share of the tile's pixels holding data"),
+    *(Column(f"{name}_fraction", "FLOAT32", f"share of the tile's pixels with data that the scene's UDM2 flags "
+             f"{what}; null when the scene had no usable UDM2", required=False)
+      for name, what in (("clear", "clear"), ("cloud", "cloud"), ("shadow", "cloud shadow"),
+                         ("haze", "light or heavy haze"))),
     *(Column(f"p_{name}", "FLOAT32", f"probability of {name}") for name in LABELS),
     Column("labels", "STRING_LIST", "labels at or above the bundle's threshold, in label order"),
     Column("model_version", "STRING", "version (content hash) of the model bundle"),

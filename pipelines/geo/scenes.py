@@ -6,6 +6,7 @@ record order ``red, green, blue[, nir]``, reports how much of each tile holds da
 without data to :data:`FILL_VALUE`. Tiles in the
 scene's own pixel grid are plain windowed reads; tiles of another grid (WebMercatorQuad) are read from
 one ``WarpedVRT`` per batch of tiles, aligned to that grid so that every tile is an integer window.
+A scene's UDM2 cloud mask (:mod:`pipelines.geo.masks`) is read through the same windows or warp.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 import posixpath
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
@@ -24,7 +26,9 @@ from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from pipelines.geo import masks
 from pipelines.geo.grid import Tile, ground_pixel_m
+from pipelines.geo.masks import MaskError, MaskFractions
 from planet_model.errors import UserError
 from planet_model.records import ANALYTIC, DTYPES, SURFACE_REFLECTANCE, UNKNOWN, VISUAL
 
@@ -37,8 +41,6 @@ _NIR_DESCRIPTIONS = {"nir", "near-infrared", "near infrared", "nir1"}
 #: Band descriptions that say a band's role.
 _DESCRIBED_ROLES = {"red": "red", "green": "green", "blue": "blue", "alpha": "alpha",
                     **{name: "nir" for name in _NIR_DESCRIPTIONS}}
-#: The bands of Planet's usable data mask, as its files describe them.
-UDM2_BANDS = ("clear", "snow", "shadow", "haze_light", "haze_heavy", "cloud", "confidence", "udm1")
 SCENE_SUFFIXES = (".tif", ".tiff")
 
 
@@ -54,6 +56,20 @@ class SceneSource:
     scene_id: str
     acquired: str | None = None  # ISO 8601 UTC, from STAC or known in advance
     product: str | None = None  # from STAC or the user (--product); else read from the file and its name
+    mask: str | None = None  # its UDM2, from STAC; else looked for beside the scene (pipelines.geo.masks)
+
+
+class TileRead(NamedTuple):
+    """One tile as read from a scene: pixels ``(size, size, bands)`` or the error that stopped the read,
+    the share of pixels with data, and the UDM2 fractions (``None`` without a usable mask, and then
+    ``mask_error`` says why when a mask was there but could not be used)."""
+
+    tile: Tile
+    image: np.ndarray | None
+    valid_fraction: float
+    error: Exception | None
+    mask: MaskFractions | None = None
+    mask_error: str | None = None
 
 
 #: Planet's names for its products, in file names (``..._3B_AnalyticMS_SR.tif``, ``..._Visual_clip.tif``),
@@ -92,13 +108,15 @@ def scene_id_from_uri(uri: str) -> str:
 def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list[SceneSource]:
     """Expand scene paths and globs (local or ``gs://``) and a STAC ItemCollection into sources.
 
-    A pattern that matches nothing is an error: a typo must not look like an empty region.
+    A pattern that matches nothing is an error: a typo must not look like an empty region. A pattern
+    passes over UDM2 masks (``*_udm2*.tif``), which lie beside their scenes and are read with them.
     """
     from planet_model import storage
 
     sources: list[SceneSource] = []
     for pattern in scenes:
-        matches = storage.glob(pattern) if any(ch in pattern for ch in "*?[") else [pattern]
+        glob = any(ch in pattern for ch in "*?[")
+        matches = [m for m in storage.glob(pattern) if not masks.is_mask_name(m)] if glob else [pattern]
         if not matches:
             raise SceneError(f"no scene matches {pattern!r}")
         sources.extend(SceneSource(uri, scene_id_from_uri(uri)) for uri in matches)
@@ -178,9 +196,9 @@ def band_layout(src: rasterio.DatasetReader, band_order: Sequence[str] | None = 
     ``blue, green, red, nir`` files). A usable data mask (UDM2) is refused: it is never an image.
     """
     descriptions = tuple((d or "").strip().lower() for d in src.descriptions)
-    if set(UDM2_BANDS) <= set(descriptions):
-        raise SceneError(f"is a usable data mask (UDM2: {', '.join(UDM2_BANDS)}), not an image; pass the scene "
-                         "it belongs to")
+    if masks.is_udm2(src.descriptions):
+        raise SceneError(f"is a usable data mask (UDM2: {', '.join(masks.UDM2_BANDS)}), not an image; pass the "
+                         "scene it belongs to (its UDM2 beside it is read for clouds with --cloud_mask)")
     roles: dict[str, int] = {}
     if band_order:
         if len(band_order) != src.count:
@@ -237,7 +255,7 @@ class SceneReader:
     """
 
     def __init__(self, source: SceneSource, band_order: Sequence[str] | None = None,
-                 bands: Sequence[str] | None = None) -> None:
+                 bands: Sequence[str] | None = None, cloud_mask: str = masks.NONE) -> None:
         self.source = source
         try:
             self._src = rasterio.open(source.uri)
@@ -248,6 +266,7 @@ class SceneReader:
             self.layout = band_layout(self._src, band_order)
             self.bands = tuple(bands) if bands else self.layout.available()
             self._indexes = self.layout.indexes(self.bands)
+            self.mask, self.mask_error = self._open_mask(cloud_mask)
         except SceneError as error:
             self._src.close()
             raise SceneError(f"{source.uri}: {error}") from None
@@ -256,6 +275,22 @@ class SceneReader:
             raise
         self.acquired = source.acquired or acquired_time(self._src)
         self.product = source.product or scene_product(self._src, source.uri)
+
+    def _open_mask(self, cloud_mask: str) -> tuple[masks.Udm2 | None, str | None]:
+        """The scene's UDM2 (``None`` with ``--cloud_mask none`` or, with ``auto``, when it has none) and,
+        when one was found but cannot be used, why: its tiles are then kept without mask fractions."""
+        if cloud_mask == masks.NONE:
+            return None, None
+        uri = self.source.mask or masks.find(self.source.uri)
+        if uri is None:
+            if cloud_mask == masks.UDM2:
+                raise SceneError(f"--cloud_mask udm2: no UDM2 beside the scene (looked for "
+                                 f"{', '.join(posixpath.basename(c) for c in masks.candidates(self.source.uri))})")
+            return None, None
+        try:
+            return masks.Udm2(uri, self._src), None
+        except MaskError as error:
+            return None, str(error)
 
     def _check(self) -> None:
         src = self._src
@@ -277,6 +312,8 @@ class SceneReader:
         self.close()
 
     def close(self) -> None:
+        if self.mask is not None:
+            self.mask.close()
         self._src.close()
 
     @property
@@ -301,33 +338,37 @@ class SceneReader:
         """Ground sample distance in metres at the scene's centre (geodesic, so right in any CRS)."""
         return ground_pixel_m(self._src.crs, self.transform, self._src.width / 2, self._src.height / 2)
 
-    def read_tiles(self, tiles: Sequence[Tile]) -> Iterator[tuple[Tile, np.ndarray | None, float, Exception | None]]:
-        """Yield ``(tile, image, valid_fraction, error)`` per tile; a failed read has ``error`` set.
+    def read_tiles(self, tiles: Sequence[Tile]) -> Iterator[TileRead]:
+        """A :class:`TileRead` per tile, in order; a failed read has ``error`` set.
 
         Tiles aligned to the scene's own pixels are read directly; the rest from one WarpedVRT covering
-        all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do).
+        all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do). The UDM2,
+        when there is one, is read through the same windows or an identical VRT with nearest neighbour.
         """
         if not tiles:
             return
         if all(self._aligned(t) for t in tiles):
+            mask = self.mask.dataset if self.mask else None
             for tile in tiles:
                 col = round((tile.transform[2] - self.transform.c) / self.transform.a)
                 row = round((tile.transform[5] - self.transform.f) / self.transform.e)
-                yield self._read_window(self._src, tile, Window(col, row, tile.size, tile.size))
+                yield self._read_window(self._src, tile, Window(col, row, tile.size, tile.size), mask)
             return
-        vrt = self._warped(tiles)
+        vrt, mask = self._warped(tiles), self._warped_mask(tiles)
         try:
             for tile in tiles:
                 col = round((tile.transform[2] - vrt.transform.c) / vrt.transform.a)
                 row = round((tile.transform[5] - vrt.transform.f) / vrt.transform.e)
-                result = self._read_window(vrt, tile, Window(col, row, tile.size, tile.size))
-                if result[3] is not None:
+                result = self._read_window(vrt, tile, Window(col, row, tile.size, tile.size), mask)
+                if result.error is not None:
                     # GDAL's warper keeps failing after a corrupt source block: start a fresh VRT.
                     vrt.close()
                     vrt = self._warped(tiles)
                 yield result
         finally:
             vrt.close()
+            if mask is not None:
+                mask.close()
 
     def window_of(self, tile: Tile) -> list[int]:
         """The tile's pixel window in the scene: ``col_off, row_off, width, height`` (rounded)."""
@@ -350,32 +391,27 @@ class SceneReader:
 
     def _warped(self, tiles: Sequence[Tile]) -> WarpedVRT:
         """A VRT in the tiles' CRS and resolution whose extent is exactly the union of ``tiles``."""
-        res_x, res_y = tiles[0].transform[0], tiles[0].transform[4]
-        size = tiles[0].size
-        left = min(t.transform[2] for t in tiles)
-        top = max(t.transform[5] for t in tiles)
-        right = max(t.transform[2] + size * res_x for t in tiles)
-        bottom = min(t.transform[5] + size * res_y for t in tiles)
-        options = dict(
-            crs=tiles[0].crs,
-            transform=Affine(res_x, 0.0, left, 0.0, res_y, top),
-            width=round((right - left) / res_x),
-            height=round((bottom - top) / res_y),
-            resampling=Resampling.bilinear,
-        )
+        options = dict(_warp_grid(tiles), resampling=Resampling.bilinear)
         if self._src.nodata is None and self.layout.alpha is None:
             options["add_alpha"] = True
         return WarpedVRT(self._src, **options)
 
-    def _read_window(self, dataset: rasterio.io.DatasetReaderBase, tile: Tile,
-                     window: Window) -> tuple[Tile, np.ndarray | None, float, Exception | None]:
-        """Read one window, padding what lies outside ``dataset`` with nodata, and its valid fraction."""
+    def _warped_mask(self, tiles: Sequence[Tile]) -> WarpedVRT | None:
+        """The UDM2 on exactly the grid of :meth:`_warped`, nearest neighbour (flags stay 0/1)."""
+        if self.mask is None:
+            return None
+        return WarpedVRT(self.mask.dataset, **_warp_grid(tiles), resampling=Resampling.nearest)
+
+    def _read_window(self, dataset: rasterio.io.DatasetReaderBase, tile: Tile, window: Window,
+                     mask: rasterio.io.DatasetReaderBase | None = None) -> TileRead:
+        """Read one window, padding what lies outside ``dataset`` with nodata, its valid fraction and,
+        from ``mask`` (the UDM2 on the same grid as ``dataset``), its mask fractions."""
         size = tile.size
         inner = window.intersection(Window(0, 0, dataset.width, dataset.height)) if _overlaps(window, dataset) else None
         image = np.full((len(self._indexes), size, size), FILL_VALUE, dtype=self.dtype)
         valid = np.zeros((size, size), dtype=bool)
         if inner is None:
-            return tile, image.transpose(1, 2, 0), 0.0, None
+            return TileRead(tile, image.transpose(1, 2, 0), 0.0, None, None, self.mask_error)
         r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
         h, w = int(inner.height), int(inner.width)
         try:
@@ -385,10 +421,16 @@ class SceneReader:
             image[:, r0:r0 + h, c0:c0 + w] = data[: len(self._indexes)]
             valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, data, alpha, inner)
         except rasterio.errors.RasterioIOError as error:
-            return tile, None, 0.0, RuntimeError(describe(error))
+            return TileRead(tile, None, 0.0, RuntimeError(describe(error)))
         if not valid.all():
             image[:, ~valid] = FILL_VALUE
-        return tile, image.transpose(1, 2, 0), float(valid.mean()), None
+        fractions, mask_error = None, self.mask_error
+        if mask is not None:
+            try:
+                fractions = masks.fractions(mask, inner, valid[r0:r0 + h, c0:c0 + w])
+            except rasterio.errors.RasterioIOError as error:
+                mask_error = f"UDM2 {self.mask.uri}: cannot read window {list(self.window_of(tile))}: {describe(error)}"
+        return TileRead(tile, image.transpose(1, 2, 0), float(valid.mean()), None, fractions, mask_error)
 
     def _alpha_index(self, dataset: rasterio.io.DatasetReaderBase) -> int | None:
         if self.layout.alpha:
@@ -410,6 +452,18 @@ class SceneReader:
         if MaskFlags.all_valid in flags:
             return np.ones(data.shape[1:], dtype=bool)
         return dataset.dataset_mask(window=window) > 0
+
+
+def _warp_grid(tiles: Sequence[Tile]) -> dict:
+    """CRS, transform and size of the grid that is exactly the union of ``tiles`` (one grid zoom)."""
+    res_x, res_y = tiles[0].transform[0], tiles[0].transform[4]
+    size = tiles[0].size
+    left = min(t.transform[2] for t in tiles)
+    top = max(t.transform[5] for t in tiles)
+    right = max(t.transform[2] + size * res_x for t in tiles)
+    bottom = min(t.transform[5] + size * res_y for t in tiles)
+    return dict(crs=tiles[0].crs, transform=Affine(res_x, 0.0, left, 0.0, res_y, top),
+                width=round((right - left) / res_x), height=round((bottom - top) / res_y))
 
 
 def describe(error: BaseException) -> str:

@@ -2,8 +2,10 @@
 
 Each scene is a GeoTIFF laid out like a PlanetScope analytic scene: 4 bands uint16 (surface reflectance
 x 10,000, 12-bit range) in Planet's ``blue, green, red, nir`` order with colour interpretation set,
-3 m pixels, UTM zone 21S, tiled 256 x 256 and deflate-compressed. Beside it go the ground truth as a
-GeoJSON of tagged polygons (EPSG:4326) and the Kaggle-format labels of each native 256-px tile.
+3 m pixels, UTM zone 21S, tiled 256 x 256 and deflate-compressed. Beside it go its usable data mask
+(``<scene_id>_udm2.tif``, Planet's UDM2 layout, flagging the planted clouds, their shadows and haze), the
+ground truth as a GeoJSON of tagged polygons (EPSG:4326) and the Kaggle-format labels of each native
+256-px tile.
 
 A scene is fully determined by its :class:`SceneSpec`: same spec, same bytes. A second acquisition of
 the same place (``disturbance_seed``) keeps the landscape and adds new clearings, roads and burn scars,
@@ -31,6 +33,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipelines.geo.grid import WGS84, NativeGrid, reproject
 from pipelines.geo.labelling import PolygonLabeller
+from pipelines.geo.masks import UDM2_BANDS
 from planet_model.labels import write_kaggle_csv
 from planet_model.records import SURFACE_REFLECTANCE
 
@@ -53,6 +56,10 @@ SPECTRA = {
     "cloud": (4600, 4600, 4650, 4900),
     "haze": (1900, 1950, 2050, 2500),
 }
+#: Where a cloud's shadow falls, in pixels (column, row) from the cloud: a sun in the north-west,
+#: clouds about 1 km up. Shadowed ground keeps this share of its light.
+SHADOW_OFFSET = (40, 30)
+SHADOW_LIGHT = 0.5
 # Drawing order: later classes cover earlier ones.
 _DRAW = ("water", "agriculture", "bare_ground", "slash_burn", "road", "habitation")
 _LAND_COVER_NOT_FOREST = ("water", "agriculture", "bare_ground", "habitation", "slash_burn")
@@ -181,6 +188,15 @@ def weather(spec: SceneSpec) -> list[tuple[str, BaseGeometry]]:
     return found
 
 
+def shadows(sky: Sequence[tuple[str, BaseGeometry]]) -> BaseGeometry:
+    """The ground in cloud shadow: each cloud moved by :data:`SHADOW_OFFSET`, less the clouds themselves."""
+    clouds = [g for t, g in sky if t == "cloudy"]
+    if not clouds:
+        return Polygon()
+    cast = shapely.union_all([shapely.affinity.translate(g, *SHADOW_OFFSET) for g in clouds])
+    return cast.difference(shapely.union_all(clouds))
+
+
 def _near(rng: np.random.Generator, roads: Sequence[LineString], w: int, h: int) -> tuple[float, float]:
     if roads and rng.random() < 0.7:
         road = roads[rng.integers(len(roads))]
@@ -212,6 +228,9 @@ def render(spec: SceneSpec, land: Landscape, sky: list[tuple[str, BaseGeometry]]
     image[:, classes == _DRAW.index("agriculture") + 1] *= np.broadcast_to(stripes, shape)[classes == 2]
     roofs = (classes == _DRAW.index("habitation") + 1) & (rng.random(shape) < 0.35)
     image[:, roofs] *= 1.4
+    shade = shadows(sky)
+    if not shade.is_empty:
+        image[:, rasterize([(shade, 1)], out_shape=shape, transform=Affine.identity()).astype(bool)] *= SHADOW_LIGHT
     for kind, geom in sky:
         mask = rasterize([(geom, 1)], out_shape=shape, transform=Affine.identity()).astype(bool)
         if not mask.any():
@@ -252,6 +271,7 @@ def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
     footprint = to_wgs84(box(0, 0, spec.width, spec.height))
     not_forest = shapely.union_all([g for t, g in tagged if t in _LAND_COVER_NOT_FOREST] or [Polygon()])
     tagged.append(("primary", footprint.difference(not_forest)))
+    udm2 = write_udm2(spec, sky, directory / f"{spec.scene_id}_udm2.tif", profile)
     truth = directory / f"{spec.scene_id}.truth.geojson"
     truth.write_text(json.dumps(_collection(tagged, spec.scene_id)))
     grid = NativeGrid(spec.scene_id, CRS, tuple(spec.transform)[:6], spec.width, spec.height)
@@ -262,10 +282,39 @@ def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
     return {
         "scene_id": spec.scene_id,
         "scene": str(tif),
+        "udm2": str(udm2),
         "truth": str(truth),
         "labels_csv": str(csv_path),
         "planted": [{"tag": t, "geometry": mapping(to_wgs84(g))} for t, g in land.planted],
     }
+
+
+def write_udm2(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]], path: Path, profile: dict) -> Path:
+    """The scene's UDM2: one class per pixel (cloud over shadow over haze over clear, as Planet's are
+    exclusive), haze as ``haze_light``, confidence 100 (the truth is known), ``udm1`` bit 1 on cloud."""
+    shape = (spec.height, spec.width)
+
+    def layer(geoms: Sequence[BaseGeometry]) -> np.ndarray:
+        geoms = [g for g in geoms if not g.is_empty]
+        if not geoms:
+            return np.zeros(shape, dtype=bool)
+        return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=Affine.identity()).astype(bool)
+
+    cloud = layer([g for t, g in sky if t == "cloudy"])
+    shadow = layer([shadows(sky)]) & ~cloud
+    haze = layer([g for t, g in sky if t == "haze"]) & ~cloud & ~shadow
+    bands = {name: np.zeros(shape, dtype=np.uint8) for name in UDM2_BANDS}
+    bands["clear"][~(cloud | shadow | haze)] = 1
+    bands["shadow"][shadow] = 1
+    bands["haze_light"][haze] = 1
+    bands["cloud"][cloud] = 1
+    bands["confidence"][:] = 100
+    bands["udm1"][cloud] = 2
+    mask_profile = {**profile, "count": len(UDM2_BANDS), "dtype": "uint8", "nodata": None, "predictor": 1}
+    with rasterio.open(path, "w", **mask_profile) as dst:
+        dst.write(np.stack([bands[name] for name in UDM2_BANDS]))
+        dst.descriptions = UDM2_BANDS
+    return path
 
 
 def _collection(tagged: list[tuple[str, BaseGeometry]], scene_id: str) -> dict:

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 
 from pipelines.geo.grid import GRIDS, NATIVE, UTM, WEB_MERCATOR_QUAD, NativeGrid, Tile, UtmGrid, WebMercatorGrid, \
     scene_footprint
+from pipelines.geo import masks
 from pipelines.geo.scenes import SceneReader, SceneSource, parse_band_order
 
 #: WebMercatorQuad's tiles are 256 px by definition (OGC TileMatrixSet).
@@ -37,6 +38,8 @@ class TileSpec:
     band_order: tuple[str, ...] | None = None  # source band roles, when colour interpretation does not say
     bands: tuple[str, ...] | None = None  # record bands to read; None: every one the scene has
     tiles_per_task: int = 64  # tiles read together from one open scene
+    cloud_mask: str = masks.AUTO  # read each scene's UDM2: auto (when present), udm2 (required), none
+    min_clear_fraction: float | None = None  # skip tiles whose UDM2 says less is clear (chips); None: keep all
 
     def __post_init__(self) -> None:
         if self.grid not in GRIDS:
@@ -47,6 +50,13 @@ class TileSpec:
             raise ValueError(f"--min_valid_fraction {self.min_valid_fraction}: must be between 0 and 1")
         if self.tiles_per_task <= 0:
             raise ValueError(f"--tiles_per_task {self.tiles_per_task}: must be positive")
+        if self.cloud_mask not in masks.CLOUD_MASKS:
+            raise ValueError(f"--cloud_mask {self.cloud_mask!r}: choose from {', '.join(masks.CLOUD_MASKS)}")
+        if self.min_clear_fraction is not None:
+            if not 0 <= self.min_clear_fraction <= 1:
+                raise ValueError(f"--min_clear_fraction {self.min_clear_fraction}: must be between 0 and 1")
+            if self.cloud_mask == masks.NONE:
+                raise ValueError("--min_clear_fraction needs the scenes' UDM2 masks; it cannot go with --cloud_mask none")
         if self.zoom is not None and self.grid != WEB_MERCATOR_QUAD:
             raise ValueError(f"--zoom applies to --grid WebMercatorQuad, not to the {self.grid} grid")
         if (self.cell_size is not None or self.utm_zone is not None) and self.grid != UTM:
@@ -67,7 +77,7 @@ class TileSpec:
 
     def open(self, source: SceneSource) -> SceneReader:
         """The scene, opened to read this spec's bands (a context manager)."""
-        return SceneReader(source, self.band_order, self.bands)
+        return SceneReader(source, self.band_order, self.bands, self.cloud_mask)
 
     def tiles(self, reader: SceneReader, region: BaseGeometry | None = None) -> list[Tile]:
         """The scene's tiles that intersect ``region`` (EPSG:4326; ``None``: the whole scene).
@@ -125,6 +135,10 @@ def add_arguments(parser: argparse.ArgumentParser, grid_default: str, tile_size:
     group.add_argument("--band_order", help="source band roles, e.g. blue,green,red,nir (default: from colour "
                        "interpretation and band descriptions)")
     group.add_argument("--tiles_per_task", type=int, default=64, help="tiles read together from one open scene")
+    group.add_argument("--cloud_mask", choices=masks.CLOUD_MASKS, default=masks.AUTO,
+                       help="read each scene's UDM2 usable data mask for per-tile cloud, shadow and haze: auto "
+                            "(when one lies beside the scene or in its STAC item), udm2 (a scene without one "
+                            "fails), none (default auto)")
 
 
 def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: int | None = None,
@@ -138,4 +152,5 @@ def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: i
                     utm_zone=args.utm_zone or (utm_zone if args.grid == UTM else None),
                     min_valid_fraction=args.min_valid_fraction,
                     band_order=parse_band_order(args.band_order), bands=tuple(bands) if bands else None,
-                    tiles_per_task=args.tiles_per_task)
+                    tiles_per_task=args.tiles_per_task, cloud_mask=args.cloud_mask,
+                    min_clear_fraction=getattr(args, "min_clear_fraction", None))

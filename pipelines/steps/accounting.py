@@ -69,6 +69,8 @@ class SummarizeFn(beam.CombineFn):
         acc[("scene", item["scene_id"], status)] += 1
         if item.get("out_of_domain"):
             acc[("total", "out_of_domain")] += 1
+        if item.get("mask_error"):
+            acc[("total", "mask_errors")] += 1
         if item["reason"] and status != WRITTEN:
             acc[("reason", status, _reason_key(item["reason"]))] += 1
         return acc
@@ -83,6 +85,8 @@ class SummarizeFn(beam.CombineFn):
         counts = {s: acc[("total", s)] for s in (WRITTEN, SKIPPED, FAILED)}
         summary: dict[str, Any] = {"enumerated": sum(counts.values()), **counts,
                                    "out_of_domain": acc[("total", "out_of_domain")],
+                                   # tiles kept without cloud fractions: their UDM2 was there but unusable
+                                   "mask_errors": acc[("total", "mask_errors")],
                                    "skipped_reasons": {}, "failed_reasons": {}, "scenes": {}}
         for key, n in sorted(acc.items(), key=lambda kv: str(kv[0])):
             if key[0] == "reason":
@@ -93,11 +97,12 @@ class SummarizeFn(beam.CombineFn):
 
 
 def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
-                 keep: Callable[[Any, Any, Any, float], Iterable]) -> Iterator:
-    """Read a block of tiles of one scene; tiles that fail or hold too little data become outcomes.
+                 keep: Callable[[Any, Any], Iterable], min_clear_fraction: float | None = None) -> Iterator:
+    """Read a block of tiles of one scene; tiles that fail, hold too little data or (with
+    ``min_clear_fraction``) are too cloudy by their UDM2 become outcomes.
 
-    Yields what ``keep(reader, tile, image, valid_fraction)`` yields for each kept tile and a
-    ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
+    Yields what ``keep(reader, read)`` yields for each kept tile (``read`` a
+    :class:`~pipelines.geo.scenes.TileRead`) and a ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
     """
     try:
         reader = open_reader()
@@ -107,16 +112,21 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                                                         f"read: {error}"))
         return
     with reader:
-        for tile, image, valid, error in reader.read_tiles(tiles):
-            if error is not None:
+        for read in reader.read_tiles(tiles):
+            tile = read.tile
+            if read.error is not None:
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,
-                                                            f"read: {error}", reader.window_of(tile)))
-            elif valid < min_valid_fraction:
+                                                            f"read: {read.error}", reader.window_of(tile)))
+            elif read.valid_fraction < min_valid_fraction:
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
                     SKIPPED, source.scene_id, source.uri, tile.tile_id,
-                    f"nodata: valid fraction {valid:.3f} below {min_valid_fraction}"))
+                    f"nodata: valid fraction {read.valid_fraction:.3f} below {min_valid_fraction}"))
+            elif min_clear_fraction is not None and read.mask is not None and read.mask.clear < min_clear_fraction:
+                yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
+                    SKIPPED, source.scene_id, source.uri, tile.tile_id,
+                    f"cloudy: UDM2 clear fraction {read.mask.clear:.3f} below {min_clear_fraction}"))
             else:
-                yield from keep(reader, tile, image, valid)
+                yield from keep(reader, read)
 
 
 def fail_if_all_failed(manifest: dict, what: str, folder: str) -> None:
@@ -141,7 +151,8 @@ def staging(folder: str, run_id: str) -> str:
 
 
 class Account(beam.PTransform):
-    """Outcomes -> staged ``errors-<run_id>-*.jsonl``, and a summary PCollection of one dict."""
+    """Outcomes -> staged ``errors-<run_id>-*.jsonl`` (failed items, and kept tiles whose UDM2 could not be
+    used), and a summary PCollection of one dict."""
 
     def __init__(self, folder: str, run_id: str) -> None:
         super().__init__()
@@ -150,7 +161,7 @@ class Account(beam.PTransform):
     def expand(self, outcomes: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         errors = (
             outcomes
-            | "OnlyFailures" >> beam.Filter(lambda o: o["status"] == FAILED)
+            | "OnlyFailures" >> beam.Filter(lambda o: o["status"] == FAILED or bool(o.get("mask_error")))
             | "ErrorLines" >> beam.Map(lambda o: json.dumps(o, sort_keys=True))
             | "WriteErrors" >> beam.io.WriteToText(storage.join(staging(self.folder, self.run_id), f"errors-{self.run_id}"),
                                                    file_name_suffix=".jsonl" + STAGED, num_shards=1)

@@ -32,8 +32,9 @@ class TileAlerts(beam.DoFn):
     EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
     SETTLE = TimerSpec("settle", TimeDomain.WATERMARK)
 
-    def __init__(self, settle_minutes: float) -> None:
+    def __init__(self, settle_minutes: float, min_clear_fraction: float = rules.MIN_CLEAR_FRACTION) -> None:
         self.settle = Duration(seconds=round(settle_minutes * 60))
+        self.min_clear_fraction = min_clear_fraction
 
     def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
                 pending=beam.DoFn.StateParam(PENDING), settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
@@ -50,7 +51,7 @@ class TileAlerts(beam.DoFn):
         kept = {(o.scan_date, o.scene_id) for o in best}
         history.write([r for r in rows if (r["scan_date"], r["scene_id"]) in kept])
         done = set(emitted.read() or [])
-        for alert in rules.alerts(best):
+        for alert in rules.alerts(best, min_clear_fraction=self.min_clear_fraction):
             if alert.after_date not in done:
                 done.add(alert.after_date)
                 yield alert

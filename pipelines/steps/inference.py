@@ -20,6 +20,7 @@ import numpy as np
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 from pyproj import Geod
 
+from pipelines.geo.masks import MaskFractions
 from pipelines.steps.accounting import OUTCOMES, WRITTEN, outcome
 from pipelines.steps.tiles import TileImage
 
@@ -76,6 +77,8 @@ class TileInfo:
     lat: float
     area_m2: float
     valid_fraction: float
+    mask: MaskFractions | None
+    mask_error: str | None
     aoi: str
     scan_date: str
     scan_id: str
@@ -96,7 +99,7 @@ class DescribeTile(beam.DoFn):
             tile_id=item.tile.tile_id, scene_id=item.source.scene_id, uri=item.source.uri, acquired=item.acquired,
             geometry=polygon.wkb, lon=polygon.centroid.x, lat=polygon.centroid.y,
             area_m2=abs(GEOD.geometry_area_perimeter(polygon)[0]), valid_fraction=item.valid_fraction,
-            aoi=item.aoi or "", scan_date=day, scan_id=f"{item.aoi}:{day}:{self.version}",
+            mask=item.mask, mask_error=item.mask_error, aoi=item.aoi or "", scan_date=day, scan_id=f"{item.aoi}:{day}:{self.version}",
             event_time=float(timestamp)), item.image
 
 
@@ -144,11 +147,19 @@ class ToRow(beam.DoFn):
         yield {"tile_id": tile.tile_id, "scene_id": tile.scene_id, "scan_id": tile.scan_id, "acquired": acquired,
                "geometry": tile.geometry, "lon": float(tile.lon), "lat": float(tile.lat),
                "area_m2": float(tile.area_m2), "valid_fraction": float(tile.valid_fraction),
+               **mask_columns(tile.mask),
                **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
                "labels": [n for n, p, t in zip(self.labels, probs, self.cut) if p >= t],
                "model_version": self.version, "aoi": tile.aoi, "scan_date": tile.scan_date}
         yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, tile.scene_id, tile.uri, tile.tile_id,
-                                                         out_of_domain=self.out_of_domain(result.example)))
+                                                         out_of_domain=self.out_of_domain(result.example),
+                                                         mask_error=tile.mask_error))
+
+
+def mask_columns(mask: MaskFractions | None) -> dict[str, float | None]:
+    """The scan row's UDM2 columns (all null without a usable mask)."""
+    return {f"{name}_fraction": None if mask is None else float(getattr(mask, name))
+            for name in ("clear", "cloud", "shadow", "haze")}
 
 
 class LabelTiles(beam.PTransform):

@@ -18,6 +18,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.utils.timestamp import Duration
 
+from pipelines.geo.masks import is_mask_name
 from pipelines.geo.scenes import SceneSource, scene_id_from_uri
 
 #: Pub/Sub's longest message retention: how long a notification can be redelivered.
@@ -27,7 +28,8 @@ LATENESS_DAYS = 7
 def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tuple[str, SceneSource] | None:  # noqa: ANN001
     """A GCS notification (``PubsubMessage``) -> ``(version, scene)``, or ``None`` if it announces no scene.
 
-    Only ``OBJECT_FINALIZE`` events of objects matching ``patterns`` are scenes. ``version`` is the
+    Only ``OBJECT_FINALIZE`` events of objects matching ``patterns`` are scenes, UDM2 masks apart (read
+    with their scene, which finds them beside it). ``version`` is the
     object and its generation: a re-uploaded scene is new, a repeated notification is not. The scene id
     is the batch scan's (the file name's stem), so both write the same rows.
     """
@@ -38,7 +40,8 @@ def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tupl
     bucket = payload.get("bucket") or attributes.get("bucketId")
     name = payload.get("name") or attributes.get("objectId")
     generation = str(payload.get("generation") or attributes.get("objectGeneration") or "")
-    if not bucket or not name or not any(fnmatch.fnmatch(posixpath.basename(name), p) for p in patterns):
+    if not bucket or not name or is_mask_name(name) \
+            or not any(fnmatch.fnmatch(posixpath.basename(name), p) for p in patterns):
         return None
     uri = object_prefix.format(bucket=bucket) + name
     return f"gs://{bucket}/{name}#{generation}", SceneSource(uri=uri, scene_id=scene_id_from_uri(uri))

@@ -16,7 +16,8 @@ import numpy as np
 
 from pipelines.geo.aoi import Aoi
 from pipelines.geo.grid import Tile
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, iter_blocks
+from pipelines.geo.masks import MaskFractions
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, TileRead, iter_blocks
 from pipelines.geo.tiling import TileSpec
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, outcome, screen_tiles
 from planet_model.records import UNKNOWN
@@ -44,6 +45,8 @@ class TileImage:
     aoi: str | None = None
     acquired: str | None = None
     product: str = UNKNOWN  # what the values are (records.PRODUCTS)
+    mask: MaskFractions | None = None  # from the scene's UDM2; None without one
+    mask_error: str | None = None  # why a UDM2 beside the scene could not be used for this tile
 
 
 class EnumerateTiles(beam.DoFn):
@@ -85,12 +88,12 @@ class ReadTiles(beam.DoFn):
         self.spec = spec
 
     def process(self, task: TileTask) -> Iterator:
-        def keep(reader: SceneReader, tile: Tile, image: np.ndarray, valid: float) -> Iterator[TileImage]:
-            yield TileImage(tile, task.source, reader.bands, image, valid, task.aoi, task.acquired or reader.acquired,
-                            reader.product)
+        def keep(reader: SceneReader, read: TileRead) -> Iterator[TileImage]:
+            yield TileImage(read.tile, task.source, reader.bands, read.image, read.valid_fraction, task.aoi,
+                            task.acquired or reader.acquired, reader.product, read.mask, read.mask_error)
 
         yield from screen_tiles(task.source, task.tiles, lambda: self.spec.open(task.source),
-                                self.spec.min_valid_fraction, keep)
+                                self.spec.min_valid_fraction, keep, self.spec.min_clear_fraction)
 
 
 class Tiles(beam.PTransform):

@@ -31,7 +31,7 @@ def test_blue_green_red_alpha_file_reads_as_red_green_blue_with_the_alpha_mask()
         assert reader.bands == ("red", "green", "blue") and reader.layout.alpha == 4
         results = list(reader.read_tiles(native_tiles(reader)))
     with rasterio.open(path) as src:
-        for tile, image, valid, error in results:
+        for tile, image, valid, error, *_ in results:
             assert error is None
             col, row = (int(v) for v in ~src.transform * (tile.transform[2], tile.transform[5]))
             expected = src.read([3, 2, 1], window=Window(col, row, 256, 256), boundless=True, fill_value=0)
@@ -47,7 +47,7 @@ def test_nodata_collar_gives_the_valid_fraction_rasterio_gives():
         results = list(reader.read_tiles(native_tiles(reader)))
     with rasterio.open(path) as src:
         mask = src.dataset_mask()
-    fractions = [valid for _, _, valid, _ in results]
+    fractions = [read.valid_fraction for read in results]
     padded = np.zeros((768, 1024), dtype=bool)
     padded[: mask.shape[0], : mask.shape[1]] = mask > 0
     expected = [padded[r:r + 256, c:c + 256].mean() for r in range(0, 768, 256) for c in range(0, 1024, 256)]
@@ -61,7 +61,7 @@ def test_band_roles_only_an_explicit_order_can_give():
         SceneReader(SceneSource(str(path), "cb"))
     with SceneReader(SceneSource(str(path), "cb"), scenes.parse_band_order("blue,green,red")) as reader:
         assert (reader.layout.red, reader.layout.green, reader.layout.blue) == (3, 2, 1)
-        [(tile, image, _, _)] = list(reader.read_tiles(native_tiles(reader, 128)[:1]))
+        [(tile, image, *_)] = list(reader.read_tiles(native_tiles(reader, 128)[:1]))
     with rasterio.open(path) as src:
         assert np.array_equal(image, src.read([3, 2, 1], window=Window(0, 0, 128, 128)).transpose(1, 2, 0))
     with pytest.raises(ValueError, match="unknown band role"):
@@ -82,7 +82,7 @@ def test_unusable_scenes_are_refused_with_the_reason():
 def test_corrupt_blocks_fail_alone():
     with SceneReader(SceneSource(str(RASTERS / "corrupt.tif"), "corrupt")) as reader:
         results = list(reader.read_tiles(native_tiles(reader)))
-    failed = [tile.tile_id for tile, _, _, error in results if error is not None]
+    failed = [read.tile.tile_id for read in results if read.error is not None]
     assert len(results) == 16 and len(failed) == 4  # the shared README: 4 of the 16 windows are broken
 
 
@@ -132,7 +132,7 @@ def test_nodata_pixels_read_the_same_whatever_the_nodata_value(tmp_path):
                            photometric="RGB") as dst:
             dst.write(data)
         with SceneReader(SceneSource(str(path), "s")) as reader:
-            tiles[nodata] = [(t.tile_id, image, valid) for t, image, valid, _ in reader.read_tiles(native_tiles(reader))]
+            tiles[nodata] = [(t.tile_id, image, valid) for t, image, valid, *_ in reader.read_tiles(native_tiles(reader))]
     for (id0, image0, valid0), (id1, image1, valid1) in zip(tiles[0], tiles[65535]):
         assert id0 == id1 and valid0 == valid1 and np.array_equal(image0, image1)
     assert tiles[0][0][1][:, :40].max() == 0 and tiles[0][0][2] == pytest.approx((256 - 40) / 256)
@@ -149,7 +149,7 @@ def test_superdove_band_descriptions_give_the_roles(tmp_path):
         layout = reader.layout
         assert (layout.red, layout.green, layout.blue, layout.nir) == (6, 4, 2, 8)
         assert reader.product == "surface_reflectance"
-        [(_, image, _, _)] = list(reader.read_tiles(native_tiles(reader, 64)))
+        [(_, image, *_)] = list(reader.read_tiles(native_tiles(reader, 64)))
     assert image[0, 0].tolist() == [600, 400, 200, 800]
 
 

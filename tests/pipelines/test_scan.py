@@ -43,7 +43,7 @@ def expected_tiles(scene_paths, region, min_valid=0.5):
         with SceneReader(SceneSource(str(path), path.stem)) as reader:
             footprint = scene_footprint(reader.crs, reader.transform, reader.shape[1], reader.shape[0])
             tiles = [grid.tile(x, y) for x, y in grid.tiles(footprint.intersection(region))]
-            pairs |= {(t.tile_id, path.stem) for t, _, v, e in reader.read_tiles(tiles) if e is None and v >= min_valid}
+            pairs |= {(t.tile_id, path.stem) for t, _, v, e, *_ in reader.read_tiles(tiles) if e is None and v >= min_valid}
     return pairs
 
 

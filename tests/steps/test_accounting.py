@@ -32,7 +32,7 @@ def test_screen_tiles_on_a_partly_corrupt_scene():
         grid = NativeGrid("corrupt", reader.crs, tuple(reader.transform)[:6], 1024, 1024)
     tiles = [grid.tile(r, c) for r, c in grid.tiles()]
     results = list(accounting.screen_tiles(source, tiles, lambda: SceneReader(source), 0.5,
-                                           lambda reader, tile, image, valid: [(tile.tile_id, image.shape)]))
+                                           lambda reader, read: [(read.tile.tile_id, read.image.shape)]))
     kept = [r for r in results if isinstance(r, tuple)]
     lost = [r.value for r in results if isinstance(r, beam.pvalue.TaggedOutput)]
     assert len(kept) == 12 and all(shape == (256, 256, 3) for _, shape in kept)

@@ -37,7 +37,7 @@ def test_rows_apply_each_labels_threshold_and_count_a_written_tile(tiny_bundle):
     probabilities = np.full(len(LABELS), 0.5, dtype=np.float32)
     probabilities[LABELS.index("primary")] = 0.6  # at its threshold: taken
     info = TileInfo("WebMercatorQuad/16/1/2", "scene", "uri", "2026-06-01T13:30:00+00:00", box(0, 0, 1, 1).wkb,
-                    0.5, 0.5, 1.0, 0.9, "xingu", "2026-06-01", "xingu:2026-06-01:v", 0.0)
+                    0.5, 0.5, 1.0, 0.9, None, None, "xingu", "2026-06-01", "xingu:2026-06-01:v", 0.0)
     row, written = list(ToRow(meta).process((info, PredictionResult(None, probabilities))))
     assert row["labels"] == ["primary", "road"]  # primary at 0.6 >= 0.6; road 0.5 >= 0.3; others 0.5 < 0.6
     assert row["p_road"] == pytest.approx(0.5) and row["acquired"].isoformat() == "2026-06-01T13:30:00+00:00"
