@@ -18,15 +18,16 @@ from planet_model.labels import LABELS
 D1, D2, D3 = dt.date(2026, 6, 1), dt.date(2026, 6, 15), dt.date(2026, 7, 1)
 
 
-def row(tile, scene, labels, valid=1.0, acquired="2026-06-01T13:00:00+00:00", **probabilities):
-    """A scan row of tile number ``tile``; p_<label> is 0.9 for its labels unless given, else 0.05."""
+def row(tile, scene, labels, valid=1.0, acquired="2026-06-01T13:00:00+00:00", clear_fraction=None, **probabilities):
+    """A scan row of tile number ``tile``; p_<label> is 0.9 for its labels unless given, else 0.05;
+    ``clear_fraction`` from a UDM2 (None: the scene had none)."""
     x = tile * 0.01
     outline = box(-56 + x, -10, -55.99 + x, -9.99)
     p = {name: probabilities.get(name, 0.9 if name in labels else 0.05) for name in LABELS}
     return {"tile_id": f"T{tile}", "scene_id": scene, "scan_id": "x",
             "acquired": dt.datetime.fromisoformat(acquired) if acquired else None, "geometry": outline.wkb,
             "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": 1.0e6 + tile, "valid_fraction": valid,
-            **{f"p_{n}": v for n, v in p.items()}, "labels": [n for n in LABELS if n in labels],
+            "clear_fraction": clear_fraction, **{f"p_{n}": v for n, v in p.items()}, "labels": [n for n in LABELS if n in labels],
             "model_version": "test"}
 
 
@@ -52,6 +53,15 @@ SCANS = {
     ],
     ("para", D1): [row(1, "p", PRIMARY), row(20, "p", PRIMARY)],
     ("para", D3): [row(1, "q", ["clear", "primary", "conventional_mine"]), row(20, "q", CLOUDY)],
+    # UDM2 clear fractions (min_clear_fraction 0.8 unless a test says otherwise).
+    ("mato", D1): [row(30, "m1", PRIMARY, clear_fraction=0.95), row(31, "m1", PRIMARY),
+                   row(32, "m1", PRIMARY, clear_fraction=1.0), row(33, "m1", PRIMARY, clear_fraction=0.79)],
+    ("mato", D2): [row(30, "m2", PRIMARY + ["agriculture"], clear_fraction=0.5),
+                   row(31, "m2", PRIMARY + ["road"], clear_fraction=0.85),
+                   row(32, "m2", PRIMARY + ["agriculture"], clear_fraction=0.6),
+                   row(32, "n2", PRIMARY, valid=0.7, clear_fraction=0.9),
+                   row(33, "m2", PRIMARY + ["agriculture"], clear_fraction=0.95)],
+    ("mato", D3): [row(30, "m3", PRIMARY + ["agriculture"], clear_fraction=0.9)],
 }
 
 
@@ -85,11 +95,24 @@ def test_rules_on_constructed_rows(constructed):
     # A tie in valid fraction goes to the later acquisition (b has agriculture: not intact on D1).
     assert ("amazonas", "T9") not in found
     assert found[("para", "T1")].labels_gained == ("conventional_mine",)
-    assert len(found) == 5
+    # UDM2: on D2 only half of T30 is clear, too little to judge; the alert waits for D3 and dates from D1.
+    assert (found[("mato", "T30")].before_date, found[("mato", "T30")].after_date) == (D1, D3)
+    # A scene without a mask (D1) and one with enough clear pixels (D2) are both judged.
+    assert (found[("mato", "T31")].before_date, found[("mato", "T31")].after_date) == (D1, D2)
+    # Overlap: the clearer row (n2, 0.9) wins over the larger one (m2, clear 0.6): intact, no alert.
+    assert ("mato", "T32") not in found
+    # 0.79 clear on D1 is below 0.8: no judged state before D2, so no alert.
+    assert ("mato", "T33") not in found
+    assert len(found) == 7
+    # A looser threshold judges D2: T30's alert moves to D2, and T33's D1 becomes intact forest.
+    loose = {(a.aoi, a.tile_id): a for a in rules.alerts(obs, min_clear_fraction=0.4) if a.aoi == "mato"}
+    assert {k: (a.before_date, a.after_date) for k, a in loose.items()} == {
+        ("mato", "T30"): (D1, D2), ("mato", "T31"): (D1, D2), ("mato", "T33"): (D1, D2)}
     # Windows: the previous state may be older than the window.
-    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D3, D3)} == {("amazonas", "T1"), ("para", "T1")}
+    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D3, D3)} == {("amazonas", "T1"), ("para", "T1"),
+                                                                        ("mato", "T30")}
     assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D1, D2)} == {("amazonas", "T4"), ("amazonas", "T6"),
-                                                                        ("amazonas", "T8")}
+                                                                        ("amazonas", "T8"), ("mato", "T31")}
     latest = {(o.aoi, o.tile_id): o for o in rules.latest_state(obs)}
     assert latest[("para", "T20")].scan_date == D1  # cloudy on D3: the last cloud-free state stands
     assert latest[("amazonas", "T7")].scan_date == D2
@@ -119,11 +142,12 @@ def test_sql_and_python_agree(scans):
     con = queries.connect(scans)
     dates = sorted({o.scan_date for o in obs})
 
-    for start, end in [(dates[0], dates[-1]), (dates[-1], dates[-1])]:
+    for start, end, clear in [(dates[0], dates[-1], None), (dates[-1], dates[-1], None), (dates[0], dates[-1], 0.4)]:
+        given = {} if clear is None else {"min_clear_fraction": clear}  # None: both engines' default
         python = [{k: getattr(a, k) for k in ("aoi", "tile_id", "before_date", "after_date", "before_scene",
                                                "after_scene", "after_acquired", "labels_gained", "confidence",
-                                               "geometry", "area_m2")} for a in rules.alerts(obs, start, end)]
-        sql = queries.run(con, "alerts", {"start_date": start, "end_date": end})
+                                               "geometry", "area_m2")} for a in rules.alerts(obs, start, end, **given)]
+        sql = queries.run(con, "alerts", {"start_date": start, "end_date": end, **given})
         _same(python, [{k: bytes(r[k]) if k == "geometry" else r[k] for k in python[0]} for r in sql] if python else sql,
               key=lambda r: (r["aoi"], r["tile_id"], r["after_date"]))
     assert rules.alerts(obs, dates[0], dates[-1]), "the data sets must produce alerts to compare"

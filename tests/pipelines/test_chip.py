@@ -144,3 +144,31 @@ def test_no_input_is_a_clear_error(tmp_path):
         chip.run(["--output", str(tmp_path)])
     with pytest.raises(Exception, match="no scene matches"):
         chip.run([*RUNNER, "--scenes", str(tmp_path / "nothing-*.tif"), "--output", str(tmp_path)])
+
+
+def test_udm2_skips_chips_too_cloudy_and_a_mask_of_another_grid_is_an_error_line(tmp_path):
+    from pipelines.geo import synthetic
+
+    folder = tmp_path / "scenes"
+    hazy = synthetic.SceneSpec(seed=3, width=1024, height=1024, cloud_probability=1.0, haze_probability=1.0)
+    synthetic.write_scene(hazy, folder)
+    other = synthetic.SceneSpec(seed=5, width=512, height=512, col=3)
+    synthetic.write_scene(other, folder)
+    (folder / f"{other.scene_id}_udm2.tif").unlink()
+    (folder / f"{other.scene_id}_udm2.tif").symlink_to(RASTERS / "planetscope" / "20151119_025740_0c74_3B_udm2_clip.tif")
+    out = tmp_path / "out"
+    manifest = chip.run([*RUNNER, "--scenes", str(folder / "*.tif"), "--min_clear_fraction", "0.8", "--output", str(out)])
+    # The oracle: each 256-px window's share of clear pixels in the hazy scene's UDM2, read with rasterio.
+    with rasterio.open(folder / f"{hazy.scene_id}_udm2.tif") as udm2:
+        clear = udm2.read(1)
+    shares = [clear[r:r + 256, c:c + 256].mean() for r in range(0, 1024, 256) for c in range(0, 1024, 256)]
+    cloudy = sum(share < 0.8 for share in shares)
+    assert 0 < cloudy < 16
+    assert manifest["scenes"][hazy.scene_id] == {"written": 16 - cloudy, "skipped": cloudy, "failed": 0}
+    assert manifest["skipped_reasons"] == {"cloudy": cloudy}
+    # The mask of another grid: the scene's 4 chips are kept, each with an error line, and counted.
+    assert manifest["scenes"][other.scene_id] == {"written": 4, "skipped": 0, "failed": 0}
+    assert manifest["mask_errors"] == 4
+    lines = errors(out)
+    assert len(lines) == 4 and all("is not its scene's" in e["mask_error"] and e["status"] == "written" for e in lines)
+    assert len(read_chips(out)) == 16 - cloudy + 4

@@ -79,6 +79,9 @@ def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, si
         geometry = shapely.from_wkb(r["geometry"])
         assert geometry.is_valid and geometry.intersects(scanned["region"])
         assert geometry.contains(shapely.Point(r["lon"], r["lat"]))
+        # Each synthetic scene has its UDM2 beside it (--cloud_mask auto): one class per pixel.
+        fractions = [r[f"{n}_fraction"] for n in ("clear", "cloud", "shadow", "haze")]
+        assert None not in fractions and sum(fractions) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_parquet_schema_geoparquet_and_duckdb(scanned):

@@ -1,0 +1,171 @@
+"""UDM2 cloud masks: found beside their scene, read per tile through the same window or warp as the pixels.
+
+The oracle is plain rasterio and numpy on the real PlanetScope UDM2 (and ``rasterio.warp.reproject`` for a
+warped grid), or the planted polygons for the synthetic scenes' masks.
+"""
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
+from shapely.geometry import box, shape
+
+from pipelines.geo import masks, synthetic
+from pipelines.geo.grid import reproject as reproject_geometry
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, resolve_sources
+from pipelines.geo.tiling import TileSpec
+from tests.conftest import RASTERS
+
+PLANETSCOPE = RASTERS / "planetscope"
+REAL_UDM2 = PLANETSCOPE / "20151119_025740_0c74_3B_udm2_clip.tif"
+
+
+@pytest.fixture(scope="module")
+def real_scene(tmp_path_factory):
+    """An analytic scene on the real UDM2's grid, named as Planet names it, with the real UDM2 beside it;
+    its first 40 columns hold no data (a scene edge), so the fractions must leave them out."""
+    folder = tmp_path_factory.mktemp("planetscope")
+    with rasterio.open(REAL_UDM2) as udm2:
+        profile = dict(driver="GTiff", width=udm2.width, height=udm2.height, count=4, dtype="uint16", crs=udm2.crs,
+                       transform=udm2.transform, nodata=0, tiled=True, blockxsize=256, blockysize=256)
+    pixels = np.random.default_rng(0).integers(1, 4000, (4, profile["height"], profile["width"]), dtype=np.uint16)
+    pixels[:, :, :40] = 0
+    scene = folder / "20151119_025740_0c74_3B_AnalyticMS_clip.tif"
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(pixels)
+        dst.descriptions = ("blue", "green", "red", "nir")
+    (folder / REAL_UDM2.name).symlink_to(REAL_UDM2)
+    return scene
+
+
+def oracle(udm2_path, scene_path, window):
+    """Fractions over the window's pixels with data in the scene and not blackfill in the mask."""
+    with rasterio.open(udm2_path) as udm2, rasterio.open(scene_path) as scene:
+        flags = udm2.read(window=window, boundless=True, fill_value=0)
+        valid = scene.read(1, window=window, boundless=True, fill_value=0) > 0
+    counted = valid & (flags[7] & 1 == 0)
+    share = lambda band: float(band[counted].mean())  # noqa: E731
+    return dict(clear=share(flags[0] == 1), cloud=share(flags[5] == 1), shadow=share(flags[2] == 1),
+                haze=share((flags[3] == 1) | (flags[4] == 1)))
+
+
+def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene):
+    source = SceneSource(str(real_scene), "20151119_025740_0c74_3B_AnalyticMS_clip")
+    spec = TileSpec(min_valid_fraction=0.0)
+    with spec.open(source) as reader:
+        assert reader.mask is not None and reader.mask.uri.endswith(REAL_UDM2.name)
+        reads = list(reader.read_tiles(spec.tiles(reader)))
+    assert len(reads) == 7 * 6
+    hazy = 0
+    for read in reads:
+        col, row = (round(v) for v in ~rasterio.open(real_scene).transform * (read.tile.transform[2], read.tile.transform[5]))
+        expected = oracle(REAL_UDM2, real_scene, Window(col, row, 256, 256))
+        assert read.mask is not None and read.mask_error is None
+        for name, value in expected.items():
+            assert getattr(read.mask, name) == pytest.approx(value, abs=1e-9), (read.tile.tile_id, name)
+        hazy += read.mask.haze > 0
+    assert hazy >= 1 and min(r.mask.clear for r in reads) < 0.9  # the real mask has haze and blackfill
+
+
+def test_a_warped_grid_reads_the_mask_by_nearest_neighbour_like_gdal_reproject(real_scene):
+    source = SceneSource(str(real_scene), "scene")
+    spec = TileSpec(grid="WebMercatorQuad", zoom=16, min_valid_fraction=0.0)
+    with spec.open(source) as reader:
+        reads = [r for r in reader.read_tiles(spec.tiles(reader)) if r.mask is not None]
+    with rasterio.open(REAL_UDM2) as udm2, rasterio.open(real_scene) as scene:
+        flags, valid_source = udm2.read(), (scene.read(1) > 0).astype(np.uint8)
+        crs, transform = udm2.crs, udm2.transform
+    checked = 0
+    for read in reads[::5]:
+        tile = read.tile
+        clear = np.zeros((256, 256), dtype=np.uint8)
+        reproject(flags[0], clear, src_transform=transform, src_crs=crs, dst_transform=tile.affine,
+                  dst_crs=tile.crs, resampling=Resampling.nearest)
+        inside = np.zeros((256, 256), dtype=np.uint8)
+        reproject(np.ones_like(flags[0]), inside, src_transform=transform, src_crs=crs, dst_transform=tile.affine,
+                  dst_crs=tile.crs, resampling=Resampling.nearest, dst_nodata=0)
+        blackfill = np.zeros((256, 256), dtype=np.uint8)
+        reproject(flags[7] & 1, blackfill, src_transform=transform, src_crs=crs, dst_transform=tile.affine,
+                  dst_crs=tile.crs, resampling=Resampling.nearest)
+        data = np.zeros((256, 256), dtype=np.uint8)
+        reproject(valid_source, data, src_transform=transform, src_crs=crs, dst_transform=tile.affine,
+                  dst_crs=tile.crs, resampling=Resampling.nearest)
+        counted = (inside == 1) & (data == 1) & (blackfill == 0)
+        # The image's valid pixels come from a bilinear warp, the oracle's from nearest: edges differ by a
+        # pixel row at most, so the shares agree to a few tenths of a percent.
+        assert read.mask.clear == pytest.approx(clear[counted].mean(), abs=0.01), tile.tile_id
+        checked += 1
+    assert checked >= 3
+
+
+def test_a_udm2_is_refused_as_a_scene_and_passed_over_by_globs(real_scene):
+    with pytest.raises(SceneError, match="usable data mask"):
+        SceneReader(SceneSource(str(REAL_UDM2), "udm2"))
+    found = resolve_sources([str(real_scene.parent / "*.tif")])
+    assert [s.uri for s in found] == [str(real_scene)]
+
+
+def test_a_udm2_of_another_grid_keeps_the_tiles_without_fractions(tmp_path):
+    spec = synthetic.SceneSpec(seed=5, width=512, height=512)
+    written = synthetic.write_scene(spec, tmp_path)
+    (tmp_path / f"{spec.scene_id}_udm2.tif").unlink()
+    (tmp_path / f"{spec.scene_id}_udm2.tif").symlink_to(REAL_UDM2)  # UTM 46N, 1578 x 1352: not this scene's
+    tiles = TileSpec()
+    with tiles.open(SceneSource(written["scene"], spec.scene_id)) as reader:
+        reads = list(reader.read_tiles(tiles.tiles(reader)))
+    assert len(reads) == 4 and all(r.image is not None and r.mask is None for r in reads)
+    assert all("is not its scene's" in r.mask_error and "1578x1352" in r.mask_error for r in reads)
+
+
+def test_cloud_mask_udm2_requires_one_and_none_ignores_it(tmp_path, real_scene):
+    spec = synthetic.SceneSpec(seed=5, width=256, height=256)
+    written = synthetic.write_scene(spec, tmp_path)
+    (tmp_path / f"{spec.scene_id}_udm2.tif").unlink()
+    with pytest.raises(SceneError, match=f"--cloud_mask udm2: no UDM2 beside the scene .*{spec.scene_id}_udm2.tif"):
+        TileSpec(cloud_mask="udm2").open(SceneSource(written["scene"], spec.scene_id))
+    with TileSpec(cloud_mask="auto").open(SceneSource(written["scene"], spec.scene_id)) as reader:
+        assert reader.mask is None and reader.mask_error is None
+    with TileSpec(cloud_mask="none").open(SceneSource(str(real_scene), "s")) as reader:
+        assert reader.mask is None
+    with pytest.raises(ValueError, match="--min_clear_fraction needs"):
+        TileSpec(cloud_mask="none", min_clear_fraction=0.5)
+
+
+def test_planet_names_lead_to_the_udm2():
+    assert masks.candidates("gs://b/x/20230101_131500_12_2474_3B_AnalyticMS_SR_8b_clip.tif")[:2] == [
+        "gs://b/x/20230101_131500_12_2474_3B_udm2_clip.tif", "gs://b/x/20230101_131500_12_2474_3B_udm2.tif"]
+    assert masks.candidates("/d/scene.tif") == ["/d/scene_udm2.tif", "/d/scene_udm2_clip.tif"]
+    assert masks.is_mask_name("a/20151119_025740_0c74_3B_udm2_clip.tif") and not masks.is_mask_name("a/udm2_notes.tif")
+
+
+def test_synthetic_udm2_flags_the_planted_clouds_shadows_and_haze(tmp_path):
+    spec = synthetic.SceneSpec(seed=3, width=1024, height=1024, cloud_probability=1.0, haze_probability=1.0)
+    written = synthetic.write_scene(spec, tmp_path)
+    truth = __import__("json").loads((tmp_path / f"{spec.scene_id}.truth.geojson").read_text())["features"]
+    planted = {tag: shapely.union_all([reproject_geometry(shape(f["geometry"]), "EPSG:4326", synthetic.CRS)
+                                       for f in truth if f["properties"]["tag"] == tag]) for tag in ("cloudy", "haze")}
+    tiles = TileSpec(min_valid_fraction=0.0)
+    with tiles.open(SceneSource(written["scene"], spec.scene_id)) as reader:
+        reads = list(reader.read_tiles(tiles.tiles(reader)))
+        pixels = rasterio.open(written["scene"]).read(3)
+    checked = {"cloud": 0, "haze": 0}
+    for read in reads:
+        left, top = read.tile.transform[2], read.tile.transform[5]
+        outline = box(left, top - 256 * 3, left + 256 * 3, top)
+        cloud = planted["cloudy"].intersection(outline).area / outline.area
+        haze_only = planted["haze"].difference(planted["cloudy"]).intersection(outline).area / outline.area
+        # Rasterised polygons against exact areas: a pixel's worth along each edge.
+        assert read.mask.cloud == pytest.approx(cloud, abs=0.02), read.tile.tile_id
+        # Haze under a cloud's shadow is shadow: one class per pixel.
+        assert haze_only - read.mask.shadow - 0.02 <= read.mask.haze <= haze_only + 0.02
+        assert read.mask.clear + read.mask.cloud + read.mask.shadow + read.mask.haze == pytest.approx(1.0)
+        checked["cloud"] += cloud > 0.05
+        checked["haze"] += haze_only > 0.05
+    assert checked["cloud"] and checked["haze"]
+    with rasterio.open(written["udm2"]) as udm2:
+        shadow, clear = udm2.read(3).astype(bool), udm2.read(1).astype(bool)
+    assert shadow.any()
+    # Shadowed ground is darker than clear ground: the mask flags what the pixels show.
+    assert pixels[shadow].mean() < 0.8 * pixels[clear].mean()
