@@ -27,6 +27,7 @@ setup(
         "matplotlib>=3.8",
         "duckdb>=1.1,<3",  # local engine of the BigQuery queries (planet-tiles query)
         "sqlglot>=25,<31",  # transpiles them from BigQuery's dialect
+        "pystac>=1.10,<2",  # STAC items and ItemCollections of scenes (--stac)
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],

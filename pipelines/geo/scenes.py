@@ -57,6 +57,9 @@ class SceneSource:
     acquired: str | None = None  # ISO 8601 UTC, from STAC or known in advance
     product: str | None = None  # from STAC or the user (--product); else read from the file and its name
     mask: str | None = None  # its UDM2, from STAC; else looked for beside the scene (pipelines.geo.masks)
+    #: ``(role, uri)`` per band of a scene delivered one file per band (STAC: Landsat, Sentinel-2); then
+    #: ``uri`` is its red band's file and the scene is read through a VRT stacking them.
+    band_files: tuple[tuple[str, str], ...] = ()
 
 
 class TileRead(NamedTuple):
@@ -121,37 +124,16 @@ def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list
             raise SceneError(f"no scene matches {pattern!r}")
         sources.extend(SceneSource(uri, scene_id_from_uri(uri)) for uri in matches)
     if stac:
-        sources.extend(stac_sources(json.loads(storage.read_text(stac)), stac))
+        from pipelines.geo import stac as stac_items
+
+        try:
+            document = json.loads(storage.read_text(stac))
+        except json.JSONDecodeError as error:
+            raise SceneError(f"--stac {stac}: not JSON: {error}") from None
+        sources.extend(stac_items.sources(document, stac))
     seen: set[str] = set()
     unique = [s for s in sources if not (s.uri in seen or seen.add(s.uri))]  # type: ignore[func-returns-value]
     return sorted(unique, key=lambda s: s.uri)
-
-
-def stac_sources(document: dict, origin: str = "STAC") -> list[SceneSource]:
-    """Scene sources from a STAC ItemCollection: one GeoTIFF asset per item.
-
-    The asset is the first one with role ``data`` and a GeoTIFF media type, else one named
-    ``analytic``, ``visual``, ``image`` or ``data``. Relative hrefs resolve against the collection file.
-    """
-    items = document.get("features") if document.get("type") == "FeatureCollection" else None
-    if items is None:
-        raise SceneError(f"{origin}: not a STAC ItemCollection (type FeatureCollection with features)")
-    base = posixpath.dirname(origin)
-    sources = []
-    for item in items:
-        assets = item.get("assets", {})
-        key = next((k for k, a in assets.items() if "data" in a.get("roles", []) and "tiff" in a.get("type", "")),
-                   None) or next((k for k in ("analytic", "visual", "image", "data") if k in assets), None)
-        if key is None:
-            raise SceneError(f"{origin}: item {item.get('id')!r} has no GeoTIFF data asset")
-        href = assets[key]["href"]
-        if "://" not in href and not href.startswith("/"):
-            href = posixpath.join(base, href)
-        product = product_from_name(key)
-        sources.append(SceneSource(href, str(item.get("id") or scene_id_from_uri(href)),
-                                   item.get("properties", {}).get("datetime"),
-                                   product if product != UNKNOWN else None))
-    return sources
 
 
 @dataclass(frozen=True)
@@ -258,7 +240,7 @@ class SceneReader:
                  bands: Sequence[str] | None = None, cloud_mask: str = masks.NONE) -> None:
         self.source = source
         try:
-            self._src = rasterio.open(source.uri)
+            self._src = rasterio.open(self._gdal_source(source))
         except rasterio.errors.RasterioIOError as error:
             raise SceneError(f"{source.uri}: cannot open: {describe(error)}") from error
         try:
@@ -275,6 +257,18 @@ class SceneReader:
             raise
         self.acquired = source.acquired or acquired_time(self._src)
         self.product = source.product or scene_product(self._src, source.uri)
+
+    @staticmethod
+    def _gdal_source(source: SceneSource) -> str:
+        """What GDAL opens: the scene's file, or a VRT stacking its band files."""
+        if not source.band_files:
+            return source.uri
+        from pipelines.geo import stac
+
+        try:
+            return stac.band_vrt(source.band_files)
+        except stac.StacError as error:
+            raise SceneError(str(error)) from None
 
     def _open_mask(self, cloud_mask: str) -> tuple[masks.Udm2 | None, str | None]:
         """The scene's UDM2 (``None`` with ``--cloud_mask none`` or, with ``auto``, when it has none) and,

@@ -86,18 +86,6 @@ def test_corrupt_blocks_fail_alone():
     assert len(results) == 16 and len(failed) == 4  # the shared README: 4 of the 16 windows are broken
 
 
-def test_stac_item_collection_resolves_relative_hrefs(tmp_path):
-    collection = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": "item-1", "properties": {"datetime": "2026-06-01T13:30:00Z"},
-         "assets": {"analytic": {"href": "scenes/a.tif", "type": "image/tiff; application=geotiff",
-                                 "roles": ["data"]}}}]}
-    path = tmp_path / "items.json"
-    path.write_text(json.dumps(collection))
-    [source] = scenes.resolve_sources(stac=str(path))
-    # the asset key says the product (Planet's asset types: analytic, ortho_visual, ortho_analytic_4b_sr)
-    assert source == SceneSource(str(tmp_path / "scenes" / "a.tif"), "item-1", "2026-06-01T13:30:00Z", "analytic")
-
-
 @pytest.mark.parametrize(("name", "product"), [
     ("20160601_133000_0e0e_3B_AnalyticMS_SR.tif", "surface_reflectance"),
     ("20160601_133000_0e0e_3B_AnalyticMS_SR_clip.tif", "surface_reflectance"),

@@ -172,3 +172,24 @@ def test_udm2_skips_chips_too_cloudy_and_a_mask_of_another_grid_is_an_error_line
     lines = errors(out)
     assert len(lines) == 4 and all("is not its scene's" in e["mask_error"] and e["status"] == "written" for e in lines)
     assert len(read_chips(out)) == 16 - cloudy + 4
+
+
+def test_stac_band_per_file_landsat_item_is_chipped_like_one_scene(tmp_path):
+    from tests.geo.test_stac import landsat_item, write_collection
+
+    (tmp_path / "landsat8").symlink_to(RASTERS / "landsat8")
+    collection = write_collection(tmp_path, landsat_item())
+    out = tmp_path / "out"
+    manifest = chip.run([*RUNNER, "--stac", str(collection), "--output", str(out)])
+    # 627 x 603 px: the 2 x 2 full tiles are written; the edge tiles hold under half data and are skipped.
+    assert manifest["scenes"]["LC80200392015216LGN00"] == {"written": 4, "skipped": 5, "failed": 0}
+    found = {c.tile_id: c for c in read_chips(out)}
+    assert set(found) == {f"LC80200392015216LGN00/{r}/{c}" for r in (0, 1) for c in (0, 1)}
+    bands = {}
+    for band, role in (("B4", "red"), ("B3", "green"), ("B2", "blue"), ("B5", "nir")):
+        with rasterio.open(RASTERS / "landsat8" / f"l8_{band}.tif") as src:
+            bands[role] = src.read(1)
+    c = found["LC80200392015216LGN00/1/1"]
+    assert c.bands == records.RGBN and c.gsd_m == pytest.approx(30, rel=0.01)
+    expected = np.stack([bands[r][256:512, 256:512] for r in ("red", "green", "blue", "nir")], axis=-1)
+    np.testing.assert_array_equal(c.image, expected)
