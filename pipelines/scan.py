@@ -31,7 +31,7 @@ from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
 from pipelines.geo.grid import NATIVE, UTM, WEB_MERCATOR_QUAD, WebMercatorGrid, ground_pixel_m, scene_footprint, \
     zoom_for_resolution
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, resolve_sources
+from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, mosaic_month, resolve_sources
 from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, outcome
 from pipelines.steps.inference import LabelTiles
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenes", nargs="*", default=[], help="scene paths or globs, local or gs://")
     p.add_argument("--stac", help="a STAC ItemCollection JSON listing scenes")
     p.add_argument("--output", required=True, help="output prefix, local or gs://")
-    p.add_argument("--scan_date", help="YYYY-MM-DD (default: today, UTC)")
+    p.add_argument("--scan_date", help="YYYY-MM-DD (default: for basemap quads the first day of their mosaic's "
+                                       "month, else today, UTC)")
     add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
@@ -177,6 +178,18 @@ def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSp
     return failed
 
 
+def default_scan_date(sources: Sequence[SceneSource]) -> str:
+    """The scan date when ``--scan_date`` is not given: the first day of the month of the basemap the
+    quads come from (all from one monthly mosaic), else today (UTC)."""
+    months = {mosaic_month(s.uri) for s in sources}
+    if months and None not in months:
+        if len(months) > 1:
+            raise UserError(f"the scenes are quads of {len(months)} monthly mosaics ({', '.join(sorted(months))}); "
+                            "scan one month at a time, or pass --scan_date")
+        return f"{months.pop()}-01"
+    return dt.datetime.now(dt.timezone.utc).date().isoformat()
+
+
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
     """Run a scan and return its manifest."""
     from planet_model.bundle import read_metadata
@@ -187,12 +200,14 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         raise UserError("no scenes: give --scenes or --stac")
     try:
         aoi = aois.load(args.aoi, args.aoi_name)
-        scan_date = layout.check_scan_date(args.scan_date or dt.datetime.now(dt.timezone.utc).date().isoformat())
+        if args.scan_date:
+            layout.check_scan_date(args.scan_date)
     except ValueError as error:
         raise UserError(str(error)) from None
     meta = read_metadata(args.bundle)
     spec = tile_spec(args, meta, aoi.geometry)
     sources = [dataclasses.replace(s, product=args.product or s.product) for s in resolve_sources(args.scenes, args.stac)]
+    scan_date = args.scan_date or default_scan_date(sources)
     refused = check_scenes(sources, meta, spec, args.product, aoi.geometry)
     sources = [s for s in sources if s.uri not in {o["uri"] for o in refused}]
     partition = layout.partition(args.output, scan_date, aoi.name)

@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import math
 import posixpath
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -99,13 +100,30 @@ def product_from_name(name: str) -> str:
     return UNKNOWN
 
 
+#: A Planet basemap's name: ``planet_medres_normalized_analytic_2026-06_mosaic`` (the month it shows), or
+#: any name ending ``_mosaic``; its quads lie in a folder of that name.
+_MOSAIC = re.compile(r"_mosaic$")
+_MOSAIC_MONTH = re.compile(r"_(?P<month>\d{4}-\d{2})_mosaic$")
+
+
 def scene_id_from_uri(uri: str) -> str:
-    """Scene id from a file name: the base name without its extension."""
+    """Scene id from a file name: the base name without its extension; for a basemap quad, the mosaic's
+    name and the quad's (``planet_medres_normalized_analytic_2026-06_mosaic/704-1080``), since quad ids
+    repeat in every month's mosaic."""
     name = posixpath.basename(uri.rstrip("/"))
     for suffix in (".tiff", ".tif", ".TIF", ".TIFF"):
         if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+            name = name[: -len(suffix)]
+            break
+    folder = posixpath.basename(posixpath.dirname(uri.rstrip("/")))
+    return f"{folder}/{name}" if _MOSAIC.search(folder) else name
+
+
+def mosaic_month(uri: str) -> str | None:
+    """``YYYY-MM`` of the monthly basemap a quad belongs to, from its folder's mosaic name (None: not a quad
+    of a monthly mosaic)."""
+    match = _MOSAIC_MONTH.search(posixpath.basename(posixpath.dirname(uri.rstrip("/"))))
+    return match["month"] if match else None
 
 
 def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list[SceneSource]:

@@ -80,17 +80,21 @@ class SceneSpec:
     cloud_probability: float = 0.45
     haze_probability: float = 0.25
     overcast: bool = False  # one cloud over the whole scene (a day on which nothing on the ground shows)
+    crs: str = CRS
+    origin: tuple[float, float] = ORIGIN  # top-left of scene (0, 0), in ``crs``
+    pixel: float = RESOLUTION  # metres of ``crs`` per pixel
+    name: str | None = None  # the file's name, when not ``synth_<day>_r<row>c<col>`` (a basemap quad's id)
 
     @property
     def scene_id(self) -> str:
         day = self.acquired[:10].replace("-", "")
-        return f"synth_{day}_r{self.row}c{self.col}"
+        return self.name or f"synth_{day}_r{self.row}c{self.col}"
 
     @property
     def transform(self) -> Affine:
-        x = ORIGIN[0] + self.col * self.width * RESOLUTION
-        y = ORIGIN[1] - self.row * self.height * RESOLUTION
-        return Affine(RESOLUTION, 0.0, x, 0.0, -RESOLUTION, y)
+        x = self.origin[0] + self.col * self.width * self.pixel
+        y = self.origin[1] - self.row * self.height * self.pixel
+        return Affine(self.pixel, 0.0, x, 0.0, -self.pixel, y)
 
 
 @dataclass
@@ -244,19 +248,25 @@ def render(spec: SceneSpec, land: Landscape, sky: list[tuple[str, BaseGeometry]]
     return np.clip(image, 1, 4095).astype(np.uint16)
 
 
+def _draw(spec: SceneSpec) -> tuple[Landscape, list[tuple[str, BaseGeometry]], np.ndarray]:
+    """The land, the sky (clipped to the scene, as its ground truth ends at its edge) and the pixels."""
+    land = landscape(spec)
+    clip = box(0, 0, spec.width, spec.height)
+    sky = [(t, g.intersection(clip)) for t, g in weather(spec) if g.intersects(clip)]
+    return land, sky, render(spec, land, sky)
+
+
 def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
-    """Write ``<scene_id>.tif``, ``<scene_id>.truth.geojson`` and ``<scene_id>.labels.csv``.
+    """Write ``<scene_id>.tif``, its UDM2 ``<scene_id>_udm2.tif``, ``<scene_id>.truth.geojson`` and
+    ``<scene_id>.labels.csv``.
 
     Returns a summary: paths, scene id, and the planted disturbances (EPSG:4326 GeoJSON geometries).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    land = landscape(spec)
-    clip = box(0, 0, spec.width, spec.height)  # a scene's ground truth ends at its edge, clouds too
-    sky = [(t, g.intersection(clip)) for t, g in weather(spec) if g.intersects(clip)]
-    pixels = render(spec, land, sky)
+    land, sky, pixels = _draw(spec)
     tif = directory / f"{spec.scene_id}.tif"
-    profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=4, dtype="uint16", crs=CRS,
+    profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=4, dtype="uint16", crs=spec.crs,
                    transform=spec.transform, nodata=0, tiled=True, blockxsize=256, blockysize=256,
                    compress="deflate", predictor=2, interleave="pixel")
     acquired = dt.datetime.fromisoformat(spec.acquired).astimezone(dt.timezone.utc)
@@ -266,26 +276,34 @@ def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
         dst.descriptions = ("blue", "green", "red", "nir")
         dst.update_tags(acquired=acquired.isoformat(), TIFFTAG_DATETIME=acquired.strftime("%Y:%m:%d %H:%M:%S"),
                         synthetic_seed=str(spec.seed), product=SURFACE_REFLECTANCE)
-    to_wgs84 = lambda g: reproject(shapely.affinity.affine_transform(g, spec.transform.to_shapely()), CRS, WGS84)  # noqa: E731
-    tagged = [(t, to_wgs84(g)) for t, g in land.features + sky]
-    footprint = to_wgs84(box(0, 0, spec.width, spec.height))
+    udm2 = write_udm2(spec, sky, directory / f"{spec.scene_id}_udm2.tif", profile)
+    return {"scene": str(tif), "udm2": str(udm2), **_write_truth(spec, directory, land, sky)}
+
+
+def _write_truth(spec: SceneSpec, directory: Path, land: Landscape, sky: list[tuple[str, BaseGeometry]],
+                 covered: BaseGeometry | None = None) -> dict:
+    """The scene's ground truth (GeoJSON, EPSG:4326) and Kaggle-format labels of its native tiles;
+    ``covered`` (pixel coordinates) limits both to where the scene holds data."""
+    area = box(0, 0, spec.width, spec.height) if covered is None else covered
+    to_wgs84 = lambda g: reproject(shapely.affinity.affine_transform(g, spec.transform.to_shapely()), spec.crs, WGS84)  # noqa: E731
+    tagged = [(t, to_wgs84(g.intersection(area))) for t, g in land.features + sky if g.intersects(area)]
+    footprint = to_wgs84(area)
     not_forest = shapely.union_all([g for t, g in tagged if t in _LAND_COVER_NOT_FOREST] or [Polygon()])
     tagged.append(("primary", footprint.difference(not_forest)))
-    udm2 = write_udm2(spec, sky, directory / f"{spec.scene_id}_udm2.tif", profile)
-    truth = directory / f"{spec.scene_id}.truth.geojson"
+    stem = spec.scene_id.replace("/", "_")
+    truth = directory / f"{stem}.truth.geojson"
     truth.write_text(json.dumps(_collection(tagged, spec.scene_id)))
-    grid = NativeGrid(spec.scene_id, CRS, tuple(spec.transform)[:6], spec.width, spec.height)
+    grid = NativeGrid(spec.scene_id, spec.crs, tuple(spec.transform)[:6], spec.width, spec.height)
     labeller = PolygonLabeller(tagged)
     rows = [(grid.tile(r, c).tile_id, labeller.labels(grid.tile(r, c))) for r, c in grid.tiles()]
-    csv_path = directory / f"{spec.scene_id}.labels.csv"
+    csv_path = directory / f"{stem}.labels.csv"
     write_kaggle_csv(csv_path, rows)
     return {
         "scene_id": spec.scene_id,
-        "scene": str(tif),
-        "udm2": str(udm2),
         "truth": str(truth),
         "labels_csv": str(csv_path),
-        "planted": [{"tag": t, "geometry": mapping(to_wgs84(g))} for t, g in land.planted],
+        "planted": [{"tag": t, "geometry": mapping(to_wgs84(g.intersection(area)))}
+                    for t, g in land.planted if g.intersects(area)],
     }
 
 
@@ -315,6 +333,107 @@ def write_udm2(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]], path: P
         dst.write(np.stack([bands[name] for name in UDM2_BANDS]))
         dst.descriptions = UDM2_BANDS
     return path
+
+
+#: Planet's basemap quads: 4096 px square (some mosaics use 2048) of WebMercatorQuad z15 pixels (4.777 m
+#: at the equator), so a quad is one tile of level ``15 - log2(quad_size / 256)``: z11 for 4096.
+QUAD_PIXEL_ZOOM = 15
+QUAD_SIZE = 4096
+#: The monthly NICFI tropical mosaics' names (Planet's "normalized analytic" surface reflectance, and
+#: "visual" 8-bit RGB).
+BASEMAP_PRODUCTS = {"normalized_analytic": "planet_medres_normalized_analytic_{month}_mosaic",
+                    "visual": "planet_medres_visual_{month}_mosaic"}
+#: The mosaic's western edge: quads of its first column hold no data this far in from their left edge
+#: (alpha 0), as quads at a mosaic's edge do. Not a multiple of 256: tiles there are partly covered.
+UNCOVERED_PX = 384
+
+
+def quad_level(quad_size: int) -> int:
+    level = QUAD_PIXEL_ZOOM - math.log2(quad_size / 256)
+    if level != int(level) or level < 0:
+        raise ValueError(f"--quad_size {quad_size}: must be 256 times a power of two, up to 256 x 2^15")
+    return int(level)
+
+
+def quad_specs(seed: int, month: str, cols: int, rows: int, quad_size: int = QUAD_SIZE,
+               changed: bool = False) -> list[SceneSpec]:
+    """Specs of a ``rows x cols`` block of basemap quads of one month, from the quad holding the synthetic
+    scenes' origin (Mato Grosso). The landscape is drawn in pixels, as for scenes; the same ``seed`` gives
+    the same land every month, and ``changed`` adds the planted disturbances."""
+    import morecantile
+
+    level = quad_level(quad_size)
+    tms = morecantile.tms.get("WebMercatorQuad")
+    lon, lat = reproject(shapely.Point(ORIGIN), CRS, WGS84).coords[0]
+    first = tms.tile(lon, lat, level)
+    specs = []
+    for r in range(rows):
+        for c in range(cols):
+            x, y = first.x + c, first.y + r
+            bounds = tms.xy_bounds(morecantile.Tile(x, y, level))
+            specs.append(SceneSpec(seed=seed * 1000 + r * cols + c, width=quad_size, height=quad_size,
+                                   acquired=f"{month}-15T00:00:00+00:00", cloud_probability=0.0, haze_probability=0.0,
+                                   crs="EPSG:3857", origin=(bounds.left, bounds.top),
+                                   pixel=(bounds.right - bounds.left) / quad_size, name=f"{x}-{y}",
+                                   disturbance_seed=1 if changed else None))
+    return specs
+
+
+def write_quad(spec: SceneSpec, directory: str | Path, product: str, first_column: bool) -> dict:
+    """One basemap quad as Planet publishes it: a Cloud Optimized GeoTIFF in EPSG:3857 with an alpha band,
+    4 bands uint16 blue, green, red, NIR (surface reflectance x 10,000) for ``normalized_analytic``, or
+    RGB uint8 for ``visual`` (``255 * (reflectance / 3000) ^ (1 / 2.2)``, clipped: a display stretch).
+    Returns its summary, with ``scene`` the quad's path."""
+    from rasterio.shutil import copy as copy_dataset
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    land, sky, pixels = _draw(spec)
+    covered = box(UNCOVERED_PX if first_column else 0, 0, spec.width, spec.height)
+    alpha = np.zeros((spec.height, spec.width), dtype=bool)
+    alpha[:, UNCOVERED_PX if first_column else 0:] = True
+    if product == "visual":
+        rgb = 255 * np.clip(pixels[[2, 1, 0]].astype(np.float32) / 3000, 0, 1) ** (1 / 2.2)
+        bands = np.concatenate([np.round(rgb).astype(np.uint8), (alpha * 255).astype(np.uint8)[None]])
+        interp = (ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha)
+        names = ("red", "green", "blue", "alpha")
+    else:
+        bands = np.concatenate([pixels, (alpha * 65535).astype(np.uint16)[None]])
+        interp = (ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined, ColorInterp.alpha)
+        names = ("blue", "green", "red", "nir", "alpha")
+    bands[:, ~alpha] = 0
+    tif = directory / f"{spec.scene_id}.tif"
+    staged = directory / f".{spec.scene_id}.gtiff"
+    profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=len(bands), dtype=bands.dtype,
+                   crs=spec.crs, transform=spec.transform, tiled=True, blockxsize=256, blockysize=256)
+    with rasterio.open(staged, "w", **profile) as dst:
+        dst.write(bands)
+        dst.colorinterp = interp
+        dst.descriptions = names
+        dst.update_tags(synthetic_seed=str(spec.seed))
+    copy_dataset(staged, tif, driver="COG", BLOCKSIZE=256, COMPRESS="DEFLATE", OVERVIEWS="NONE")
+    staged.unlink()
+    return {"scene": str(tif), **_write_truth(spec, directory, land, [], covered)}
+
+
+def write_basemap(seed: int, months: Sequence[str], cols: int, rows: int, directory: str | Path,
+                  product: str = "normalized_analytic", quad_size: int = QUAD_SIZE) -> list[dict]:
+    """Monthly mosaics of the same quads, each in its folder named as Planet names it; the land changes
+    between the first month and the second (later months keep the change). Returns one summary per
+    month: ``month``, ``mosaic``, ``folder``, ``quads`` (their summaries) and ``truth``."""
+    if product not in BASEMAP_PRODUCTS:
+        raise ValueError(f"--product {product!r}: choose from {', '.join(BASEMAP_PRODUCTS)}")
+    out = []
+    for index, month in enumerate(months):
+        dt.date.fromisoformat(f"{month}-01")  # a ValueError names a bad month
+        mosaic = BASEMAP_PRODUCTS[product].format(month=month)
+        folder = Path(directory) / mosaic
+        specs = quad_specs(seed, month, cols, rows, quad_size, changed=index > 0)
+        quads = [write_quad(spec, folder, product, first_column=i % cols == 0) for i, spec in enumerate(specs)]
+        merge_truth(quads, folder / "truth.geojson")
+        out.append({"month": month, "mosaic": mosaic, "folder": str(folder), "quads": quads,
+                    "truth": str(folder / "truth.geojson")})
+    return out
 
 
 def _collection(tagged: list[tuple[str, BaseGeometry]], scene_id: str) -> dict:
@@ -350,16 +469,42 @@ def later(spec: SceneSpec, acquired: str, disturbance_seed: int) -> SceneSpec:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="planet-tiles synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", required=True, help="folder for scenes, ground truth and labels")
+    parser.add_argument("--layout", choices=("scenes", "basemap"), default="scenes",
+                        help="scenes: PlanetScope-like scenes with their UDM2 (default); basemap: Planet monthly "
+                             "basemap quads (EPSG:3857, z15 pixels, alpha band), a folder per mosaic month")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=1, help="scenes north to south")
-    parser.add_argument("--cols", type=int, default=1, help="scenes west to east")
-    parser.add_argument("--size", type=int, default=2048, help="scene width and height in pixels (3 m)")
-    parser.add_argument("--acquired", default="2026-06-01T13:30:00+00:00", help="acquisition time, ISO 8601")
+    parser.add_argument("--rows", type=int, default=1, help="scenes (or quads) north to south")
+    parser.add_argument("--cols", type=int, default=1, help="scenes (or quads) west to east")
+    parser.add_argument("--size", type=int, default=2048, help="scenes: width and height in pixels (3 m)")
+    parser.add_argument("--acquired", default="2026-06-01T13:30:00+00:00", help="scenes: acquisition time, ISO 8601")
+    parser.add_argument("--months", nargs="+", default=["2026-06", "2026-07"],
+                        help="basemap: mosaic months YYYY-MM; the land changes after the first")
+    parser.add_argument("--product", choices=tuple(BASEMAP_PRODUCTS), default="normalized_analytic",
+                        help="basemap: normalized_analytic (BGRN uint16 + alpha) or visual (RGBA uint8)")
+    parser.add_argument("--quad_size", type=int, default=QUAD_SIZE,
+                        help=f"basemap: quad width in pixels (default {QUAD_SIZE}, as Planet's; 2048 in some mosaics)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from planet_model.errors import UserError
+
     args = build_parser().parse_args(argv)
+    scene_flags = {"size": 2048, "acquired": "2026-06-01T13:30:00+00:00"}
+    basemap_flags = {"months": ["2026-06", "2026-07"], "product": "normalized_analytic", "quad_size": QUAD_SIZE}
+    unused = basemap_flags if args.layout == "scenes" else scene_flags
+    ignored = [f"--{k}" for k, default in unused.items() if getattr(args, k) != default]
+    if ignored:
+        raise UserError(f"{', '.join(ignored)} do not apply to --layout {args.layout}")
+    if args.layout == "basemap":
+        try:
+            months = write_basemap(args.seed, args.months, args.cols, args.rows, args.output, args.product,
+                                   args.quad_size)
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        for month in months:
+            print(f"{month['mosaic']}: {len(month['quads'])} quads in {month['folder']}")
+        return
     specs = mosaic(args.seed, args.rows, args.cols, args.size, acquired=args.acquired)
     summaries = [write_scene(spec, args.output) for spec in specs]
     merge_truth(summaries, Path(args.output) / "truth.geojson")
