@@ -33,7 +33,9 @@ setup(
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         # playwright drives the system's Chromium (Debian's chromium package) to check report.html.
         "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "playwright>=1.50,<2",
-                 "python-hcl2>=7,<9"],
+                 "python-hcl2>=7,<9",
+                 # a Cloud Storage API server on localhost, for the gs:// tests
+                 "gcp-storage-emulator==2026.7.19"],
     },
     entry_points={"console_scripts": ["planet-tiles=pipelines.cli:main"]},
 )

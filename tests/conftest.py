@@ -58,7 +58,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 #: Fixtures that run pipelines or train models: tests using them are end to end (marker ``slow``).
-SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streamed", "batch", "place", "chromium"}
+SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streamed", "batch", "place", "chromium",
+                 "gcs"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,6 +33,11 @@ from pipelines.geo.grid import Tile, ground_pixel_m
 from pipelines.geo.masks import MaskError, MaskFractions
 from planet_model.errors import UserError
 from planet_model.records import ANALYTIC, DTYPES, SURFACE_REFLECTANCE, UNKNOWN, VISUAL
+
+#: GDAL lists a file's folder when it opens it, looking for sidecar files (.aux.xml, .ovr, .msk). Planet,
+#: Landsat and Sentinel-2 deliveries have none, and on Cloud Storage each listing is one more request per
+#: scene and worker (slow in a bucket of millions of objects): opens never list. A user's setting wins.
+os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
 BAND_NAMES = ("red", "green", "blue", "nir")
 #: What every pixel without data becomes in a tile (outside the scene, the scene's nodata value, alpha
