@@ -20,3 +20,16 @@ def test_help_answers_without_tensorflow(command):
 def test_unknown_command_is_refused():
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "frobnicate"], capture_output=True, text=True)
     assert result.returncode == 2 and "unknown command" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layout", "scenes", "--months", "2026-08"], "--months do not apply to --layout scenes"),
+    (["--layout", "basemap", "--size", "512"], "--size do not apply to --layout basemap"),
+    (["--layout", "basemap", "--quad_size", "1000"], "--quad_size 1000: must be 256 times a power of two"),
+    (["--layout", "basemap", "--months", "2026-13"], "--months 2026-13: not a month (YYYY-MM)"),
+])
+def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "synth", "--output", str(tmp_path), *args],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

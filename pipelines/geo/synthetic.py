@@ -425,7 +425,10 @@ def write_basemap(seed: int, months: Sequence[str], cols: int, rows: int, direct
         raise ValueError(f"--product {product!r}: choose from {', '.join(BASEMAP_PRODUCTS)}")
     out = []
     for index, month in enumerate(months):
-        dt.date.fromisoformat(f"{month}-01")  # a ValueError names a bad month
+        try:
+            dt.date.fromisoformat(f"{month}-01")
+        except ValueError:
+            raise ValueError(f"--months {month}: not a month (YYYY-MM)") from None
         mosaic = BASEMAP_PRODUCTS[product].format(month=month)
         folder = Path(directory) / mosaic
         specs = quad_specs(seed, month, cols, rows, quad_size, changed=index > 0)
