@@ -172,3 +172,21 @@ def test_resume_continues_after_an_interrupted_epoch(chips, tmp_path):
     meta = train.run([*args, "--resume"], callbacks=[second])
     assert second.started == [2, 3]  # continues with the interrupted epoch, does not restart
     assert [int(h["epoch"]) for h in meta["training"]["history"]] == [0, 1, 2, 3]
+
+
+def test_nir_scene_split_and_the_label_penalty_change_what_training_does(chips, tmp_path):
+    """One epoch each on the session's chips (12 scenes x 16 chips, blue-green-red-NIR): ``--split_by scene``
+    keeps whole scenes apart, ``--bands ...,nir`` feeds 4 channels, and ``--cooccurrence_penalty labels``
+    penalises every pair never seen together (many more than the weather pairs), so its loss is larger."""
+    base = ["--data", str(chips["folder"]), "--arch", "simple_cnn", "--head_epochs", "1", "--batch_size", "32",
+            "--verbose", "0", "--bands", "red,green,blue,nir", "--split_by", "scene", "--cooccurrence_weight", "0.1"]
+    labels = train.run([*base, "--output", str(tmp_path / "labels"), "--cooccurrence_penalty", "labels"])
+    weather = train.run([*base, "--output", str(tmp_path / "weather")])
+    by_chip = train.run([*base[:-4], "--cooccurrence_weight", "0.1", "--output", str(tmp_path / "chip")])
+    assert labels["bands"] == ["red", "green", "blue", "nir"] and labels["domain"]["band_ranges"]["nir"]
+    assert bundle.load_model(str(tmp_path / "labels")).input_shape[-1] == 4
+    # 30 % of 192 chips: whole scenes of 16 make 64; a stratified split of chips takes about 58.
+    assert labels["metrics"]["validation_chips"] == weather["metrics"]["validation_chips"] == 64
+    assert by_chip["metrics"]["validation_chips"] % 16 != 0
+    first = lambda meta: meta["training"]["history"][0]["loss"]  # noqa: E731
+    assert first(labels) > first(weather)

@@ -193,3 +193,35 @@ def test_stac_band_per_file_landsat_item_is_chipped_like_one_scene(tmp_path):
     assert c.bands == records.RGBN and c.gsd_m == pytest.approx(30, rel=0.01)
     expected = np.stack([bands[r][256:512, 256:512] for r in ("red", "green", "blue", "nir")], axis=-1)
     np.testing.assert_array_equal(c.image, expected)
+
+
+def test_tile_size_and_aoi_change_which_chips_are_cut(tmp_path):
+    from pyproj import Transformer
+
+    path = RASTERS / "RGB.byte.tif"  # 791 x 718 px, UTM 18N, 300 m
+    with rasterio.open(path) as src:
+        transform, crs = src.transform, src.crs
+    whole = chip.run([*RUNNER, "--scenes", str(path), "--tile_size", "128", "--min_valid_fraction", "0",
+                      "--output", str(tmp_path / "whole")])
+    assert whole["enumerated"] == 7 * 6  # ceil(791 / 128) x ceil(718 / 128)
+    assert {c.image.shape for c in read_chips(tmp_path / "whole")} == {(128, 128, 3)}
+    # An AOI around the pixels of tile row 2, columns 3-4 (its corners a quarter tile inside them).
+    to_wgs84 = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    west, north = to_wgs84.transform(*(transform * (3 * 128 + 32, 2 * 128 + 32)))
+    east, south = to_wgs84.transform(*(transform * (5 * 128 - 32, 3 * 128 - 32)))
+    part = chip.run([*RUNNER, "--scenes", str(path), "--tile_size", "128", "--min_valid_fraction", "0",
+                     f"--aoi={west},{south},{east},{north}", "--output", str(tmp_path / "part")])
+    assert sorted(c.tile_id for c in read_chips(tmp_path / "part")) == ["RGB.byte/2/3", "RGB.byte/2/4"]
+    assert part["enumerated"] == 2
+
+
+def test_min_label_coverage_decides_which_thin_land_covers_count(scenes, tmp_path):
+    summary = next(s for s in scenes["summaries"] if "road" in open(s["labels_csv"]).read())
+    scene = summary["scene"]
+    loose = chip.run([*RUNNER, "--scenes", scene, "--labels", str(scenes["truth"]), "--output", str(tmp_path / "a")])
+    strict = chip.run([*RUNNER, "--scenes", scene, "--labels", str(scenes["truth"]), "--min_label_coverage", "0.2",
+                       "--output", str(tmp_path / "b")])
+    assert loose["written"] == strict["written"] == 16
+    roads = lambda folder: sum("road" in labels.decode(c.labels) for c in read_chips(folder))  # noqa: E731
+    # Roads are 5 m wide: a road crossing a 768 m chip covers about 1 % of it, never 20 %.
+    assert roads(tmp_path / "a") >= 1 and roads(tmp_path / "b") == 0
