@@ -34,6 +34,7 @@ setup(
         # playwright drives the system's Chromium (Debian's chromium package) to check report.html.
         "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "playwright>=1.50,<2",
                  "python-hcl2>=7,<9",
+                 "pytest-randomly>=3.15,<6",  # tests run in a random order: none may depend on another
                  # a Cloud Storage API server on localhost, for the gs:// tests
                  "gcp-storage-emulator==2026.7.19"],
     },
