@@ -21,7 +21,6 @@ import posixpath
 from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
-import numpy as np
 
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
@@ -31,18 +30,12 @@ from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, OUTCOMES, WRITTEN, outcome
 from pipelines.steps.options import parse, pipeline_options, run_id, submitted_only
 from pipelines.steps.tiles import TileImage, Tiles
-from planet_model import storage
+from planet_model import kaggle, storage
 from planet_model.errors import UserError
 from planet_model.labels import encode as encode_labels
-from planet_model.records import ANALYTIC, PRODUCTS, RGB, RGBN, VISUAL, Chip
+from planet_model.records import PRODUCTS, Chip
 
 MANIFEST = "manifest.json"
-KAGGLE_BAND_ORDER = ("blue", "green", "red", "nir")
-#: The Kaggle chips' pixel size: "orthorectified pixel size 3 m" (Planet's description of the data set,
-#: planetlabs/planet-amazon-deforestation, README "Chip Data Format"; ground sample distance about 3.7 m).
-KAGGLE_GSD_M = 3.0
-#: JPG: Planet's visual product (colour-corrected 8-bit); TIF: the analytic product (12-bit DNs in uint16).
-KAGGLE_PRODUCTS = {"jpg": VISUAL, "tif": ANALYTIC}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,18 +97,18 @@ class ReadKaggleImages(beam.DoFn):
     """Kaggle chips (``train_N.jpg`` RGB or ``train_N.tif`` BGRN uint16, no georeferencing) -> chips.
 
     They carry no georeferencing, so their ground sample distance is Planet's published figure,
-    :data:`KAGGLE_GSD_M`, and their product is what the format is: JPG = visual, TIF = analytic.
+    :data:`planet_model.kaggle.GSD_M`, and their product is what the format is: JPG = visual, TIF = analytic.
     """
 
     def __init__(self, images: str, image_format: str) -> None:
         self.images, self.image_format = images, image_format
 
     def process(self, rows: list[tuple[str, list[str]]]) -> Iterator:
-        product = KAGGLE_PRODUCTS[self.image_format]
+        product = kaggle.PRODUCTS[self.image_format]
         for name, tags in rows:
             uri = storage.join(self.images, f"{name}.{self.image_format}")
             try:
-                image, bands = self._load(uri)
+                image, bands = kaggle.read_image(uri, self.image_format)
             except FileNotFoundError:
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, name, uri, name, f"file not found: {uri}"))
                 continue
@@ -123,39 +116,21 @@ class ReadKaggleImages(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, name, uri, name, f"read: {error}"))
                 continue
             yield Chip(image=image, bands=bands, tile_id=name, scene_id=name, labels=encode_labels(tags),
-                       gsd_m=KAGGLE_GSD_M, product=product)
+                       gsd_m=kaggle.GSD_M, product=product)
             yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, name, uri, name))
-
-    def _load(self, uri: str) -> tuple[np.ndarray, tuple[str, ...]]:
-        data = storage.read_bytes(uri)
-        if self.image_format == "jpg":
-            import cv2
-
-            decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            if decoded is None:
-                raise ValueError("not a decodable JPEG")
-            return np.ascontiguousarray(decoded[:, :, ::-1]), RGB  # OpenCV decodes to BGR
-        from rasterio.io import MemoryFile
-
-        with MemoryFile(data) as memory, memory.open() as src:
-            if src.count != 4:
-                raise ValueError(f"expected 4 bands (blue, green, red, nir), found {src.count}")
-            pixels = src.read()
-        order = [KAGGLE_BAND_ORDER.index(b) for b in RGBN]
-        return np.ascontiguousarray(pixels[order].transpose(1, 2, 0)), RGBN
 
 
 def check_args(args: argparse.Namespace) -> tiling.TileSpec:
     """Refuse contradictory inputs before any work; return the tile spec."""
-    kaggle = bool(args.kaggle_csv or args.kaggle_images)
-    if kaggle and not (args.kaggle_csv and args.kaggle_images):
+    from_kaggle = bool(args.kaggle_csv or args.kaggle_images)
+    if from_kaggle and not (args.kaggle_csv and args.kaggle_images):
         raise UserError("--kaggle_csv and --kaggle_images go together")
-    if kaggle and (args.scenes or args.stac):
+    if from_kaggle and (args.scenes or args.stac):
         raise UserError("give either scenes (--scenes/--stac) or the Kaggle data set, not both")
-    if not kaggle and not (args.scenes or args.stac):
+    if not from_kaggle and not (args.scenes or args.stac):
         raise UserError("no input: give --scenes, --stac, or --kaggle_csv with --kaggle_images")
-    if kaggle:
-        args.kaggle_format = kaggle_format(args.kaggle_images, args.kaggle_format)
+    if from_kaggle:
+        args.kaggle_format = kaggle.image_format(args.kaggle_images, args.kaggle_format)
     try:
         return tiling.from_args(args)
     except ValueError as error:
@@ -190,18 +165,6 @@ def check_output(output: str, overwrite: bool) -> None:
         names = ", ".join(posixpath.basename(p) for p in foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
         raise UserError(f"--output {output} holds files this tool did not write ({names}); choose an empty "
                          "folder, or pass --overwrite to write beside them (they are never deleted)")
-
-
-def kaggle_format(images: str, given: str | None) -> str:
-    """``jpg`` or ``tif``: ``given``, else the only kind of image the folder holds."""
-    if given:
-        return given
-    found = [kind for kind in ("jpg", "tif") if storage.glob(storage.join(images, f"*.{kind}"))]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise UserError(f"--kaggle_images {images} holds both .jpg and .tif images: pass --kaggle_format jpg or tif")
-    raise UserError(f"--kaggle_images {images}: no .jpg or .tif images there")
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("pipelines.geo.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
     **{name: (f"pipelines.{name}", _PIPELINE_HELP[name]) for name in PIPELINES},
+    "predict": ("planet_model.predict", "a bundle's labels for the Kaggle test images: the competition's submission CSV"),
     "report": ("pipelines.analysis.report", "detect forest change between scans; write alerts and report.html"),
     "query": ("pipelines.analysis.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
     "submit": ("pipelines.cloud.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),

@@ -7,7 +7,7 @@ import pytest
 @pytest.mark.parametrize("command", [
     "from pipelines.cli import main; main(['--help'])",
     *(f"from pipelines.cli import main; main(['{name}', '--help'])"
-      for name in ("chip", "scan", "stream", "train", "report", "query", "demo", "submit", "synth")),
+      for name in ("chip", "scan", "stream", "train", "report", "query", "demo", "submit", "synth", "predict")),
     "from pipelines.stream import main; main(['--help'])",
 ])
 def test_help_answers_without_tensorflow(command):

@@ -4,10 +4,9 @@ grid with no resampling: every tile's pixels are the quad's own, the alpha band 
 import numpy as np
 import pytest
 import rasterio
-from rasterio.windows import Window
 
 from pipelines.geo import synthetic
-from pipelines.geo.scenes import SceneReader, SceneSource, mosaic_month, resolve_sources, scene_id_from_uri
+from pipelines.geo.scenes import SceneSource, mosaic_month, resolve_sources, scene_id_from_uri
 from pipelines.geo.tiling import TileSpec
 
 Z15 = TileSpec(grid="WebMercatorQuad", zoom=15, min_valid_fraction=0.0)

@@ -3,7 +3,6 @@
 Expected pixels come from plain rasterio reads of the same windows, not from the reader under test.
 """
 
-import json
 
 import numpy as np
 import pytest

@@ -1,0 +1,91 @@
+"""``planet-tiles predict``: a Kaggle submission from test images laid out as the competition publishes
+them (``test-jpg/test_N.jpg``, ``test-jpg-additional/file_N.jpg``), made here from real Kaggle chips."""
+
+import csv
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from planet_model import bundle, model, predict
+from planet_model.errors import UserError
+from planet_model.labels import LABELS
+from tests.conftest import SHARED
+
+JPGS = sorted((SHARED / "planet" / "chips" / "jpg").glob("train_*.jpg"))
+
+
+def tiny_bundle(folder, product="visual"):
+    net = model.build("simple_cnn", 256, 3, 64, [90.0] * 3, [900.0] * 3)
+    thresholds = {n: float(t) for n, t in zip(LABELS, np.linspace(0.3, 0.7, len(LABELS)))}
+    bundle.save(net, str(folder), {"thresholds": thresholds, "chip_size": 256, "input_size": 64,
+                                   "bands": ["red", "green", "blue"], "dtype": "uint8", "resolution_m": 3.0,
+                                   "normalization": {"mean": [90.0] * 3, "variance": [900.0] * 3},
+                                   "domain": {"gsd_m": 3.0, "product": product, "dtype": "uint8",
+                                              "bands": ["red", "green", "blue"],
+                                              "band_ranges": {b: [0, 255] for b in ("red", "green", "blue")}},
+                                   "arch": "simple_cnn", "training": {}, "metrics": {}})
+    return net, thresholds
+
+
+@pytest.fixture()
+def test_images(tmp_path):
+    """5 test_N.jpg and 2 file_N.jpg copied from real chips, one more test image that is not a JPEG, and a
+    sample submission that also lists an image no folder holds."""
+    main, extra = tmp_path / "test-jpg", tmp_path / "test-jpg-additional"
+    main.mkdir()
+    extra.mkdir()
+    names = {}
+    for i, source in enumerate(JPGS[:5]):
+        shutil.copy(source, main / f"test_{i}.jpg")
+        names[f"test_{i}"] = main / f"test_{i}.jpg"
+    for i, source in enumerate(JPGS[5:7]):
+        shutil.copy(source, extra / f"file_{i}.jpg")
+        names[f"file_{i}"] = extra / f"file_{i}.jpg"
+    (main / "test_5.jpg").write_bytes(b"not a jpeg at all")
+    sample = tmp_path / "sample_submission_v2.csv"
+    listed = ["test_0", "test_1", "test_2", "test_3", "test_4", "test_5", "file_0", "file_1", "file_9"]
+    sample.write_text("image_name,tags\n" + "".join(f"{n},primary clear\n" for n in listed))
+    return {"main": main, "extra": extra, "sample": sample, "listed": listed, "readable": names}
+
+
+def test_submission_rows_are_the_models_tags_in_the_competitions_format(tmp_path, test_images):
+    net, thresholds = tiny_bundle(tmp_path / "bundle")
+    out = tmp_path / "submission.csv"
+    result = predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["main"]),
+                          "--kaggle_images", str(test_images["extra"]), "--sample_submission", str(test_images["sample"]),
+                          "--output", str(out), "--batch_size", "3"])
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["image_name", "tags"]
+    # One row per readable image, in the sample submission's order; the two others are reported.
+    assert [r[0] for r in rows[1:]] == [n for n in test_images["listed"] if n in test_images["readable"]]
+    assert sorted(p["image_name"] for p in result["problems"]) == ["file_9", "test_5"]
+    assert "not a decodable JPEG" in next(p["reason"] for p in result["problems"] if p["image_name"] == "test_5")
+    # The oracle: the same model on the images decoded by OpenCV here, thresholds applied by hand.
+    for name, tags in rows[1:]:
+        rgb = cv2.imread(str(test_images["readable"][name]), cv2.IMREAD_COLOR)[:, :, ::-1]
+        p = net.predict(rgb[None].astype(np.float32), verbose=0)[0]
+        expected = [label for label, value in zip(LABELS, p) if value >= thresholds[label]]
+        assert tags.split() == expected and all(t in LABELS for t in tags.split())
+
+
+def test_missing_images_fail_the_run_in_one_line(tmp_path, test_images):
+    tiny_bundle(tmp_path / "bundle")
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", "--bundle", str(tmp_path / "bundle"),
+                             "--kaggle_images", str(test_images["main"]), "--kaggle_images", str(test_images["extra"]),
+                             "--sample_submission", str(test_images["sample"]), "--output", str(tmp_path / "s.csv")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("planet-tiles predict:")]
+    assert "2 of 9 images have no row" in line and "Kaggle rejects" in line
+    assert len((tmp_path / "s.csv.errors.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_bundle_of_another_product_is_refused(tmp_path, test_images):
+    tiny_bundle(tmp_path / "bundle", product="analytic")
+    with pytest.raises(UserError, match="trained on analytic imagery; .jpg images are visual"):
+        predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["main"]),
+                     "--output", str(tmp_path / "s.csv")])
