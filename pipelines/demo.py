@@ -1,14 +1,16 @@
-"""The whole product on built-in data: scenes -> chips -> model -> two scans -> alerts -> report.
+"""The whole product on built-in data: scenes -> chips -> model -> three scans -> alerts -> report.
 
     planet-tiles demo [--output demo-output] [--arch simple_cnn]
 
 1. Synthesise two regions of the same size: a training region, acquired twice (so that training sees
-   clearings and burn scars too), and the region to watch, acquired on two dates a few weeks apart,
-   the second with new clearings, roads and burn scars in known places (``truth/planted.geojson``).
+   clearings and burn scars too), and the region to watch, acquired on three dates a few weeks apart,
+   the second and third with new clearings, roads and burn scars in known places
+   (``truth/planted.geojson``) under their own weather: where the second date's UDM2 says a tile is
+   too hazy or cloudy to judge, the third confirms the change, as a later pass does in monitoring.
 2. Chip the training region's acquisitions on the native grid with their ground-truth labels.
 3. Train (``simple_cnn`` by default so that it finishes on a laptop; ``--arch inception_v3`` for the
    study's model, with ``--weights``) and write a bundle.
-4. Scan the watched region on both dates with the bundle (WebMercatorQuad, Hive-partitioned Parquet).
+4. Scan the watched region on each date with the bundle (UTM tiles, Hive-partitioned Parquet).
 5. Detect changes, score the alerts against the planted places and write the report.
 
 Every stage is a real run of the same code the commands run; each prints what it is doing and how
@@ -43,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=3, help="scenes north to south in each region")
     p.add_argument("--cols", type=int, default=4, help="scenes west to east in each region")
     p.add_argument("--size", type=int, default=1024, help="scene size in pixels (3 m)")
-    p.add_argument("--dates", nargs=2, default=["2026-06-01", "2026-07-13"], metavar=("FIRST", "SECOND"),
-                   help="the two acquisition and scan dates")
+    p.add_argument("--dates", nargs=3, default=["2026-06-01", "2026-07-13", "2026-07-27"],
+                   metavar=("FIRST", "SECOND", "THIRD"),
+                   help="the acquisition and scan dates of the watched region (the land changes after the first)")
     p.add_argument("--arch", choices=("simple_cnn", "inception_v3"), default="simple_cnn")
     p.add_argument("--weights", default="none", help="Inception V3 weights: imagenet, none or a local file")
     p.add_argument("--epochs", type=int, default=80, help="epochs of the first (or only) training stage")
@@ -74,7 +77,7 @@ class Stages:
 
 def synthesise(out: Path, args: argparse.Namespace) -> dict:
     """Scenes of both regions; returns their folders, the watched AOI and the planted places."""
-    first, second = (f"{d}T13:30:00+00:00" for d in args.dates)
+    first, second, third = (f"{d}T13:30:00+00:00" for d in args.dates)
     watched = synthetic.mosaic(args.seed, args.rows, args.cols, args.size, acquired=first)
     training = [dataclasses.replace(s, seed=s.seed + 500, row=s.row + args.rows + 1)
                 for s in synthetic.mosaic(args.seed, args.rows, args.cols, args.size, acquired=first)]
@@ -83,6 +86,9 @@ def synthesise(out: Path, args: argparse.Namespace) -> dict:
         "train-2": [synthetic.later(s, second, disturbance_seed=s.seed + 1) for s in training],
         "watch-1": watched,
         "watch-2": [synthetic.later(s, second, disturbance_seed=s.seed + 1) for s in watched],
+        # The same changed land under other weather.
+        "watch-3": [dataclasses.replace(synthetic.later(s, third, disturbance_seed=s.seed + 1),
+                                        weather_seed=s.seed * 7919 + 3) for s in watched],
     }
     folders, planted = {}, []
     for name, specs in acquisitions.items():
@@ -136,7 +142,7 @@ def scan_dates(out: Path, scenes: dict, bundle: Path, args: argparse.Namespace) 
     from pipelines import scan
 
     scans = out / "scans"
-    for date, name in zip(args.dates, ("watch-1", "watch-2")):
+    for date, name in zip(args.dates, ("watch-1", "watch-2", "watch-3")):
         manifest = scan.run(["--aoi", str(scenes["aoi"]), "--aoi_name", "watched",
                              "--scenes", str(scenes["folders"][name] / "*.tif"), "--bundle", str(bundle),
                              "--output", str(scans), "--scan_date", date])
@@ -152,11 +158,11 @@ def run(argv: Sequence[str] | None = None) -> dict:
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages(5)
-    scenes = stages.run("synthesise scenes of a training region and a watched region on two dates",
+    scenes = stages.run("synthesise scenes of a training region and a watched region on three dates",
                         lambda: synthesise(out, args))
     chips = stages.run("chip the training region", lambda: chip_training(out, scenes))
     bundle = stages.run(f"train {args.arch}", lambda: train(out, chips, args))
-    scans = stages.run("scan the watched region on both dates", lambda: scan_dates(out, scenes, bundle, args))
+    scans = stages.run("scan the watched region on each date", lambda: scan_dates(out, scenes, bundle, args))
     from pipelines.analysis import report
 
     summary = stages.run("detect changes and write the report", lambda: report.run(

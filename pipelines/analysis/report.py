@@ -58,14 +58,17 @@ def alerts_geojson(found: Sequence[Alert]) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
-def score(found: Sequence[Alert], obs: Sequence[Observation], places: Sequence[dict]) -> dict:
-    """Alerts against known change places (GeoJSON features)."""
+def score(found: Sequence[Alert], obs: Sequence[Observation], places: Sequence[dict],
+          min_clear_fraction: float = rules.MIN_CLEAR_FRACTION) -> dict:
+    """Alerts against known change places (GeoJSON features). A place is *visible* when a tile judged on
+    the last scan date (cloud-free, clear enough by its UDM2) touches it."""
     shapes = [shape(p["geometry"]) for p in places]
     tree = shapely.STRtree(shapes)
     outlines = [shapely.from_wkb(a.geometry) for a in found]
     hits = [set(tree.query(outline, predicate="intersects").tolist()) for outline in outlines]
     last = max((o.scan_date for o in obs), default=None)
-    seen = shapely.STRtree([shapely.from_wkb(o.geometry) for o in obs if o.scan_date == last and o.cloud_free] or
+    seen = shapely.STRtree([shapely.from_wkb(o.geometry) for o in obs
+                            if o.scan_date == last and o.judged(min_clear_fraction)] or
                            [shapely.Point()])
     visible = [i for i, s in enumerate(shapes) if len(seen.query(s, predicate="intersects"))]
     found_places = set().union(*hits)
@@ -107,7 +110,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
             if storage.exists(location):
                 figures[name] = storage.read_bytes(location)
     places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
-    scored = score(found, obs, places) if places is not None else None
+    scored = score(found, obs, places, args.min_clear_fraction) if places is not None else None
 
     files = {name: storage.join(args.output, name)
              for name in ("alerts.parquet", "alerts.geojson", "summary.json", "report.html")}
