@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: ``../shared/data`` beside the checkout; found from any copy of the tests below it (a snapshot, mutmut's
+#: ``mutants/`` folder), the nearest first.
+SHARED = next((folder / "shared" / "data" for folder in Path(__file__).resolve().parents
+               if (folder / "shared" / "data").is_dir()), Path(__file__).resolve().parents[2] / "shared" / "data")
 RASTERS = SHARED / "rasters"
 TRAIN_CSV = SHARED / "planet" / "train_v2.csv"
 RUNNER = ["--runner", "FnApiRunner"]
