@@ -202,3 +202,31 @@ def test_external_table_ddl_is_generated_with_the_paths_partition_keys():
     assert text == schema.external_ddl()
     keys = re.search(r"WITH PARTITION COLUMNS \((.*?)\)", text, flags=re.S).group(1)
     assert [tuple(k.split()) for k in keys.strip().split(",\n")] == list(layout.PARTITION_KEYS)
+
+
+def test_bigquery_schema_files_match_the_code():
+    folder = INFRA / "bigquery"
+    checked_in = json.loads((folder / "tile_labels.schema.json").read_text())
+    assert checked_in == schema.bigquery_schema()
+    assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
+    assert json.loads((folder / "alerts.schema.json").read_text()) == schema.bigquery_schema(schema.ALERT_COLUMNS)
+    clear = next(c for c in checked_in if c["name"] == "clear_fraction")
+    assert (clear["type"], clear["mode"]) == ("FLOAT64", "NULLABLE")
+    labels = next(c for c in checked_in if c["name"] == "labels")
+    assert (labels["type"], labels["mode"]) == ("STRING", "REPEATED")
+
+
+def test_schema_command_writes_exactly_the_checked_in_files(tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    schema.main([str(tmp_path)])
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(line.rsplit("/", 1)[1] for line in capsys.readouterr().out.split())
+    for name in written:
+        if name.endswith(".parquet"):
+            assert pq.read_schema(tmp_path / name) == pq.read_schema(INFRA / "bigquery" / name)
+            assert pq.read_metadata(tmp_path / name).num_rows == 0
+        else:
+            assert (tmp_path / name).read_text() == (INFRA / "bigquery" / name).read_text(), name
+    assert set(written) >= {"tile_labels.schema.json", "alerts.schema.json", "ddl_tile_labels.sql", "ddl_alerts.sql",
+                            "ddl_tile_labels_external.sql", schema.REFERENCE_FILE}

@@ -60,3 +60,13 @@ def test_rules_are_settable_and_unknown_tags_refused():
     assert PolygonLabeller([("road", columns(0, 2))], LabelRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
     with pytest.raises(ValueError, match="unknown tag"):
         PolygonLabeller([("forest", columns(0, 2))])
+
+
+def test_ground_truth_geojson_needs_a_tag_on_every_feature():
+    feature = {"type": "Feature", "properties": {"tag": "water"},
+               "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}
+    untagged = {**feature, "properties": {"name": "river"}}
+    with pytest.raises(ValueError, match="ground-truth feature 1 has no 'tag' property"):
+        PolygonLabeller.from_geojson({"features": [feature, untagged]})
+    with pytest.raises(ValueError, match=r"unknown tag\(s\) \['lake'\]"):
+        PolygonLabeller.from_geojson({"features": [{**feature, "properties": {"tag": "lake"}}]})

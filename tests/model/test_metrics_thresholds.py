@@ -61,3 +61,19 @@ def test_search_on_a_full_validation_set_size_finds_the_planted_cuts():
     perfect = metrics.mean_f2(y, y)  # below 1: chips without any label score 0, as in scikit-learn
     assert score == pytest.approx(perfect) and metrics.mean_f2(y, probs >= 0.5) < perfect
     assert np.allclose(found, cuts)
+
+
+def test_f2_curves_vary_one_label_at_a_time_against_scikit_learn():
+    rng = np.random.default_rng(3)
+    y = rng.random((60, 4)) < 0.4
+    p = np.clip(y * 0.6 + rng.random((60, 4)) * 0.5, 0, 1)
+    base = np.array([0.3, 0.4, 0.5, 0.6])
+    candidates = np.array([0.1, 0.5, 0.9])
+    curves = thresholds.f2_curves(y, p, base, candidates)
+    assert curves.shape == (4, 3)
+    for j in range(4):
+        for k, t in enumerate(candidates):
+            cut = base.copy()
+            cut[j] = t
+            expected = fbeta_score(y, p >= cut, beta=2, average="samples", zero_division=0)
+            assert curves[j, k] == pytest.approx(expected), (j, t)

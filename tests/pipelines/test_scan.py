@@ -2,7 +2,6 @@
 
 import glob
 import json
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -95,14 +94,6 @@ def test_parquet_schema_geoparquet_and_duckdb(scanned):
                             hive_partitioning = true) group by all""").fetchall()
     assert len(result) == 1 and result[0][0] == "xingu" and str(result[0][1]) == "2026-06-01"
     assert result[0][2] == scanned["manifest"]["inferred"]
-
-
-def test_bigquery_schema_files_match_the_code():
-    folder = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
-    checked_in = json.loads((folder / "tile_labels.schema.json").read_text())
-    assert checked_in == schema.bigquery_schema()
-    assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
-    assert json.loads((folder / "alerts.schema.json").read_text()) == schema.bigquery_schema(schema.ALERT_COLUMNS)
 
 
 def test_rerun_replaces_only_its_partition_and_is_deterministic(scanned, tmp_path):
