@@ -132,7 +132,7 @@ def check_args(args: argparse.Namespace) -> tiling.TileSpec:
     if from_kaggle:
         args.kaggle_format = kaggle.image_format(args.kaggle_images, args.kaggle_format)
     try:
-        return tiling.from_args(args)
+        return tiling.from_args(args, min_clear_fraction=args.min_clear_fraction)
     except ValueError as error:
         raise UserError(str(error)) from None
 

@@ -143,9 +143,11 @@ def add_arguments(parser: argparse.ArgumentParser, grid_default: str, tile_size:
 
 def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: int | None = None,
               cell_size: float | None = None, utm_zone: str | None = None,
-              bands: Sequence[str] | None = None) -> TileSpec:
+              bands: Sequence[str] | None = None, min_clear_fraction: float | None = None) -> TileSpec:
     """A :class:`TileSpec` from parsed flags; the keyword arguments stand in for flags not given (the
-    scan takes the tile size, cell size and bands from its bundle and the UTM zone from its AOI)."""
+    scan takes the tile size, cell size and bands from its bundle and the UTM zone from its AOI).
+    ``min_clear_fraction`` skips tiles too cloudy by their UDM2: chip's flag of that name (the scans'
+    and the report's flag of the same name is an analysis threshold and keeps every tile)."""
     return TileSpec(grid=args.grid, tile_size=tile_size or getattr(args, "tile_size", 256),
                     zoom=zoom if zoom is not None else args.zoom,
                     cell_size=(args.cell_size or cell_size) if args.grid == UTM else args.cell_size,
@@ -153,4 +155,4 @@ def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: i
                     min_valid_fraction=args.min_valid_fraction,
                     band_order=parse_band_order(args.band_order), bands=tuple(bands) if bands else None,
                     tiles_per_task=args.tiles_per_task, cloud_mask=args.cloud_mask,
-                    min_clear_fraction=getattr(args, "min_clear_fraction", None))
+                    min_clear_fraction=min_clear_fraction)
