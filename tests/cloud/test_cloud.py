@@ -230,3 +230,17 @@ def test_schema_command_writes_exactly_the_checked_in_files(tmp_path, capsys):
             assert (tmp_path / name).read_text() == (INFRA / "bigquery" / name).read_text(), name
     assert set(written) >= {"tile_labels.schema.json", "alerts.schema.json", "ddl_tile_labels.sql", "ddl_alerts.sql",
                             "ddl_tile_labels_external.sql", schema.REFERENCE_FILE}
+
+
+def test_schema_command_takes_its_folder_from_the_command_line_else_infra_bigquery(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "infra" / "bigquery").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["schema"])
+    schema.main()
+    assert (tmp_path / "infra" / "bigquery" / "ddl_alerts.sql").read_text() == schema.ddl("alerts")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.setattr(sys, "argv", ["schema", str(tmp_path / "elsewhere")])
+    schema.main()
+    assert (tmp_path / "elsewhere" / "ddl_alerts.sql").exists()

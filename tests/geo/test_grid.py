@@ -69,3 +69,19 @@ def test_utm_cell_sizes_with_decimals():
     tile = g.tile(*g.tiles(Point(-56.1, -10.0).buffer(1e-6))[0])
     assert tile.tile_id.startswith("UTM21S-2.35m/") and g.tms().id == "UTM21S-2p35m"
     assert tile.ground_pixel_m() == pytest.approx(2.35, rel=2e-3)
+
+
+def test_utm_zones_run_from_1_to_60_and_cells_are_positive():
+    assert grid.UtmGrid(1, False, 3.0).crs == "EPSG:32601" and grid.UtmGrid(60, True, 3.0).crs == "EPSG:32760"
+    for zone in (0, 61):
+        with pytest.raises(ValueError, match=f"UTM zone {zone}: must be 1 to 60"):
+            grid.UtmGrid(zone, True, 3.0)
+    with pytest.raises(ValueError, match="cell size 0.0: must be positive"):
+        grid.UtmGrid(21, True, 0.0)
+
+
+def test_zoom_for_resolution_stays_within_the_tile_matrix_set():
+    tms = morecantile.tms.get("WebMercatorQuad")
+    assert grid.zoom_for_resolution(1e-6) == tms.maxzoom  # finer than the finest level
+    assert grid.zoom_for_resolution(1e9) == tms.minzoom == 0  # coarser than the whole world in one tile
+    assert grid.zoom_for_resolution(tms.matrix(tms.maxzoom).cellSize) == tms.maxzoom

@@ -77,3 +77,19 @@ def test_f2_curves_vary_one_label_at_a_time_against_scikit_learn():
             cut[j] = t
             expected = fbeta_score(y, p >= cut, beta=2, average="samples", zero_division=0)
             assert curves[j, k] == pytest.approx(expected), (j, t)
+
+
+def test_per_label_figures_equal_scikit_learn_on_0_1_integer_arrays():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from planet_model.labels import LABELS
+
+    rng = np.random.default_rng(5)
+    y = (rng.random((80, len(LABELS))) < 0.3).astype(np.int64)
+    pred = np.where(rng.random(y.shape) < 0.8, y, 1 - y).astype(np.int64)
+    pred[:, 0] = 0  # a label never predicted: precision 0 by convention
+    figures = metrics.per_label(y, pred)
+    precision, recall, f2, support = precision_recall_fscore_support(y, pred, beta=2, average=None, zero_division=0)
+    for i, name in enumerate(LABELS):
+        assert figures[name] == pytest.approx({"precision": precision[i], "recall": recall[i], "f2": f2[i],
+                                               "support": support[i]}), name

@@ -190,3 +190,13 @@ def test_nir_scene_split_and_the_label_penalty_change_what_training_does(chips, 
     assert by_chip["metrics"]["validation_chips"] % 16 != 0
     first = lambda meta: meta["training"]["history"][0]["loss"]  # noqa: E731
     assert first(labels) > first(weather)
+
+
+def test_cooccurrence_loss_keeps_its_name_weight_and_penalty_through_its_config():
+    penalty = losses.penalty_from_labels(np.eye(17, dtype=np.float32)[:3])
+    loss = losses.CooccurrenceLoss(0.5, penalty)
+    assert loss.name == "bce_cooccurrence"
+    again = losses.CooccurrenceLoss.from_config(loss.get_config())
+    assert again.name == "bce_cooccurrence" and again.weight == 0.5
+    np.testing.assert_array_equal(again.penalty, penalty)
+    assert losses.CooccurrenceLoss().penalty.tolist() == losses.weather_penalty().tolist()
