@@ -83,7 +83,7 @@ def find(uri: str) -> str | None:
 
 
 class Udm2:
-    """An open UDM2 checked against its scene's grid. Use as a context manager."""
+    """An open UDM2 checked against its scene's grid; its scene's reader closes it."""
 
     def __init__(self, uri: str, scene: rasterio.DatasetReader) -> None:
         self.uri = uri
@@ -110,12 +110,6 @@ class Udm2:
                 f"UDM2 {self.uri}: its grid ({mask.width}x{mask.height} px, {mask.crs}, origin "
                 f"{mask.transform.c:.1f},{mask.transform.f:.1f}) is not its scene's ({scene.width}x{scene.height} px, "
                 f"{scene.crs}, origin {scene.transform.c:.1f},{scene.transform.f:.1f}); tiles are kept without mask fractions")
-
-    def __enter__(self) -> Udm2:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self.dataset.close()

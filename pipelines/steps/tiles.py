@@ -8,6 +8,7 @@ and every tile that is not read ends as an outcome (:mod:`pipelines.steps.accoun
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -62,6 +63,8 @@ class EnumerateTiles(beam.DoFn):
         try:
             with self.spec.open(source) as reader:
                 acquired = reader.acquired
+                if reader.mask is not None:  # found once here, not again by every task's reader
+                    source = dataclasses.replace(source, mask=reader.mask.uri)
                 if self.aois is None:
                     listed = [(None, self.spec.tiles(reader))]
                 else:
