@@ -18,7 +18,8 @@ that names the bundle.
 
 Alerts use the batch rules on per-tile state (:mod:`pipelines.steps.alert_state`): new observations wait
 ``--settle_minutes`` of event time (Pub/Sub publish time) so that scenes of one place arriving out of
-order are put in acquisition order before the rule runs. An alert is emitted once per tile and date. Bad scenes and tiles become error lines (``OUTPUT/errors-stream-*.jsonl``) and counters.
+order are put in acquisition order before the rule runs. An alert is emitted when first detected and again
+when its confidence level or status changes (a log: the latest row per ``alert_id`` is its state). Bad scenes and tiles become error lines (``OUTPUT/errors-stream-*.jsonl``) and counters.
 """
 
 from __future__ import annotations

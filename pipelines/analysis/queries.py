@@ -26,7 +26,8 @@ SQL_DIR = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
 DATASET = "planet_tiles"
 VIEWS = ("observations",)
 #: Parameters that have a default here (in BigQuery, pass them with ``--parameter``).
-DEFAULTS: dict[str, Any] = {"min_clear_fraction": rules.MIN_CLEAR_FRACTION}
+DEFAULTS: dict[str, Any] = {"min_clear_fraction": rules.MIN_CLEAR_FRACTION,
+                         "highest_probability": rules.HIGHEST_PROBABILITY}
 
 
 def names() -> list[str]:

@@ -15,14 +15,24 @@ Rules:
   Other observations never confirm or clear an alert: a tile keeps its last judged state through them.
 - **Intact forest**: a cloud-free observation with ``primary`` and none of :data:`DISTURBANCE_LABELS`.
 - **Alert**: a judged observation with one or more disturbance labels whose tile's previous
-  judged observation was intact forest. ``confidence = 1 - prod(1 - p)`` over the labels gained: the chance
-  that at least one of them is real, taking the labels as independent.
+  judged observation was intact forest; ``first_detected`` is its scan date and ``alert_id`` a hash of the
+  tile id and that date (:func:`alert_id`), the same from a re-run, another AOI or the streaming scan.
+  ``probability = 1 - prod(1 - p)`` over the labels gained: the chance that at least one of them is real,
+  taking the labels as independent.
+- **Confidence**, as Global Forest Watch's integrated alerts grade theirs: ``low`` after one judged
+  observation; ``high`` when the tile's next judged observation also shows disturbance (``confirmed_date``);
+  ``highest`` when confirmed and the probability of the disturbance labels is at least
+  ``highest_probability`` (:data:`HIGHEST_PROBABILITY`) on both observations.
+- **Retraction**: a later judged observation of intact forest retracts the alert (``status`` ``retracted``,
+  ``retracted_date``; the row stays). A tile disturbed again after that raises a new alert.
+  Observations that are not judged never confirm or retract.
 - **Areas** sum ``area_m2`` (the tile's geodesic area) of one observation per tile and date.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,6 +43,11 @@ from planet_model.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
 #: Below this share of clear pixels by the scene's UDM2, an observation is too cloudy to judge change
 #: (``--min_clear_fraction`` of report and the streaming scan; the ``min_clear_fraction`` query parameter).
 MIN_CLEAR_FRACTION = 0.8
+#: A confirmed alert is ``highest`` when the disturbance probability is at least this on both observations
+#: (``--highest_probability``; the ``highest_probability`` query parameter).
+HIGHEST_PROBABILITY = 0.9
+CONFIDENCE_LEVELS = ("low", "high", "highest")
+STATUSES = ("active", "retracted")
 
 
 @dataclass(frozen=True)
@@ -72,17 +87,24 @@ class Observation:
 
 @dataclass(frozen=True)
 class Alert:
-    """Forest that turned into something else between two cloud-free observations of a tile."""
+    """Forest that turned into something else between two judged observations of a tile, with its state as
+    of the last judged observation: confidence level and status."""
 
+    alert_id: str
     aoi: str
     tile_id: str
     before_date: dt.date
-    after_date: dt.date
     before_scene: str
-    after_scene: str
-    after_acquired: dt.datetime | None
+    first_detected: dt.date
+    detected_scene: str
+    detected_acquired: dt.datetime | None
     labels_gained: tuple[str, ...]
-    confidence: float
+    probability: float
+    confidence: str
+    confirmed_date: dt.date | None
+    status: str
+    retracted_date: dt.date | None
+    last_judged: dt.date
     geometry: bytes
     lon: float
     lat: float
@@ -168,8 +190,10 @@ def label_trends(obs: Sequence[Observation]) -> list[dict]:
 
 
 def alerts(obs: Sequence[Observation], start: dt.date | None = None, end: dt.date | None = None,
-           min_clear_fraction: float = MIN_CLEAR_FRACTION) -> list[Alert]:
-    """Alerts whose later observation falls between ``start`` and ``end`` (inclusive; open when None).
+           min_clear_fraction: float = MIN_CLEAR_FRACTION,
+           highest_probability: float = HIGHEST_PROBABILITY) -> list[Alert]:
+    """Alerts first detected between ``start`` and ``end`` (inclusive; open when None), in their state as of
+    ``end``: observations after it neither confirm nor retract.
 
     The observation before may lie before ``start``: a tile's last judged state is whenever it was seen.
     """
@@ -180,16 +204,37 @@ def alerts(obs: Sequence[Observation], start: dt.date | None = None, end: dt.dat
     found = []
     for series in by_tile.values():
         series.sort(key=lambda o: o.scan_date)
-        for before, after in zip(series, series[1:]):
-            if before.intact and after.disturbance and (start is None or after.scan_date >= start):
-                gained = after.disturbance
-                found.append(Alert(
-                    aoi=after.aoi, tile_id=after.tile_id, before_date=before.scan_date, after_date=after.scan_date,
-                    before_scene=before.scene_id, after_scene=after.scene_id, after_acquired=after.acquired,
-                    labels_gained=gained, confidence=confidence(after, gained), geometry=after.geometry,
-                    lon=after.lon, lat=after.lat, area_m2=after.area_m2))
-    return sorted(found, key=lambda a: (a.aoi, a.after_date, -a.confidence, a.tile_id))
+        for i, (before, after) in enumerate(zip(series, series[1:])):
+            if not (before.intact and after.disturbance and (start is None or after.scan_date >= start)):
+                continue
+            later = series[i + 2:]
+            confirming = later[0] if later and later[0].disturbance else None
+            found_p = probability(after, after.disturbance)
+            if confirming is None:
+                level = "low"
+            elif min(found_p, probability(confirming, confirming.disturbance)) >= highest_probability:
+                level = "highest"
+            else:
+                level = "high"
+            retracted = next((o.scan_date for o in later if o.intact), None)
+            found.append(Alert(
+                alert_id=alert_id(after.tile_id, after.scan_date), aoi=after.aoi, tile_id=after.tile_id,
+                before_date=before.scan_date, before_scene=before.scene_id, first_detected=after.scan_date,
+                detected_scene=after.scene_id, detected_acquired=after.acquired, labels_gained=after.disturbance,
+                probability=found_p, confidence=level,
+                confirmed_date=confirming.scan_date if confirming else None,
+                status="retracted" if retracted else "active", retracted_date=retracted,
+                last_judged=series[-1].scan_date, geometry=after.geometry, lon=after.lon, lat=after.lat,
+                area_m2=after.area_m2))
+    return sorted(found, key=lambda a: (a.aoi, a.first_detected, -a.probability, a.tile_id))
 
 
-def confidence(obs: Observation, gained: Sequence[str]) -> float:
+def probability(obs: Observation, gained: Sequence[str]) -> float:
+    """``1 - prod(1 - p)`` over the labels ``gained``: the chance that at least one of them is real."""
     return 1.0 - math.prod(1.0 - obs.probabilities[name] for name in gained)
+
+
+def alert_id(tile_id: str, first_detected: dt.date) -> str:
+    """16 hex digits of SHA-256 of ``tile_id|YYYY-MM-DD`` (in BigQuery:
+    ``SUBSTR(TO_HEX(SHA256(CONCAT(tile_id, '|', CAST(first_detected AS STRING)))), 1, 16)``)."""
+    return hashlib.sha256(f"{tile_id}|{first_detected.isoformat()}".encode()).hexdigest()[:16]

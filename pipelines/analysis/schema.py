@@ -56,16 +56,27 @@ FILE_COLUMNS = tuple(c for c in COLUMNS if not c.partition_key)
 
 #: Alerts (``planet-tiles report``'s alerts.parquet and the BigQuery alerts table): see pipelines.analysis.
 ALERT_COLUMNS: tuple[Column, ...] = (
+    Column("alert_id", "STRING", "16 hex digits of SHA-256 of tile_id|first_detected: the same from a re-run, "
+                                 "another AOI or the streaming scan"),
     Column("aoi", "STRING", "area of interest"),
     Column("tile_id", "STRING", "grid tile id"),
-    Column("before_date", "DATE", "scan date of the tile's last cloud-free observation as intact forest"),
-    Column("after_date", "DATE", "scan date of the cloud-free observation with disturbance labels"),
+    Column("before_date", "DATE", "scan date of the tile's last judged observation as intact forest"),
     Column("before_scene", "STRING", "scene of the observation before"),
-    Column("after_scene", "STRING", "scene of the observation after"),
-    Column("after_acquired", "TIMESTAMP", "acquisition time of the scene after (UTC); null when unknown",
+    Column("first_detected", "DATE", "scan date of the first judged observation with disturbance labels"),
+    Column("detected_scene", "STRING", "scene of that observation"),
+    Column("detected_acquired", "TIMESTAMP", "acquisition time of that scene (UTC); null when unknown",
            required=False),
-    Column("labels_gained", "STRING_LIST", "disturbance labels of the observation after, in label order"),
-    Column("confidence", "FLOAT64", "1 - prod(1 - p) over the labels gained"),
+    Column("labels_gained", "STRING_LIST", "disturbance labels of the first detection, in label order"),
+    Column("probability", "FLOAT64", "1 - prod(1 - p) over the labels gained"),
+    Column("confidence", "STRING", "low (one judged observation), high (confirmed by the next judged "
+                                   "observation), highest (confirmed, disturbance probability >= "
+                                   "highest_probability on both)"),
+    Column("confirmed_date", "DATE", "scan date of the confirming observation; null while low", required=False),
+    Column("status", "STRING", "active, or retracted (a later judged observation showed intact forest)"),
+    Column("retracted_date", "DATE", "scan date of the retracting observation; null while active",
+           required=False),
+    Column("last_judged", "DATE", "the tile's latest judged observation the state is based on (in the "
+                                  "streamed table, the latest row per alert_id is the current state)"),
     Column("geometry", "GEOGRAPHY", "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
     Column("lon", "FLOAT64", "tile centroid longitude"),
     Column("lat", "FLOAT64", "tile centroid latitude"),
@@ -84,7 +95,7 @@ class Table:
 TABLES = {
     "tile_labels": Table(COLUMNS, "scan_date", ("aoi", "tile_id"),
                          "One row per (tile, scene) of each scan, loaded from the scans' GeoParquet"),
-    "alerts": Table(ALERT_COLUMNS, "after_date", ("aoi", "tile_id"),
+    "alerts": Table(ALERT_COLUMNS, "first_detected", ("aoi", "tile_id"),
                     "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"),
 }
 DATASET = "planet_tiles"

@@ -20,11 +20,14 @@ from pipelines.analysis import rules
 
 
 class TileAlerts(beam.DoFn):
-    """Keyed by ``aoi|tile_id``: keeps the tile's observations and emits each alert once.
+    """Keyed by ``aoi|tile_id``: keeps the tile's observations and emits each alert when it appears and
+    whenever its confidence level or status changes.
 
     New rows wait in ``pending`` until the event-time timer (last arrival + settle) fires, then join the
     tile's history (the best row per date, as :func:`pipelines.analysis.rules.observations` chooses) and the
-    batch rule runs over the whole history; alerts not emitted before are emitted now.
+    batch rule runs over the whole history. The emitted rows are a log of alert states with the batch
+    rules' ``alert_id``: the latest (``last_judged``) row per id is the alert as the batch report has it.
+    The rules run in Python here, not in SQL, because they run per tile inside Beam state.
     """
 
     PENDING = BagStateSpec("pending", PickleCoder())
@@ -50,12 +53,13 @@ class TileAlerts(beam.DoFn):
         best = rules.observations(rows)
         kept = {(o.scan_date, o.scene_id) for o in best}
         history.write([r for r in rows if (r["scan_date"], r["scene_id"]) in kept])
-        done = set(emitted.read() or [])
+        states = dict(emitted.read() or {})
         for alert in rules.alerts(best, min_clear_fraction=self.min_clear_fraction):
-            if alert.after_date not in done:
-                done.add(alert.after_date)
+            state = (alert.confidence, alert.status)
+            if states.get(alert.alert_id) != state:
+                states[alert.alert_id] = state
                 yield alert
-        emitted.write(sorted(done))
+        emitted.write(states)
 
 
 def keyed_by_tile(row: dict) -> tuple[str, dict]:

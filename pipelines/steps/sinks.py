@@ -46,7 +46,7 @@ class WriteWindowParquet(beam.DoFn):
     def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
                 pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
         partition, rows = grouped
-        rows = sorted(rows, key=lambda r: (r.get("tile_id"), r.get("scene_id", ""), str(r.get("after_date", ""))))
+        rows = sorted(rows, key=lambda r: (r.get("tile_id"), r.get("scene_id", ""), str(r.get("first_detected", ""))))
         digest = hashlib.sha256(partition.encode()).hexdigest()[:8]
         path = layout.stream_part(self.prefix, partition, _pane_name(window, pane), digest)
         storage.write_bytes(path, schema.parquet_bytes(rows, self.columns))

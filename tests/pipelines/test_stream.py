@@ -1,11 +1,12 @@
-"""The streaming scan on Beam's TestStream (DirectRunner): same rows and alerts as the batch scan and rules.
+"""The streaming scan on Beam's TestStream (DirectRunner): same rows and alert states as the batch scan and query.
 
-One place seen four times: clear (June 1), overcast (June 15), clear again (July 1, unchanged) and with
-new clearings (July 20). Notifications arrive out of order, one twice, with a broken scene and a
+One place seen five times: clear (June 1), overcast (June 15), clear again (July 1, unchanged), with
+new clearings (July 20), and the clearings again (August 5, which confirms the alerts). Notifications arrive out of order, one twice, with a broken scene and a
 file that is not a scene among them; the place is split into two overlapping AOIs.
 """
 
 import dataclasses
+import datetime as dt
 import glob
 import json
 from pathlib import Path
@@ -23,14 +24,14 @@ from apache_beam.transforms.window import TimestampedValue
 from shapely.geometry import box, mapping
 
 from pipelines import scan, stream
-from pipelines.analysis import layout, rules
+from pipelines.analysis import layout, queries
 from pipelines.geo import synthetic
 from pipelines.geo.grid import scene_footprint
 from pipelines.steps import sinks
 from tests.conftest import RUNNER
 
 ZOOM = 16
-DATES = ["2026-06-01", "2026-06-15", "2026-07-01", "2026-07-20"]
+DATES = ["2026-06-01", "2026-06-15", "2026-07-01", "2026-07-20", "2026-08-05"]
 MIN_VALID = 0.95  # tiles half off the scene are left out: half nodata is not what the test bundle learned
 
 
@@ -42,7 +43,8 @@ def place(tmp_path_factory):
     specs = {DATES[0]: base,
              DATES[1]: dataclasses.replace(base, acquired=f"{DATES[1]}T13:30:00+00:00", overcast=True),
              DATES[2]: dataclasses.replace(base, acquired=f"{DATES[2]}T13:30:00+00:00"),
-             DATES[3]: synthetic.later(base, f"{DATES[3]}T13:30:00+00:00", disturbance_seed=4)}
+             DATES[3]: synthetic.later(base, f"{DATES[3]}T13:30:00+00:00", disturbance_seed=4),
+             DATES[4]: synthetic.later(base, f"{DATES[4]}T13:30:00+00:00", disturbance_seed=4)}
     paths = {d: synthetic.write_scene(s, root / "landing" / d)["scene"] for d, s in specs.items()}
     (root / "landing" / "broken").mkdir()
     (root / "landing" / "broken" / "synth_broken.tif").write_bytes(b"not a GeoTIFF")
@@ -90,6 +92,8 @@ def streamed(place, simple_bundle, tmp_path_factory):
               .advance_watermark_to(1200)
               .add_elements([TimestampedValue(notification(relative(place, DATES[3])), 1260)])
               .advance_watermark_to(1800)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[4])), 1860)])
+              .advance_watermark_to(2400)
               .advance_watermark_to_infinity())
     options = PipelineOptions(["--runner", "BundleBasedDirectRunner"])
     options.view_as(StandardOptions).streaming = True
@@ -111,7 +115,7 @@ def batch(place, simple_bundle, tmp_path_factory):
                       "--scenes", str(place["paths"][date]), "--bundle", simple_bundle["path"],
                       "--output", str(out), "--scan_date", date, "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
                       "--min_valid_fraction", str(MIN_VALID)])
-    return layout.read_table(str(out)).to_pylist()
+    return {"rows": layout.read_table(str(out)).to_pylist(), "scans": str(out)}
 
 
 def key(row):
@@ -121,8 +125,8 @@ def key(row):
 def test_stream_rows_equal_the_batch_scan(streamed, batch):
     rows = {key(r): r for r in streamed["rows"]}
     assert len(rows) == len(streamed["rows"]), "a duplicate notification must not duplicate rows"
-    assert rows.keys() == {key(r) for r in batch}
-    for row in batch:
+    assert rows.keys() == {key(r) for r in batch["rows"]}
+    for row in batch["rows"]:
         mine = rows[key(row)]
         assert mine["labels"] == row["labels"] and mine["scan_id"] == row["scan_id"]
         assert mine["p_primary"] == row["p_primary"] and mine["geometry"] == row["geometry"]
@@ -132,18 +136,38 @@ def test_stream_rows_equal_the_batch_scan(streamed, batch):
 
 
 def test_stream_alerts_equal_the_batch_analysis(streamed, batch):
-    expected = rules.alerts(rules.observations(batch))
-    got = {(a["aoi"], a["tile_id"], a["before_date"], a["after_date"], tuple(a["labels_gained"]))
-           for a in streamed["alerts"]}
-    assert got == {(a.aoi, a.tile_id, a.before_date, a.after_date, a.labels_gained) for a in expected}
-    assert len(streamed["alerts"]) == len(got), "each alert is emitted once"
+    """The stream's log of alert states ends where the batch query (BigQuery SQL in DuckDB) does: same ids,
+    levels and statuses; each state is emitted once, and a confirmed alert was emitted as low first."""
+    # A tile in both (overlapping) AOIs has one alert_id and a row per AOI.
+    expected = {(r["aoi"], r["alert_id"]): r for r in queries.run(queries.connect(batch["scans"]), "alerts",
+                                                      {"start_date": dt.date(2026, 1, 1),
+                                                       "end_date": dt.date(2026, 12, 31)})}
+    log = sorted(streamed["alerts"], key=lambda a: a["last_judged"])
+    latest = {(a["aoi"], a["alert_id"]): a for a in log}
+    assert latest.keys() == expected.keys()
+    for alert_id, alert in latest.items():
+        want = expected[alert_id]
+        assert (alert["aoi"], alert["tile_id"], alert["first_detected"], alert["before_date"],
+                alert["confidence"], alert["status"], alert["confirmed_date"]) == (
+                want["aoi"], want["tile_id"], want["first_detected"], want["before_date"],
+                want["confidence"], want["status"], want["confirmed_date"])
+    states = [(a["aoi"], a["alert_id"], a["confidence"], a["status"]) for a in log]
+    assert len(states) == len(set(states)), "each state of an alert is emitted once"
     # The cloudy scene between two clear ones: it is seen as cloudy and raises nothing; only the
     # scene with new clearings does, against the last cloud-free state (July 1).
     cloudy = [r for r in streamed["rows"] if str(r["scan_date"]) == DATES[1]]
     assert cloudy and all("cloudy" in r["labels"] for r in cloudy)
-    print(f"\nstream: {len(streamed['rows'])} rows, {len(got)} alerts, all on {DATES[3]}")
-    assert got and {a[3].isoformat() for a in got} == {DATES[3]}
-    assert {a[2].isoformat() for a in got} == {DATES[2]}
+    first = {(a["aoi"], a["alert_id"]): a for a in reversed(log)}
+    confirmed = [i for i, a in latest.items() if a["confidence"] != "low"]
+    print(f"\nstream: {len(streamed['rows'])} rows, {len(latest)} alerts ({len(confirmed)} confirmed on "
+          f"{DATES[4]}), {len(log)} alert states emitted")
+    assert latest and {a["first_detected"].isoformat() for a in latest.values()} == {DATES[3]}
+    assert {a["before_date"].isoformat() for a in latest.values()} == {DATES[2]}
+    # The same clearings seen again confirm most alerts; each confirmed one was first emitted as low.
+    assert len(confirmed) >= len(latest) / 2
+    assert all(first[i]["confidence"] == "low" and first[i]["last_judged"].isoformat() == DATES[3]
+               for i in confirmed)
+    assert {latest[i]["confirmed_date"].isoformat() for i in confirmed} == {DATES[4]}
 
 
 def test_stream_reports_the_broken_scene_and_goes_on(streamed):
