@@ -4,9 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test check bench mutation clean
+.PHONY: install vendor demo test check bench mutation clean
 
-install: $(STAMP)
+install: $(STAMP) vendor
+
+# Leaflet for the report's map, from the npm registry (npm verifies the package's integrity), written into
+# every report page so that it is viewed without network.
+LEAFLET := pipelines/analysis/vendor/leaflet-1.9.4
+vendor: $(LEAFLET)/leaflet.js
+
+$(LEAFLET)/leaflet.js:
+	mkdir -p $(LEAFLET)
+	cd $(LEAFLET) && npm pack --silent leaflet@1.9.4 >/dev/null && \
+	  tar -xzf leaflet-1.9.4.tgz --strip-components=2 package/dist/leaflet.js package/dist/leaflet.css && \
+	  tar -xzf leaflet-1.9.4.tgz --strip-components=1 package/LICENSE && rm leaflet-1.9.4.tgz
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +25,14 @@ $(STAMP): setup.py
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) vendor
 	$(BIN)/planet-tiles demo --output demo-output
 
-test: $(STAMP)
+test: $(STAMP) vendor
 	$(BIN)/python -m pytest -q tests
 
 # The quick subset for the edit-test loop: unit tests, no pipeline runs, no training.
-check: $(STAMP)
+check: $(STAMP) vendor
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: $(STAMP)
@@ -40,4 +51,4 @@ mutation: $(STAMP)
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache mutants
+	rm -rf $(VENV) *.egg-info .pytest_cache mutants pipelines/analysis/vendor

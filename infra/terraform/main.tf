@@ -129,7 +129,22 @@ resource "google_bigquery_table" "alerts" {
   deletion_protection = true
   time_partitioning {
     type  = "DAY"
-    field = "after_date"
+    field = "first_detected"
+  }
+}
+
+resource "google_bigquery_table" "events" {
+  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
+
+  dataset_id          = google_bigquery_dataset.tiles.dataset_id
+  table_id            = "events"
+  description         = "Alert tiles that touch and were first detected close in time (pipelines/analysis/events.py)"
+  schema              = file("${path.module}/../bigquery/events.schema.json")
+  clustering          = ["aoi"]
+  deletion_protection = true
+  time_partitioning {
+    type  = "DAY"
+    field = "first_detected"
   }
 }
 

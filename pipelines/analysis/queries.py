@@ -47,8 +47,11 @@ def to_duckdb(name: str) -> str:
     return ";\n".join(sqlglot.transpile(path.read_text(), read="bigquery", write="duckdb"))
 
 
-def connect(scans: str):  # noqa: ANN201 - duckdb.DuckDBPyConnection
-    """An in-memory DuckDB with ``planet_tiles.tile_labels`` over the scans under ``scans`` and the views."""
+def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False):  # noqa: ANN201
+    """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` over the scans
+    under ``scans`` (of one ``aoi`` when given), ``planet_tiles.events`` over an ``events.parquet`` when
+    given, and the views. ``materialize`` makes the views tables, computed once for a caller (the report)
+    that runs several queries."""
     import duckdb
 
     if not layout.part_files(scans):
@@ -59,10 +62,18 @@ def connect(scans: str):  # noqa: ANN201 - duckdb.DuckDBPyConnection
         # DuckDB reads Parquet through its own httpfs extension: Beam's file objects are not seekable.
         con.execute("INSTALL httpfs; LOAD httpfs;")
     con.execute(f"CREATE SCHEMA {DATASET}")
-    con.execute(f"CREATE VIEW {DATASET}.tile_labels AS SELECT * FROM {layout.duckdb_relation(scans)}")
+    where = "" if aoi is None else " WHERE aoi = " + _quote(aoi)
+    con.execute(f"CREATE VIEW {DATASET}.tile_labels AS SELECT * FROM {layout.duckdb_relation(scans)}{where}")
+    if events is not None:
+        con.execute(f"CREATE VIEW {DATASET}.events AS SELECT * FROM read_parquet({_quote(events)})")
     for view in VIEWS:
-        con.execute(to_duckdb(view))
+        sql = to_duckdb(view)
+        con.execute(sql.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TABLE", 1) if materialize else sql)
     return con
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def parameters(name: str) -> list[str]:
@@ -73,7 +84,26 @@ def parameters(name: str) -> list[str]:
 def run(con, name: str, params: Mapping[str, Any] | None = None) -> list[dict]:  # noqa: ANN001
     """Rows of query ``name`` as dicts; a missing or unknown parameter is a :class:`UserError`
     (:data:`DEFAULTS` fill the ones that have a default)."""
+    cursor = execute(con, name, params)
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+def batches(con, name: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] = (),  # noqa: ANN001, ANN201
+            rows: int = 262_144):
+    """Query ``name``'s result (only ``columns`` when given) as a ``pyarrow.RecordBatchReader``: for
+    results too large to hold as dicts."""
+    return execute(con, name, params, columns).to_arrow_reader(rows)
+
+
+def execute(con, name: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] = (),  # noqa: ANN001, ANN201
+            where: str | None = None):
+    """Run query ``name`` with its parameters checked (only ``columns`` of the rows that pass ``where``, a
+    DuckDB condition, when given); the DuckDB cursor."""
     sql = to_duckdb(name)
+    if columns or where:
+        sql = (f"SELECT {', '.join(columns) or '*'} FROM ({sql.rstrip().rstrip(';')})"
+               + (f" WHERE {where}" if where else ""))
     wanted = parameters(name)
     given = {**{k: v for k, v in DEFAULTS.items() if k in wanted}, **dict(params or {})}
     missing, unknown = sorted(set(wanted) - set(given)), sorted(set(given) - set(wanted))
@@ -81,9 +111,7 @@ def run(con, name: str, params: Mapping[str, Any] | None = None) -> list[dict]: 
         raise UserError(f"query {name} takes {', '.join(f'--param {w}=...' for w in wanted) or 'no parameters'}"
                         + (f"; missing {', '.join(missing)}" if missing else "")
                         + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-    cursor = con.execute(sql, given or None)
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row)) for row in cursor.fetchall()]
+    return con.execute(sql, given or None)
 
 
 def _param(text: str) -> tuple[str, Any]:
@@ -102,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles query", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="query: the name of a file in infra/bigquery/ (alerts, latest_state, ...)")
     p.add_argument("--scans", required=True, help="scan output prefix, local or gs://")
+    p.add_argument("--events", help="a report's events.parquet, as planet_tiles.events (for zone_alerts)")
     p.add_argument("--param", action="append", default=[],
                    help="a query parameter, name=value (dates as YYYY-MM-DD); defaults: "
                         + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
@@ -111,10 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    sql = to_duckdb(args.name)
     if args.show_sql:
-        print(to_duckdb(args.name))
+        print(sql)
         return
-    rows = run(connect(args.scans), args.name, dict(_param(p) for p in args.param))
+    if f"{DATASET}.events" in sql and not args.events:
+        raise UserError(f"query {args.name} reads planet_tiles.events: give --events REPORT/events.parquet")
+    rows = run(connect(args.scans, events=args.events), args.name, dict(_param(p) for p in args.param))
     for row in rows:
         row.pop("geometry", None)
         print(json.dumps(row, default=str), file=sys.stdout)

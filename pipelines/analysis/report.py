@@ -1,20 +1,30 @@
-"""Change detection and the report: scans in, alerts (Parquet, GeoJSON) and ``report.html`` out.
+"""Change detection and the report: scans in; alerts, events and ``report.html`` out.
 
-    planet-tiles report --scans scans/ --output report/ [--aoi NAME] [--bundle PATH] [--truth places.geojson]
+    planet-tiles report --scans scans/ --output report/ [--aoi NAME] [--zones zones.geojson] [--truth places.geojson]
 
-Reads every scan under ``--scans`` (local or ``gs://``, Hive partitions ``scan_date=/aoi=``), applies
-the rules of :mod:`pipelines.analysis.rules`, and writes ``alerts.parquet`` (GeoParquet), ``alerts.geojson``,
-``summary.json`` and ``report.html`` (one self-contained file: map, label areas, alerts, model card).
-The model card comes from ``--bundle``, by default the bundle named in the latest scan's manifest
-(batch or streaming).
+The analysis is the BigQuery SQL of ``infra/bigquery/`` run in DuckDB over the scans (local or ``gs://``,
+Hive partitions ``scan_date=/aoi=``), the same queries an analyst runs in BigQuery: ``alerts`` (with
+their confidence levels and status), ``label_trends``, ``coverage``, ``tile_states`` (the map), and
+``zone_alerts`` over the events. Rows are never loaded into Python: the observations are materialized
+once in DuckDB, the map's tiles stream out in Arrow batches into small rasters
+(:mod:`pipelines.analysis.map_layers`). Alerts group into events (:mod:`pipelines.analysis.events`), each
+with before and after pictures (:mod:`pipelines.analysis.event_images`).
+
+Written to ``--output``: ``alerts.parquet`` / ``alerts.geojson``, ``events.parquet`` / ``events.geojson``
+(GeoParquet; BigQuery tables ``alerts`` and ``events``), ``events/*.png``, ``summary.json`` and
+``report.html``: one page, viewed without network: an interactive map (Leaflet, vendored into the page)
+with a layer per date and the events outlined, coverage, events with their pictures, zones, label
+areas, alerts and the model card (from ``--bundle``, else the bundle named in the latest scan's manifest).
 With ``--truth`` (GeoJSON of known change places), alerts are scored against it: precision (alerts
-touching a place), recall (places touched by an alert) and recall among the places some cloud-free tile saw
-on the last scan date.
+touching a place), recall (places touched by an alert) and recall among the places some judged tile saw on
+the last scan date.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
@@ -22,8 +32,8 @@ from collections.abc import Sequence
 import shapely
 from shapely.geometry import mapping, shape
 
-from pipelines.analysis import layout, rules, schema
-from pipelines.analysis.rules import Alert, Observation
+from pipelines.analysis import events, layout, queries, rules, schema
+from pipelines.analysis.rules import Alert
 from planet_model import storage
 from planet_model.errors import UserError
 
@@ -41,36 +51,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
                         f"(default {rules.MIN_CLEAR_FRACTION}; tiles of scenes without a UDM2 are judged by "
                         "their cloudy label alone)")
+    p.add_argument("--highest_probability", type=float, default=rules.HIGHEST_PROBABILITY,
+                   help="a confirmed alert is 'highest' when its disturbance probability is at least this on both "
+                        f"observations (default {rules.HIGHEST_PROBABILITY})")
+    p.add_argument("--event_window_days", type=int, default=events.EVENT_WINDOW_DAYS,
+                   help="touching alert tiles first detected at most this many days apart are one event "
+                        f"(default {events.EVENT_WINDOW_DAYS})")
+    p.add_argument("--min_event_ha", type=float, default=0.0,
+                   help="minimum mapping unit: leave out events smaller than this many hectares "
+                        "(default 0: every event, down to one tile)")
+    p.add_argument("--zones", help="GeoJSON of named polygons (protected areas, territories, properties): "
+                                   "each event lists the zones it touches and its area inside each")
+    p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
+    p.add_argument("--no_images", action="store_true",
+                   help="skip the events' before/after pictures (they read the scenes again)")
     return p
 
 
-def alerts_geojson(found: Sequence[Alert]) -> dict:
-    features = []
-    for a in found:
-        properties = {"aoi": a.aoi, "tile_id": a.tile_id, "before_date": a.before_date.isoformat(),
-                      "after_date": a.after_date.isoformat(), "before_scene": a.before_scene,
-                      "after_scene": a.after_scene,
-                      "after_acquired": a.after_acquired.isoformat() if a.after_acquired else None,
-                      "labels_gained": list(a.labels_gained), "confidence": round(a.confidence, 6),
-                      "area_m2": a.area_m2}
-        features.append({"type": "Feature", "id": f"{a.tile_id}@{a.after_date}", "properties": properties,
-                         "geometry": mapping(shapely.from_wkb(a.geometry))})
-    return {"type": "FeatureCollection", "features": features}
+def _geojson(items: Sequence, columns: Sequence[schema.Column], key: str) -> dict:
+    """A FeatureCollection of alerts or events: every column but the geometry as properties."""
+    def plain(value: object) -> object:
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": getattr(item, key),
+         "properties": {c.name: plain(getattr(item, c.name)) for c in columns if c.type != "GEOGRAPHY"},
+         "geometry": mapping(shapely.from_wkb(item.geometry))} for item in items]}
 
 
-def score(found: Sequence[Alert], obs: Sequence[Observation], places: Sequence[dict],
-          min_clear_fraction: float = rules.MIN_CLEAR_FRACTION) -> dict:
-    """Alerts against known change places (GeoJSON features). A place is *visible* when a tile judged on
-    the last scan date (cloud-free, clear enough by its UDM2) touches it."""
+def _records(items: Sequence, columns: Sequence[schema.Column]) -> list[dict]:
+    """Rows for :func:`schema.parquet_bytes`: record lists as dicts of their fields."""
+    rows = []
+    for item in items:
+        row = {}
+        for c in columns:
+            value = getattr(item, c.name)
+            row[c.name] = [dict(zip((n for n, _ in c.fields), v)) for v in value] if c.fields else value
+        rows.append(row)
+    return rows
+
+
+def score(found: Sequence[Alert], seen: Sequence[bytes], places: Sequence[dict]) -> dict:
+    """Alerts against known change places (GeoJSON features). ``seen``: outlines (WKB) of the tiles judged
+    on the last scan date; a place is *visible* when one of them touches it."""
     shapes = [shape(p["geometry"]) for p in places]
     tree = shapely.STRtree(shapes)
     outlines = [shapely.from_wkb(a.geometry) for a in found]
     hits = [set(tree.query(outline, predicate="intersects").tolist()) for outline in outlines]
-    last = max((o.scan_date for o in obs), default=None)
-    seen = shapely.STRtree([shapely.from_wkb(o.geometry) for o in obs
-                            if o.scan_date == last and o.judged(min_clear_fraction)] or
-                           [shapely.Point()])
-    visible = [i for i, s in enumerate(shapes) if len(seen.query(s, predicate="intersects"))]
+    judged = shapely.STRtree([shapely.from_wkb(g) for g in seen] or [shapely.Point()])
+    visible = [i for i, s in enumerate(shapes) if len(judged.query(s, predicate="intersects"))]
     found_places = set().union(*hits)
     return {
         "places": len(shapes),
@@ -86,21 +119,57 @@ def score(found: Sequence[Alert], obs: Sequence[Observation], places: Sequence[d
     }
 
 
+def _check(args: argparse.Namespace) -> None:
+    for flag in ("min_clear_fraction", "highest_probability"):
+        if not 0 <= getattr(args, flag) <= 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
+    if args.event_window_days < 0:
+        raise UserError(f"--event_window_days {args.event_window_days}: must be 0 or more")
+    if args.min_event_ha < 0:
+        raise UserError(f"--min_event_ha {args.min_event_ha}: must be 0 or more")
+
+
 def run(argv: Sequence[str] | None = None) -> dict:
-    """Write the alerts and the report; return the summary (also written as ``summary.json``)."""
-    from pipelines.analysis import report_page
+    """Write the alerts, events and the report; return the summary (also written as ``summary.json``)."""
+    from pipelines.analysis import event_images, map_layers, report_page
     from planet_model import bundle as bundles
 
     args = build_parser().parse_args(argv)
-    if not 0 <= args.min_clear_fraction <= 1:
-        raise UserError(f"--min_clear_fraction {args.min_clear_fraction}: must be between 0 and 1")
-    try:
-        rows = layout.read_table(args.scans, args.aoi).to_pylist()
-    except FileNotFoundError as error:
-        raise UserError(f"--scans {args.scans}: {error}") from None
-    obs = rules.observations(rows)
-    found = rules.alerts(obs, min_clear_fraction=args.min_clear_fraction)
-    trends = rules.label_trends(obs)
+    _check(args)
+    zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
+    places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
+    assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
+    con = queries.connect(args.scans, args.aoi, materialize=True)
+    dates = [d for (d,) in con.execute(f"SELECT DISTINCT scan_date FROM {queries.DATASET}.observations "
+                                       "ORDER BY scan_date").fetchall()]
+    if not dates:
+        raise UserError(f"--scans {args.scans}: no scan rows" + (f" for --aoi {args.aoi}" if args.aoi else ""))
+    judging = {"min_clear_fraction": args.min_clear_fraction}
+    found = [Alert(**{**r, "labels_gained": tuple(r["labels_gained"]), "geometry": bytes(r["geometry"])})
+             for r in queries.run(con, "alerts", {**judging, "start_date": dates[0], "end_date": dates[-1],
+                                                  "highest_probability": args.highest_probability})]
+    grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
+    images = {} if args.no_images else event_images.write(grouped, event_images.scene_uris(args.scans), args.output)
+    grouped = [dataclasses.replace(e, before_image=images.get(e.event_id, {}).get("before"),
+                                   after_image=images.get(e.event_id, {}).get("after")) for e in grouped]
+
+    files = {name: storage.join(args.output, name) for name in
+             ("alerts.parquet", "alerts.geojson", "events.parquet", "events.geojson", "summary.json", "report.html")}
+    storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(_records(found, schema.ALERT_COLUMNS),
+                                                                      schema.ALERT_COLUMNS))
+    storage.write_text(files["alerts.geojson"], json.dumps(_geojson(found, schema.ALERT_COLUMNS, "alert_id")))
+    storage.write_bytes(files["events.parquet"], schema.parquet_bytes(_records(grouped, schema.EVENT_COLUMNS),
+                                                                      schema.EVENT_COLUMNS))
+    storage.write_text(files["events.geojson"], json.dumps(_geojson(grouped, schema.EVENT_COLUMNS, "event_id")))
+    con.register("report_events", schema_table(_records(grouped, schema.EVENT_COLUMNS)))
+    con.execute(f"CREATE VIEW {queries.DATASET}.events AS SELECT * FROM report_events")
+    zone_rows = queries.run(con, "zone_alerts") if zones else None
+
+    scored = None
+    if places is not None:
+        seen = [bytes(g) for (g,) in queries.execute(con, "tile_states", judging, columns=("geometry",),
+                                                     where=f"judged AND scan_date = DATE '{dates[-1]}'").fetchall()]
+        scored = score(found, seen, places)
     bundle_path = args.bundle or layout.latest_bundle(args.scans, args.aoi)
     meta, figures = None, {}
     if bundle_path:
@@ -109,34 +178,43 @@ def run(argv: Sequence[str] | None = None) -> dict:
             location = storage.join(bundle_path, name)
             if storage.exists(location):
                 figures[name] = storage.read_bytes(location)
-    places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
-    scored = score(found, obs, places, args.min_clear_fraction) if places is not None else None
-
-    files = {name: storage.join(args.output, name)
-             for name in ("alerts.parquet", "alerts.geojson", "summary.json", "report.html")}
-    columns = schema.ALERT_COLUMNS
-    storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(
-        [{c.name: getattr(a, c.name) for c in columns} for a in found], columns))
-    storage.write_text(files["alerts.geojson"], json.dumps(alerts_geojson(found)))
-    page = report_page.render(obs=obs, found=found, trends=trends, meta=meta, figures=figures, places=places,
-                              scored=scored, scans=args.scans)
+    page = report_page.render(report_page.Content(
+        scans=args.scans, dates=dates, maps=map_layers.build(con, judging), found=found, events=grouped,
+        coverage=queries.run(con, "coverage", judging), trends=queries.run(con, "label_trends"),
+        zones=zone_rows, places=places, scored=scored, meta=meta, figures=figures,
+        min_clear_fraction=args.min_clear_fraction, highest_probability=args.highest_probability), assets)
     storage.write_text(files["report.html"], page)
+    (rows, tiles), = con.execute(f"SELECT COUNT(*), COUNT(DISTINCT aoi || chr(31) || tile_id) "
+                                 f"FROM {queries.DATASET}.tile_labels").fetchall()
     summary = {
-        "scans": args.scans, "aois": sorted({o.aoi for o in obs}),
-        "scan_dates": sorted({o.scan_date.isoformat() for o in obs}), "rows": len(rows), "observations": len(obs),
-        "tiles": len({(o.aoi, o.tile_id) for o in obs}), "alerts": len(found),
+        "scans": args.scans, "aois": sorted(r[0] for r in con.execute(
+            f"SELECT DISTINCT aoi FROM {queries.DATASET}.observations").fetchall()),
+        "scan_dates": [d.isoformat() for d in dates], "rows": rows, "tiles": tiles, "alerts": len(found),
+        "alerts_by_confidence": {level: sum(1 for a in found if a.confidence == level and a.status == "active")
+                                 for level in rules.CONFIDENCE_LEVELS},
+        "retracted": sum(1 for a in found if a.status == "retracted"), "events": len(grouped),
+        "event_area_ha": round(sum(e.area_ha for e in grouped), 3),
         "bundle": bundle_path, "model_version": meta["version"] if meta else None, "truth": scored,
         "files": {"alerts_parquet": files["alerts.parquet"], "alerts_geojson": files["alerts.geojson"],
+                  "events_parquet": files["events.parquet"], "events_geojson": files["events.geojson"],
                   "report": files["report.html"]},
     }
     storage.write_text(files["summary.json"], json.dumps(summary, indent=2))
     return summary
 
 
+def schema_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
+    """Event rows as an Arrow table of the events schema (DuckDB queries it as planet_tiles.events)."""
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=schema.arrow_schema(schema.EVENT_COLUMNS))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     summary = run(argv)
-    print(json.dumps({k: summary[k] for k in ("scan_dates", "tiles", "alerts", "truth")}, default=str))
+    print(json.dumps({k: summary[k] for k in ("scan_dates", "tiles", "alerts", "alerts_by_confidence", "events",
+                                              "truth")}, default=str))
     print(f"report: {summary['files']['report']}")
 
 

@@ -1,8 +1,16 @@
-"""``report.html``: one self-contained page (inline SVG maps, inline PNG figures, no scripts, no network).
+"""``report.html``: one self-contained page, viewed without network.
 
-Sections: a map per AOI and scan date with tiles coloured by what they show and alerts outlined; label
-areas per date; the alert list; the model card from the bundle. Elements the tests look at carry ids:
-``alert-count`` (the number of alerts) and ``map-<aoi>-<date>`` (each map's SVG).
+Sections: an interactive map per AOI (Leaflet, vendored into the page: a layer per scan date from
+:mod:`pipelines.analysis.map_layers`, events outlined, a click on an event opens its card), coverage per
+date, the events with their before/after pictures, alert area per zone, label areas, the alerts, the
+model card. The pictures are PNGs beside the page (``events/``); everything else is inline.
+
+Elements the tests look at carry ids: ``alert-count``, ``event-count``, ``map-<aoi>`` (each map) and
+``event-<event_id>`` (each event's card); ``window.reportMaps[aoi]`` holds each Leaflet map and its date
+layers.
+
+Leaflet comes from the npm registry (``npm pack leaflet@1.9.4``, which ``make`` runs once into
+``pipelines/analysis/vendor/``) and is written into every page, so the page needs nothing else.
 """
 
 from __future__ import annotations
@@ -10,113 +18,215 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import math
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import shapely
-from shapely.geometry import shape
+from shapely.geometry import mapping, shape
 
-from pipelines.analysis.rules import Alert, Observation
+from pipelines.analysis.events import Event
+from pipelines.analysis.map_layers import STATES, AoiMap
+from pipelines.analysis.rules import Alert
+from planet_model.errors import UserError
 from planet_model.labels import LAND_LABELS
 
-# What a tile shows, checked in this order; the first that applies colours it.
-CLASSES: tuple[tuple[str, str, str], ...] = (
-    ("cloudy", "#bdbdbd", "cloudy"),
-    ("disturbed", "#e07b39", "forest disturbed: agriculture, roads, habitation, bare ground, burns, mines ..."),
-    ("water", "#3f7fd0", "water"),
-    ("primary", "#2e7d32", "intact primary forest"),
-    ("other", "#d7ccc8", "other (haze, partly cloudy with nothing else)"),
-)
-MAP_WIDTH = 440
+LEAFLET_VERSION = "1.9.4"
+VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION}"
+#: Cards and table rows shown in the page; the files hold them all.
+MAX_EVENTS, MAX_ALERTS = 200, 1000
+ALERT_COLOUR = "#d50000"
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #212121; }
 h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 32px; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 8px; white-space: nowrap; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #fafafa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.maps { display: flex; flex-wrap: wrap; gap: 16px; } figure { margin: 0; }
-figcaption { font-weight: 600; margin-bottom: 4px; } svg.map { border: 1px solid #ccc; background: #fff; }
+.map { height: 520px; border: 1px solid #ccc; background: #fff; margin: 8px 0 4px; }
+.map .tiles { image-rendering: pixelated; }
 .legend span { display: inline-block; margin-right: 14px; } .swatch { display: inline-block; width: 12px;
 height: 12px; margin-right: 4px; vertical-align: -1px; border: 1px solid #999; }
 .bar { display: inline-block; height: 9px; background: #8d6e63; vertical-align: 0; margin-left: 6px; }
-.figures img { max-width: 100%; } .muted { color: #757575; }
+details.event { border: 1px solid #ddd; border-radius: 4px; padding: 6px 10px; margin: 6px 0; }
+details.event summary { cursor: pointer; } .pair { display: flex; gap: 12px; margin-top: 8px; }
+.pair figure { margin: 0; } .pair img { width: 192px; height: auto; image-rendering: pixelated; border: 1px solid #ccc; }
+.figures img { max-width: 100%; } .muted { color: #757575; } .high { color: #b71c1c; font-weight: 600; }
 """
+SCRIPT = """
+(function () {
+  const data = JSON.parse(document.getElementById('map-data').textContent);
+  window.reportMaps = {};
+  const openEvent = function (id) {
+    const card = document.getElementById('event-' + id);
+    if (card) { card.open = true; card.scrollIntoView({block: 'center'}); }
+  };
+  for (const a of data) {
+    const map = L.map('map-' + a.aoi, {zoomSnap: 0.25, attributionControl: false});
+    const bounds = L.latLngBounds(a.bounds);
+    const layers = {};
+    for (const l of a.layers) { layers[l.date] = L.imageOverlay(l.src, bounds, {className: 'tiles'}); }
+    const shown = a.layers[a.layers.length - 1].date;
+    let events = null;
+    const drawEvents = function (date) {  // the events known on the date shown
+      if (events) { map.removeLayer(events); }
+      events = L.geoJSON(a.events, {
+        filter: function (f) { return f.properties.first_detected <= date; },
+        style: {color: '%(alert)s', weight: 2.5, fill: true, fillOpacity: 0, opacity: 1},
+        onEachFeature: function (f, layer) {
+          layer.bindTooltip(f.properties.label);
+          layer.on('click', function () { openEvent(f.id); });
+        }}).addTo(map);
+    };
+    layers[shown].addTo(map);
+    drawEvents(shown);
+    const overlays = {};
+    if (a.places) {
+      overlays['known change places'] = L.geoJSON(a.places, {interactive: false,
+        style: {color: '#000', weight: 1.2, dashArray: '3,2', fill: false}}).addTo(map);
+    }
+    L.control.layers(layers, overlays, {collapsed: false}).addTo(map);
+    L.control.scale({imperial: false}).addTo(map);
+    map.on('baselayerchange', function (e) { drawEvents(e.name); });
+    map.fitBounds(bounds);
+    window.reportMaps[a.aoi] = {map: map, layers: layers, bounds: bounds,
+                                show: function (date) {
+                                  for (const d in layers) { map.removeLayer(layers[d]); }
+                                  layers[date].addTo(map); drawEvents(date); }};
+  }
+})();
+""" % {"alert": ALERT_COLOUR}
 
 
-def tile_class(o: Observation) -> str:
-    if not o.cloud_free:
-        return "cloudy"
-    if o.disturbance:
-        return "disturbed"
-    return next((name for name in ("water", "primary") if name in o.labels), "other")
+@dataclass(frozen=True)
+class Content:
+    """Everything the page shows, computed by :func:`pipelines.analysis.report.run`."""
+
+    scans: str
+    dates: Sequence[dt.date]
+    maps: Mapping[str, AoiMap]
+    found: Sequence[Alert]
+    events: Sequence[Event]
+    coverage: Sequence[dict]
+    trends: Sequence[dict]
+    zones: Sequence[dict] | None
+    places: Sequence[dict] | None
+    scored: Mapping | None
+    meta: Mapping | None
+    figures: Mapping[str, bytes]
+    min_clear_fraction: float
+    highest_probability: float
+
+
+def leaflet() -> dict[str, str]:
+    """Leaflet's script and style sheet, from the vendored copy; a set-up error when it is missing."""
+    try:
+        return {name: (VENDOR / name).read_text(encoding="utf-8") for name in ("leaflet.js", "leaflet.css")}
+    except OSError:
+        raise UserError(f"Leaflet {LEAFLET_VERSION} is not in {VENDOR}: run `make vendor` (it runs "
+                        f"npm pack leaflet@{LEAFLET_VERSION} once)") from None
 
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-class Projection:
-    """Longitude/latitude -> SVG pixels: equirectangular, scaled by cos(latitude) at the map's centre."""
-
-    def __init__(self, bounds: tuple[float, float, float, float], width: int = MAP_WIDTH) -> None:
-        west, south, east, north = bounds
-        self.kx = math.cos(math.radians((south + north) / 2))
-        self.west, self.north = west, north
-        self.scale = width / max((east - west) * self.kx, 1e-9)
-        self.width, self.height = width, max(1, round((north - south) * self.scale))
-
-    def path(self, geometry: shapely.Geometry) -> str:
-        parts = []
-        for polygon in getattr(geometry, "geoms", [geometry]):
-            for ring in [polygon.exterior, *polygon.interiors]:
-                points = [f"{(x - self.west) * self.kx * self.scale:.1f},{(self.north - y) * self.scale:.1f}"
-                          for x, y in ring.coords]
-                parts.append("M" + " L".join(points) + " Z")
-        return " ".join(parts)
+def _pct(share: float | None) -> str:
+    return "n/a" if share is None else f"{share:.1%}"
 
 
-def svg_map(aoi: str, date: dt.date, obs: Sequence[Observation], found: Sequence[Alert],
-            places: Sequence[shapely.Geometry], projection: Projection) -> str:
-    colours = {name: colour for name, colour, _ in CLASSES}
-    shapes = [f'<path d="{projection.path(shapely.from_wkb(o.geometry))}" fill="{colours[tile_class(o)]}" '
-              f'stroke="#ffffff" stroke-width="0.4"><title>{_e(o.tile_id)}: {_e(" ".join(o.labels))}</title></path>'
-              for o in obs]
-    shapes += [f'<path d="{projection.path(p)}" fill="none" stroke="#000" stroke-width="1.2" '
-               f'stroke-dasharray="3,2"><title>known change place</title></path>' for p in places]
-    shapes += [f'<path d="{projection.path(shapely.from_wkb(a.geometry))}" fill="none" stroke="#d50000" '
-               f'stroke-width="2.2" class="alert"><title>alert {_e(a.tile_id)}: {_e(", ".join(a.labels_gained))} '
-               f'({a.confidence:.2f})</title></path>' for a in found]
-    return (f'<svg class="map" id="map-{_e(aoi)}-{date.isoformat()}" xmlns="http://www.w3.org/2000/svg" '
-            f'width="{projection.width}" height="{projection.height}" '
-            f'viewBox="0 0 {projection.width} {projection.height}">{"".join(shapes)}</svg>')
+def _map_data(content: Content) -> list[dict]:
+    out = []
+    for aoi, m in sorted(content.maps.items()):
+        west, south, east, north = m.bounds
+        events = [{"type": "Feature", "id": e.event_id, "geometry": mapping(shapely.from_wkb(e.geometry)),
+                   "properties": {"first_detected": e.first_detected.isoformat(),
+                                  "label": f"{e.area_ha:.1f} ha, {e.confidence}, {e.status}: "
+                                           + ", ".join(n for n, _ in e.labels_gained)}}
+                  for e in content.events if e.aoi == aoi]
+        box = shapely.box(west, south, east, north)
+        places = [p for p in content.places or [] if shape(p["geometry"]).intersects(box)]
+        out.append({"aoi": aoi, "bounds": [[south, west], [north, east]], "events": {
+            "type": "FeatureCollection", "features": events},
+            "places": {"type": "FeatureCollection", "features": places} if places else None,
+            "layers": [{"date": d.isoformat(), "src": "data:image/png;base64,"
+                        + base64.b64encode(m.png(d)).decode()} for d in sorted(m.rasters)]})
+    return out
 
 
-def _maps(obs: Sequence[Observation], found: Sequence[Alert], places: Sequence[dict] | None) -> str:
-    outlines = [shape(p["geometry"]) for p in places or []]
-    by_aoi: dict[str, list[Observation]] = defaultdict(list)
-    for o in obs:
-        by_aoi[o.aoi].append(o)
-    sections = []
-    for aoi, seen in sorted(by_aoi.items()):
-        bounds = shapely.union_all([shapely.from_wkb(o.geometry) for o in seen]).bounds
-        projection = Projection(bounds)
-        dates = sorted({o.scan_date for o in seen})
-        inside = [p for p in outlines if p.intersects(shapely.box(*bounds))]
-        figures = []
-        for date in dates:
-            alerts_here = [a for a in found if a.aoi == aoi and a.after_date == date]
-            today = [o for o in seen if o.scan_date == date]
-            figures.append(f"<figure><figcaption>{_e(aoi)}, {date.isoformat()}: {len(today)} tiles, "
-                           f"{len(alerts_here)} alerts</figcaption>"
-                           f"{svg_map(aoi, date, today, alerts_here, inside if date == dates[-1] else [], projection)}"
-                           "</figure>")
-        sections.append(f'<div class="maps">{"".join(figures)}</div>')
+def _maps(content: Content) -> str:
     legend = "".join(f'<span><i class="swatch" style="background:{colour}"></i>{_e(text)}</span>'
-                     for _, colour, text in CLASSES)
-    legend += '<span><i class="swatch" style="border:2px solid #d50000"></i>alert</span>'
-    if places:
+                     for _, colour, text in reversed(STATES))
+    legend += f'<span><i class="swatch" style="border:2px solid {ALERT_COLOUR}"></i>event (alert tiles)</span>'
+    if content.places:
         legend += '<span><i class="swatch" style="border:1px dashed #000"></i>known change place</span>'
-    return f'<p class="legend">{legend}</p>' + "".join(sections)
+    maps = []
+    for aoi, m in sorted(content.maps.items()):
+        scale = "" if m.k == 1 else f" (one pixel per {m.k} x {m.k} tiles: the most telling state of them)"
+        maps.append(f"<h3>{_e(aoi)}</h3><div class='map' id='map-{_e(aoi)}'></div>"
+                    f"<p class='muted'>Pick the date at the top right; events first detected by that date are "
+                    f"outlined, click one for its card{scale}.</p>")
+    return f'<p class="legend">{legend}</p>' + "".join(maps)
+
+
+def _coverage(content: Content) -> str:
+    alerts = defaultdict(int)
+    for a in content.found:
+        alerts[(a.aoi, a.first_detected)] += 1
+    rows = "".join(
+        f"<tr><td>{_e(r['aoi'])}</td><td>{r['scan_date'].isoformat()}</td><td class='num'>{r['seen_tiles']}</td>"
+        f"<td class='num'>{_pct(r['judged_share'])}</td><td class='num'>{_pct(r['obscured_share'])}</td>"
+        f"<td class='num'>{_pct(r['not_covered_share'])}</td>"
+        f"<td class='num'>{alerts[(r['aoi'], r['scan_date'])]}</td></tr>" for r in content.coverage)
+    return ("<p class='muted'>Share of each AOI's tiled area (every tile any scan of it saw) that a date's scenes "
+            f"showed clearly enough to judge (cloud-free, and at least {content.min_clear_fraction:.0%} clear by "
+            "the UDM2 where there is one), that they showed obscured, and that no scene covered. No alerts on a "
+            "date with little judged area means little was seen, not that nothing happened.</p>"
+            "<table id='coverage'><tr><th>AOI</th><th>date</th><th>tiles seen</th><th>judged</th><th>obscured</th>"
+            f"<th>not covered</th><th>new alerts</th></tr>{rows}</table>")
+
+
+def _picture(path: str | None, caption: str, scene: str) -> str:
+    if path is None:
+        return (f"<figure><figcaption>{_e(caption)}</figcaption><p class='muted'>no image: scene "
+                f"<code>{_e(scene)}</code> could not be read</p></figure>")
+    return (f"<figure><figcaption>{_e(caption)}</figcaption><img src='{_e(path)}' alt='{_e(caption)}'>"
+            f"</figure>")
+
+
+def _events(content: Content) -> str:
+    if not content.events:
+        return "<p>No events.</p>"
+    cards = []
+    for e in sorted(content.events, key=lambda e: (-e.area_ha, e.event_id))[:MAX_EVENTS]:
+        labels = ", ".join(f"{n} ({k})" for n, k in e.labels_gained)
+        zones = "; ".join(f"{n}: {ha:.2f} ha" for n, ha in e.zones) or "none"
+        level = f"<span class='{'high' if e.confidence != 'low' else ''}'>{_e(e.confidence)}</span>"
+        cards.append(
+            f"<details class='event' id='event-{_e(e.event_id)}'><summary><strong>{e.area_ha:.1f} ha</strong> in "
+            f"{_e(e.aoi)}, first detected {e.first_detected.isoformat()}: {_e(labels)}; confidence {level}, "
+            f"{_e(e.status)}</summary><p>{e.tiles} tiles, detected {e.first_detected.isoformat()} to "
+            f"{e.last_detected.isoformat()}, at {e.lat:.5f}, {e.lon:.5f}. Zones: {_e(zones)}. Event "
+            f"<code>{_e(e.event_id)}</code>; alerts {_e(', '.join(e.alert_ids))}.</p><div class='pair'>"
+            + _picture(e.before_image, f"before: {e.before_date.isoformat()}", e.before_scene)
+            + _picture(e.after_image, f"after: {e.first_detected.isoformat()}", e.detected_scene)
+            + "</div></details>")
+    more = len(content.events) - len(cards)
+    note = f"<p class='muted'>{more} smaller events are in events.parquet.</p>" if more > 0 else ""
+    return ("<p class='muted'>Alert tiles that touch and were first detected close in time, largest first. "
+            "Pictures: true colour, each stretched from its 2nd to 98th percentile; the event outlined in "
+            "yellow.</p>" + "".join(cards) + note)
+
+
+def _zones(content: Content) -> str:
+    if content.zones is None:
+        return ""
+    rows = "".join(f"<tr><td>{_e(r['zone'])}</td><td>{r['first_detected'].isoformat()}</td>"
+                   f"<td class='num'>{r['events']}</td><td class='num'>{r['area_ha']:.2f}</td></tr>"
+                   for r in content.zones)
+    return ("<h2>Zones</h2><p class='muted'>Event area inside each zone, by first-detection date.</p>"
+            f"<table id='zones'><tr><th>zone</th><th>first detected</th><th>events</th><th>ha</th></tr>{rows}"
+            "</table>" if rows else "<h2>Zones</h2><p>No event touches a zone.</p>")
 
 
 def _areas(trends: Sequence[dict]) -> str:
@@ -137,8 +247,7 @@ def _areas(trends: Sequence[dict]) -> str:
                 r = cell[(name, d)]
                 share = r["share"]
                 bar = f'<i class="bar" style="width:{min(share, 1) * 80:.0f}px"></i>' if share else ""
-                text = f"{share:.1%}" if share is not None else "n/a"
-                cells.append(f'<td class="num">{r["area_km2"]:.2f} ({text}){bar}</td>')
+                cells.append(f'<td class="num">{r["area_km2"]:.2f} ({_pct(share)}){bar}</td>')
             body.append(f"<tr><td>{_e(name)}</td>{''.join(cells)}</tr>")
         seen = "".join(f'<td class="num">{cell[(LAND_LABELS[0], d)]["cloud_free_km2"]:.2f}</td>' for d in dates)
         body.append(f"<tr><th>cloud-free area seen</th>{seen}</tr>")
@@ -146,16 +255,21 @@ def _areas(trends: Sequence[dict]) -> str:
     return "".join(out)
 
 
-def _alerts(found: Sequence[Alert]) -> str:
-    if not found:
-        return "<p>No alerts: no tile went from intact forest to a disturbance label between cloud-free observations.</p>"
+def _alerts(content: Content) -> str:
+    if not content.found:
+        return "<p>No alerts: no tile went from intact forest to a disturbance label between judged observations.</p>"
+    shown = content.found[:MAX_ALERTS]
     rows = "".join(
         f"<tr><td>{_e(a.aoi)}</td><td><code>{_e(a.tile_id)}</code></td><td>{a.before_date.isoformat()}</td>"
-        f"<td>{a.after_date.isoformat()}</td><td>{_e(', '.join(a.labels_gained))}</td>"
-        f'<td class="num">{a.confidence:.2f}</td><td class="num">{a.lon:.5f}, {a.lat:.5f}</td>'
-        f'<td class="num">{a.area_m2 / 1e4:.1f}</td></tr>' for a in found)
-    return ("<table><tr><th>AOI</th><th>tile</th><th>last intact</th><th>changed by</th><th>labels gained</th>"
-            "<th>confidence</th><th>lon, lat</th><th>tile ha</th></tr>" + rows + "</table>")
+        f"<td>{a.first_detected.isoformat()}</td><td>{_e(', '.join(a.labels_gained))}</td>"
+        f'<td class="num">{a.probability:.2f}</td><td>{_e(a.confidence)}</td><td>{_e(a.status)}</td>'
+        f'<td class="num">{a.lon:.5f}, {a.lat:.5f}</td><td class="num">{a.area_m2 / 1e4:.1f}</td></tr>'
+        for a in shown)
+    more = len(content.found) - len(shown)
+    note = f"<p class='muted'>{more} more alerts are in alerts.parquet.</p>" if more > 0 else ""
+    return ("<table id='alerts'><tr><th>AOI</th><th>tile</th><th>last intact</th><th>first detected</th>"
+            "<th>labels gained</th><th>probability</th><th>confidence</th><th>status</th><th>lon, lat</th>"
+            f"<th>tile ha</th></tr>{rows}</table>{note}")
 
 
 def _score(scored: Mapping | None) -> str:
@@ -164,7 +278,7 @@ def _score(scored: Mapping | None) -> str:
     tags = ", ".join(f"{tag} {v['found']}/{v['places']}" for tag, v in scored["per_tag"].items())
     return (f"<h2>Against known change places</h2><p>{scored['alerts']} alerts, {scored['true_alerts']} touching "
             f"a known place: precision <strong>{scored['precision']:.2f}</strong>. {scored['places']} places, "
-            f"recall <strong>{scored['recall']:.2f}</strong>; among the {scored['visible_places']} places a cloud-free "
+            f"recall <strong>{scored['recall']:.2f}</strong>; among the {scored['visible_places']} places a judged "
             f"tile saw on the last date: {scored['recall_visible']:.2f}. Found per kind: {_e(tags)}.</p>")
 
 
@@ -191,21 +305,34 @@ def _model_card(meta: Mapping | None, figures: Mapping[str, bytes]) -> str:
             f"<th>support</th></tr>{rows}</table><div class='figures'>{images}</div>")
 
 
-def render(obs: Sequence[Observation], found: Sequence[Alert], trends: Sequence[dict], meta: Mapping | None,
-           figures: Mapping[str, bytes], places: Sequence[dict] | None, scored: Mapping | None, scans: str) -> str:
-    dates = sorted({o.scan_date.isoformat() for o in obs})
-    aois = sorted({o.aoi for o in obs})
+def render(content: Content, assets: Mapping[str, str]) -> str:
+    """The page; ``assets`` is :func:`leaflet`'s script and style sheet."""
+    aois = sorted(content.maps)
+    data = json.dumps(_map_data(content), separators=(",", ":")).replace("</", "<\\/")
+    levels = ", ".join(f"{sum(1 for a in content.found if a.confidence == level and a.status == 'active')} {level}"
+                       for level in ("highest", "high", "low"))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>planet-tiles: {_e(", ".join(aois))}</title>
-<style>{STYLE}</style></head><body>
+<style>{assets["leaflet.css"]}</style><style>{STYLE}</style></head><body>
 <h1>Forest change report: {_e(", ".join(aois))}</h1>
-<p>{len({(o.aoi, o.tile_id) for o in obs})} tiles, scan dates {_e(", ".join(dates))}, from <code>{_e(scans)}</code>.
-Alerts: <strong id="alert-count">{len(found)}</strong>.</p>
-<h2>Map</h2>{_maps(obs, found, places)}
-<h2>Label areas</h2>{_areas(trends)}
-<h2>Alerts</h2><p class="muted">A tile whose last cloud-free observation showed intact primary forest and that now
-shows a disturbance label. Cloudy observations are skipped. Confidence: 1 - prod(1 - p) over the labels gained.</p>
-{_alerts(found)}{_score(scored)}{_model_card(meta, figures)}
+<p>Scan dates {_e(", ".join(d.isoformat() for d in content.dates))}, from <code>{_e(content.scans)}</code>.
+Alerts: <strong id="alert-count">{len(content.found)}</strong> (active: {levels}; retracted:
+{sum(1 for a in content.found if a.status == 'retracted')}), in <strong id="event-count">{len(content.events)}</strong>
+events.</p>
+<h2>Map</h2>{_maps(content)}
+<h2>Coverage</h2>{_coverage(content)}
+<h2>Events</h2>{_events(content)}
+{_zones(content)}
+<h2>Label areas</h2>{_areas(content.trends)}
+<h2>Alerts</h2><p class="muted">A tile whose last judged observation showed intact primary forest and that now
+shows a disturbance label; observations too cloudy to judge are skipped. Probability: 1 - prod(1 - p) over the
+labels gained. Confidence: <em>low</em> after one observation, <em>high</em> when the next judged observation
+confirms it, <em>highest</em> when confirmed with a probability of at least {content.highest_probability:.2f} on
+both; <em>retracted</em> when a later judged observation shows intact forest again.</p>
+{_alerts(content)}{_score(content.scored)}{_model_card(content.meta, content.figures)}
 <p class="muted">Written by planet-tiles report on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC.</p>
+<script>{assets["leaflet.js"]}</script>
+<script type="application/json" id="map-data">{data}</script>
+<script>{SCRIPT}</script>
 </body></html>
 """

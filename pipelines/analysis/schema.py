@@ -1,8 +1,8 @@
-"""The output schemas, defined once: scan rows (:data:`COLUMNS`) and alerts (:data:`ALERT_COLUMNS`).
+"""The output schemas, defined once: scan rows (:data:`COLUMNS`), alerts (:data:`ALERT_COLUMNS`) and events
+(:data:`EVENT_COLUMNS`).
 
 Each yields its pyarrow schema (with GeoParquet 1.1 metadata), its BigQuery JSON schema (checked in as
-``infra/bigquery/tile_labels.schema.json`` and ``alerts.schema.json``, which Terraform reads), its
-BigQuery DDL (``ddl_tile_labels.sql``, ``ddl_alerts.sql``).
+``infra/bigquery/<table>.schema.json``, which Terraform reads), its BigQuery DDL (``ddl_<table>.sql``).
 
     python -m pipelines.analysis.schema infra/bigquery     # rewrites the JSON schemas, the DDL and the
                                                            # external table's reference Parquet file
@@ -25,10 +25,11 @@ from planet_model.labels import LABELS
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # STRING, TIMESTAMP, GEOGRAPHY (WKB in Parquet), FLOAT64, FLOAT32, DATE, STRING_LIST
+    type: str  # STRING, TIMESTAMP, GEOGRAPHY (WKB in Parquet), FLOAT64, FLOAT32, INT64, DATE, STRING_LIST, RECORD_LIST
     description: str
     required: bool = True
     partition_key: bool = False
+    fields: tuple[tuple[str, str], ...] = ()  # RECORD_LIST: (name, type) of each record's fields
 
 
 COLUMNS: tuple[Column, ...] = (
@@ -84,6 +85,30 @@ ALERT_COLUMNS: tuple[Column, ...] = (
 )
 
 
+#: Events (``planet-tiles report``'s events.parquet and the BigQuery events table): see pipelines.analysis.events.
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "STRING", "alert_id of the event's first alert (earliest detection, then smallest tile id)"),
+    Column("aoi", "STRING", "area of interest"),
+    Column("first_detected", "DATE", "earliest first_detected of its alerts"),
+    Column("last_detected", "DATE", "latest first_detected of its alerts"),
+    Column("tiles", "INT64", "alert tiles in the event"),
+    Column("area_ha", "FLOAT64", "sum of the tiles' geodesic areas, hectares"),
+    Column("labels_gained", "RECORD_LIST", "disturbance labels gained, with the number of tiles that gained each",
+           fields=(("label", "STRING"), ("tiles", "INT64"))),
+    Column("confidence", "STRING", "the highest confidence level of its alerts: low, high or highest"),
+    Column("status", "STRING", "active while any of its alerts is active, else retracted"),
+    Column("alert_ids", "STRING_LIST", "its alerts (alert_id in the alerts table)"),
+    Column("zones", "RECORD_LIST", "zones (report --zones) the event touches, with the hectares inside each",
+           fields=(("name", "STRING"), ("area_ha", "FLOAT64"))),
+    Column("before_image", "STRING", "true-colour PNG of the event from the scene before, beside the report; "
+                                     "null when that scene could not be read", required=False),
+    Column("after_image", "STRING", "the same from the scene of the first detection", required=False),
+    Column("geometry", "GEOGRAPHY", "union of the event's tiles in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
+    Column("lon", "FLOAT64", "centroid longitude"),
+    Column("lat", "FLOAT64", "centroid latitude"),
+)
+
+
 @dataclass(frozen=True)
 class Table:
     columns: tuple[Column, ...]
@@ -97,11 +122,15 @@ TABLES = {
                          "One row per (tile, scene) of each scan, loaded from the scans' GeoParquet"),
     "alerts": Table(ALERT_COLUMNS, "first_detected", ("aoi", "tile_id"),
                     "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"),
+    "events": Table(EVENT_COLUMNS, "first_detected", ("aoi",),
+                    "Alert tiles that touch and were first detected close in time (pipelines/analysis/events.py)"),
 }
 DATASET = "planet_tiles"
 #: Column types in BigQuery (FLOAT32 is stored as FLOAT64; STRING_LIST is a REPEATED STRING).
 BIGQUERY_TYPES = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "GEOGRAPHY": "GEOGRAPHY", "FLOAT64": "FLOAT64",
-                  "FLOAT32": "FLOAT64", "DATE": "DATE", "STRING_LIST": "STRING"}
+                  "FLOAT32": "FLOAT64", "INT64": "INT64", "DATE": "DATE", "STRING_LIST": "STRING",
+                  "RECORD_LIST": "RECORD"}
+REPEATED = ("STRING_LIST", "RECORD_LIST")
 
 
 def arrow_schema(columns: Sequence[Column] = FILE_COLUMNS):  # noqa: ANN201 - pyarrow.Schema
@@ -109,12 +138,20 @@ def arrow_schema(columns: Sequence[Column] = FILE_COLUMNS):  # noqa: ANN201 - py
     import pyarrow as pa
 
     types = {"STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "GEOGRAPHY": pa.binary(),
-             "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "DATE": pa.date32(),
+             "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "INT64": pa.int64(), "DATE": pa.date32(),
              "STRING_LIST": pa.list_(pa.string())}
-    fields = [pa.field(c.name, types[c.type], nullable=not c.required) for c in columns if not c.partition_key]
+
+    def kind(c: Column):  # noqa: ANN202 - pyarrow.DataType
+        if c.type == "RECORD_LIST":
+            return pa.list_(pa.struct([pa.field(n, types[t], nullable=False) for n, t in c.fields]))
+        return types[c.type]
+
+    fields = [pa.field(c.name, kind(c), nullable=not c.required) for c in columns if not c.partition_key]
+    # Event outlines (unions of tiles) may be MultiPolygons; tiles are Polygons.
+    shapes = ["Polygon", "MultiPolygon"] if any(c.name == "event_id" for c in columns) else ["Polygon"]
     geo = {"version": "1.1.0", "primary_column": "geometry",
            # No "crs" key: GeoParquet then means OGC:CRS84 (longitude, latitude), which the tiles are in.
-           "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Polygon"], "edges": "planar"}}}
+           "columns": {"geometry": {"encoding": "WKB", "geometry_types": shapes, "edges": "planar"}}}
     return pa.schema(fields, metadata={b"geo": json.dumps(geo).encode()})
 
 
@@ -130,9 +167,15 @@ def parquet_bytes(rows: Sequence[dict], columns: Sequence[Column]) -> bytes:
 
 def bigquery_schema(columns: Sequence[Column] = COLUMNS) -> list[dict]:
     """BigQuery table schema (JSON form), partition keys included."""
-    return [{"name": c.name, "type": BIGQUERY_TYPES[c.type],
-             "mode": "REPEATED" if c.type == "STRING_LIST" else ("REQUIRED" if c.required else "NULLABLE"),
-             "description": c.description} for c in columns]
+    def field(c: Column) -> dict:
+        out = {"name": c.name, "type": BIGQUERY_TYPES[c.type],
+               "mode": "REPEATED" if c.type in REPEATED else ("REQUIRED" if c.required else "NULLABLE"),
+               "description": c.description}
+        if c.fields:
+            out["fields"] = [{"name": n, "type": BIGQUERY_TYPES[t], "mode": "REQUIRED"} for n, t in c.fields]
+        return out
+
+    return [field(c) for c in columns]
 
 
 def ddl(name: str) -> str:
@@ -140,8 +183,11 @@ def ddl(name: str) -> str:
     table = TABLES[name]
     lines = []
     for c in table.columns:
-        repeated = c.type == "STRING_LIST"
-        kind = f"ARRAY<{BIGQUERY_TYPES[c.type]}>" if repeated else BIGQUERY_TYPES[c.type]
+        repeated = c.type in REPEATED
+        if c.type == "RECORD_LIST":
+            kind = f"ARRAY<STRUCT<{', '.join(f'{n} {BIGQUERY_TYPES[t]}' for n, t in c.fields)}>>"
+        else:
+            kind = f"ARRAY<{BIGQUERY_TYPES[c.type]}>" if repeated else BIGQUERY_TYPES[c.type]
         required = " NOT NULL" if c.required and not repeated else ""
         lines.append(f"  {c.name} {kind}{required} OPTIONS (description = {json.dumps(c.description)})")
     return (f"-- Generated by `python -m pipelines.analysis.schema infra/bigquery` from pipelines/analysis/schema.py: edit that.\n"

@@ -388,6 +388,20 @@ class SceneReader:
             if mask is not None:
                 mask.close()
 
+    def read_area(self, bounds: tuple[float, float, float, float], max_pixels: int = 256) -> np.ndarray:
+        """The scene's pixels over ``bounds`` (west, south, east, north, EPSG:4326) in EPSG:3857, at the
+        scene's ground resolution or coarser so that neither side exceeds ``max_pixels``:
+        ``(height, width, bands)`` in record band order, 0 where the scene has no data."""
+        from rasterio.warp import transform_bounds
+
+        left, bottom, right, top = transform_bounds("EPSG:4326", "EPSG:3857", *bounds)
+        stretch = 1 / math.cos(math.radians((bounds[1] + bounds[3]) / 2))  # Web Mercator metres per ground metre
+        res = max(self.gsd_m * stretch, (right - left) / max_pixels, (top - bottom) / max_pixels)
+        width, height = max(1, math.ceil((right - left) / res)), max(1, math.ceil((top - bottom) / res))
+        with WarpedVRT(self._src, crs="EPSG:3857", transform=Affine(res, 0, left, 0, -res, top), width=width,
+                       height=height, resampling=Resampling.bilinear) as vrt:
+            return vrt.read(self._indexes).transpose(1, 2, 0)
+
     def window_of(self, tile: Tile) -> list[int]:
         """The tile's pixel window in the scene: ``col_off, row_off, width, height`` (rounded)."""
         col, row = ~self.transform @ (tile.transform[2], tile.transform[5])

@@ -67,6 +67,7 @@ class SummarizeFn(beam.CombineFn):
         status = item["status"]
         acc[("total", status)] += 1
         acc[("scene", item["scene_id"], status)] += 1
+        acc[("uri", item["scene_id"], item["uri"])] = 1  # where the scene was read: the report's images
         if item.get("out_of_domain"):
             acc[("total", "out_of_domain")] += 1
         if item.get("mask_error"):
@@ -93,6 +94,9 @@ class SummarizeFn(beam.CombineFn):
                 summary[f"{key[1]}_reasons"][key[2]] = n
             elif key[0] == "scene":
                 summary["scenes"].setdefault(key[1], {s: 0 for s in (WRITTEN, SKIPPED, FAILED)})[key[2]] = n
+        for key in acc:
+            if key[0] == "uri":
+                summary["scenes"][key[1]]["uri"] = key[2]
         return summary
 
 

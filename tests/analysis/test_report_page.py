@@ -1,4 +1,4 @@
-"""report.html opened in headless Chromium (Debian's chromium, driven by Playwright)."""
+"""report.html opened in headless Chromium (Debian's chromium, driven by Playwright): what a person sees."""
 
 import dataclasses
 import datetime as dt
@@ -8,14 +8,19 @@ import os
 import shutil
 import subprocess
 
+import morecantile
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import rasterio
 import shapely
 import shapely.affinity
 from PIL import Image
-from shapely.geometry import box
+from rasterio.transform import from_bounds
 
-from pipelines.analysis import report_page, rules
+from pipelines.analysis import events, map_layers, report, report_page, schema
+from pipelines.geo.grid import WebMercatorGrid
 from planet_model.labels import LABELS
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -39,56 +44,110 @@ def chromium():
     return path
 
 
-def test_report_renders_in_chromium(demo, chromium, tmp_path):
+def _open(page_path, chromium, errors, remote):
     from playwright.sync_api import sync_playwright
 
-    page_path = demo["report"]["files"]["report"]
-    alerts = len(json.loads(open(demo["report"]["files"]["alerts_geojson"]).read())["features"])
+    p = sync_playwright().start()
+    browser = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
+    page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+               else (remote.append(route.request.url), route.abort()))
+    page.goto(f"file://{page_path}", wait_until="load")
+    page.wait_for_function("window.reportMaps !== undefined")
+    return p, browser, page
+
+
+def _shot(locator):
+    return np.asarray(Image.open(io.BytesIO(locator.screenshot())).convert("RGB")).astype(int)
+
+
+def test_report_renders_in_chromium(demo, chromium, tmp_path):
+    """The demo's report: no errors, nothing fetched from outside, the map draws and zooms, and a click
+    on an event opens its card with its two pictures."""
+    summary = demo["report"]
+    page_path = summary["files"]["report"]
+    alerts = len(json.loads(open(summary["files"]["alerts_geojson"]).read())["features"])
     errors, remote = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
-                   else (remote.append(route.request.url), route.abort()))
-        page.goto(f"file://{page_path}", wait_until="load")
-        page.screenshot(path=tmp_path / "report.png", full_page=True)
+    p, browser, page = _open(page_path, chromium, errors, remote)
+    try:
         shown = int(page.inner_text("#alert-count"))
-        maps = page.locator("svg.map")
-        assert maps.count() == len(demo["report"]["scan_dates"])
-        pixels = np.asarray(Image.open(io.BytesIO(maps.last.screenshot())).convert("RGB")).reshape(-1, 3)
-        outlines = page.locator("svg.map path.alert").count()
-        images = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        aoi = summary["aois"][0]
+        the_map = page.locator(f"#map-{aoi}")
+        before = _shot(the_map)
+        assert page.evaluate(f"Object.keys(window.reportMaps['{aoi}'].layers)") == summary["scan_dates"]
+        page.evaluate(f"window.reportMaps['{aoi}'].map.setZoom(window.reportMaps['{aoi}'].map.getZoom() + 2, "
+                      "{animate: false})")
+        page.wait_for_timeout(300)
+        zoomed = _shot(the_map)
+        page.evaluate(f"window.reportMaps['{aoi}'].map.fitBounds(window.reportMaps['{aoi}'].bounds, "
+                      "{animate: false})")
+        page.wait_for_timeout(300)
+        outlines = page.locator(f"#map-{aoi} path.leaflet-interactive")
+        assert outlines.count() == summary["events"] > 0
+        outlines.first.click(force=True)
+        card = page.locator("details.event[open]")
+        card.first.wait_for()
+        pictures = card.first.evaluate("c => [...c.querySelectorAll('img')].map(i => i.naturalWidth)")
+        figures = page.evaluate("[...document.querySelectorAll('.figures img')].map(i => i.naturalWidth)")
+    finally:
         browser.close()
+        p.stop()
     assert errors == [] and remote == []
-    assert shown == alerts == outlines
+    assert shown == alerts == summary["alerts"]
     # Not blank: mostly painted, in several colours (forest, fields, clouds, red outlines).
-    assert (pixels != 255).any(axis=1).mean() > 0.5
-    assert len(np.unique(pixels // 32, axis=0)) >= 4
-    assert images and all(w > 0 for w in images)  # the model card's figures decoded
+    assert (before != 255).any(axis=-1).mean() > 0.5 and len(np.unique(before // 32, axis=0)) >= 4
+    assert np.abs(zoomed - before).max(axis=-1).mean() > 10, "zooming in changes what is drawn"
+    assert card.count() == 1 and len(pictures) == 2 and all(w > 0 for w in pictures), "the card and its pictures"
+    assert figures and all(w > 0 for w in figures)  # the model card's figures decoded
 
 
 # --- A report built by hand, looked at in Chromium -------------------------------------------------------
-# Nine tiles, 3 x 3, 0.01 degree each. On both dates: water in the north-east cell (row 0, column 2).
+# Nine WebMercatorQuad z14 tiles, 3 x 3. On both dates: water in the north-east cell (row 0, column 2).
 # On the second: the south-west cell (row 2, column 0) turned to fields (an alert), the centre is cloudy.
 D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 7, 1)
 WATER, ALERT, CLOUD = (0, 2), (2, 0), (1, 1)
-ALERT_ID = 'T<img src=x onerror="window.hacked=1">'  # a tile id that would run script if not escaped
+ZOOM = 14
+ORIGIN = morecantile.tms.get("WebMercatorQuad").tile(-56.0, -10.0, ZOOM)
+TAG = '<img src=x onerror="window.hacked=1">'  # a zone name that would run script if not escaped
 RED = np.array([0xd5, 0x00, 0x00])
+GREEN, BROWN = (34, 120, 40), (170, 110, 60)
 
 
-def _row(r, c, date, labels):
-    outline = box(-56 + 0.01 * c, -9.97 - 0.01 * (r + 1), -56 + 0.01 * (c + 1), -9.97 - 0.01 * r)
-    return {"aoi": "hand", "tile_id": ALERT_ID if (r, c) == ALERT else f"T{r}{c}", "scene_id": "s", "scan_date": date,
+def _outline(r, c):
+    return WebMercatorGrid(ZOOM).polygon_wgs84(ORIGIN.x + c, ORIGIN.y + r)
+
+
+def _row(r, c, labels, scene):
+    outline = _outline(r, c)
+    return {"tile_id": f"WebMercatorQuad/{ZOOM}/{ORIGIN.x + c}/{ORIGIN.y + r}", "scene_id": scene, "scan_id": "x",
             "acquired": None, "valid_fraction": 1.0, "clear_fraction": None, "labels": labels,
             **{f"p_{n}": 0.9 if n in labels else 0.05 for n in LABELS}, "geometry": outline.wkb,
-            "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": 1.2e6}
+            "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": events.geodesic_ha(outline) * 1e4,
+            "model_version": "hand", "haze_fraction": None, "cloud_fraction": None, "shadow_fraction": None}
 
 
-def _hand_page():
-    rows = []
-    for date in (D1, D2):
+def _scene(path, alert_brown):
+    """An RGB GeoTIFF over the nine tiles: forest green, the alert tile brown when ``alert_brown``."""
+    west, south, east, north = shapely.union_all([_outline(r, c) for r in range(3) for c in range(3)]).bounds
+    size = 96
+    data = np.empty((3, size, size), np.uint8)
+    data[:] = np.array(GREEN)[:, None, None]
+    data[:, 10:20, 10:20] = 90  # some texture, so the stretch has a range
+    if alert_brown:
+        data[:, 64:96, 0:32] = np.array(BROWN)[:, None, None]
+    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=3, dtype="uint8", crs="EPSG:4326",
+                       transform=from_bounds(west, south, east, north, size, size)) as dst:
+        dst.write(data)
+    return str(path)
+
+
+def _hand_scans(tmp_path):
+    scans = tmp_path / "scans"
+    scenes = {"s1": _scene(tmp_path / "s1.tif", False), "s2": _scene(tmp_path / "s2.tif", True)}
+    for date, scene in ((D1, "s1"), (D2, "s2")):
+        rows = []
         for r in range(3):
             for c in range(3):
                 labels = ["clear", "water"] if (r, c) == WATER else ["clear", "primary"]
@@ -96,40 +155,55 @@ def _hand_page():
                     labels = ["clear", "primary", "agriculture"]
                 if date == D2 and (r, c) == CLOUD:
                     labels = ["cloudy"]
-                rows.append(_row(r, c, date, labels))
-    obs = rules.observations(rows)
-    found = rules.alerts(obs)
-    return report_page.render(obs=obs, found=found, trends=rules.label_trends(obs), meta=None, figures={}, places=None,
-                        scored=None, scans="hand-built")
+                rows.append(_row(r, c, labels, scene))
+        folder = scans / f"scan_date={date.isoformat()}" / "aoi=hand"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
+        (folder / "_manifest.json").write_text(json.dumps({"scenes": {scene: {"written": 9, "uri": scenes[scene]}}}))
+    zone = shapely.geometry.mapping(shapely.box(*_outline(*ALERT).bounds).buffer(0.001))
+    (tmp_path / "zones.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": TAG}, "geometry": zone}]}))
+    return scans
 
 
-def _look(chromium, html_text, tmp_path):
-    """What a person sees: the maps' pixels, the legend's colours, the tables, and whether script ran."""
-    from playwright.sync_api import sync_playwright
-
-    path = tmp_path / "report.html"
-    path.write_text(html_text)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1200, "height": 900}, device_scale_factor=1)
-        page.goto(f"file://{path}", wait_until="load")
-        maps = [np.asarray(Image.open(io.BytesIO(m.screenshot())).convert("RGB")).astype(int)
-                for m in page.locator("svg.map").all()]
+def _look(chromium, tmp_path):
+    """Build the hand-made report and look at it: each date's map pixels at known tiles, the legend's
+    colours, the tables, the event card, and whether script ran."""
+    scans = _hand_scans(tmp_path)
+    out = tmp_path / "report"
+    report.run(["--scans", str(scans), "--output", str(out), "--zones", str(tmp_path / "zones.geojson")])
+    errors, remote = [], []
+    p, browser, page = _open(out / "report.html", chromium, errors, remote)
+    try:
+        maps = {}
+        for date in (D1, D2):
+            page.evaluate(f"window.reportMaps.hand.show('{date.isoformat()}')")
+            page.wait_for_timeout(100)
+            maps[date] = _shot(page.locator("#map-hand"))
+        centres = {(r, c): page.evaluate(f"(() => {{ const p = window.reportMaps.hand.map.latLngToContainerPoint("
+                                         f"[{_outline(r, c).centroid.y}, {_outline(r, c).centroid.x}]); "
+                                         "return [p.x, p.y]; })()") for r in range(3) for c in range(3)}
+        north_edge = page.evaluate("(() => { const p = window.reportMaps.hand.map.latLngToContainerPoint("
+                                   f"[{_outline(*ALERT).bounds[3]}, {_outline(*ALERT).centroid.x}]); "
+                                   "return [p.x, p.y]; })()")
         legend = page.evaluate("""[...document.querySelectorAll('.legend span')].map(s => [s.innerText.trim(),
             getComputedStyle(s.querySelector('.swatch')).backgroundColor])""")
-        seen = {"maps": maps, "tables": page.locator("table").count(), "alert_rows": page.locator("table").last
-                .locator("tr").count() - 1, "alert_text": page.locator("table").last.inner_text(),
+        page.locator("#map-hand path.leaflet-interactive").first.click(force=True)
+        card = page.locator("details.event[open]")
+        opened = card.count()
+        after = card.first.locator("img").last if opened else None
+        picture = (np.asarray(Image.open(io.BytesIO(after.screenshot())).convert("RGB")).astype(int)
+                   if opened and after.count() else None)
+        seen = {"maps": maps, "centres": centres, "north_edge": north_edge, "opened": opened, "picture": picture,
+                "alert_rows": page.locator("#alerts tr").count() - 1, "zones": page.locator("#zones").inner_text(),
+                "coverage": page.locator("#coverage").inner_text(),
                 "hacked": page.evaluate("window.hacked === undefined ? null : window.hacked"),
                 "legend": {text: tuple(int(v) for v in colour[colour.index("(") + 1:-1].split(",")[:3])
-                           for text, colour in legend}}
+                           for text, colour in legend if "rgb" in colour}, "errors": errors, "remote": remote}
+    finally:
         browser.close()
+        p.stop()
     return seen
-
-
-def _cell(image, r, c):
-    """The pixel at the centre of grid cell (r, c) of a map image."""
-    h, w = image.shape[:2]
-    return image[int((r + 0.5) * h / 3), int((c + 0.5) * w / 3)]
 
 
 def _check(seen):
@@ -138,45 +212,59 @@ def _check(seen):
     colour = {name: next(np.array(v) for k, v in legend.items() if k.startswith(text))
               for name, text in (("water", "water"), ("primary", "intact primary"), ("cloudy", "cloudy"),
                                  ("disturbed", "forest disturbed"))}
-    assert len(seen["maps"]) == 2, "a map per date"
-    first, second = seen["maps"]
-    near = lambda pixel, name: np.abs(pixel - colour[name]).max() <= 8  # noqa: E731 - antialiasing
-    assert near(_cell(first, *WATER), "water") and near(_cell(second, *WATER), "water"), "water where water is"
-    assert near(_cell(first, 0, 0), "primary") and near(_cell(first, *ALERT), "primary"), "forest where forest is"
-    assert near(_cell(second, *ALERT), "disturbed") and near(_cell(second, *CLOUD), "cloudy")
-    # The alert's red outline runs along its own cell's edges, and nowhere else.
-    h, w = second.shape[:2]
-    r, c = ALERT
-    band = second[int(r * h / 3) - 2:int(r * h / 3) + 3, int((c + 0.25) * w / 3):int((c + 0.75) * w / 3)]
-    assert (np.abs(band - RED).max(axis=-1) <= 40).any(), "the alert outline sits on its tile"
-    elsewhere = second[int(0.5 * h / 3):int(1.5 * h / 3), int(1.25 * w / 3):]
-    assert not (np.abs(elsewhere - RED).max(axis=-1) <= 40).any(), "no outline away from the alert"
-    assert not (np.abs(first - RED).max(axis=-1) <= 40).any(), "no alert on the first date"
-    assert seen["tables"] >= 2 and seen["alert_rows"] == 1, "the label-area and alert tables"
-    assert ALERT_ID in seen["alert_text"] and seen["hacked"] is None, "text is escaped, never run"
+    first, second = seen["maps"][D1], seen["maps"][D2]
+
+    def at(image, r, c):
+        x, y = seen["centres"][(r, c)]
+        return image[round(y), round(x)]
+
+    near = lambda pixel, name: np.abs(pixel - colour[name]).max() <= 8  # noqa: E731
+    assert seen["errors"] == [] and seen["remote"] == []
+    assert near(at(first, *WATER), "water") and near(at(second, *WATER), "water"), "water where water is"
+    assert near(at(first, 0, 0), "primary") and near(at(first, *ALERT), "primary"), "forest where forest is"
+    assert near(at(second, *ALERT), "disturbed") and near(at(second, *CLOUD), "cloudy")
+    # The event's red outline runs along its tile's north edge, and nowhere near the water.
+    x, y = seen["north_edge"]
+    band = second[round(y) - 3:round(y) + 4, round(x) - 10:round(x) + 11]
+    assert (np.abs(band - RED).max(axis=-1) <= 40).any(), "the event outline sits on its tile"
+    wx, wy = seen["centres"][WATER]
+    assert not (np.abs(second[round(wy) - 20:round(wy) + 20, round(wx) - 20:round(wx) + 20] - RED).max(axis=-1)
+                <= 40).any(), "no outline away from the event"
+    assert not (np.abs(first - RED).max(axis=-1) <= 40).any(), "no event shown on the first date"
+    # A click on the event opens its card; the after picture shows the brown field in its south-west.
+    assert seen["opened"] == 1 and seen["picture"] is not None, "the event's card opens with its pictures"
+    h, w = seen["picture"].shape[:2]
+    middle = seen["picture"][h // 2 - 3:h // 2 + 4, w // 2 - 3:w // 2 + 4].reshape(-1, 3).mean(axis=0)
+    assert middle[0] > middle[1], "the after picture shows the field (red over green) at the event"
+    assert seen["alert_rows"] == 1, "the alert table"
+    assert TAG in seen["zones"] and "judged" in seen["coverage"], "the zones and coverage tables"
+    assert seen["hacked"] is None, "text is escaped, never run"
 
 
 def test_the_report_shows_what_the_data_says(chromium, tmp_path):
-    _check(_look(chromium, _hand_page(), tmp_path))
+    _check(_look(chromium, tmp_path))
 
 
 @pytest.mark.parametrize("broken", ["flipped", "recoloured", "shifted", "unescaped"])
 def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broken):
     """Each way a renderer can go wrong, planted, must fail :func:`_check`: the test can see."""
-    if broken == "flipped":  # south up: mirrored about the map's middle latitude
-        north_up = report_page.Projection.path
-        monkeypatch.setattr(report_page.Projection, "path", lambda self, g: north_up(
-            self, shapely.affinity.scale(g, yfact=-1, origin=(0, self.north - self.height / self.scale / 2))))
+    real_png = map_layers.AoiMap.png
+    if broken == "flipped":  # south up
+        def flipped(self, date):
+            self.rasters[date] = self.rasters[date][::-1].copy()
+            return real_png(self, date)
+        monkeypatch.setattr(map_layers.AoiMap, "png", flipped)
     elif broken == "recoloured":  # water painted as forest
-        real_class = report_page.tile_class
-        monkeypatch.setattr(report_page, "tile_class", lambda o: "primary" if "water" in o.labels else real_class(o))
-    elif broken == "shifted":  # alert outlines one tile (about 1 km) north-east of their tile
-        real = report_page.svg_map
-        monkeypatch.setattr(report_page, "svg_map", lambda aoi, date, obs, found, places, projection: real(
-            aoi, date, obs, [dataclasses.replace(a, geometry=shapely.affinity.translate(
-                shapely.from_wkb(a.geometry), 0.01, 0.01).wkb) for a in found], places, projection))
+        def recoloured(self, date):
+            r = self.rasters[date]
+            self.rasters[date] = np.where(r == map_layers.CODES["water"], map_layers.CODES["primary"], r).astype(np.uint8)
+            return real_png(self, date)
+        monkeypatch.setattr(map_layers.AoiMap, "png", recoloured)
+    elif broken == "shifted":  # event outlines one tile (about 2.4 km) north-east of their tiles
+        real = events.events
+        monkeypatch.setattr(events, "events", lambda *a, **k: [dataclasses.replace(e, geometry=shapely.affinity.translate(
+            shapely.from_wkb(e.geometry), 0.022, 0.022).wkb) for e in real(*a, **k)])
     else:  # text written into the page as HTML
         monkeypatch.setattr(report_page, "_e", lambda value: str(value))
     with pytest.raises(AssertionError):
-        _check(_look(chromium, _hand_page(), tmp_path))
-
+        _check(_look(chromium, tmp_path))

@@ -183,9 +183,13 @@ def ddl_structure(text: str) -> dict:
 
 def test_bigquery_ddl_has_the_schema_definitions_columns_partitioning_and_clustering():
     for name, table in schema.TABLES.items():
+        def kind(c):
+            if c.type == "RECORD_LIST":
+                return f"ARRAY<STRUCT<{', '.join(f'{n} {schema.BIGQUERY_TYPES[t]}' for n, t in c.fields)}>>"
+            return f"ARRAY<{schema.BIGQUERY_TYPES[c.type]}>" if c.type == "STRING_LIST" else schema.BIGQUERY_TYPES[c.type]
+
         expected = {
-            "columns": [(c.name, f"ARRAY<{schema.BIGQUERY_TYPES[c.type]}>" if c.type == "STRING_LIST"
-                         else schema.BIGQUERY_TYPES[c.type], c.required and c.type != "STRING_LIST")
+            "columns": [(c.name, kind(c), c.required and c.type not in ("STRING_LIST", "RECORD_LIST"))
                         for c in table.columns],
             "partition": [table.partition],
             "cluster": list(table.cluster),
@@ -210,6 +214,11 @@ def test_bigquery_schema_files_match_the_code():
     assert checked_in == schema.bigquery_schema()
     assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
     assert json.loads((folder / "alerts.schema.json").read_text()) == schema.bigquery_schema(schema.ALERT_COLUMNS)
+    events = json.loads((folder / "events.schema.json").read_text())
+    assert events == schema.bigquery_schema(schema.EVENT_COLUMNS)
+    zones = next(c for c in events if c["name"] == "zones")
+    assert (zones["type"], zones["mode"], [f["name"] for f in zones["fields"]]) == ("RECORD", "REPEATED",
+                                                                                   ["name", "area_ha"])
     clear = next(c for c in checked_in if c["name"] == "clear_fraction")
     assert (clear["type"], clear["mode"]) == ("FLOAT64", "NULLABLE")
     labels = next(c for c in checked_in if c["name"] == "labels")

@@ -1,0 +1,115 @@
+"""Before and after pictures of each event: what an analyst looks at before sending someone out.
+
+For each event, the area of its tiles (with half the event's size of margin around it, so that the
+clearing is seen against the forest) is read from two scenes: the scene of the observation before (the
+last judged one of intact forest) and the scene of the first detection, both in EPSG:3857 at the
+scenes' own resolution (:meth:`pipelines.geo.scenes.SceneReader.read_area`). Each becomes a true-colour PNG
+of at most :data:`MAX_PIXELS` a side with the event's outline drawn in yellow.
+
+The stretch: per band, the 2nd and 98th percentiles (:data:`STRETCH`) of the pixels that hold data map
+to 0 and 255, as QGIS's and most viewers' default "cumulative count cut" does; so analytic (uint16
+radiance or reflectance) and visual (uint8) scenes both look natural without knowing their scale. Each
+image is stretched on its own, so the two are comparable in contrast, not in absolute brightness.
+
+Scenes are found by ``scene_id`` in the scans' manifests (each records where it read every scene). A
+scene that cannot be read any more (moved, deleted, a streamed partition without a manifest) gives no
+image, and the report's card says so.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import shapely
+
+from pipelines.analysis import layout
+from pipelines.analysis.events import Event
+from planet_model import storage
+from planet_model.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MAX_PIXELS = 192
+STRETCH = (2.0, 98.0)
+OUTLINE = (255, 235, 59)
+FOLDER = "events"
+
+
+def scene_uris(scans: str) -> dict[str, str]:
+    """``scene_id -> uri`` of every scene the batch scans under ``scans`` read (newest manifest wins)."""
+    uris: dict[str, str] = {}
+    for manifest in reversed(layout.manifests(scans)):  # oldest first: newer ones overwrite
+        for scene_id, counts in (manifest.get("scenes") or {}).items():
+            if isinstance(counts, dict) and counts.get("uri"):
+                uris[scene_id] = counts["uri"]
+    return uris
+
+
+def true_colour(pixels: np.ndarray) -> np.ndarray:
+    """``(h, w, 3)`` red, green, blue of any dtype -> uint8 by the percentile stretch; no-data stays black."""
+    data = pixels.astype(np.float64)
+    valid = (pixels > 0).any(axis=-1)
+    out = np.zeros(pixels.shape[:2] + (3,), np.uint8)
+    if not valid.any():
+        return out
+    for band in range(3):
+        low, high = np.percentile(data[..., band][valid], STRETCH)
+        scaled = (data[..., band] - low) / max(high - low, 1e-9) * 255
+        out[..., band] = np.where(valid, np.clip(scaled, 0, 255), 0).astype(np.uint8)
+    return out
+
+
+def picture(uri: str, scene_id: str, outline: shapely.Geometry, max_pixels: int = MAX_PIXELS) -> bytes:
+    """The PNG of ``outline``'s surroundings in one scene (errors: :class:`pipelines.geo.scenes.SceneError`,
+    ``OSError``)."""
+    from PIL import Image, ImageDraw
+    from pyproj import Transformer
+
+    from pipelines.geo.scenes import SceneReader, SceneSource
+
+    west, south, east, north = outline.bounds
+    margin = max(east - west, north - south) / 2
+    bounds = (west - margin, south - margin, east + margin, north + margin)
+    with SceneReader(SceneSource(uri=uri, scene_id=scene_id), bands=("red", "green", "blue")) as reader:
+        pixels = reader.read_area(bounds, max_pixels)
+    if not (pixels > 0).any():
+        raise OSError(f"{uri}: no data over the event")
+    image = Image.fromarray(true_colour(pixels))
+    to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform
+    left, top = to_mercator(bounds[0], bounds[3])
+    right, bottom = to_mercator(bounds[2], bounds[1])
+    sx, sy = image.width / (right - left), image.height / (top - bottom)
+    draw = ImageDraw.Draw(image)
+    for polygon in getattr(outline, "geoms", [outline]):
+        xs, ys = to_mercator(*np.asarray(polygon.exterior.coords).T)
+        draw.line([((x - left) * sx, (top - y) * sy) for x, y in zip(xs, ys)], fill=OUTLINE,
+                  width=max(1, math.ceil(image.width / 96)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def write(found: Sequence[Event], uris: Mapping[str, str], output: str) -> dict[str, dict[str, str | None]]:
+    """Write each event's before and after PNGs under ``output/events/``; ``{event_id: {"before": path
+    relative to output or None, "after": ...}}``. A scene that cannot be read is logged and left out."""
+    written: dict[str, dict[str, str | None]] = {}
+    for event in found:
+        outline = shapely.from_wkb(event.geometry)
+        paths: dict[str, str | None] = {}
+        for side, scene_id in (("before", event.before_scene), ("after", event.detected_scene)):
+            relative = f"{FOLDER}/{event.event_id}-{side}.png"
+            uri = uris.get(scene_id)
+            try:
+                if uri is None:
+                    raise OSError(f"scene {scene_id} is in no scan manifest under --scans")
+                storage.write_bytes(storage.join(output, relative), picture(uri, scene_id, outline))
+                paths[side] = relative
+            except (OSError, ValueError, UserError) as error:  # an unreadable scene costs only its picture
+                log.warning("event %s: no %s image: %s", event.event_id, side, error)
+                paths[side] = None
+        written[event.event_id] = paths
+    return written

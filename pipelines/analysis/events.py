@@ -1,0 +1,166 @@
+"""Events: alert tiles that touch on the grid and were first detected close in time, as one change.
+
+An analyst acts on a clearing, not on a tile: the tiles of one clearing raise one alert each, usually on
+the same scan date, sometimes a scan or two apart as it grows. Two alerts belong to one event when their
+tiles are 8-neighbours on the grid (same tile matrix, column and row at most one apart) and their
+``first_detected`` dates are at most ``window_days`` apart; events are the connected groups (single
+linkage), found with a union-find over a hash of grid positions, so the cost is linear in the alerts.
+
+Each event gets the union of its tiles as its outline, its area (sum of the tiles' geodesic areas), the
+labels gained with the number of tiles that gained each, the highest confidence level of its alerts, and
+``event_id``: the ``alert_id`` of its first alert (earliest detection, then smallest tile id), so that an
+event keeps its id while it grows. With zones (:func:`read_zones`), each event lists the zones it touches
+and the area inside each.
+
+This runs in Python, not SQL: events are a connected-components problem over the (few) alerts, which
+BigQuery's SQL has no good way to express; the events table is loaded from ``events.parquet``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import shapely
+from pyproj import Geod
+from shapely.geometry import shape
+
+from pipelines.analysis.rules import CONFIDENCE_LEVELS, Alert
+from planet_model import storage
+from planet_model.errors import UserError
+from planet_model.labels import LABELS
+
+#: Default ``--event_window_days``: alerts of one clearing first detected within a month are one event.
+EVENT_WINDOW_DAYS = 31
+_GEOD = Geod(ellps="WGS84")
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A named polygon (protected area, indigenous territory, property) from ``--zones``."""
+
+    name: str
+    geometry: shapely.Geometry
+
+
+@dataclass(frozen=True)
+class Event:
+    event_id: str
+    aoi: str
+    first_detected: dt.date
+    last_detected: dt.date
+    tiles: int
+    area_ha: float
+    labels_gained: tuple[tuple[str, int], ...]  # (label, tiles), in label order
+    confidence: str
+    status: str  # active while any of its alerts is
+    alert_ids: tuple[str, ...]
+    zones: tuple[tuple[str, float], ...]  # (zone name, hectares of the event inside it)
+    geometry: bytes
+    lon: float
+    lat: float
+    before_date: dt.date
+    before_scene: str
+    detected_scene: str
+    before_image: str | None = None
+    after_image: str | None = None
+
+
+def tile_position(tile_id: str) -> tuple[str, int, int]:
+    """``(tile matrix, column, row)`` of a tile id (``WebMercatorQuad/16/x/y``, ``UTM21S-3m/col/row``,
+    ``<scene>/row/col``: the last two parts are grid coordinates, the rest names the grid)."""
+    matrix, a, b = tile_id.rsplit("/", 2)
+    return matrix, int(a), int(b)
+
+
+def group(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS) -> list[list[Alert]]:
+    """The alerts as events: lists of alerts, each list a connected group (see the module docstring)."""
+    parent = list(range(len(alerts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    at: dict[tuple, list[int]] = defaultdict(list)
+    positions = []
+    for i, a in enumerate(alerts):
+        matrix, col, row = tile_position(a.tile_id)
+        positions.append((a.aoi, matrix, col, row))
+        at[(a.aoi, matrix, col, row)].append(i)
+    for i, (aoi, matrix, col, row) in enumerate(positions):
+        for dc in (-1, 0, 1):
+            for dr in (-1, 0, 1):
+                for j in at.get((aoi, matrix, col + dc, row + dr), ()):
+                    if j > i and abs((alerts[i].first_detected - alerts[j].first_detected).days) <= window_days:
+                        parent[root(j)] = root(i)
+    groups: dict[int, list[Alert]] = defaultdict(list)
+    for i, a in enumerate(alerts):
+        groups[root(i)].append(a)
+    return sorted(groups.values(), key=lambda g: (g[0].aoi, min(a.first_detected for a in g),
+                                                  min(a.tile_id for a in g)))
+
+
+def events(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS, min_event_ha: float = 0.0,
+           zones: Sequence[Zone] = ()) -> list[Event]:
+    """Events of at least ``min_event_ha`` hectares, largest first within each AOI and date."""
+    zone_tree = shapely.STRtree([z.geometry for z in zones]) if zones else None
+    found = []
+    for members in group(alerts, window_days):
+        area_ha = sum(a.area_m2 for a in members) / 1e4
+        if area_ha < min_event_ha:
+            continue
+        seed = min(members, key=lambda a: (a.first_detected, a.tile_id))
+        outline = shapely.union_all([shapely.from_wkb(a.geometry) for a in members])
+        counts = Counter(label for a in members for label in a.labels_gained)
+        inside: tuple[tuple[str, float], ...] = ()
+        if zone_tree is not None:
+            inside = tuple((zones[i].name, geodesic_ha(zones[i].geometry.intersection(outline)))
+                           for i in sorted(zone_tree.query(outline, predicate="intersects").tolist()))
+        centre = outline.centroid
+        found.append(Event(
+            event_id=seed.alert_id, aoi=seed.aoi, first_detected=seed.first_detected,
+            last_detected=max(a.first_detected for a in members), tiles=len(members), area_ha=area_ha,
+            labels_gained=tuple((label, counts[label]) for label in LABELS if label in counts),
+            confidence=max((a.confidence for a in members), key=CONFIDENCE_LEVELS.index),
+            status="active" if any(a.status == "active" for a in members) else "retracted",
+            alert_ids=tuple(sorted(a.alert_id for a in members)),
+            zones=tuple((name, ha) for name, ha in inside if ha > 0),
+            geometry=shapely.to_wkb(outline), lon=centre.x, lat=centre.y, before_date=seed.before_date,
+            before_scene=seed.before_scene, detected_scene=seed.detected_scene))
+    return sorted(found, key=lambda e: (e.aoi, e.first_detected, -e.area_ha, e.event_id))
+
+
+def geodesic_ha(geometry: shapely.Geometry) -> float:
+    """Area on the WGS84 ellipsoid of a longitude/latitude geometry, hectares."""
+    return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e4 if not geometry.is_empty else 0.0
+
+
+def read_zones(path: str, name_property: str = "name") -> list[Zone]:
+    """Polygons with a name from a GeoJSON FeatureCollection (EPSG:4326); a clear error naming ``--zones``
+    for anything else."""
+    try:
+        collection = json.loads(storage.read_text(path))
+    except (OSError, ValueError) as error:
+        raise UserError(f"--zones {path}: not readable GeoJSON ({error})") from None
+    zones = []
+    for i, feature in enumerate(collection.get("features", []) if isinstance(collection, dict) else []):
+        name = (feature.get("properties") or {}).get(name_property)
+        if name is None:
+            raise UserError(f"--zones {path}: feature {i} has no {name_property!r} property "
+                            "(--zone_name_property names the property that holds the zone's name)")
+        try:
+            geometry = shape(feature["geometry"])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            raise UserError(f"--zones {path}: feature {i} ({name}) has no usable geometry ({error})") from None
+        if geometry.geom_type not in ("Polygon", "MultiPolygon"):
+            raise UserError(f"--zones {path}: feature {i} ({name}) is a {geometry.geom_type}, not a polygon")
+        zones.append(Zone(str(name), shapely.make_valid(geometry)))
+    if not zones:
+        raise UserError(f"--zones {path}: no features (a GeoJSON FeatureCollection of named polygons)")
+    return zones
+
