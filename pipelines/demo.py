@@ -165,12 +165,26 @@ def run(argv: Sequence[str] | None = None) -> dict:
     scans = stages.run("scan the watched region on each date", lambda: scan_dates(out, scenes, bundle, args))
     from pipelines.analysis import report
 
+    zones = write_zones(scenes["aoi"], out / "zones.geojson")
     summary = stages.run("detect changes and write the report", lambda: report.run(
         ["--scans", str(scans), "--output", str(out / "report"), "--bundle", str(bundle),
-         "--truth", str(scenes["planted"])]))
+         "--truth", str(scenes["planted"]), "--zones", str(zones)]))
     return {"output": str(out), "seconds": stages.elapsed, "scenes": {k: str(v) for k, v in scenes["folders"].items()},
             "planted": str(scenes["planted"]), "aoi": str(scenes["aoi"]), "chips": str(chips), "bundle": str(bundle),
             "scans": str(scans), "report": summary}
+
+
+def write_zones(aoi: Path, path: Path) -> Path:
+    """A zone to report on: a made-up reserve over the western half of the watched AOI."""
+    import shapely
+    from shapely.geometry import mapping, shape
+
+    region = shape(json.loads(aoi.read_text())["features"][0]["geometry"])
+    west, south, east, north = region.bounds
+    reserve = region.intersection(shapely.box(west, south, (west + east) / 2, north))
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "Reserva demo (western half)"}, "geometry": mapping(reserve)}]}))
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> None:

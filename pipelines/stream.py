@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
                    help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
                         f"(default {rules.MIN_CLEAR_FRACTION})")
+    p.add_argument("--highest_probability", type=float, default=rules.HIGHEST_PROBABILITY,
+                   help="a confirmed alert is 'highest' when its disturbance probability is at least this on both "
+                        f"observations (default {rules.HIGHEST_PROBABILITY}, as report's)")
     scan.add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
@@ -106,7 +109,8 @@ class StreamScan(beam.PTransform):
         rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size)
         alerts = (rows["rows"]
                   | "KeyByTile" >> beam.Map(keyed_by_tile)
-                  | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction)))
+                  | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction,
+                                                                  args.highest_probability)))
         outcomes = (tiles["outcomes"], rows["outcomes"]) | "AllOutcomes" >> beam.Flatten()
         return {"rows": rows["rows"], "alerts": alerts, "outcomes": outcomes}
 
@@ -119,8 +123,9 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
     scan.check_batch_size(args)
     if not (args.output or args.bigquery_table):
         raise UserError("no sink: give --output (Parquet) and/or --bigquery_table")
-    if not 0 <= args.min_clear_fraction <= 1:
-        raise UserError(f"--min_clear_fraction {args.min_clear_fraction}: must be between 0 and 1")
+    for flag in ("min_clear_fraction", "highest_probability"):
+        if not 0 <= getattr(args, flag) <= 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
     spec = scan.tile_spec(args, meta, watched[0].geometry)

@@ -35,9 +35,11 @@ class TileAlerts(beam.DoFn):
     EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
     SETTLE = TimerSpec("settle", TimeDomain.WATERMARK)
 
-    def __init__(self, settle_minutes: float, min_clear_fraction: float = rules.MIN_CLEAR_FRACTION) -> None:
+    def __init__(self, settle_minutes: float, min_clear_fraction: float = rules.MIN_CLEAR_FRACTION,
+                 highest_probability: float = rules.HIGHEST_PROBABILITY) -> None:
         self.settle = Duration(seconds=round(settle_minutes * 60))
         self.min_clear_fraction = min_clear_fraction
+        self.highest_probability = highest_probability
 
     def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
                 pending=beam.DoFn.StateParam(PENDING), settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
@@ -54,7 +56,8 @@ class TileAlerts(beam.DoFn):
         kept = {(o.scan_date, o.scene_id) for o in best}
         history.write([r for r in rows if (r["scan_date"], r["scene_id"]) in kept])
         states = dict(emitted.read() or {})
-        for alert in rules.alerts(best, min_clear_fraction=self.min_clear_fraction):
+        for alert in rules.alerts(best, min_clear_fraction=self.min_clear_fraction,
+                                  highest_probability=self.highest_probability):
             state = (alert.confidence, alert.status)
             if states.get(alert.alert_id) != state:
                 states[alert.alert_id] = state

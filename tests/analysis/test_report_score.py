@@ -6,21 +6,17 @@ import pytest
 from shapely.geometry import box, mapping
 
 from pipelines.analysis import report
-from pipelines.analysis.rules import Alert, Observation
+from pipelines.analysis.rules import Alert
 
 LAST = dt.date(2026, 7, 1)
 
 
 def alert(outline):
-    return Alert(aoi="a", tile_id=str(outline.bounds), before_date=dt.date(2026, 6, 1), after_date=LAST,
-                 before_scene="s1", after_scene="s2", after_acquired=None, labels_gained=("agriculture",),
-                 confidence=0.9, geometry=outline.wkb, lon=outline.centroid.x, lat=outline.centroid.y, area_m2=1.0)
-
-
-def observation(outline, labels, date=LAST):
-    return Observation(aoi="a", tile_id=str(outline.bounds), scan_date=date, scene_id="s2", acquired=None,
-                       valid_fraction=1.0, clear_fraction=None, labels=labels, probabilities={}, geometry=outline.wkb,
-                       lon=0.0, lat=0.0, area_m2=1.0)
+    return Alert(alert_id="x", aoi="a", tile_id=str(outline.bounds), before_date=dt.date(2026, 6, 1),
+                 before_scene="s1", first_detected=LAST, detected_scene="s2", detected_acquired=None,
+                 labels_gained=("agriculture",), probability=0.9, confidence="low", confirmed_date=None,
+                 status="active", retracted_date=None, last_judged=LAST, geometry=outline.wkb,
+                 lon=outline.centroid.x, lat=outline.centroid.y, area_m2=1.0)
 
 
 def place(outline, tag):
@@ -32,11 +28,9 @@ def test_score_on_a_hand_worked_case():
               place(box(20, 20, 21, 21), "slash_burn"),    # seen cloud-free on the last date, missed
               place(box(30, 30, 31, 31), "road")]          # cloudy on the last date: not visible
     found = [alert(box(0, 0, 1, 1)), alert(box(10, 10, 11, 11)), alert(box(1.5, 1.5, 2.5, 2.5))]
-    obs = [observation(box(0, 0, 2, 2), ("clear", "agriculture")),
-           observation(box(20, 20, 21, 21), ("clear", "primary")),
-           observation(box(30, 30, 31, 31), ("cloudy",)),
-           observation(box(30, 30, 31, 31), ("clear", "primary"), dt.date(2026, 6, 1))]  # seen, but not last
-    scored = report.score(found, obs, places)
+    # Tiles judged on the last date (the place at 30, 30 was cloudy then: not among them).
+    seen = [box(0, 0, 2, 2).wkb, box(20, 20, 21, 21).wkb]
+    scored = report.score(found, seen, places)
     assert {k: scored[k] for k in ("places", "alerts", "true_alerts", "visible_places")} == {
         "places": 3, "alerts": 3, "true_alerts": 2, "visible_places": 2}
     assert scored["precision"] == pytest.approx(2 / 3)  # 2 of 3 alerts touch a place

@@ -217,5 +217,34 @@ def test_sql_and_python_agree(scans):
           key=lambda r: (r["aoi"], r["label"], r["scan_date"]))
 
 
+def test_coverage_and_tile_states_on_constructed_rows(constructed):
+    """Worked out by hand from SCANS: amazonas has tiles T1..T9 (area 1e6 + n m2 each)."""
+    con = queries.connect(constructed)
+    coverage = {(r["aoi"], r["scan_date"]): r for r in queries.run(con, "coverage")}
+    area = {n: 1.0e6 + n for n in range(1, 10)}
+    total = sum(area.values())
+    d2 = coverage[("amazonas", D2)]
+    # D2: T5 not seen; T1 and T2 cloudy; T4's partly cloudy scene wins over the cloudy one; the rest judged.
+    assert (d2["aoi_tiles"], d2["seen_tiles"]) == (9, 8)
+    assert d2["judged_share"] == pytest.approx(sum(area[n] for n in (3, 4, 6, 7, 8, 9)) / total)
+    assert d2["obscured_share"] == pytest.approx((area[1] + area[2]) / total)
+    assert d2["not_covered_share"] == pytest.approx(area[5] / total)
+    # D3: four tiles seen, all judged.
+    assert coverage[("amazonas", D3)]["judged_share"] == pytest.approx(sum(area[n] for n in (1, 2, 5, 6)) / total)
+    # mato D2: T30 (0.5 clear) and T32's winner... n2 is 0.9 clear: only T30 is obscured by its mask.
+    mato = {n: 1.0e6 + n for n in range(30, 34)}
+    assert coverage[("mato", D2)]["obscured_share"] == pytest.approx(mato[30] / sum(mato.values()))
+    states = {(r["aoi"], r["scan_date"], r["tile_id"]): (r["state"], r["judged"])
+              for r in queries.run(con, "tile_states")}
+    assert states[("mato", D2, "T30")] == ("obscured", False)
+    assert states[("mato", D2, "T33")] == ("disturbed", True)
+    assert states[("amazonas", D2, "T1")] == ("cloudy", False)
+    assert states[("amazonas", D1, "T5")] == ("disturbed", True)  # scene b (road) wins the overlap
+    assert states[("amazonas", D1, "T1")] == ("primary", True)
+    assert states[("xingu", D3, "T46")] == ("water", True)
+    assert states[("amazonas", D2, "T6")] == ("disturbed", True)
+
+
 def test_every_query_is_checked():
-    assert queries.names() == ["alerts", "label_areas", "label_trends", "latest_state"]
+    assert queries.names() == ["alerts", "coverage", "label_areas", "label_trends", "latest_state", "tile_states",
+                               "zone_alerts"]

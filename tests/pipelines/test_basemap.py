@@ -52,4 +52,4 @@ def test_two_monthly_mosaics_find_the_change_planted_between_them(mosaics, simpl
     # The same model found about half of the demo's planted places in 3 m scenes (the demo's floor):
     # these quads hold the same land drawn in pixels, so a recall well below that means a broken reader.
     assert len(touched) >= 0.4 * len(planted) and len(hits) >= 0.5 * len(outlines)
-    assert json.dumps([a.after_date.isoformat() for a in found]).count("2026-07-01") == len(found)
+    assert json.dumps([a.first_detected.isoformat() for a in found]).count("2026-07-01") == len(found)

@@ -2,10 +2,12 @@
 
 import dataclasses
 import json
+import os
 
 import duckdb
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 import shapely
 from pyproj import Geod
 
@@ -28,12 +30,14 @@ def random_tiles(scans: str, planted: str, alerts: int, draws: int = 300) -> np.
     first = min(o.scan_date for o in obs)
     candidates = [o for o in obs if o.scan_date != first and o.judged()]
     template = rules.alerts(obs)[0]
+    last = max(o.scan_date for o in obs)
+    seen = [o.geometry for o in obs if o.scan_date == last and o.judged()]
     rng = np.random.default_rng(0)
     scores = []
     for _ in range(draws):
         picked = [candidates[i] for i in rng.choice(len(candidates), alerts, replace=False)]
         scored = report.score([dataclasses.replace(template, tile_id=o.tile_id, geometry=o.geometry) for o in picked],
-                              obs, places)
+                              seen, places)
         scores.append((scored["precision"], scored["recall"], f2(scored["precision"], scored["recall"])))
     return np.array(scores)
 
@@ -77,10 +81,31 @@ def test_alert_files_agree_and_carry_geometry(demo):
     for row, feature in zip(table.to_pylist(), features):
         assert row["tile_id"] == feature["properties"]["tile_id"]
         assert shapely.from_wkb(row["geometry"]).equals(shapely.geometry.shape(feature["geometry"]))
-        assert row["before_date"] < row["after_date"] and row["labels_gained"]
-        assert 0 < row["confidence"] <= 1
+        assert row["before_date"] < row["first_detected"] <= row["last_judged"] and row["labels_gained"]
+        assert 0 < row["probability"] <= 1 and row["confidence"] in rules.CONFIDENCE_LEVELS
     counted = duckdb.sql(f"select count(*) from read_parquet('{files['alerts_parquet']}')").fetchall()[0][0]
     assert counted == table.num_rows
+
+
+def test_events_hold_every_alert_with_pictures_and_zones(demo):
+    files = demo["report"]["files"]
+    alerts = {r["alert_id"]: r for r in pq.read_table(files["alerts_parquet"]).to_pylist()}
+    found = pq.read_table(files["events_parquet"]).to_pylist()
+    assert len(found) == demo["report"]["events"] > 0
+    members = [i for e in found for i in e["alert_ids"]]
+    assert sorted(members) == sorted(alerts), "every alert in exactly one event"
+    for e in found:
+        assert e["tiles"] == len(e["alert_ids"])
+        assert e["area_ha"] == pytest.approx(sum(alerts[i]["area_m2"] for i in e["alert_ids"]) / 1e4)
+        outline = shapely.from_wkb(e["geometry"])
+        assert all(outline.covers(shapely.from_wkb(alerts[i]["geometry"]).centroid) for i in e["alert_ids"])
+    # The demo's scenes are where the manifests say: every event has both pictures, beside the report.
+    folder = os.path.dirname(files["report"])
+    assert all(e["before_image"] and e["after_image"] for e in found)
+    assert all(os.path.getsize(os.path.join(folder, e["after_image"])) > 0 for e in found)
+    # The demo's zone covers the western half of the watched AOI: some events touch it, none beyond it.
+    assert any(e["zones"] for e in found)
+    assert all(z["area_ha"] <= e["area_ha"] + 1e-6 for e in found for z in e["zones"])
 
 
 def test_report_command_finds_the_bundle_from_the_manifests(demo, tmp_path):

@@ -1,0 +1,97 @@
+"""Events and zones on alerts built by hand: which alerts group, what an event adds up to, and the zone
+areas (in Python and through zone_alerts.sql on the events table)."""
+
+import dataclasses
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+from shapely.geometry import box, mapping
+
+from pipelines.analysis import events, queries, report, schema
+from pipelines.analysis.rules import Alert, alert_id
+from pipelines.geo.grid import WebMercatorGrid
+from planet_model.errors import UserError
+
+D1 = dt.date(2026, 6, 1)
+GRID = WebMercatorGrid(14)
+X0, Y0 = 5000, 8600
+
+
+def alert(dx, dy, first=D1, aoi="a", labels=("agriculture",), confidence="low", status="active"):
+    outline = GRID.polygon_wgs84(X0 + dx, Y0 + dy)
+    tile_id = f"WebMercatorQuad/14/{X0 + dx}/{Y0 + dy}"
+    return Alert(alert_id=alert_id(tile_id, first), aoi=aoi, tile_id=tile_id, before_date=first - dt.timedelta(days=14),
+                 before_scene="s0", first_detected=first, detected_scene="s1", detected_acquired=None,
+                 labels_gained=labels, probability=0.9, confidence=confidence, confirmed_date=None, status=status,
+                 retracted_date=None, last_judged=first, geometry=outline.wkb, lon=outline.centroid.x,
+                 lat=outline.centroid.y, area_m2=100.0 * (10 + dx + dy))
+
+
+FOUND = [
+    alert(0, 0, labels=("agriculture", "road"), confidence="high"),
+    alert(1, 1, status="retracted"),                                   # diagonal neighbour of (0, 0)
+    alert(2, 1, D1 + dt.timedelta(days=60), labels=("road",)),         # touches (1, 1), two months later
+    alert(5, 5),                                                       # alone
+    alert(0, 0, aoi="b"),                                              # same tile, another AOI
+]
+
+
+def test_touching_alerts_close_in_time_are_one_event():
+    found = {e.alert_ids: e for e in events.events(FOUND)}
+    ids = [a.alert_id for a in FOUND]
+    first = found[tuple(sorted(ids[:2]))]
+    assert (first.tiles, first.area_ha) == (2, (1000.0 + 1200.0) / 1e4)
+    assert first.labels_gained == (("agriculture", 2), ("road", 1))
+    assert (first.confidence, first.status, first.event_id) == ("high", "active", ids[0])
+    assert shapely.from_wkb(first.geometry).equals(shapely.union_all([GRID.polygon_wgs84(X0, Y0),
+                                                                       GRID.polygon_wgs84(X0 + 1, Y0 + 1)]))
+    assert tuple(ids[2:3]) in found and tuple(ids[3:4]) in found and tuple(ids[4:5]) in found
+    assert len(found) == 4
+    # A wider window joins the two-month-later alert; a minimum mapping unit drops the small events.
+    wide = events.events(FOUND, window_days=90)
+    assert sorted(e.tiles for e in wide) == [1, 1, 3]
+    assert [e.tiles for e in events.events(FOUND, window_days=90, min_event_ha=0.3)] == [3]
+
+
+def test_zones_get_the_area_inside_them(tmp_path):
+    tile = GRID.polygon_wgs84(X0, Y0)
+    west, south, east, north = tile.bounds
+    zones_file = tmp_path / "zones.geojson"
+    zones_file.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "west half"}, "geometry": mapping(box(west, south, (west + east) / 2, north))},
+        {"type": "Feature", "properties": {"name": "far away"}, "geometry": mapping(box(10, 10, 11, 11))}]}))
+    zones = events.read_zones(str(zones_file))
+    found = events.events(FOUND[:1], zones=zones)
+    (name, ha), = found[0].zones
+    # Half of the tile, by area on the ellipsoid: half the tile's own geodesic area.
+    assert name == "west half" and ha == pytest.approx(events.geodesic_ha(tile) / 2, rel=1e-3)
+    # zone_alerts.sql over the events table gives the same.
+    scans = tmp_path / "scans" / "scan_date=2026-06-01" / "aoi=a"
+    scans.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([], schema=schema.arrow_schema()), scans / "part-0.parquet")
+    path = tmp_path / "events.parquet"
+    path.write_bytes(schema.parquet_bytes(report._records(found + [dataclasses.replace(found[0], event_id="e2")],
+                                                          schema.EVENT_COLUMNS), schema.EVENT_COLUMNS))
+    con = queries.connect(str(tmp_path / "scans"), events=str(path))
+    assert queries.run(con, "zone_alerts") == [{"zone": "west half", "first_detected": D1, "events": 2,
+                                                "area_ha": pytest.approx(2 * ha)}]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not json", "not readable GeoJSON"),
+    (json.dumps({"type": "FeatureCollection", "features": []}), "no features"),
+    (json.dumps({"type": "FeatureCollection", "features": [{"properties": {}, "geometry": mapping(box(0, 0, 1, 1))}]}),
+     "has no 'name' property"),
+    (json.dumps({"type": "FeatureCollection", "features": [{"properties": {"name": "p"},
+                                                            "geometry": {"type": "Point", "coordinates": [0, 0]}}]}),
+     "is a Point, not a polygon"),
+])
+def test_bad_zones_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "zones.geojson"
+    path.write_text(content)
+    with pytest.raises(UserError, match=message):
+        events.read_zones(str(path))
