@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scan_cost.py
 	$(BIN)/python benchmarks/basin_enumeration.py
 	$(BIN)/python benchmarks/concurrent_scans.py
+	$(BIN)/python benchmarks/report_scale.py
 
 # Mutation score of the pure modules (setup.cfg [mutmut]); not part of `make test`.
 mutation: $(STAMP)

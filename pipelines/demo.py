@@ -199,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                         ("alerts", summary["files"]["alerts_parquet"]), ("report", summary["files"]["report"])):
         print(f"  {what:<16} {where}")
     score = summary["truth"]
-    print(f"  {summary['alerts']} alerts; against the {score['places']} planted places: precision "
+    print(f"  {summary['alerts']} alerts in {summary['events']} events "
+          f"({', '.join(f'{n} {level}' for level, n in summary['alerts_by_confidence'].items())}, "
+          f"{summary['retracted']} retracted); against the {score['places']} planted places: precision "
           f"{score['precision']:.2f}, recall {score['recall']:.2f} "
           f"({score['recall_visible']:.2f} of those a cloud-free tile saw)")
     print(f"Open the report in a browser: file://{summary['files']['report']}")
