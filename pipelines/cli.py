@@ -19,6 +19,8 @@ _PIPELINE_HELP = {
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("pipelines.geo.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
+    "evaluate": ("planet_model.evaluate", "mean F2, per-label figures and weather consistency of bundles on labelled chips"),
+    "ensemble": ("planet_model.ensemble", "one bundle averaging several (and/or the 8 flips of a chip: --tta)"),
     **{name: (f"pipelines.{name}", _PIPELINE_HELP[name]) for name in PIPELINES},
     "predict": ("planet_model.predict", "a bundle's labels for the Kaggle test images: the competition's submission CSV"),
     "report": ("pipelines.analysis.report", "detect forest change between scans; write alerts and report.html"),

@@ -65,6 +65,9 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--product", choices=[p for p in PRODUCTS if p != UNKNOWN],
                         help="what the scenes' values are, when you know better than their names say; it "
                              "also lets a scan run whose scenes' dtype differs from the bundle's")
+    parser.add_argument("--weather_one", action="store_true",
+                        help="exactly one weather label per tile (clear, cloudy, haze or partly_cloudy: the one "
+                             "with the largest probability relative to its threshold), as in the Kaggle data")
 
 
 def check_batch_size(args: argparse.Namespace) -> None:
@@ -223,7 +226,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     options = pipeline_options(beam_args, save_main_session)
     with beam.Pipeline(options=options) as pipeline:
         tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, [aoi])
-        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, meta, args.batch_size, scan_date)
+        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, meta, args.batch_size, scan_date, args.weather_one)
         written = rows["rows"] | "WriteParquet" >> beam.io.WriteToParquet(
             layout.part_prefix(accounting.staging(partition, this_run), this_run), schema.arrow_schema(),
             file_name_suffix=layout.PART_SUFFIX + accounting.STAGED)

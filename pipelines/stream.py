@@ -106,7 +106,7 @@ class StreamScan(beam.PTransform):
                       m, patterns, args.object_prefix)) else [])
                   | "Dedupe" >> beam.ParDo(FirstNotification()))
         tiles = scenes | "Tiles" >> Tiles(self.spec, self.watched)
-        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size)
+        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size, weather_one=args.weather_one)
         alerts = (rows["rows"]
                   | "KeyByTile" >> beam.Map(keyed_by_tile)
                   | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction,

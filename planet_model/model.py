@@ -18,7 +18,6 @@ from planet_model.architectures import ARCHS
 from planet_model.labels import NUM_LABELS, WEATHER_INDICES
 
 
-
 @keras.saving.register_keras_serializable(package="planet_model")
 class MultiLabelHead(layers.Layer):
     """Logits -> probabilities: softmax over the 4 weather labels, sigmoid for the other 13.
@@ -41,6 +40,46 @@ class MultiLabelHead(layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "weather": self.weather}
+
+
+@keras.saving.register_keras_serializable(package="planet_model")
+class Dihedral(layers.Layer):
+    """One of the 8 symmetries of a square chip: transpose, then flip rows, then flip columns, each or not.
+    A chip has no "up", so a model's answer should not change under any of them: test-time augmentation
+    averages over all 8 (:func:`planet_model.ensemble.combine`)."""
+
+    def __init__(self, transpose: bool = False, flip_rows: bool = False, flip_cols: bool = False,
+                 **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.transpose, self.flip_rows, self.flip_cols = bool(transpose), bool(flip_rows), bool(flip_cols)
+
+    def call(self, x):  # noqa: ANN001, ANN201
+        if self.transpose:
+            x = ops.transpose(x, (0, 2, 1, 3))
+        if self.flip_rows:
+            x = ops.flip(x, axis=1)
+        if self.flip_cols:
+            x = ops.flip(x, axis=2)
+        return x
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "transpose": self.transpose, "flip_rows": self.flip_rows,
+                "flip_cols": self.flip_cols}
+
+
+@keras.saving.register_keras_serializable(package="planet_model")
+class SelectBands(layers.Layer):
+    """The channels ``indexes`` of a chip: an ensemble member that reads fewer bands than the ensemble."""
+
+    def __init__(self, indexes: Sequence[int], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.indexes = [int(i) for i in indexes]
+
+    def call(self, x):  # noqa: ANN001, ANN201
+        return ops.take(x, self.indexes, axis=-1)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "indexes": self.indexes}
 
 
 def preprocessing(inputs, input_size: int, mean: Sequence[float], variance: Sequence[float]):  # noqa: ANN001, ANN201

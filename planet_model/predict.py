@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from planet_model import bundle, kaggle, storage
+from planet_model import bundle, kaggle, storage, thresholds
 from planet_model.errors import UserError
 from planet_model.records import UNKNOWN
 
@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "must be predicted, and rows follow its order")
     p.add_argument("--output", required=True, help="submission CSV to write, local or gs://")
     p.add_argument("--batch_size", type=int, default=64, help="images per model call")
+    p.add_argument("--weather_one", action="store_true",
+                   help="exactly one weather label per image (the one with the largest probability relative to its "
+                        "threshold): every image of the competition's data has exactly one")
     return p
 
 
@@ -110,8 +113,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
         if not images:
             continue
         probabilities = np.asarray(model.predict_on_batch(np.stack(images).astype(np.float32)))
-        for name, p in zip(names, probabilities):
-            tags[name] = [label for label, value, threshold in zip(meta["labels"], p, cut) if value >= threshold]
+        for name, on in zip(names, thresholds.apply(probabilities, cut, args.weather_one)):
+            tags[name] = [label for label, flag in zip(meta["labels"], on) if flag]
     written = kaggle.write_submission(args.output, ((name, tags[name]) for name in expected if name in tags))
     errors_path = args.output + ".errors.jsonl"
     if problems:

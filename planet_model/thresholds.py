@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from planet_model.labels import WEATHER_INDICES
 from planet_model.metrics import _f2, mean_f2
 
 CANDIDATES = np.round(np.arange(0.0, 1.0, 0.01), 2)
 
 
-def apply(probabilities: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """0/1 predictions: a label is on when its probability is at or above its threshold."""
-    return np.asarray(probabilities) >= np.asarray(thresholds)[None, :]
+def apply(probabilities: np.ndarray, thresholds: np.ndarray, weather_one: bool = False) -> np.ndarray:
+    """0/1 predictions: a label is on when its probability is at or above its threshold.
+
+    ``weather_one``: the four weather labels become exactly one per chip, as every chip of the Kaggle data
+    has: the one whose probability is largest relative to its threshold (``p / threshold``), whether or
+    not it passes it.
+    """
+    probabilities = np.asarray(probabilities)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    on = probabilities >= thresholds[None, :]
+    if weather_one:
+        weather = np.array(WEATHER_INDICES)
+        ratio = probabilities[:, weather] / np.maximum(thresholds[weather], 1e-6)[None, :]
+        on[:, weather] = False
+        on[np.arange(len(on)), weather[np.argmax(ratio, axis=1)]] = True
+    return on
 
 
 def search(y_true: np.ndarray, probabilities: np.ndarray, start: float = 0.2,

@@ -77,7 +77,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     import numpy as np
     import tensorflow as tf
 
-    from planet_model import bundle, data, losses, metrics, model, plots, thresholds
+    from planet_model import bundle, data, evaluate, losses, metrics, model, plots, thresholds
     from planet_model.labels import LABELS
 
     workdir = args.workdir or args.output.rstrip("/") + ".work"
@@ -180,7 +180,8 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
                    "band_ranges": {b: [lo, hi] for b, lo, hi in zip(bands, stats.p1, stats.p99)}},
         "normalization": {"mean": stats.mean, "variance": stats.variance},
         "arch": args.arch,
-        "training": {"options": options, "data": files, "history": history, "workdir": workdir},
+        "training": {"options": options, "data": files, "history": history, "workdir": workdir,
+                     "split": evaluate.split_record(keys, val_mask, options)},
         "metrics": figures,
     }, files_out)
     log.info("bundle %s written to %s", meta["version"], args.output)

@@ -23,6 +23,7 @@ from pyproj import Geod
 from pipelines.geo.masks import MaskFractions
 from pipelines.steps.accounting import OUTCOMES, WRITTEN, outcome
 from pipelines.steps.tiles import TileImage
+from planet_model import thresholds
 
 GEOD = Geod(ellps="WGS84")
 
@@ -118,9 +119,10 @@ class ToRow(beam.DoFn):
     counts such tiles so that a run can say so.
     """
 
-    def __init__(self, meta: dict) -> None:
+    def __init__(self, meta: dict, weather_one: bool = False) -> None:
         self.labels = list(meta["labels"])
         self.cut = np.array([meta["thresholds"][n] for n in self.labels], dtype=np.float32)
+        self.weather_one = weather_one
         self.version = meta["version"]
         ranges = meta.get("domain", {}).get("band_ranges") or {}
         self.ranges = np.array([ranges[b] for b in meta["bands"]], dtype=np.float64) if ranges else None
@@ -149,7 +151,8 @@ class ToRow(beam.DoFn):
                "area_m2": float(tile.area_m2), "valid_fraction": float(tile.valid_fraction),
                **mask_columns(tile.mask),
                **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
-               "labels": [n for n, p, t in zip(self.labels, probs, self.cut) if p >= t],
+               "labels": [n for n, on in zip(self.labels, thresholds.apply(probs[None], self.cut, self.weather_one)[0])
+                          if on],
                "model_version": self.version, "aoi": tile.aoi, "scan_date": tile.scan_date}
         yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, tile.scene_id, tile.uri, tile.tile_id,
                                                          out_of_domain=self.out_of_domain(result.example),
@@ -169,9 +172,11 @@ class LabelTiles(beam.PTransform):
     streaming scan's windows and alert timers run on.
     """
 
-    def __init__(self, bundle_path: str, meta: dict, batch_size: int, scan_date: str | None = None) -> None:
+    def __init__(self, bundle_path: str, meta: dict, batch_size: int, scan_date: str | None = None,
+                 weather_one: bool = False) -> None:
         super().__init__()
         self.bundle_path, self.meta, self.batch_size, self.scan_date = bundle_path, meta, batch_size, scan_date
+        self.weather_one = weather_one
 
     def expand(self, tiles: beam.PCollection) -> dict:
         from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
@@ -181,5 +186,5 @@ class LabelTiles(beam.PTransform):
                 | "DescribeTiles" >> beam.ParDo(DescribeTile(self.meta["version"], self.scan_date))
                 | "RunInference" >> RunInference(handler)
                 | "Restamp" >> beam.Map(lambda kv: beam.window.TimestampedValue(kv, kv[0].event_time))
-                | "ToRows" >> beam.ParDo(ToRow(self.meta)).with_outputs(OUTCOMES, main="rows"))
+                | "ToRows" >> beam.ParDo(ToRow(self.meta, self.weather_one)).with_outputs(OUTCOMES, main="rows"))
         return {"rows": rows.rows, "outcomes": rows[OUTCOMES]}

@@ -89,3 +89,19 @@ def test_a_bundle_of_another_product_is_refused(tmp_path, test_images):
     with pytest.raises(UserError, match="trained on analytic imagery; .jpg images are visual"):
         predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["main"]),
                      "--output", str(tmp_path / "s.csv")])
+
+
+def test_weather_one_gives_every_image_exactly_one_weather_tag(tmp_path, test_images):
+    net, thresholds = tiny_bundle(tmp_path / "bundle")
+    plain, one = tmp_path / "plain.csv", tmp_path / "one.csv"
+    common = ["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["extra"])]
+    predict.run([*common, "--output", str(plain)])
+    predict.run([*common, "--output", str(one), "--weather_one"])
+    weather = {"clear", "cloudy", "haze", "partly_cloudy"}
+    plain_rows = dict(list(csv.reader(plain.open()))[1:])
+    for name, tags in list(csv.reader(one.open()))[1:]:
+        rgb = cv2.imread(str(test_images["readable"][name]), cv2.IMREAD_COLOR)[:, :, ::-1]
+        p = dict(zip(LABELS, net.predict(rgb[None].astype(np.float32), verbose=0)[0]))
+        best = max(weather, key=lambda w: p[w] / thresholds[w])  # worked out here, not by the code under test
+        assert [t for t in tags.split() if t in weather] == [best]
+        assert [t for t in tags.split() if t not in weather] == [t for t in plain_rows[name].split() if t not in weather]

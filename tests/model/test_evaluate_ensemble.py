@@ -1,0 +1,131 @@
+"""Evaluation, weather decoding, test-time augmentation and ensembles."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import fbeta_score, precision_score, recall_score
+
+from planet_model import bundle, ensemble, evaluate, thresholds
+from planet_model.errors import UserError
+from planet_model.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
+
+
+def test_weather_one_keeps_exactly_the_weather_label_largest_against_its_threshold():
+    cut = np.full(len(LABELS), 0.5)
+    cut[LABEL_INDEX["haze"]] = 0.2
+    p = np.full((3, len(LABELS)), 0.1)
+    p[0, [LABEL_INDEX["clear"], LABEL_INDEX["cloudy"]]] = 0.9, 0.8      # two pass: clear (1.8x) wins
+    p[1, LABEL_INDEX["haze"]], p[1, LABEL_INDEX["clear"]] = 0.15, 0.3  # none passes: haze 0.75x beats clear 0.6x
+    p[2, LABEL_INDEX["primary"]] = 0.9  # all weather at 0.1: haze (0.1 / 0.2) beats the rest (0.1 / 0.5)
+    on = thresholds.apply(p, cut, weather_one=True)
+    weather = [LABELS[i] for i in WEATHER_INDICES]
+    assert [[w for w in weather if on[r, LABEL_INDEX[w]]] for r in range(3)] == [["clear"], ["haze"], ["haze"]]
+    assert on[2, LABEL_INDEX["primary"]] and not on[0, LABEL_INDEX["primary"]]
+    assert (thresholds.apply(p, cut)[:, WEATHER_INDICES].sum(axis=1) == [2, 0, 0]).all()  # without it
+
+
+def test_figures_agree_with_scikit_learn():
+    rng = np.random.default_rng(3)
+    y = rng.random((200, len(LABELS))) < 0.3
+    y[:, WEATHER_INDICES] = False
+    y[np.arange(200), rng.choice(WEATHER_INDICES, 200)] = True
+    p = np.clip(y * 0.6 + rng.random(y.shape) * 0.5, 0, 1)
+    cut = np.full(len(LABELS), 0.45)
+    got = evaluate.figures(y, p, cut)
+    pred = p >= cut
+    assert got["mean_f2"]["bundle_thresholds"] == pytest.approx(fbeta_score(y, pred, beta=2, average="samples",
+                                                                             zero_division=0))
+    assert got["mean_f2"]["at_0.5"] == pytest.approx(fbeta_score(y, p >= 0.5, beta=2, average="samples",
+                                                                  zero_division=0))
+    j = LABEL_INDEX["road"]
+    assert got["per_label"]["road"]["precision"] == pytest.approx(precision_score(y[:, j], pred[:, j], zero_division=0))
+    assert got["per_label"]["road"]["recall"] == pytest.approx(recall_score(y[:, j], pred[:, j], zero_division=0))
+    assert got["per_label"]["road"]["support"] == int(y[:, j].sum())
+    assert got["weather_consistency"]["truth"] == 1.0
+    assert got["weather_consistency"]["predicted"] == pytest.approx(
+        (pred[:, WEATHER_INDICES].sum(axis=1) == 1).mean())
+    weather_one = thresholds.apply(p, cut, True)
+    assert got["mean_f2"]["bundle_thresholds_weather_one"] == pytest.approx(
+        fbeta_score(y, weather_one, beta=2, average="samples", zero_division=0))
+    # Thresholds searched on the data can only do as well or better than fixed ones on it.
+    assert got["mean_f2"]["searched_thresholds"] >= got["mean_f2"]["bundle_thresholds"]
+
+
+def _invariant(chip=32, bands=3):
+    """A model that sees only each band's mean: invariant under every rotation and flip by construction."""
+    inputs = keras.Input((chip, chip, bands))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(len(LABELS), activation="sigmoid")(x), name="mean_only")
+
+
+def _directional(chip=32, bands=3):
+    """A model that sees where things are: rotations change its answer."""
+    inputs = keras.Input((chip, chip, bands))
+    x = keras.layers.Flatten()(inputs)
+    return keras.Model(inputs, keras.layers.Dense(len(LABELS), activation="sigmoid")(x), name="where")
+
+
+def test_tta_of_an_invariant_model_changes_nothing_and_of_another_does():
+    chips = np.random.default_rng(0).random((6, 32, 32, 3)).astype(np.float32)
+    bands = ["red", "green", "blue"]
+    invariant = _invariant()
+    plain = invariant.predict_on_batch(chips)
+    tta = ensemble.combine([invariant], [bands], bands, 32, tta=True)
+    assert len([layer for layer in tta.layers if layer.__class__.__name__ == "Dihedral"]) == 8
+    np.testing.assert_allclose(tta.predict_on_batch(chips), plain, rtol=1e-5, atol=1e-6)  # float32 sums in another order
+    directional = _directional()
+    averaged = ensemble.combine([directional], [bands], bands, 32, tta=True).predict_on_batch(chips)
+    assert np.abs(averaged - directional.predict_on_batch(chips)).max() > 1e-3
+    # The 8 views are the 8 distinct symmetries: the mean over them equals the mean of rot90/transpose views.
+    views = [np.rot90(c, k, axes=(0, 1)) for c in chips[:1] for k in range(4)]
+    views += [v.transpose(1, 0, 2) for v in views]
+    expected = np.mean([directional.predict_on_batch(v[None])[0] for v in views], axis=0)
+    np.testing.assert_allclose(averaged[0], expected, atol=1e-5)
+
+
+def test_members_get_their_own_bands():
+    chips = np.random.default_rng(1).random((4, 32, 32, 4)).astype(np.float32)
+    rgb, rgbn = _directional(bands=3), _directional(bands=4)
+    model = ensemble.combine([rgb, rgbn], [["red", "green", "blue"], ["red", "green", "blue", "nir"]],
+                             ["red", "green", "blue", "nir"], 32, tta=False)
+    expected = (rgb.predict_on_batch(chips[..., :3]) + rgbn.predict_on_batch(chips)) / 2
+    np.testing.assert_allclose(model.predict_on_batch(chips), expected, atol=1e-6)
+
+
+def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_bundle, chips, tmp_path):
+    report = evaluate.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--split", "validation",
+                           "--output", str(tmp_path)])
+    (result,) = report["bundles"]
+    meta = simple_bundle["meta"]
+    # The split is rebuilt exactly: same chips, same predictions, so the F2 at the bundle's thresholds (searched
+    # on that split in training) is the one training recorded.
+    assert result["chips"] == meta["metrics"]["validation_chips"]
+    assert result["mean_f2"]["bundle_thresholds"] == pytest.approx(meta["metrics"]["searched"], abs=1e-6)
+    assert result["mean_f2"]["at_0.5"] == pytest.approx(meta["metrics"]["at_0.5"], abs=1e-6)
+    assert (tmp_path / meta["version"] / "f2_vs_threshold.png").stat().st_size > 0
+    assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(report))
+    every = evaluate.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(tmp_path)])
+    assert every["bundles"][0]["chips"] == meta["metrics"]["validation_chips"] + meta["metrics"]["training_chips"]
+
+
+def test_validation_split_of_other_chips_is_refused(simple_bundle, chips, tmp_path):
+    meta = json.loads(json.dumps(simple_bundle["meta"]))
+    meta["training"]["split"]["validation_keys_sha256"] = "0" * 64  # as if trained on other chips
+    with pytest.raises(UserError, match="not the chips bundle"):
+        evaluate.load_chips(str(chips["folder"]), meta, "validation")
+
+
+def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, chips, tmp_path):
+    out = tmp_path / "ensemble"
+    meta = ensemble.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(out)])
+    original = simple_bundle["meta"]
+    assert meta["thresholds"] == original["thresholds"]
+    assert meta["metrics"]["searched"] == pytest.approx(original["metrics"]["searched"], abs=1e-6)
+    assert (meta["arch"], meta["tta"], meta["bands"]) == ("ensemble", False, original["bands"])
+    loaded = bundle.read_metadata(str(out))
+    data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
+    ours, _ = evaluate.predict(bundle.load_model(str(out), loaded), data, loaded["bands"])
+    theirs, _ = evaluate.predict(bundle.load_model(simple_bundle["path"], original), data, original["bands"])
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
