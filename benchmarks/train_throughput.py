@@ -37,7 +37,7 @@ def main() -> None:
     info = data.peek(files)
     bands = ["red", "green", "blue"]
     net = model.build("inception_v3", info.shape[0], 3, 140, [500.0] * 3, [1e5] * 3, None)
-    model.set_trainable_from(net, FINETUNE_FROM)
+    model.set_trainable_from(net, FINETUNE_FROM["inception_v3"])
     net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=losses.CooccurrenceLoss())
 
     pipeline = data.dataset(files, info, bands, None, args.batch_size, training=True).repeat()

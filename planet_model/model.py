@@ -1,4 +1,5 @@
-"""Models: the study's Inception V3 and its simple-CNN baseline, both taking chips as stored.
+"""Models: the study's Inception V3 (or another Keras application under the same head) and its simple-CNN
+baseline, all taking chips as stored.
 
 Every model takes a batch of chips exactly as the records and the scan hold them (``chip_size`` square,
 the bundle's bands, float32 of the native values) and does its own preprocessing in its first layers:
@@ -14,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from planet_model.architectures import ARCHS
+from planet_model.architectures import APPLICATIONS, ARCHS
 from planet_model.labels import NUM_LABELS, WEATHER_INDICES
 
 
@@ -97,35 +98,48 @@ def output_layer(x, weather_head: str, l2: float | None = None):  # noqa: ANN001
                         dtype="float32")(x)
 
 
-def inception_base(input_size: int, bands: int, weights: str | None) -> keras.Model:
-    """Inception V3 without top. ``weights``: ``imagenet``, a local weights file, or ``None``.
+def _application(arch: str):  # noqa: ANN202 - a keras.applications constructor
+    return {"inception_v3": keras.applications.InceptionV3, "resnet50": keras.applications.ResNet50,
+            "efficientnet_b0": keras.applications.EfficientNetB0}[arch]
 
-    With 4 bands and ImageNet weights, the first convolution gets a NIR kernel initialised from the
-    mean of the RGB kernels; every other weight is ImageNet's.
+
+#: The notop weights file Keras downloads for each application (what to pass as --weights offline).
+WEIGHTS_FILES = {"inception_v3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "efficientnet_b0": "efficientnetb0_notop.h5"}
+
+
+def application_base(arch: str, input_size: int, bands: int, weights: str | None) -> keras.Model:
+    """A Keras application without top. ``weights``: ``imagenet``, a local weights file, or ``None``.
+
+    With 4 bands and pre-trained weights (Inception V3 only: the others normalise RGB inside their own
+    first layers), the first convolution gets a NIR kernel initialised from the mean of the RGB kernels;
+    every other weight is the pre-trained one.
     """
+    build = _application(arch)
     shape = (input_size, input_size, bands)
+    if weights and bands != 3 and arch != "inception_v3":
+        raise ValueError(f"--arch {arch} with --weights and {bands} bands: pre-trained weights with other than "
+                         "3 bands are supported for inception_v3 only; use --bands red,green,blue or --weights none")
     if weights == "imagenet":
         try:
-            rgb = keras.applications.InceptionV3(include_top=False, weights="imagenet",
-                                                 input_shape=(input_size, input_size, 3))
+            rgb = build(include_top=False, weights="imagenet", input_shape=(input_size, input_size, 3))
         except Exception as error:  # noqa: BLE001 - the download fails without internet
             raise RuntimeError(
-                "could not download the ImageNet weights for Inception V3 "
-                f"({type(error).__name__}: {error}); without internet, pass a local weights file: "
-                "--weights /path/to/inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+                f"could not download the ImageNet weights for {arch} ({type(error).__name__}: {error}); "
+                f"without internet, pass a local weights file: --weights /path/to/{WEIGHTS_FILES[arch]}"
             ) from error
         if bands == 3:
             return rgb
-        base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+        base = build(include_top=False, weights=None, input_shape=shape)
         _copy_extending_first_conv(rgb, base)
         return base
-    base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=shape)
+    base = build(include_top=False, weights=None, input_shape=shape)
     if weights:
         if bands == 3:
             base.load_weights(weights)
         else:
-            rgb = keras.applications.InceptionV3(include_top=False, weights=None,
-                                                 input_shape=(input_size, input_size, 3))
+            rgb = build(include_top=False, weights=None, input_shape=(input_size, input_size, 3))
             rgb.load_weights(weights)
             _copy_extending_first_conv(rgb, base)
     return base
@@ -149,8 +163,8 @@ def build(arch: str, chip_size: int, bands: int, input_size: int, mean: Sequence
     """A model from raw chips ``(chip_size, chip_size, bands)`` float32 to 17 probabilities."""
     inputs = keras.Input((chip_size, chip_size, bands), name="chip")
     x = preprocessing(inputs, input_size, mean, variance)
-    if arch == "inception_v3":
-        base = inception_base(input_size, bands, weights)
+    if arch in APPLICATIONS:
+        base = application_base(arch, input_size, bands, weights)
         x = base(x)
         x = layers.GlobalAveragePooling2D(name="pool")(x)
         x = layers.Dense(512, activation="relu", kernel_regularizer=keras.regularizers.L2(l2), name="dense")(x)
@@ -173,7 +187,7 @@ def build(arch: str, chip_size: int, bands: int, input_size: int, mean: Sequence
 
 
 def base_model(model: keras.Model) -> keras.Model | None:
-    """The Inception V3 sub-model of a built model, or ``None`` for the simple CNN."""
+    """The Keras application sub-model of a built model, or ``None`` for the simple CNN."""
     return next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
 
 

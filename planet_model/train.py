@@ -6,7 +6,13 @@ Inception V3 trains in two stages: (1) base frozen, head trained with Adam (``--
 (2) layers from ``--finetune_from_layer 172`` on unfrozen, SGD lr 0.01 momentum 0.9
 (``--finetune_epochs 70``). Loss: binary cross-entropy + 1e-4 x the weather co-occurrence penalty.
 Per-label thresholds are then searched on the validation split and everything goes into the bundle.
-``simple_cnn`` (the study's baseline) trains in one stage of ``--head_epochs``.
+``simple_cnn`` (the study's baseline) trains in one stage of ``--head_epochs``. ``--arch resnet50`` and
+``efficientnet_b0`` put the study's head on another Keras application, trained the same way.
+
+Options the competition's users tried, off by default (``benchmarks/recipe_options.py`` measures them
+against the study's recipe): ``--input_size`` (140; 224 and 256 cost more), ``--lr_schedule cosine`` (each
+stage's learning rate decays to 0 along a half cosine) or ``plateau`` (halved after 3 epochs without a
+better validation loss), and ``--label_smoothing`` (targets pulled towards 0.5 by that much).
 
 Each epoch is checkpointed (Keras ``BackupAndRestore`` under ``--workdir``); ``--resume`` continues an
 interrupted run from its last completed epoch. On GPUs: mixed precision and ``MirroredStrategy`` over
@@ -23,7 +29,7 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from planet_model.architectures import ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, WEATHER_HEADS
+from planet_model.architectures import APPLICATIONS, ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
 
 log = logging.getLogger("planet_model.train")
 
@@ -34,18 +40,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
     p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
     p.add_argument("--arch", choices=ARCHS, default="inception_v3")
-    p.add_argument("--weights", default="imagenet", help="imagenet, none, or a local weights file (Inception V3)")
+    p.add_argument("--weights", default="imagenet",
+                   help="imagenet, none, or a local notop weights file of the --arch application")
     p.add_argument("--bands", default="red,green,blue", help="bands fed to the model, e.g. red,green,blue,nir")
     p.add_argument("--input_size", type=int, help="model input size (default 140; 64 for simple_cnn)")
     p.add_argument("--weather_head", choices=WEATHER_HEADS, default="sigmoid",
                    help="softmax over the 4 weather labels, or sigmoid for all 17 (the study)")
     p.add_argument("--head_epochs", type=int, default=20)
     p.add_argument("--finetune_epochs", type=int, default=70)
-    p.add_argument("--finetune_from_layer", type=int, default=FINETUNE_FROM)
+    p.add_argument("--finetune_from_layer", type=int,
+                   help="stage 2 unfreezes the base from this layer on (default per arch: "
+                        + ", ".join(f"{a} {n}" for a, n in FINETUNE_FROM.items()) + ")")
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--head_learning_rate", type=float, default=1e-3, help="Adam, stage 1")
     p.add_argument("--finetune_learning_rate", type=float, default=0.01, help="SGD, stage 2")
     p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--lr_schedule", choices=LR_SCHEDULES, default="constant",
+                   help="constant (the study), cosine decay over each stage, or halve on a validation-loss plateau")
+    p.add_argument("--label_smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0: off)")
     p.add_argument("--l2", type=float, default=0.01, help="L2 factor of the Dense(512) layer")
     p.add_argument("--cooccurrence_weight", type=float, default=1e-4)
     p.add_argument("--cooccurrence_penalty", choices=("weather", "labels"), default="weather",
@@ -120,22 +132,28 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     with strategy.scope():
         net = model.build(args.arch, info.shape[0], len(bands), input_size, stats.mean, stats.variance, weights,
                           args.weather_head, args.l2)
-    loss = losses.CooccurrenceLoss(args.cooccurrence_weight, penalty)
+    loss = losses.CooccurrenceLoss(args.cooccurrence_weight, penalty, label_smoothing=args.label_smoothing)
 
     stages = [(1, args.head_epochs, None)]
-    if args.arch == "inception_v3" and args.finetune_epochs > 0:
-        stages.append((2, args.finetune_epochs, args.finetune_from_layer))
+    if args.arch in APPLICATIONS and args.finetune_epochs > 0:
+        first = FINETUNE_FROM[args.arch] if args.finetune_from_layer is None else args.finetune_from_layer
+        stages.append((2, args.finetune_epochs, first))
+    steps = -(-len(train_ids) // args.batch_size)
     for stage, epochs, unfreeze_from in stages:
         done = os.path.join(workdir, f"stage{stage}.weights.h5")
         if args.resume and os.path.exists(done):
             log.info("stage %d already complete; loading its weights", stage)
             net.load_weights(done)
             continue
-        if args.arch == "inception_v3":
+        if args.arch in APPLICATIONS:
             model.set_trainable_from(net, unfreeze_from)
+        rate = args.head_learning_rate if stage == 1 else args.finetune_learning_rate
+        schedule = keras.optimizers.schedules.CosineDecay(rate, epochs * steps) if args.lr_schedule == "cosine" else rate
+        plateau = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=rate / 100)
+                   ] if args.lr_schedule == "plateau" else []
         with strategy.scope():
-            optimizer = (keras.optimizers.Adam(args.head_learning_rate) if stage == 1
-                         else keras.optimizers.SGD(args.finetune_learning_rate, momentum=args.momentum))
+            optimizer = (keras.optimizers.Adam(schedule) if stage == 1
+                         else keras.optimizers.SGD(schedule, momentum=args.momentum))
             net.compile(optimizer=optimizer, loss=loss, metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
                         jit_compile=args.jit_compile)
         log.info("stage %d: %d epochs, %s, %d trainable weights", stage, epochs, type(optimizer).__name__,
@@ -143,7 +161,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=args.verbose, callbacks=[
             keras.callbacks.BackupAndRestore(os.path.join(workdir, f"stage{stage}-backup")),
             keras.callbacks.CSVLogger(os.path.join(workdir, f"history-stage{stage}.csv"), append=True),
-            *callbacks,
+            *plateau, *callbacks,
         ])
         net.save_weights(done)
 

@@ -43,9 +43,7 @@ def scene_uris(scans: str) -> dict[str, str]:
     """``scene_id -> uri`` of every scene the batch scans under ``scans`` read (newest manifest wins)."""
     uris: dict[str, str] = {}
     for manifest in reversed(layout.manifests(scans)):  # oldest first: newer ones overwrite
-        for scene_id, counts in (manifest.get("scenes") or {}).items():
-            if isinstance(counts, dict) and counts.get("uri"):
-                uris[scene_id] = counts["uri"]
+        uris.update(manifest.get("scene_uris") or {})
     return uris
 
 

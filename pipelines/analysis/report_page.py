@@ -82,7 +82,7 @@ SCRIPT = """
     drawEvents(shown);
     const overlays = {};
     if (a.places) {
-      overlays['known change places'] = L.geoJSON(a.places, {interactive: false,
+      overlays[a.places.name] = L.geoJSON(a.places, {interactive: false,
         style: {color: '#000', weight: 1.2, dashArray: '3,2', fill: false}}).addTo(map);
     }
     L.control.layers(layers, overlays, {collapsed: false}).addTo(map);
@@ -148,7 +148,8 @@ def _map_data(content: Content) -> list[dict]:
         places = [p for p in content.places or [] if shape(p["geometry"]).intersects(box)]
         out.append({"aoi": aoi, "bounds": [[south, west], [north, east]], "events": {
             "type": "FeatureCollection", "features": events},
-            "places": {"type": "FeatureCollection", "features": places} if places else None,
+            "places": {"type": "FeatureCollection", "name": "known change places", "features": places}
+            if places else None,
             "layers": [{"date": d.isoformat(), "src": "data:image/png;base64,"
                         + base64.b64encode(m.png(d)).decode()} for d in sorted(m.rasters)]})
     return out

@@ -67,7 +67,7 @@ class SummarizeFn(beam.CombineFn):
         status = item["status"]
         acc[("total", status)] += 1
         acc[("scene", item["scene_id"], status)] += 1
-        acc[("uri", item["scene_id"], item["uri"])] = 1  # where the scene was read: the report's images
+        acc[("uri", item["scene_id"], item["uri"])] = 1
         if item.get("out_of_domain"):
             acc[("total", "out_of_domain")] += 1
         if item.get("mask_error"):
@@ -88,15 +88,15 @@ class SummarizeFn(beam.CombineFn):
                                    "out_of_domain": acc[("total", "out_of_domain")],
                                    # tiles kept without cloud fractions: their UDM2 was there but unusable
                                    "mask_errors": acc[("total", "mask_errors")],
-                                   "skipped_reasons": {}, "failed_reasons": {}, "scenes": {}}
+                                   "skipped_reasons": {}, "failed_reasons": {}, "scenes": {},
+                                   # where each scene was read (the report's before/after pictures)
+                                   "scene_uris": {}}
         for key, n in sorted(acc.items(), key=lambda kv: str(kv[0])):
             if key[0] == "reason":
                 summary[f"{key[1]}_reasons"][key[2]] = n
             elif key[0] == "scene":
                 summary["scenes"].setdefault(key[1], {s: 0 for s in (WRITTEN, SKIPPED, FAILED)})[key[2]] = n
-        for key in acc:
-            if key[0] == "uri":
-                summary["scenes"][key[1]]["uri"] = key[2]
+        summary["scene_uris"] = {key[1]: key[2] for key in sorted(acc) if key[0] == "uri"}
         return summary
 
 

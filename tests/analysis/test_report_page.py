@@ -91,6 +91,7 @@ def test_report_renders_in_chromium(demo, chromium, tmp_path):
         card.first.wait_for()
         pictures = card.first.evaluate("c => [...c.querySelectorAll('img')].map(i => i.naturalWidth)")
         figures = page.evaluate("[...document.querySelectorAll('.figures img')].map(i => i.naturalWidth)")
+        opened = card.count()
     finally:
         browser.close()
         p.stop()
@@ -99,7 +100,7 @@ def test_report_renders_in_chromium(demo, chromium, tmp_path):
     # Not blank: mostly painted, in several colours (forest, fields, clouds, red outlines).
     assert (before != 255).any(axis=-1).mean() > 0.5 and len(np.unique(before // 32, axis=0)) >= 4
     assert np.abs(zoomed - before).max(axis=-1).mean() > 10, "zooming in changes what is drawn"
-    assert card.count() == 1 and len(pictures) == 2 and all(w > 0 for w in pictures), "the card and its pictures"
+    assert opened == 1 and len(pictures) == 2 and all(w > 0 for w in pictures), "the card and its pictures"
     assert figures and all(w > 0 for w in figures)  # the model card's figures decoded
 
 
@@ -159,7 +160,8 @@ def _hand_scans(tmp_path):
         folder = scans / f"scan_date={date.isoformat()}" / "aoi=hand"
         folder.mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
-        (folder / "_manifest.json").write_text(json.dumps({"scenes": {scene: {"written": 9, "uri": scenes[scene]}}}))
+        (folder / "_manifest.json").write_text(json.dumps({"scenes": {scene: {"written": 9}},
+                                                           "scene_uris": {scene: scenes[scene]}}))
     zone = shapely.geometry.mapping(shapely.box(*_outline(*ALERT).bounds).buffer(0.001))
     (tmp_path / "zones.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": TAG}, "geometry": zone}]}))

@@ -133,7 +133,7 @@ def test_four_band_weights_from_a_local_file_extend_the_first_convolution(tmp_pa
     rgb = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(140, 140, 3))
     path = str(tmp_path / "notop.weights.h5")
     rgb.save_weights(path)
-    base = model.inception_base(140, 4, path)
+    base = model.application_base("inception_v3", 140, 4, path)
     kernel = base.layers[1].get_weights()[0]
     source = rgb.layers[1].get_weights()[0]
     assert kernel.shape[2] == 4
@@ -145,7 +145,7 @@ def test_four_band_weights_from_a_local_file_extend_the_first_convolution(tmp_pa
 
 def test_imagenet_without_internet_says_to_pass_a_local_file():
     with pytest.raises(RuntimeError, match="pass a local weights file"):
-        model.inception_base(140, 3, "imagenet")
+        model.application_base("inception_v3", 140, 3, "imagenet")
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -200,3 +200,30 @@ def test_cooccurrence_loss_keeps_its_name_weight_and_penalty_through_its_config(
     assert again.name == "bce_cooccurrence" and again.weight == 0.5
     np.testing.assert_array_equal(again.penalty, penalty)
     assert losses.CooccurrenceLoss().penalty.tolist() == losses.weather_penalty().tolist()
+
+
+def test_label_smoothing_is_the_cross_entropy_of_smoothed_targets():
+    y = np.array([[1, 0, 1] + [0] * 14], np.float32)
+    p = np.full((1, 17), 0.2, np.float32)
+    p[0, 0] = 0.9
+    smoothed = y * 0.8 + 0.5 * 0.2  # label smoothing 0.2, worked out here
+    expected = -np.mean(smoothed * np.log(p) + (1 - smoothed) * np.log(1 - p))
+    loss = losses.CooccurrenceLoss(0.0, label_smoothing=0.2)
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-4)
+    assert losses.CooccurrenceLoss.from_config(loss.get_config()).label_smoothing == 0.2
+    assert float(losses.CooccurrenceLoss(0.0)(y, p)) < float(loss(y, p))  # confident targets cost less unsmoothed
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_learning_rate_schedules_change_the_rate_during_training(chips, tmp_path, schedule):
+    meta = train.run(["--data", str(chips["folder"]), "--output", str(tmp_path / schedule), "--arch", "simple_cnn",
+                      "--head_epochs", "5" if schedule == "plateau" else "3", "--batch_size", "32", "--verbose", "0",
+                      "--lr_schedule", schedule, "--head_learning_rate", "0.001" if schedule == "cosine" else "1e-7"])
+    rates = [h["learning_rate"] for h in meta["training"]["history"]]
+    if schedule == "cosine":  # a half cosine over the stage's steps: strictly down, towards 0
+        assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.001 / 2
+    else:
+        # At 1e-7 the validation loss cannot improve by Keras's min_delta (1e-4): epoch 0 sets the best,
+        # epochs 1 to 3 do not beat it, so the rate is halved after epoch 3 and epoch 4 runs at half.
+        assert rates[:4] == pytest.approx([1e-7] * 4) and rates[4] == pytest.approx(5e-8)
+    assert meta["training"]["options"]["lr_schedule"] == schedule

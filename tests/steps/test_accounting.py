@@ -24,6 +24,7 @@ def test_summary_counts_totals_reasons_and_scenes():
     assert (summary["enumerated"], summary["written"], summary["skipped"], summary["failed"]) == (4, 2, 1, 1)
     assert summary["skipped_reasons"] == {"nodata": 1} and summary["failed_reasons"] == {"scene": 1}
     assert summary["scenes"] == {"a": {WRITTEN: 2, SKIPPED: 1, FAILED: 0}, "b": {WRITTEN: 0, SKIPPED: 0, FAILED: 1}}
+    assert summary["scene_uris"] == {"a": "u", "b": "v"}  # where each scene was read: the report's pictures
 
 
 def test_screen_tiles_on_a_partly_corrupt_scene():
