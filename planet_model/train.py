@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _learning_rate_callback():  # noqa: ANN202 - a keras.callbacks.Callback subclass
+    import keras
+
+    class LearningRate(keras.callbacks.Callback):
+        """Adds the optimizer's learning rate of the epoch to the epoch's logs (history, CSV): a schedule
+        is then visible in the bundle's training history."""
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    return LearningRate
+
+
 def _history(path: str, stage: int) -> list[dict]:
     if not os.path.exists(path):
         return []
@@ -160,6 +174,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
                  len(net.trainable_weights))
         net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=args.verbose, callbacks=[
             keras.callbacks.BackupAndRestore(os.path.join(workdir, f"stage{stage}-backup")),
+            _learning_rate_callback()(),  # before the logger: it adds the epoch's rate to what is logged
             keras.callbacks.CSVLogger(os.path.join(workdir, f"history-stage{stage}.csv"), append=True),
             *plateau, *callbacks,
         ])
