@@ -47,17 +47,24 @@ def to_duckdb(name: str) -> str:
     return ";\n".join(sqlglot.transpile(path.read_text(), read="bigquery", write="duckdb"))
 
 
-def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False):  # noqa: ANN201
+def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False,  # noqa: ANN201
+            memory_limit: str | None = None, spill: str | None = None):
     """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` over the scans
     under ``scans`` (of one ``aoi`` when given), ``planet_tiles.events`` over an ``events.parquet`` when
     given, and the views. ``materialize`` makes the views tables, computed once for a caller (the report)
-    that runs several queries."""
+    that runs several queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in
+    memory whatever the number of rows: beyond it DuckDB spills to the folder ``spill``."""
     import duckdb
 
     if not layout.part_files(scans):
         raise UserError(f"--scans {scans}: no scan output there ({layout.PART_PREFIX}*{layout.PART_SUFFIX} in "
                         "scan_date=/aoi= partitions)")
     con = duckdb.connect()
+    if memory_limit:
+        con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        con.execute("SET preserve_insertion_order = false")  # lets large results stream instead of buffering
+    if spill:
+        con.execute(f"SET temp_directory = {_quote(spill)}")
     if "://" in scans:
         # DuckDB reads Parquet through its own httpfs extension: Beam's file objects are not seekable.
         con.execute("INSTALL httpfs; LOAD httpfs;")

@@ -27,6 +27,8 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
 
 import shapely
@@ -63,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zones", help="GeoJSON of named polygons (protected areas, territories, properties): "
                                    "each event lists the zones it touches and its area inside each")
     p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
+    p.add_argument("--memory_limit", default="1GB",
+                   help="DuckDB's memory limit (default 1GB): beyond it the analysis spills to a temporary folder, so "
+                        "the report's memory does not grow with the number of rows")
     p.add_argument("--no_images", action="store_true",
                    help="skip the events' before/after pictures (they read the scenes again)")
     return p
@@ -131,15 +136,23 @@ def _check(args: argparse.Namespace) -> None:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Write the alerts, events and the report; return the summary (also written as ``summary.json``)."""
+    args = build_parser().parse_args(argv)
+    _check(args)
+    spill = tempfile.mkdtemp(prefix="planet-tiles-report-")  # DuckDB's, past --memory_limit; ours to remove
+    try:
+        return _run(args, spill)
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, spill: str) -> dict:
     from pipelines.analysis import event_images, map_layers, report_page
     from planet_model import bundle as bundles
 
-    args = build_parser().parse_args(argv)
-    _check(args)
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
     places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
-    con = queries.connect(args.scans, args.aoi, materialize=True)
+    con = queries.connect(args.scans, args.aoi, materialize=True, memory_limit=args.memory_limit, spill=spill)
     dates = [d for (d,) in con.execute(f"SELECT DISTINCT scan_date FROM {queries.DATASET}.observations "
                                        "ORDER BY scan_date").fetchall()]
     if not dates:

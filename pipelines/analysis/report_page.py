@@ -35,8 +35,9 @@ from planet_model.labels import LAND_LABELS
 
 LEAFLET_VERSION = "1.9.4"
 VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION}"
-#: Cards and table rows shown in the page; the files hold them all.
-MAX_EVENTS, MAX_ALERTS = 200, 1000
+#: Cards, table rows and event outlines on the map shown in the page (largest events first); the files hold
+#: them all. The outlines bound the page's size whatever the AOI: about 400 bytes each.
+MAX_EVENTS, MAX_ALERTS, MAX_MAP_EVENTS = 200, 1000, 20_000
 ALERT_COLOUR = "#d50000"
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #212121; }
@@ -143,7 +144,7 @@ def _map_data(content: Content) -> list[dict]:
                    "properties": {"first_detected": e.first_detected.isoformat(),
                                   "label": f"{e.area_ha:.1f} ha, {e.confidence}, {e.status}: "
                                            + ", ".join(n for n, _ in e.labels_gained)}}
-                  for e in content.events if e.aoi == aoi]
+                  for e in _largest(content.events, MAX_MAP_EVENTS) if e.aoi == aoi]
         box = shapely.box(west, south, east, north)
         places = [p for p in content.places or [] if shape(p["geometry"]).intersects(box)]
         out.append({"aoi": aoi, "bounds": [[south, west], [north, east]], "events": {
@@ -155,6 +156,10 @@ def _map_data(content: Content) -> list[dict]:
     return out
 
 
+def _largest(events: Sequence[Event], n: int) -> list[Event]:
+    return sorted(events, key=lambda e: (-e.area_ha, e.event_id))[:n]
+
+
 def _maps(content: Content) -> str:
     legend = "".join(f'<span><i class="swatch" style="background:{colour}"></i>{_e(text)}</span>'
                      for _, colour, text in reversed(STATES))
@@ -162,6 +167,9 @@ def _maps(content: Content) -> str:
     if content.places:
         legend += '<span><i class="swatch" style="border:1px dashed #000"></i>known change place</span>'
     maps = []
+    if len(content.events) > MAX_MAP_EVENTS:
+        maps.append(f"<p class='muted'>The map outlines the {MAX_MAP_EVENTS} largest of {len(content.events)} events; "
+                    "events.geojson has them all.</p>")
     for aoi, m in sorted(content.maps.items()):
         scale = "" if m.k == 1 else f" (one pixel per {m.k} x {m.k} tiles: the most telling state of them)"
         maps.append(f"<h3>{_e(aoi)}</h3><div class='map' id='map-{_e(aoi)}'></div>"
@@ -199,7 +207,7 @@ def _events(content: Content) -> str:
     if not content.events:
         return "<p>No events.</p>"
     cards = []
-    for e in sorted(content.events, key=lambda e: (-e.area_ha, e.event_id))[:MAX_EVENTS]:
+    for e in _largest(content.events, MAX_EVENTS):
         labels = ", ".join(f"{n} ({k})" for n, k in e.labels_gained)
         zones = "; ".join(f"{n}: {ha:.2f} ha" for n, ha in e.zones) or "none"
         level = f"<span class='{'high' if e.confidence != 'low' else ''}'>{_e(e.confidence)}</span>"
