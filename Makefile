@@ -44,6 +44,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/basin_enumeration.py
 	$(BIN)/python benchmarks/concurrent_scans.py
 	$(BIN)/python benchmarks/report_scale.py
+	$(BIN)/python benchmarks/recipe_options.py
+	$(BIN)/python benchmarks/tta.py
 
 # Mutation score of the pure modules (setup.cfg [mutmut]); not part of `make test`.
 mutation: $(STAMP)

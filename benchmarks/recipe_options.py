@@ -21,8 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def variants(arch: str, extra_archs: list[str]) -> list[tuple[str, list[str]]]:
-    sizes = ("128", "256") if arch == "simple_cnn" else ("224", "256")
+def variants(arch: str, sizes: list[str], extra_archs: list[str]) -> list[tuple[str, list[str]]]:
     out = [("study's recipe", [])]
     out += [(f"input {size} px", ["--input_size", size]) for size in sizes]
     out += [("cosine learning rate", ["--lr_schedule", "cosine"]), ("plateau learning rate", ["--lr_schedule", "plateau"]),
@@ -40,6 +39,8 @@ def main() -> None:
     p.add_argument("--arch_variants", default="", help="other archs to compare, comma-separated (e.g. resnet50)")
     p.add_argument("--weights", default="none", help="for Keras applications: imagenet, none or a local file")
     p.add_argument("--epochs", type=int, default=30, help="head epochs (and fine-tune epochs for applications)")
+    p.add_argument("--sizes", help="input sizes to try, comma-separated (default 224,256; 128,256 for simple_cnn; "
+                                   "'' for none: on CPUs each doubling of the side costs about 4x)")
     p.add_argument("--work", default="/tmp/recipe_options")
     args = p.parse_args()
     out = Path(args.work)
@@ -53,7 +54,9 @@ def main() -> None:
     if args.arch != "simple_cnn":
         base += ["--finetune_epochs", str(args.epochs)]
     results = []
-    for name, flags in variants(args.arch, [a for a in args.arch_variants.split(",") if a]):
+    sizes = args.sizes if args.sizes is not None else ("128,256" if args.arch == "simple_cnn" else "224,256")
+    for name, flags in variants(args.arch, [s for s in sizes.split(",") if s],
+                                [a for a in args.arch_variants.split(",") if a]):
         started = time.perf_counter()
         meta = train.run([*base, *flags, "--output", str(out / "bundles" / name.replace(" ", "_"))])
         seconds = time.perf_counter() - started

@@ -171,10 +171,10 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
     storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(_records(found, schema.ALERT_COLUMNS),
                                                                       schema.ALERT_COLUMNS))
     storage.write_text(files["alerts.geojson"], json.dumps(_geojson(found, schema.ALERT_COLUMNS, "alert_id")))
-    storage.write_bytes(files["events.parquet"], schema.parquet_bytes(_records(grouped, schema.EVENT_COLUMNS),
-                                                                      schema.EVENT_COLUMNS))
+    event_rows = _records(grouped, schema.EVENT_COLUMNS)
+    storage.write_bytes(files["events.parquet"], schema.parquet_bytes(event_rows, schema.EVENT_COLUMNS))
     storage.write_text(files["events.geojson"], json.dumps(_geojson(grouped, schema.EVENT_COLUMNS, "event_id")))
-    con.register("report_events", schema_table(_records(grouped, schema.EVENT_COLUMNS)))
+    con.register("report_events", _events_table(event_rows))
     con.execute(f"CREATE VIEW {queries.DATASET}.events AS SELECT * FROM report_events")
     zone_rows = queries.run(con, "zone_alerts") if zones else None
 
@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
     return summary
 
 
-def schema_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
+def _events_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
     """Event rows as an Arrow table of the events schema (DuckDB queries it as planet_tiles.events)."""
     import pyarrow as pa
 
