@@ -47,8 +47,12 @@ def combine(members: Sequence, member_bands: Sequence[Sequence[str]], bands: Seq
     def average(outputs: list):  # noqa: ANN202
         return outputs[0] if len(outputs) == 1 else keras.layers.Average()(outputs)
 
+    def call(member, x):  # noqa: ANN001, ANN202
+        out = member(x)
+        return out[0] if isinstance(out, (list, tuple)) else out  # a loaded bundle's model gives [probabilities]
+
     def body(x):  # noqa: ANN001, ANN202
-        return average([member(x if list(mb) == list(bands) else SelectBands([bands.index(b) for b in mb])(x))
+        return average([call(member, x if list(mb) == list(bands) else SelectBands([bands.index(b) for b in mb])(x))
                         for member, mb in zip(members, member_bands)])
 
     if tta:

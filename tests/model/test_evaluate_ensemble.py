@@ -129,3 +129,23 @@ def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, chips, tmp_path
     ours, _ = evaluate.predict(bundle.load_model(str(out), loaded), data, loaded["bands"])
     theirs, _ = evaluate.predict(bundle.load_model(simple_bundle["path"], original), data, original["bands"])
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, chips, tmp_path):
+    """Members as bundles load them (a loaded model answers with a list): two copies of one bundle average to
+    it, and TTA over a bundle is the mean of its answers on the 8 views, worked out here with numpy."""
+    out = tmp_path / "twice"
+    meta = ensemble.run(["--bundle", simple_bundle["path"], "--bundle", simple_bundle["path"], "--tta",
+                         "--data", str(chips["folder"]), "--output", str(out)])
+    assert meta["tta"] and len(meta["training"]["members"]) == 2
+    loaded = bundle.read_metadata(str(out))
+    data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
+    from planet_model import data as chipdata
+
+    x, _ = next(iter(chipdata.dataset(data.files, data.info, loaded["bands"], data.keys[:4], 4, training=False)))
+    x = x.numpy()
+    original = bundle.load_model(simple_bundle["path"])
+    views = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
+    views += [v.transpose(0, 2, 1, 3) for v in views]
+    expected = np.mean([np.asarray(original.predict_on_batch(v)) for v in views], axis=0)
+    np.testing.assert_allclose(bundle.load_model(str(out)).predict_on_batch(x), expected, rtol=1e-4, atol=1e-5)
