@@ -60,6 +60,7 @@ def connect(scans: str, aoi: str | None = None, events: str | None = None, mater
         raise UserError(f"--scans {scans}: no scan output there ({layout.PART_PREFIX}*{layout.PART_SUFFIX} in "
                         "scan_date=/aoi= partitions)")
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # a bar on stderr is noise in logs and pipes
     if memory_limit:
         con.execute(f"SET memory_limit = {_quote(memory_limit)}")
         con.execute("SET preserve_insertion_order = false")  # lets large results stream instead of buffering
