@@ -121,10 +121,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
                "training_chips": max(m["metrics"].get("training_chips", 0) for m in metas)}
     log.info("ensemble of %d%s: F2 %.4f at 0.5, %.4f with searched thresholds", len(metas),
              " with TTA" if args.tta else "", figures["at_0.5"], best)
-    predicted = thresholds.apply(probabilities, found).astype(np.float32)
-    files = {"f2_vs_threshold.png": plots.f2_curves(thresholds.f2_curves(y, probabilities, found), found,
-                                                    thresholds.CANDIDATES),
-             "cooccurrence.png": plots.cooccurrence(y.T.astype(np.float32) @ y / len(y), predicted.T @ predicted / len(y))}
+    files = plots.threshold_figures(y, probabilities, found)
     members_meta = [{"bundle": path, "version": m["version"], "arch": m["arch"], "input_size": m["input_size"],
                      "bands": m["bands"], "searched_f2": m["metrics"].get("searched")}
                     for path, m in zip(args.bundle, metas)]

@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
-    from planet_model import plots, thresholds
+    from planet_model import plots
 
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
@@ -157,12 +157,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
         cut = np.array([meta["thresholds"][n] for n in LABELS])
         result = {"bundle": path, "version": meta["version"], "arch": meta["arch"], "split": args.split,
                   "tta": bool(meta.get("tta", False)), **figures(y, probabilities, cut)}
-        predicted = thresholds.apply(probabilities, cut).astype(np.float32)
-        folder = storage.join(args.output, meta["version"])
-        storage.write_bytes(storage.join(folder, "f2_vs_threshold.png"), plots.f2_curves(
-            thresholds.f2_curves(y, probabilities, cut), cut, thresholds.CANDIDATES))
-        storage.write_bytes(storage.join(folder, "cooccurrence.png"), plots.cooccurrence(
-            y.T.astype(np.float32) @ y / len(y), predicted.T @ predicted / len(y)))
+        for name, png in plots.threshold_figures(y, probabilities, cut).items():
+            storage.write_bytes(storage.join(args.output, meta["version"], name), png)
         results.append(result)
     report = {"data": args.data, "split": args.split, "bundles": results}
     storage.write_text(storage.join(args.output, "evaluation.json"), json.dumps(report, indent=2))

@@ -68,3 +68,15 @@ def cooccurrence(observed: np.ndarray, predicted: np.ndarray) -> bytes:
         ax.set_title(f"{title} co-occurrence")
         fig.colorbar(image, ax=ax, fraction=0.046)
     return _png(fig)
+
+
+def threshold_figures(y_true: np.ndarray, probabilities: np.ndarray, cut: np.ndarray) -> dict[str, bytes]:
+    """``f2_vs_threshold.png`` and ``cooccurrence.png`` of predictions at thresholds ``cut``: the plots
+    training, evaluation and ensembles all write."""
+    from planet_model import thresholds
+
+    y = np.asarray(y_true, dtype=np.float32)
+    predicted = thresholds.apply(probabilities, cut).astype(np.float32)
+    return {"f2_vs_threshold.png": f2_curves(thresholds.f2_curves(y_true, probabilities, cut), cut,
+                                             thresholds.CANDIDATES),
+            "cooccurrence.png": cooccurrence(y.T @ y / len(y), predicted.T @ predicted / len(y))}

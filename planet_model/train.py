@@ -194,14 +194,8 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     log.info("validation F2: %.4f at 0.5, %.4f at 0.2, %.4f with searched thresholds",
              figures["at_0.5"], figures["at_0.2"], figures["searched"])
     history = [h for stage, _, _ in stages for h in _history(os.path.join(workdir, f"history-stage{stage}.csv"), stage)]
-    predicted = thresholds.apply(probs, found).astype(np.float32)
-    files_out = {
-        "training_curves.png": plots.training_curves(history),
-        "f2_vs_threshold.png": plots.f2_curves(thresholds.f2_curves(y_val, probs, found), found,
-                                               thresholds.CANDIDATES),
-        "cooccurrence.png": plots.cooccurrence(y_val.T.astype(np.float32) @ y_val / len(y_val),
-                                               predicted.T @ predicted / len(y_val)),
-    }
+    files_out = {"training_curves.png": plots.training_curves(history),
+                 **plots.threshold_figures(y_val, probs, found)}
     options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}
     meta = bundle.save(net, args.output, {
         "thresholds": {name: float(t) for name, t in zip(LABELS, found)},
