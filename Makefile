@@ -38,6 +38,7 @@ check: $(STAMP) vendor
 bench: $(STAMP)
 	$(BIN)/python benchmarks/chip_throughput.py
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/model_throughput.py
 	$(BIN)/python benchmarks/scan_throughput.py
 	$(BIN)/python benchmarks/scan_memory.py
 	$(BIN)/python benchmarks/scan_cost.py

@@ -13,10 +13,11 @@ Measured here, side by side in one run, on cloud-free synthetic scenes scanned o
   labels far faster than its vCPUs can read.
 
 Prices are dated constants (:data:`PRICES`): list prices, us-central1, Dataflow batch workers. Check
-them against Google's Dataflow and GPU pricing pages before budgeting. This task had no GPU machine, so
-the GPU worker's rate is its 8 vCPUs' read rate, capped by :data:`L4_INCEPTION_TILES_S`, an estimate from
-the model's arithmetic (say so where you quote it). Prints a table; the last line is the Legal Amazon
-cost per scan on CPU and on GPU workers.
+them against Google's Dataflow and GPU pricing pages before budgeting. No L4 was at hand, so the GPU
+worker's rate is its 8 vCPUs' read rate, capped by :data:`L4_INCEPTION_TILES_S`: the model's inference
+rate measured on an H200 with ``model_throughput.py``, scaled to an L4 by the two cards' published
+float16 throughput (say so where you quote it). Prints a table; the last line is the Legal Amazon cost
+per scan on CPU and on GPU workers.
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from pipelines.geo.tiling import TileSpec
 PRICES = {"vcpu_hour": 0.056, "gb_hour": 0.003557, "l4_gpu_hour": 0.56, "as_of": "2025 list prices, read 2026-11-25"}
 CPU_WORKER = {"name": "n1-standard-4", "vcpus": 4, "memory_gb": 15.0}
 GPU_WORKER = {"name": "g2-standard-8 + 1 NVIDIA L4", "vcpus": 8, "memory_gb": 32.0}
-#: Inception V3 at 140 px is about 1.3 GFLOP (5.7 at 299 px, scaled by area); an L4 gives about 120
-#: TFLOPS in float16, of which 10 % sustained is about 9,000 tiles/s. An estimate, not a measurement.
-L4_INCEPTION_TILES_S = 9000.0
+#: Inception V3 at 140 px labelled 23,559 tiles/s on an NVIDIA H200 (``model_throughput.py``, mixed
+#: float16, batch 128, JAX backend, 2026-11-26). Scaled by the cards' dense float16 tensor throughput in
+#: NVIDIA's data sheets (L4 121 TFLOP/s, H200 989): about 2,900 tiles/s on an L4. Scaled by memory
+#: bandwidth instead (300 GB/s against 4.8 TB/s) it would be about 1,500: an estimate, not a measurement.
+L4_INCEPTION_TILES_S = 2900.0
 TILE_KM2 = (256 * 3.0 / 1000) ** 2  # a 256-px tile of 3 m pixels
 LEGAL_AMAZON_KM2 = 5_000_000
 

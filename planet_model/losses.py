@@ -52,7 +52,7 @@ class CooccurrenceLoss(keras.losses.Loss):
         y_true = ops.cast(y_true, "float32")
         bce = ops.mean(keras.losses.binary_crossentropy(y_true, y_pred, label_smoothing=self.label_smoothing))
         cooccurrence = ops.matmul(ops.transpose(y_pred), y_pred)
-        return bce + self.weight * ops.sum(cooccurrence * self.penalty)
+        return bce + self.weight * ops.sum(cooccurrence * ops.convert_to_tensor(self.penalty))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "weight": self.weight, "penalty": self.penalty.tolist(),
