@@ -64,12 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts_topic", help="alerts as JSON messages on this Pub/Sub topic: projects/P/topics/T")
     p.add_argument("--settle_minutes", type=float, default=30,
                    help="event time a tile's new observations wait for out-of-order scenes before alerting")
-    p.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
-                   help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
-                        f"(default {rules.MIN_CLEAR_FRACTION})")
-    p.add_argument("--highest_probability", type=float, default=rules.HIGHEST_PROBABILITY,
-                   help="a confirmed alert is 'highest' when its disturbance probability is at least this on both "
-                        f"observations (default {rules.HIGHEST_PROBABILITY}, as report's)")
+    rules.add_arguments(p)
     scan.add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
@@ -123,9 +118,7 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
     scan.check_batch_size(args)
     if not (args.output or args.bigquery_table):
         raise UserError("no sink: give --output (Parquet) and/or --bigquery_table")
-    for flag in ("min_clear_fraction", "highest_probability"):
-        if not 0 <= getattr(args, flag) <= 1:
-            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
+    rules.check_arguments(args)
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
     spec = scan.tile_spec(args, meta, watched[0].geometry)

@@ -33,3 +33,17 @@ def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, args, 
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, flag, value", [
+    (["report", "--scans", "scans", "--output", "out"], "--highest_probability", "1.5"),
+    (["report", "--scans", "scans", "--output", "out"], "--min_clear_fraction", "-0.1"),
+    (["stream", "--subscription", "projects/p/subscriptions/s", "--aoi=-56,-10,-55.9,-9.9", "--bundle", "b",
+      "--output", "out"], "--min_clear_fraction", "1.01"),
+])
+def test_judging_flags_outside_0_to_1_are_refused(tmp_path, command, flag, value):
+    """report and the stream share the judging flags (:func:`rules.add_arguments`) and refuse alike."""
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command, flag, value], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"planet-tiles {command[0]}: {flag} {float(value)}: must be between 0 and 1"]

@@ -100,14 +100,23 @@ def run(con, name: str, params: Mapping[str, Any] | None = None) -> list[dict]: 
 def batches(con, name: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] = (),  # noqa: ANN001, ANN201
             rows: int = 262_144):
     """Query ``name``'s result (only ``columns`` when given) as a ``pyarrow.RecordBatchReader``: for
-    results too large to hold as dicts."""
-    return execute(con, name, params, columns).to_arrow_reader(rows)
+    results too large to hold as dicts. A relation, not a cursor: DuckDB streams a relation's batches,
+    where a cursor's Arrow reader copies the whole result first."""
+    sql, given = _bound(name, params, columns)
+    return con.sql(sql, params=given or None).to_arrow_reader(rows)
 
 
 def execute(con, name: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] = (),  # noqa: ANN001, ANN201
             where: str | None = None):
     """Run query ``name`` with its parameters checked (only ``columns`` of the rows that pass ``where``, a
     DuckDB condition, when given); the DuckDB cursor."""
+    sql, given = _bound(name, params, columns, where)
+    return con.execute(sql, given or None)
+
+
+def _bound(name: str, params: Mapping[str, Any] | None, columns: Sequence[str] = (),
+           where: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Query ``name``'s DuckDB SQL (narrowed to ``columns`` and ``where``) and its checked parameters."""
     sql = to_duckdb(name)
     if columns or where:
         sql = (f"SELECT {', '.join(columns) or '*'} FROM ({sql.rstrip().rstrip(';')})"
@@ -119,7 +128,7 @@ def execute(con, name: str, params: Mapping[str, Any] | None = None, columns: Se
         raise UserError(f"query {name} takes {', '.join(f'--param {w}=...' for w in wanted) or 'no parameters'}"
                         + (f"; missing {', '.join(missing)}" if missing else "")
                         + (f"; unknown {', '.join(unknown)}" if unknown else ""))
-    return con.execute(sql, given or None)
+    return sql, given
 
 
 def _param(text: str) -> tuple[str, Any]:

@@ -11,7 +11,8 @@ once in DuckDB, the map's tiles stream out in Arrow batches into small rasters
 with before and after pictures (:mod:`pipelines.analysis.event_images`).
 
 Written to ``--output``: ``alerts.parquet`` / ``alerts.geojson``, ``events.parquet`` / ``events.geojson``
-(GeoParquet; BigQuery tables ``alerts`` and ``events``), ``events/*.png``, ``summary.json`` and
+(GeoParquet; BigQuery tables ``alerts`` and ``events``), ``events/*.png`` (``summary.json`` lists them; a
+re-run removes the ones of events it no longer shows), ``summary.json`` and
 ``report.html``: one page, viewed without network: an interactive map (Leaflet, vendored into the page)
 with a layer per date and the events outlined, coverage, events with their pictures, zones, label
 areas, alerts and the model card (from ``--bundle``, else the bundle named in the latest scan's manifest).
@@ -27,6 +28,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -49,13 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", help="only this AOI (default: all under --scans)")
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
     p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
-    p.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
-                   help="observations whose UDM2 clear fraction is below this never confirm or clear an alert "
-                        f"(default {rules.MIN_CLEAR_FRACTION}; tiles of scenes without a UDM2 are judged by "
-                        "their cloudy label alone)")
-    p.add_argument("--highest_probability", type=float, default=rules.HIGHEST_PROBABILITY,
-                   help="a confirmed alert is 'highest' when its disturbance probability is at least this on both "
-                        f"observations (default {rules.HIGHEST_PROBABILITY})")
+    rules.add_arguments(p)
     p.add_argument("--event_window_days", type=int, default=events.EVENT_WINDOW_DAYS,
                    help="touching alert tiles first detected at most this many days apart are one event "
                         f"(default {events.EVENT_WINDOW_DAYS})")
@@ -125,9 +121,7 @@ def score(found: Sequence[Alert], seen: Sequence[bytes], places: Sequence[dict])
 
 
 def _check(args: argparse.Namespace) -> None:
-    for flag in ("min_clear_fraction", "highest_probability"):
-        if not 0 <= getattr(args, flag) <= 1:
-            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
+    rules.check_arguments(args)
     if args.event_window_days < 0:
         raise UserError(f"--event_window_days {args.event_window_days}: must be 0 or more")
     if args.min_event_ha < 0:
@@ -149,6 +143,7 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
     from pipelines.analysis import event_images, map_layers, report_page
     from planet_model import bundle as bundles
 
+    earlier_images = _images_written_before(args.output)
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
     places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
@@ -212,8 +207,32 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
                   "events_parquet": files["events.parquet"], "events_geojson": files["events.geojson"],
                   "report": files["report.html"]},
     }
+    written = sorted(path for sides in images.values() for path in sides.values() if path)
+    summary["images"] = written
     storage.write_text(files["summary.json"], json.dumps(summary, indent=2))
+    stale = [storage.join(args.output, path) for path in sorted(set(earlier_images) - set(written))]
+    storage.delete([path for path in stale if storage.exists(path)])
+    if stale:
+        log.info("removed %d event pictures of an earlier report that this one does not show", len(stale))
     return summary
+
+
+def _images_written_before(output: str) -> list[str]:
+    """The event pictures an earlier report wrote into ``output``, from its ``summary.json``: a re-run
+    replaces the report, so pictures of events it no longer shows are removed once the new summary is
+    written. Only names of the form the report writes (``events/<id>-before.png``) count: nothing else in
+    the folder is touched."""
+    from pipelines.analysis.event_images import FOLDER
+
+    location = storage.join(output, "summary.json")
+    if not storage.exists(location):
+        return []
+    try:
+        listed = json.loads(storage.read_text(location)).get("images", [])
+    except (ValueError, AttributeError):  # not a summary this tool wrote: leave everything alone
+        return []
+    pattern = re.compile(rf"{FOLDER}/[0-9a-f]+-(before|after)\.png")
+    return [path for path in listed if isinstance(path, str) and pattern.fullmatch(path)]
 
 
 def _events_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table

@@ -288,3 +288,25 @@ def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broke
         monkeypatch.setattr(report_page, "_e", lambda value: str(value))
     with pytest.raises(AssertionError):
         _check(_look(chromium, tmp_path))
+
+
+def test_a_rerun_replaces_the_event_pictures(tmp_path):
+    """A re-run replaces the report: pictures of an event it no longer shows go, files it never wrote stay."""
+    scans = _hand_scans(tmp_path)
+    out = tmp_path / "report"
+    first = report.run(["--scans", str(scans), "--output", str(out)])
+    pictures = sorted(str(p.relative_to(out)) for p in (out / "events").iterdir())
+    assert first["events"] == 1 and first["images"] == pictures and len(pictures) == 2
+    (out / "events" / "notes.txt").write_text("an analyst's own file")
+    # The field turns out to be forest after all: the second date's partition is rewritten without it.
+    (part,) = (scans / f"scan_date={D2.isoformat()}" / "aoi=hand").glob("*.parquet")
+    rows = pq.read_table(part).to_pylist()
+    alert_tile = f"WebMercatorQuad/{ZOOM}/{ORIGIN.x + ALERT[1]}/{ORIGIN.y + ALERT[0]}"
+    for row in rows:
+        if row["tile_id"] == alert_tile:
+            row["labels"] = ["clear", "primary"]
+            row["p_agriculture"] = 0.05
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), part)
+    second = report.run(["--scans", str(scans), "--output", str(out)])
+    assert second["events"] == 0 and second["images"] == []
+    assert sorted(p.name for p in (out / "events").iterdir()) == ["notes.txt"]
