@@ -11,11 +11,14 @@ defines the view the other queries start from. BigQuery's ``@name`` parameters b
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import re
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +50,31 @@ def to_duckdb(name: str) -> str:
     return ";\n".join(sqlglot.transpile(path.read_text(), read="bigquery", write="duckdb"))
 
 
+def add_memory_argument(parser: argparse.ArgumentParser) -> None:
+    """``--memory_limit``, for the commands that run these queries (``report``, ``query``)."""
+    parser.add_argument("--memory_limit", default="1GB",
+                        help="DuckDB's memory limit (default 1GB): beyond it the queries spill to a temporary "
+                             "folder, so memory does not grow with the number of rows")
+
+
+@contextlib.contextmanager
+def spill_folder() -> Iterator[str]:
+    """A temporary folder for DuckDB to spill to past ``--memory_limit``; removed afterwards (ours alone)."""
+    folder = tempfile.mkdtemp(prefix="planet-tiles-duckdb-")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False,  # noqa: ANN201
             memory_limit: str | None = None, spill: str | None = None):
     """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` over the scans
     under ``scans`` (of one ``aoi`` when given), ``planet_tiles.events`` over an ``events.parquet`` when
     given, and the views. ``materialize`` makes the views tables, computed once for a caller (the report)
     that runs several queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in
-    memory whatever the number of rows: beyond it DuckDB spills to the folder ``spill``."""
+    memory whatever the number of rows: beyond it DuckDB spills to the folder ``spill``
+    (:func:`spill_folder`)."""
     import duckdb
 
     if not layout.part_files(scans):
@@ -62,7 +83,11 @@ def connect(scans: str, aoi: str | None = None, events: str | None = None, mater
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # a bar on stderr is noise in logs and pipes
     if memory_limit:
-        con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        try:
+            con.execute(f"SET memory_limit = {_quote(memory_limit)}")
+        except duckdb.Error as error:
+            raise UserError(f"--memory_limit {memory_limit}: not a memory size like 1GB or 512MB "
+                            f"({str(error).splitlines()[0]})") from None
         con.execute("SET preserve_insertion_order = false")  # lets large results stream instead of buffering
     if spill:
         con.execute(f"SET temp_directory = {_quote(spill)}")
@@ -152,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a query parameter, name=value (dates as YYYY-MM-DD); defaults: "
                         + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()))
     p.add_argument("--show_sql", action="store_true", help="print the DuckDB SQL instead of running it")
+    add_memory_argument(p)
     return p
 
 
@@ -163,10 +189,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if f"{DATASET}.events" in sql and not args.events:
         raise UserError(f"query {args.name} reads planet_tiles.events: give --events REPORT/events.parquet")
-    rows = run(connect(args.scans, events=args.events), args.name, dict(_param(p) for p in args.param))
-    for row in rows:
-        row.pop("geometry", None)
-        print(json.dumps(row, default=str), file=sys.stdout)
+    params = dict(_param(p) for p in args.param)
+    with spill_folder() as spill:
+        con = connect(args.scans, events=args.events, memory_limit=args.memory_limit, spill=spill)
+        for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
+            for row in batch.to_pylist():
+                row.pop("geometry", None)
+                print(json.dumps(row, default=str), file=sys.stdout)
 
 
 if __name__ == "__main__":

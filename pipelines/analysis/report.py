@@ -29,8 +29,6 @@ import datetime as dt
 import json
 import logging
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 
 import shapely
@@ -61,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zones", help="GeoJSON of named polygons (protected areas, territories, properties): "
                                    "each event lists the zones it touches and its area inside each")
     p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
-    p.add_argument("--memory_limit", default="1GB",
-                   help="DuckDB's memory limit (default 1GB): beyond it the analysis spills to a temporary folder, so "
-                        "the report's memory does not grow with the number of rows")
+    queries.add_memory_argument(p)
     p.add_argument("--no_images", action="store_true",
                    help="skip the events' before/after pictures (they read the scenes again)")
     return p
@@ -132,11 +128,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
     """Write the alerts, events and the report; return the summary (also written as ``summary.json``)."""
     args = build_parser().parse_args(argv)
     _check(args)
-    spill = tempfile.mkdtemp(prefix="planet-tiles-report-")  # DuckDB's, past --memory_limit; ours to remove
-    try:
+    with queries.spill_folder() as spill:
         return _run(args, spill)
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _run(args: argparse.Namespace, spill: str) -> dict:

@@ -248,3 +248,24 @@ def test_coverage_and_tile_states_on_constructed_rows(constructed):
 def test_every_query_is_checked():
     assert queries.names() == ["alerts", "coverage", "label_areas", "label_trends", "latest_state", "tile_states",
                                "zone_alerts"]
+
+
+def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, capsys):
+    """``planet-tiles query`` prints one JSON line per row, the same rows whatever DuckDB's memory limit, and
+    names a memory limit that is not a size."""
+    import json
+
+    from pipelines.cli import main
+
+    params = ["--param", f"start_date={D1}", "--param", f"end_date={D4}"]
+    expected = [{k: v for k, v in row.items() if k != "geometry"} for row in
+                queries.run(queries.connect(constructed), "alerts", {"start_date": D1, "end_date": D4})]
+    assert len(expected) >= 5
+    for limit in ("1GB", "64MB"):
+        main(["query", "alerts", "--scans", constructed, *params, "--memory_limit", limit])
+        printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert printed == json.loads(json.dumps(expected, default=str))
+    with pytest.raises(SystemExit) as stopped:
+        main(["query", "alerts", "--scans", constructed, *params, "--memory_limit", "lots"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1 and "--memory_limit lots: not a memory size" in err
