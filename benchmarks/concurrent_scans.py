@@ -41,7 +41,7 @@ def one_try(scene: str, bundle: str, out: Path) -> str:
     manifest = json.loads((partition / layout.MANIFEST).read_text())
     listed = sorted(str(partition / f) for f in manifest["files"] if f.endswith(".parquet"))
     present = sorted(str(p) for p in partition.glob("part-*.parquet"))
-    rows = duckdb.sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
+    rows = duckdb.connect().sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
     if present != listed or rows != manifest["inferred"] or not rows:
         return f"LOST OR DOUBLED: {len(present)} files for {len(listed)} listed, {rows} rows for {manifest['inferred']}"
     return f"ok: {rows} rows from run {manifest['run_id']}"

@@ -39,7 +39,7 @@ def test_pyarrow_and_duckdb_read_the_same_rows_with_partition_keys(scans):
     got = sorted((str(r["scan_date"]), r["aoi"], r["tile_id"]) for r in table.to_pylist())
     assert got == [("2026-06-01", "a", "t1"), ("2026-06-01", "a", "t2"), ("2026-07-01", "a", "t1"), ("2026-07-01", "b", "t9")]
     assert layout.read_table(scans, aoi="b").num_rows == 1
-    rows = duckdb.sql(f"select scan_date, aoi, tile_id from {layout.duckdb_relation(scans)} order by all").fetchall()
+    rows = duckdb.connect().sql(f"select scan_date, aoi, tile_id from {layout.duckdb_relation(scans)} order by all").fetchall()
     assert [(str(d), a, t) for d, a, t in rows] == got
     with pytest.raises(FileNotFoundError, match="no scan output"):
         layout.read_table(scans + "-elsewhere")
@@ -67,7 +67,7 @@ def test_a_partition_with_a_bad_date_is_skipped_not_fatal(scans, caplog):
                         schema.parquet_bytes([row("t7")], schema.FILE_COLUMNS))
     assert layout.read_table(scans).num_rows == 4
     assert "scan_date=20260601" in caplog.text
-    assert duckdb.sql(f"select count(*) from {layout.duckdb_relation(scans)}").fetchall() == [(4,)]
+    assert duckdb.connect().sql(f"select count(*) from {layout.duckdb_relation(scans)}").fetchall() == [(4,)]
 
 
 def test_the_bigquery_load_script_runs_the_layouts_command():

@@ -85,3 +85,76 @@ def test_zoom_for_resolution_stays_within_the_tile_matrix_set():
     assert grid.zoom_for_resolution(1e-6) == tms.maxzoom  # finer than the finest level
     assert grid.zoom_for_resolution(1e9) == tms.minzoom == 0  # coarser than the whole world in one tile
     assert grid.zoom_for_resolution(tms.matrix(tms.maxzoom).cellSize) == tms.maxzoom
+
+
+@pytest.mark.parametrize("lon, lat", [(-55.0, -10.0), (-59.99, -3.0), (-54.01, -9.0), (-174.5, 5.0), (0.5, -1.0),
+                                      (179.5, 10.0)])
+def test_utm_zone_is_the_one_pyproj_finds(lon, lat):
+    from pyproj.aoi import AreaOfInterest
+    from pyproj.database import query_utm_crs_info
+
+    [info] = query_utm_crs_info(datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat))
+    assert grid.UtmGrid(*grid.utm_zone(lon, lat), 3.0).crs == f"EPSG:{info.code}"
+
+
+def test_the_antimeridian_is_zone_60_and_sub_metre_cells_are_allowed():
+    assert grid.utm_zone(180.0, 1.0) == (60, False)
+    g = grid.UtmGrid(21, True, 0.5)  # SkySat's 50 cm
+    assert g.tile(*g.tiles(Point(-56.1, -10.0).buffer(1e-7))[0]).ground_pixel_m() == pytest.approx(0.5, rel=1e-3)
+
+
+def test_utm_tile_frames_and_sizes_follow_the_documented_lattice():
+    """Tile (col, row) of a 3 m, 512-px grid has its top-left corner at easting col x 1536 m and northing
+    10,000,002 - row x 1536 m, as a six-number GDAL-order affine."""
+    g = grid.UtmGrid.for_region(box(-56.2, -10.1, -56.0, -9.9), 3.0, tile_size=512)
+    assert g.tile_size == 512
+    tile = g.tile(250, 700)
+    assert tile.transform == (3.0, 0.0, 250 * 1536.0, 0.0, -3.0, 10_000_002.0 - 700 * 1536.0) and tile.size == 512
+
+
+def test_utm_tiles_of_a_diagonal_region_are_exactly_those_it_touches():
+    """A thin diagonal strip over about 6 x 6 tiles touches the diagonal ones and their neighbours, not the
+    corners of its bounding box. Expected: every tile of the documented lattice (768 m squares from easting
+    0 and northing 10,000,002) whose square intersects the strip, reprojected with pyproj directly."""
+    import shapely.ops
+    from pyproj import Transformer
+    from shapely.geometry import LineString
+
+    g = grid.UtmGrid(21, True, 3.0)
+    strip = LineString([(-56.10, -10.00), (-56.06, -10.04)]).buffer(0.0005)
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True)
+    local = shapely.ops.transform(to_utm.transform, strip)
+    minx, miny, maxx, maxy = local.bounds
+    expected = sorted(((c, r) for r in range(int((10_000_002 - maxy) // 768) - 1, int((10_000_002 - miny) // 768) + 2)
+                       for c in range(int(minx // 768) - 1, int(maxx // 768) + 2)
+                       if local.intersects(box(c * 768, 10_000_002 - (r + 1) * 768, (c + 1) * 768, 10_000_002 - r * 768))),
+                      key=lambda cr: (cr[1], cr[0]))
+    found = g.tiles(strip)
+    assert found == expected
+    columns, rows = {c for c, _ in found}, {r for _, r in found}
+    assert len(columns) >= 6 and len(rows) >= 6 and len(found) < len(columns) * len(rows) / 2
+
+
+def test_zoom_for_resolution_at_a_latitude():
+    """At 60 degrees a Web Mercator pixel covers half its equatorial size on the ground: 3 m is z15 there
+    (4.78 x 0.5 = 2.39 m), against z16 on the equator."""
+    assert grid.zoom_for_resolution(3.0, latitude=-60.0) == 15
+    assert grid.zoom_for_resolution(3.0, latitude=0.0) == grid.zoom_for_resolution(3.0) == 16
+
+
+def test_a_tiles_ground_pixel_is_its_central_pixels_on_the_ellipsoid():
+    """A z3 Web Mercator tile spans 0 to 41 degrees south, so where the pixel is measured matters: the
+    central pixel's corners, from morecantile's tile bounds and pyproj, measured with pyproj's Geod."""
+    from pyproj import Geod, Transformer
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    t = tms.tile(-56.0, -10.0, 3)
+    tile = grid.WebMercatorGrid(3).tile(t.x, t.y)
+    b = tms.xy_bounds(t)
+    px = (b.right - b.left) / 256
+    to_lonlat = Transformer.from_crs("EPSG:3857", "EPSG:4326", always_xy=True)
+    (lon0, lat0), (lon1, lat1), (lon2, lat2) = (to_lonlat.transform(b.left + x * px, b.top - y * px)
+                                                for x, y in ((128, 128), (129, 128), (128, 129)))
+    geod = Geod(ellps="WGS84")
+    expected = (geod.inv(lon0, lat0, lon1, lat1)[2] + geod.inv(lon0, lat0, lon2, lat2)[2]) / 2
+    assert tile.ground_pixel_m() == pytest.approx(expected, rel=1e-9)

@@ -6,6 +6,7 @@ tile is ``columns / 256`` exactly: the expected labels follow from the documente
 """
 
 import pytest
+import shapely.geometry
 import shapely.ops
 from pyproj import Transformer
 from shapely.geometry import box
@@ -70,3 +71,12 @@ def test_ground_truth_geojson_needs_a_tag_on_every_feature():
         PolygonLabeller.from_geojson({"features": [feature, untagged]})
     with pytest.raises(ValueError, match=r"unknown tag\(s\) \['lake'\]"):
         PolygonLabeller.from_geojson({"features": [{**feature, "properties": {"tag": "lake"}}]})
+
+
+def test_ground_truth_geojson_keeps_the_rules_given():
+    """The same two-column road, from GeoJSON: tagged under a 0.5 % cut, not under the default 1 %."""
+    road = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"tag": "road"}, "geometry": shapely.geometry.mapping(columns(0, 2))}]}
+    assert PolygonLabeller.from_geojson(road, LabelRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
+    assert PolygonLabeller.from_geojson(road).labels(TILE) == ["clear"]
+    assert PolygonLabeller.from_geojson({"type": "FeatureCollection"}).labels(TILE) == ["clear"]  # nothing drawn

@@ -26,6 +26,11 @@ def test_encode_decode_round_trip(names):
 def test_unknown_tag_names_tag_and_row():
     with pytest.raises(labels.LabelError, match=r"'forest'.*train_9"):
         labels.parse_tags("primary forest", row="train_9")
+    with pytest.raises(labels.LabelError) as raised:
+        labels.parse_tags("jungle")
+    assert str(raised.value) == ("unknown tag 'jungle'; known tags: agriculture, artisinal_mine, bare_ground, "
+                                 "blooming, blow_down, clear, cloudy, conventional_mine, cultivation, habitation, "
+                                 "haze, partly_cloudy, primary, road, selective_logging, slash_burn, water")
 
 
 def test_decode_rejects_wrong_length():
@@ -58,3 +63,13 @@ def test_kaggle_csv_round_trip(tmp_path):
     path.write_text("image_name,tags\nx,primary jungle\n")
     with pytest.raises(labels.LabelError, match=r"'jungle'.*x \(line 2\)"):
         list(labels.read_kaggle_csv(path))
+
+
+def test_kaggle_csv_with_other_columns_is_named_and_an_empty_tags_cell_is_no_labels(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("id,labels\ntrain_0,primary\n")
+    with pytest.raises(labels.LabelError) as raised:
+        list(labels.read_kaggle_csv(path))
+    assert str(raised.value) == f"{path}: expected columns image_name,tags, got ['id', 'labels']"
+    path.write_text("image_name,tags\ntrain_0,\ntrain_1,haze primary\n")
+    assert list(labels.read_kaggle_csv(path)) == [("train_0", []), ("train_1", ["haze", "primary"])]

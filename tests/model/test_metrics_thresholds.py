@@ -93,3 +93,68 @@ def test_per_label_figures_equal_scikit_learn_on_0_1_integer_arrays():
     for i, name in enumerate(LABELS):
         assert figures[name] == pytest.approx({"precision": precision[i], "recall": recall[i], "f2": f2[i],
                                                "support": support[i]}), name
+
+
+def test_float_labels_as_the_records_hold_them_score_like_booleans():
+    """Labels come out of the TFRecords as float32 0/1: every function treats them as the booleans they are."""
+    rng = np.random.default_rng(7)
+    y = rng.random((50, 17)) < 0.3
+    probs = np.clip(y * 0.5 + rng.random(y.shape) * 0.6, 0, 1)
+    pred = probs >= 0.5
+    as_float = y.astype(np.float32), pred.astype(np.float32)
+    assert metrics.mean_f2(*as_float) == metrics.mean_f2(y, pred)
+    assert metrics.per_label(*as_float) == metrics.per_label(y, pred)
+    assert np.array_equal(thresholds.search(as_float[0], probs)[0], thresholds.search(y, probs)[0])
+    base = np.full(17, 0.4)
+    assert np.array_equal(thresholds.f2_curves(as_float[0], probs, base), thresholds.f2_curves(y, probs, base))
+
+
+def test_per_label_on_a_hand_worked_case():
+    """Label 0: tp 1, fp 2, fn 3. Label 1: tp 2, fp 1, fn 1. Label 2: never true, never predicted."""
+    y_true = np.zeros((7, 3), bool)
+    y_pred = np.zeros((7, 3), bool)
+    y_true[[0, 3, 4, 5], 0] = True
+    y_pred[[0, 1, 2], 0] = True
+    y_true[[0, 1, 6], 1] = True
+    y_pred[[0, 1, 2], 1] = True
+    figures = metrics.per_label(y_true, y_pred)
+    assert list(figures) == ["agriculture", "artisinal_mine", "bare_ground"]  # the first three labels
+    assert figures["agriculture"] == pytest.approx({"precision": 1 / 3, "recall": 1 / 4,
+                                                     "f2": 5 * 1 / (5 * 1 + 4 * 3 + 2), "support": 4})
+    assert figures["artisinal_mine"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3,
+                                                        "f2": 5 * 2 / (5 * 2 + 4 * 1 + 1), "support": 3})
+    assert figures["bare_ground"] == {"precision": 0.0, "recall": 0.0, "f2": 0.0, "support": 0}  # not NaN
+
+
+def test_search_keeps_the_start_when_nothing_beats_it():
+    """Every label's probabilities sit between 0.1 and 0.2 or at 0.9 and above: 0.2 is already best, and
+    the cuts that tie with it (0.11 .. 0.2) do not move the search (ties keep the current threshold)."""
+    rng = np.random.default_rng(8)
+    y = rng.random((40, 17)) < 0.4
+    probs = np.where(y, rng.uniform(0.9, 1.0, y.shape), rng.uniform(0.1, 0.109, y.shape))
+    found, score = thresholds.search(y, probs)
+    assert np.array_equal(found, np.full(17, 0.2))
+    assert score == metrics.mean_f2(y, y)
+
+
+def test_the_score_search_reports_is_what_its_thresholds_give():
+    """Probabilities exactly on the candidate grid (0.25, 0.5, 0.75, exact in binary): a label is on at
+    its threshold, in the search as in :func:`thresholds.apply`."""
+    rng = np.random.default_rng(9)
+    y = rng.random((200, 17)) < 0.3
+    probs = np.where(y, rng.choice([0.5, 0.75], y.shape), rng.choice([0.25, 0.5], y.shape)).astype(np.float32)
+    found, score = thresholds.search(y, probs)
+    assert score == pytest.approx(metrics.mean_f2(y, thresholds.apply(probs, found)), abs=1e-12)
+
+
+def test_the_search_stops_only_where_no_single_label_can_gain():
+    """Coordinate ascent's fixed point: with the others held, no candidate for any one label raises mean F2.
+    Labels interact through each chip's F2, so one pass is not enough here."""
+    rng = np.random.default_rng(10)
+    y = rng.random((300, 17)) < rng.uniform(0.05, 0.6, 17)
+    probs = np.clip(y * rng.uniform(0.2, 0.5, 17) + rng.random(y.shape) * 0.6, 0, 1)
+    found, score = thresholds.search(y, probs)
+    curves = thresholds.f2_curves(y, probs, found)
+    assert curves.max() <= score + 1e-9
+    one_round, _ = thresholds.search(y, probs, max_rounds=1)
+    assert thresholds.f2_curves(y, probs, one_round).max() > metrics.mean_f2(y, thresholds.apply(probs, one_round)) + 1e-9

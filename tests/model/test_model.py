@@ -29,6 +29,8 @@ def test_cooccurrence_loss_on_a_hand_computed_example():
     loss = losses.CooccurrenceLoss(weight=0.1)
     assert float(loss(y_true, y_pred)) == pytest.approx(bce + 0.1 * expected_penalty, rel=1e-4)
     assert float(losses.CooccurrenceLoss(weight=0.0)(y_true, y_pred)) == pytest.approx(bce, rel=1e-4)
+    # The study's weight, 0.0001, unless told otherwise.
+    assert float(losses.CooccurrenceLoss()(y_true, y_pred)) == pytest.approx(bce + 1e-4 * expected_penalty, rel=1e-5)
 
 
 def test_penalty_from_labels_marks_pairs_never_seen_together():

@@ -83,7 +83,7 @@ def test_alert_files_agree_and_carry_geometry(demo):
         assert shapely.from_wkb(row["geometry"]).equals(shapely.geometry.shape(feature["geometry"]))
         assert row["before_date"] < row["first_detected"] <= row["last_judged"] and row["labels_gained"]
         assert 0 < row["probability"] <= 1 and row["confidence"] in rules.CONFIDENCE_LEVELS
-    counted = duckdb.sql(f"select count(*) from read_parquet('{files['alerts_parquet']}')").fetchall()[0][0]
+    counted = duckdb.connect().sql(f"select count(*) from read_parquet('{files['alerts_parquet']}')").fetchall()[0][0]
     assert counted == table.num_rows
 
 

@@ -53,7 +53,7 @@ def readers_see(out: Path) -> int:
     """Rows a reader that globs every Parquet file under the output sees (the README's DuckDB query)."""
     if not list(out.rglob("*.parquet")):
         return 0
-    return duckdb.sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
+    return duckdb.connect().sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
 
 
 def published(out: Path) -> dict:

@@ -90,7 +90,7 @@ def test_parquet_schema_geoparquet_and_duckdb(scanned):
     geo = json.loads(table.schema.metadata[b"geo"])
     assert geo["version"] == "1.1.0" and geo["columns"]["geometry"]["encoding"] == "WKB"
     assert not any(str(f.type).startswith("uint") for f in table.schema)
-    result = duckdb.sql(f"""select aoi, scan_date, count(*) as n from read_parquet('{scanned['output']}/**/*.parquet',
+    result = duckdb.connect().sql(f"""select aoi, scan_date, count(*) as n from read_parquet('{scanned['output']}/**/*.parquet',
                             hive_partitioning = true) group by all""").fetchall()
     assert len(result) == 1 and result[0][0] == "xingu" and str(result[0][1]) == "2026-06-01"
     assert result[0][2] == scanned["manifest"]["inferred"]
