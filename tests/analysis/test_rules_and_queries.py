@@ -269,3 +269,71 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
         main(["query", "alerts", "--scans", constructed, *params, "--memory_limit", "lots"])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and err.count("\n") == 1 and "--memory_limit lots: not a memory size" in err
+
+
+def _both_engines(tmp_path, scans):
+    """Write ``{(aoi, date): rows}`` as scan partitions; the Python observations and a DuckDB connection."""
+    for (aoi, date), rows in scans.items():
+        folder = tmp_path / f"scan_date={date.isoformat()}" / f"aoi={aoi}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
+    return rules.observations(layout.read_table(str(tmp_path)).to_pylist()), queries.connect(str(tmp_path))
+
+
+def test_the_edges_of_the_alert_rules_by_hand(tmp_path):
+    """Cuts are inclusive (a clear fraction or a probability equal to its cut passes), a scene without a
+    UDM2 ranks as fully clear (a tie, broken by the valid fraction), and alerts list by probability, highest
+    first. 0.75 and 0.5 are exact in float32, as the scan rows store them."""
+    scans = {
+        ("edge", D1): [row(50, "a", PRIMARY), row(51, "n", PRIMARY + ["road"], valid=0.9),
+                       row(51, "m", PRIMARY, clear_fraction=1.0), row(52, "a", PRIMARY), row(53, "a", PRIMARY),
+                       row(54, "a", PRIMARY)],
+        ("edge", D2): [row(50, "b", PRIMARY + ["agriculture"], clear_fraction=0.75),
+                       row(51, "b", PRIMARY + ["agriculture"]), row(52, "b", PRIMARY + ["agriculture"], agriculture=0.5),
+                       row(53, "b", PRIMARY + ["agriculture"], agriculture=0.6),
+                       row(54, "b", PRIMARY + ["agriculture"], agriculture=0.8)],
+        ("edge", D3): [row(52, "c", PRIMARY + ["agriculture"], agriculture=0.5)],
+    }
+    obs, con = _both_engines(tmp_path, scans)
+    judging = {"min_clear_fraction": 0.75, "highest_probability": 0.5}
+    expected = [("T50", "a", None), ("T51", "m", None), ("T54", "a", None), ("T53", "a", None), ("T52", "a", "highest")]
+    python = rules.alerts(obs, D1, D3, **judging)
+    sql = queries.run(con, "alerts", {"start_date": D1, "end_date": D3, **judging})
+    for found in ([(a.tile_id, a.before_scene, a.confidence) for a in python],
+                  [(a["tile_id"], a["before_scene"], a["confidence"]) for a in sql]):
+        assert [(t, s) for t, s, _ in found] == [(t, s) for t, s, _ in expected]
+        assert found[-1][2] == "highest"  # 0.5 on both observations reaches the 0.5 cut
+    assert {a.tile_id: a.confidence for a in rules.alerts(obs, D1, D3, min_clear_fraction=0.75,
+                                                          highest_probability=0.51)}["T52"] == "high"
+    assert "T50" not in {a.tile_id for a in rules.alerts(obs, D1, D3, min_clear_fraction=0.76)}
+
+
+def test_label_areas_and_trends_by_hand(tmp_path):
+    """Tile n has area 1e6 + n m2. Areas in km2 to the square metre; rows in AOI, date, label order
+    whatever the counts or areas; a date when every tile was cloudy has no share (not a division by 0)."""
+    scans = {
+        ("a", D1): [row(1, "s", PRIMARY), row(2, "s", PRIMARY + ["road"]), row(3, "s", ["clear"])],
+        ("a", D2): [row(4, "t", CLOUDY), row(5, "t", CLOUDY)],
+        ("a", D3): [row(6, "u", PRIMARY + ["road", "water"]), row(7, "u", ["clear", "road"])],
+        ("b", D1): [row(8, "v", ["clear", "water"])],
+    }
+    obs, con = _both_engines(tmp_path, scans)
+    km2 = lambda *tiles: sum(1e6 + t for t in tiles) / 1e6  # noqa: E731
+    expected_areas = [
+        ("a", D1, "clear", 3, km2(1, 2, 3)), ("a", D1, "primary", 2, km2(1, 2)), ("a", D1, "road", 1, km2(2)),
+        ("a", D2, "cloudy", 2, km2(4, 5)),
+        ("a", D3, "clear", 2, km2(6, 7)), ("a", D3, "primary", 1, km2(6)), ("a", D3, "road", 2, km2(6, 7)),
+        ("a", D3, "water", 1, km2(6)),
+        ("b", D1, "clear", 1, km2(8)), ("b", D1, "water", 1, km2(8)),
+    ]
+    for found, rel in ((rules.label_areas(obs), 1e-12), (queries.run(con, "label_areas"), 1e-7)):
+        assert [(r["aoi"], r["scan_date"], r["label"], r["tiles"]) for r in found] == [e[:4] for e in expected_areas]
+        assert [r["area_km2"] for r in found] == pytest.approx([e[4] for e in expected_areas], rel=rel)
+    for found, rel in ((rules.label_trends(obs), 1e-12), (queries.run(con, "label_trends"), 1e-7)):
+        road = [r for r in found if r["aoi"] == "a" and r["label"] == "road"]
+        assert [r["scan_date"] for r in road] == [D1, D2, D3]
+        assert [r["area_km2"] for r in road] == pytest.approx([km2(2), 0.0, km2(6, 7)], rel=rel)
+        assert [r["cloud_free_km2"] for r in road] == pytest.approx([km2(1, 2, 3), 0.0, km2(6, 7)], rel=rel)
+        assert road[1]["share"] is None and road[1]["share_change"] is None and road[2]["share_change"] is None
+        assert road[0]["share"] == pytest.approx(km2(2) / km2(1, 2, 3), rel=rel)
+        assert road[2]["share"] == pytest.approx(1.0, rel=rel)
