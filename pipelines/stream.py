@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import apache_beam as beam
 
 from pipelines import scan
-from pipelines.analysis import layout, rules, schema
+from pipelines.analysis import layout, queries, schema
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
 from pipelines.geo.grid import NATIVE, UTM
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alerts_topic", help="alerts as JSON messages on this Pub/Sub topic: projects/P/topics/T")
     p.add_argument("--settle_minutes", type=float, default=30,
                    help="event time a tile's new observations wait for out-of-order scenes before alerting")
-    rules.add_arguments(p)
+    queries.add_judging_arguments(p)
     scan.add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
@@ -118,7 +118,7 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
     scan.check_batch_size(args)
     if not (args.output or args.bigquery_table):
         raise UserError("no sink: give --output (Parquet) and/or --bigquery_table")
-    rules.check_arguments(args)
+    queries.check_judging_arguments(args)
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
     spec = scan.tile_spec(args, meta, watched[0].geometry)

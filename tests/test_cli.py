@@ -42,7 +42,7 @@ def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, args, 
       "--output", "out"], "--min_clear_fraction", "1.01"),
 ])
 def test_judging_flags_outside_0_to_1_are_refused(tmp_path, command, flag, value):
-    """report and the stream share the judging flags (:func:`rules.add_arguments`) and refuse alike."""
+    """report and the stream share the judging flags (:func:`queries.add_judging_arguments`) and refuse alike."""
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command, flag, value], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr

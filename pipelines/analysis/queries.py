@@ -50,6 +50,25 @@ def to_duckdb(name: str) -> str:
     return ";\n".join(sqlglot.transpile(path.read_text(), read="bigquery", write="duckdb"))
 
 
+def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags for the judging parameters of :data:`DEFAULTS`. ``report`` and the streaming scan both take
+    them from here, so that the two judge alike and say so alike."""
+    parser.add_argument("--min_clear_fraction", type=float, default=rules.MIN_CLEAR_FRACTION,
+                        help="observations whose UDM2 clear fraction is below this never confirm or clear an "
+                             f"alert (default {rules.MIN_CLEAR_FRACTION}; tiles of scenes without a UDM2 are judged "
+                             "by their cloudy label alone)")
+    parser.add_argument("--highest_probability", type=float, default=rules.HIGHEST_PROBABILITY,
+                        help="a confirmed alert is 'highest' when its disturbance probability is at least this "
+                             f"on both observations (default {rules.HIGHEST_PROBABILITY})")
+
+
+def check_judging_arguments(args: argparse.Namespace) -> None:
+    """The judging flags are shares and probabilities: a value outside 0-1 is a :class:`UserError`."""
+    for flag in DEFAULTS:
+        if not 0 <= getattr(args, flag) <= 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
+
+
 def add_memory_argument(parser: argparse.ArgumentParser) -> None:
     """``--memory_limit``, for the commands that run these queries (``report``, ``query``)."""
     parser.add_argument("--memory_limit", default="1GB",

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", help="only this AOI (default: all under --scans)")
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
     p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
-    rules.add_arguments(p)
+    queries.add_judging_arguments(p)
     p.add_argument("--event_window_days", type=int, default=events.EVENT_WINDOW_DAYS,
                    help="touching alert tiles first detected at most this many days apart are one event "
                         f"(default {events.EVENT_WINDOW_DAYS})")
@@ -117,7 +117,7 @@ def score(found: Sequence[Alert], seen: Sequence[bytes], places: Sequence[dict])
 
 
 def _check(args: argparse.Namespace) -> None:
-    rules.check_arguments(args)
+    queries.check_judging_arguments(args)
     if args.event_window_days < 0:
         raise UserError(f"--event_window_days {args.event_window_days}: must be 0 or more")
     if args.min_event_ha < 0:

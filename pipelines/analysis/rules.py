@@ -31,7 +31,6 @@ Rules:
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import math
@@ -39,7 +38,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from planet_model.errors import UserError
 from planet_model.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
 
 #: Below this share of clear pixels by the scene's UDM2, an observation is too cloudy to judge change
@@ -50,25 +48,6 @@ MIN_CLEAR_FRACTION = 0.8
 HIGHEST_PROBABILITY = 0.9
 CONFIDENCE_LEVELS = ("low", "high", "highest")
 STATUSES = ("active", "retracted")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The judging flags. ``report`` and the streaming scan both take them from here, so that the two
-    judge alike and say so alike."""
-    parser.add_argument("--min_clear_fraction", type=float, default=MIN_CLEAR_FRACTION,
-                        help="observations whose UDM2 clear fraction is below this never confirm or clear an "
-                             f"alert (default {MIN_CLEAR_FRACTION}; tiles of scenes without a UDM2 are judged by "
-                             "their cloudy label alone)")
-    parser.add_argument("--highest_probability", type=float, default=HIGHEST_PROBABILITY,
-                        help="a confirmed alert is 'highest' when its disturbance probability is at least this "
-                             f"on both observations (default {HIGHEST_PROBABILITY})")
-
-
-def check_arguments(args: argparse.Namespace) -> None:
-    """The judging flags are shares and probabilities: a value outside 0-1 is a :class:`UserError`."""
-    for flag in ("min_clear_fraction", "highest_probability"):
-        if not 0 <= getattr(args, flag) <= 1:
-            raise UserError(f"--{flag} {getattr(args, flag)}: must be between 0 and 1")
 
 
 @dataclass(frozen=True)
