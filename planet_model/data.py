@@ -62,13 +62,17 @@ def raw_dataset(files: Sequence[str]) -> tf.data.Dataset:
 
 def peek(files: Sequence[str]) -> DataInfo:
     """The layout every chip file shares, from the first record of each; files that differ (3 and 4
-    bands, uint8 and uint16, other sizes) are named in a ``ValueError`` before any training."""
+    bands, uint8 and uint16, other sizes) or hold unlabelled chips are named in a ``ValueError`` before any
+    training (TensorFlow would fail on them mid-epoch with a parse error that names no file)."""
     layouts: dict[tuple, list[str]] = {}
     for path in files:
         first = next(iter(raw_dataset([path]).take(1)), None)
         if first is None:
             continue
         chip = records.decode(first.numpy())
+        if chip.labels is None:
+            raise ValueError(f"{path} holds chips without labels (chipped without --labels); training and "
+                             "evaluation need labelled chips")
         layouts.setdefault((str(chip.image.dtype), chip.image.shape, chip.bands), []).append(path)
     if not layouts:
         raise ValueError("the chip records are empty")

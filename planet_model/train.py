@@ -30,6 +30,7 @@ import shutil
 from collections.abc import Sequence
 
 from planet_model.architectures import APPLICATIONS, ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
+from planet_model.errors import UserError
 
 log = logging.getLogger("planet_model.train")
 
@@ -124,15 +125,18 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     log.info("devices: %d GPU(s); replicas: %d", len(gpus), strategy.num_replicas_in_sync)
 
     files = data.list_files(args.data)
-    info = data.peek(files)
-    chips = data.index(files, info)
+    try:  # what is wrong with the chips is the user's to mend: one line naming --data and the file
+        info = data.peek(files)
+        chips = data.index(files, info)
+        gsd_m, product = data.domain_facts(chips)
+    except ValueError as error:
+        raise UserError(f"--data {args.data}: {error}") from None
     keys, scene_ids, y = chips.keys, chips.scene_ids, chips.labels
-    gsd_m, product = data.domain_facts(chips)
     if len(set(keys.tolist())) != len(keys):
-        raise ValueError("a chip (scene and tile) repeats in the chip records; chip each scene once")
+        raise UserError(f"--data {args.data}: a chip (scene and tile) repeats in the chip records; chip each scene once")
     val_mask = data.split(keys, scene_ids, y, args.val_fraction, args.seed, args.split_by)
     if val_mask.all() or not val_mask.any():
-        raise ValueError(f"{len(keys)} chips cannot be split into training and validation")
+        raise UserError(f"--data {args.data}: {len(keys)} chips cannot be split into training and validation")
     train_ids, val_ids = keys[~val_mask], keys[val_mask]
     log.info("chips: %d training, %d validation (split by %s)", len(train_ids), len(val_ids), args.split_by)
     stats = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips, args.seed)

@@ -95,3 +95,18 @@ def test_bad_zones_files_are_one_line_errors(tmp_path, content, message):
     path.write_text(content)
     with pytest.raises(UserError, match=message):
         events.read_zones(str(path))
+
+
+@pytest.mark.parametrize("columns, types", [(schema.FILE_COLUMNS, ["Polygon"]),
+                                            (schema.EVENT_COLUMNS, ["Polygon", "MultiPolygon"])])
+def test_parquet_files_carry_the_geoparquet_metadata_the_spec_asks_for(columns, types):
+    """GeoParquet 1.1: a file key ``geo`` naming the primary geometry column, WKB encoding, the geometry
+    types that may occur (event outlines are unions of tiles), planar edges, and no ``crs`` (which means
+    OGC:CRS84, longitude/latitude)."""
+    import io
+
+    written = pq.read_schema(io.BytesIO(schema.parquet_bytes([], columns)))
+    assert json.loads(written.metadata[b"geo"]) == {
+        "version": "1.1.0", "primary_column": "geometry",
+        "columns": {"geometry": {"encoding": "WKB", "geometry_types": types, "edges": "planar"}}}
+    assert written.field("geometry").type == pa.binary()

@@ -35,3 +35,24 @@ def test_domain_facts_are_the_median_gsd_to_the_centimetre_and_one_product(tmp_p
     mixed = [write(tmp_path / "chips-m.tfrecord", [chip(name="v", product=records.VISUAL), chip(name="a")])]
     with pytest.raises(ValueError, match="mix products"):
         data.domain_facts(data.index(mixed, data.peek(mixed)))
+
+
+def test_train_names_unlabelled_or_mixed_chip_files_in_one_line(tmp_path, capsys):
+    """Chips made without --labels would fail mid-epoch in TensorFlow's parser, naming no file; mixed
+    layouts would fail on the first batch. Both are refused before training, naming --data and the file."""
+    from pipelines.cli import main
+
+    unlabelled = records.Chip(np.full((8, 8, 3), 7, np.uint16), records.RGB, "u", "u")
+    cases = [("unlabelled", [("chips-u-00000-of-00001.tfrecord", [unlabelled])], "holds chips without labels"),
+             ("mixed", [("chips-a-00000-of-00001.tfrecord", [chip(name="a")]),
+                        ("chips-b-00000-of-00001.tfrecord", [chip(records.RGBN, name="b")])], "differ in layout")]
+    for folder, files, message in cases:
+        (tmp_path / folder).mkdir()
+        for name, chips in files:
+            write(tmp_path / folder / name, chips)
+        with pytest.raises(SystemExit) as stopped:
+            main(["train", "--data", str(tmp_path / folder), "--output", str(tmp_path / f"{folder}-bundle"),
+                  "--arch", "simple_cnn"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stopped.value.code == 2 and len(err) == 1, err
+        assert err[0].startswith(f"planet-tiles train: --data {tmp_path / folder}: ") and message in err[0]

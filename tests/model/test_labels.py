@@ -73,3 +73,9 @@ def test_kaggle_csv_with_other_columns_is_named_and_an_empty_tags_cell_is_no_lab
     assert str(raised.value) == f"{path}: expected columns image_name,tags, got ['id', 'labels']"
     path.write_text("image_name,tags\ntrain_0,\ntrain_1,haze primary\n")
     assert list(labels.read_kaggle_csv(path)) == [("train_0", []), ("train_1", ["haze", "primary"])]
+
+
+def test_encoding_an_unknown_label_names_it_and_the_known_ones():
+    with pytest.raises(labels.LabelError) as raised:
+        labels.encode(["primary", "jungle"])
+    assert str(raised.value) == "unknown label 'jungle'; known labels: " + ", ".join(labels.LABELS)

@@ -71,3 +71,33 @@ def test_bad_chips_are_refused():
         records.Chip(np.zeros((4, 4, 3), np.int16), records.RGB, "x", "x")
     with pytest.raises(ValueError, match="product"):
         records.Chip(np.zeros((4, 4, 3), np.uint8), records.RGB, "x", "x", product="rendered")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"image": np.zeros((4, 4), np.uint8)}, "chip x: image must be height x width x bands"),
+    ({"image": np.zeros((4, 4, 4), np.uint8)}, "chip x: 4 bands but names ('red', 'green', 'blue')"),
+    ({"transform": (3.0, 0.0, 1.0)}, "chip x: transform needs 6 numbers"),
+    ({"bounds": (1.0, 2.0)}, "chip x: bounds need 4 numbers"),
+    ({"labels": np.zeros(16)}, "chip x: labels need 17 entries"),
+])
+def test_each_malformed_chip_says_what_is_wrong(kwargs, message):
+    args = {"image": np.zeros((4, 4, 3), np.uint8), "bands": records.RGB, "tile_id": "x", "scene_id": "x", **kwargs}
+    with pytest.raises(ValueError) as raised:
+        records.Chip(**args)
+    assert str(raised.value) == message
+
+
+def test_big_endian_pixels_and_sub_metre_pixels_round_trip():
+    """Pixels are stored little-endian whatever the array's byte order; a 0.5 m ground pixel (SkySat) is a
+    ground pixel, not the 'unknown' that 0 stands for."""
+    image = np.arange(4 * 4 * 3, dtype=">u2").reshape(4, 4, 3) * 300
+    back = records.decode(records.encode(records.Chip(image, records.RGB, "x", "x", gsd_m=0.5)))
+    np.testing.assert_array_equal(back.image, image)
+    assert back.gsd_m == 0.5
+
+
+def test_int64_values_are_twos_complement_varints_as_protobuf_reads_them():
+    import tensorflow as tf
+
+    values = [0, 1, 127, 128, 2**40, 2**63 - 1, -1, -(2**63)]
+    assert list(tf.train.Feature.FromString(records._int64_feature(values)).int64_list.value) == values
