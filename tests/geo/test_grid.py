@@ -158,3 +158,39 @@ def test_a_tiles_ground_pixel_is_its_central_pixels_on_the_ellipsoid():
     geod = Geod(ellps="WGS84")
     expected = (geod.inv(lon0, lat0, lon1, lat1)[2] + geod.inv(lon0, lat0, lon2, lat2)[2]) / 2
     assert tile.ground_pixel_m() == pytest.approx(expected, rel=1e-9)
+
+
+def test_tile_frames_are_six_number_affines_and_outlines_are_exact():
+    """Every grid's tiles carry a GDAL-order six-number transform. A UTM tile's outline has its corners where
+    pyproj puts the corners of its 768 m square; a Web Mercator tile's is morecantile's lon/lat rectangle,
+    five corners and no more."""
+    from pyproj import Transformer
+
+    native = grid.NativeGrid("s", "EPSG:32721", (3.0, 0, 600000.0, 0, -3.0, 8900000.0), width=700, height=300)
+    assert native.tile(1, 2).transform == (3.0, 0.0, 600000.0 + 512 * 3, 0.0, -3.0, 8900000.0 - 256 * 3)
+    mercator = grid.WebMercatorGrid(15)
+    tms = morecantile.tms.get("WebMercatorQuad")
+    t = tms.tile(-56.1, -10.0, 15)
+    xy = tms.xy_bounds(t)
+    assert mercator.tile(t.x, t.y).transform == pytest.approx(
+        ((xy.right - xy.left) / 256, 0.0, xy.left, 0.0, -(xy.top - xy.bottom) / 256, xy.top), rel=1e-12)
+    assert len(mercator.tile(t.x, t.y).transform) == 6
+    outline = mercator.tile(t.x, t.y).polygon_wgs84()
+    assert outline.bounds == pytest.approx(tuple(tms.bounds(t)), abs=1e-9) and len(outline.exterior.coords) == 5
+    utm = grid.UtmGrid(21, True, 3.0)
+    tile = utm.tile(781, 1440)
+    to_lonlat = Transformer.from_crs("EPSG:32721", "EPSG:4326", always_xy=True)
+    x0, y0 = 781 * 768.0, 10_000_002.0 - 1440 * 768.0
+    corners = [to_lonlat.transform(x, y) for x, y in ((x0, y0), (x0 + 768, y0), (x0 + 768, y0 - 768), (x0, y0 - 768))]
+    for lon, lat in corners:
+        assert min(Point(lon, lat).distance(Point(c)) for c in tile.polygon_wgs84().exterior.coords) < 1e-9
+
+
+def test_native_tiles_of_a_region_larger_than_the_scene_stop_at_its_edges():
+    g = grid.NativeGrid("s", "EPSG:32721", (3.0, 0, 600000.0, 0, -3.0, 8900000.0), width=700, height=300)
+    everything = grid.reproject(box(590000, 8890000, 610000, 8910000), "EPSG:32721", grid.WGS84)
+    assert g.tiles(everything) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+
+
+def test_web_mercator_tiles_come_row_by_row():
+    assert grid.WebMercatorGrid(1).tiles(box(-180, -90, 180, 90)) == [(0, 0), (1, 0), (0, 1), (1, 1)]

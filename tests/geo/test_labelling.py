@@ -80,3 +80,18 @@ def test_ground_truth_geojson_keeps_the_rules_given():
     assert PolygonLabeller.from_geojson(road, LabelRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
     assert PolygonLabeller.from_geojson(road).labels(TILE) == ["clear"]
     assert PolygonLabeller.from_geojson({"type": "FeatureCollection"}).labels(TILE) == ["clear"]  # nothing drawn
+
+
+def test_every_cut_is_inclusive():
+    """On a 100-px tile the cuts fall on whole pixels: 70 cloud columns are cloudy (0.7; 69 are not), 5 are
+    partly cloudy (0.05; 4 are clear), and a road of one column (0.01) is tagged."""
+    tile = Tile("t/0/0", "EPSG:32721", (PX, 0.0, X0, 0.0, -PX, Y0), 100)
+
+    def on_small(*features):
+        return PolygonLabeller([(tag, columns(a, n)) for tag, a, n in features]).labels(tile)
+
+    assert on_small(("cloudy", 0, 70)) == ["cloudy"]
+    assert on_small(("cloudy", 0, 69)) == ["partly_cloudy"]
+    assert on_small(("cloudy", 0, 5), ("primary", 0, 100)) == ["partly_cloudy", "primary"]
+    assert on_small(("cloudy", 0, 4), ("primary", 0, 100)) == ["clear", "primary"]
+    assert on_small(("road", 50, 1)) == ["clear", "road"]
