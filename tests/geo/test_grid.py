@@ -3,6 +3,7 @@ import pytest
 from shapely.geometry import Point, box
 
 from pipelines.geo import grid
+from tests.conftest import RASTERS
 
 
 def test_native_grid_ids_frames_and_edge_tiles():
@@ -194,3 +195,24 @@ def test_native_tiles_of_a_region_larger_than_the_scene_stop_at_its_edges():
 
 def test_web_mercator_tiles_come_row_by_row():
     assert grid.WebMercatorGrid(1).tiles(box(-180, -90, 180, 90)) == [(0, 0), (1, 0), (0, 1), (1, 1)]
+
+
+def test_long_edges_bend_when_reprojected_and_scene_footprints_sit_on_their_corners():
+    """A parallel 6 degrees long is curved in UTM: the reprojected outline (21 points per edge) passes within
+    10 m of where pyproj puts the parallel's midpoint; a straight chord between the corners misses it by
+    kilometres.
+    A real scene's footprint has its corners where pyproj puts the raster's corner pixels' outer edges."""
+    import rasterio
+    from pyproj import Transformer
+
+    strip = grid.reproject(box(-60.0, -10.0, -54.0, -9.0), grid.WGS84, "EPSG:32721")
+    mid = Point(Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True).transform(-57.0, -9.0))
+    assert strip.exterior.distance(mid) < 10.0
+    path = RASTERS / "planetscope" / "color_balance_source.tif"
+    with rasterio.open(path) as src:
+        footprint = grid.scene_footprint(src.crs, src.transform, src.width, src.height)
+        to_lonlat = Transformer.from_crs(src.crs, "EPSG:4326", always_xy=True)
+        corners = [to_lonlat.transform(*(src.transform * xy)) for xy in
+                   ((0, 0), (src.width, 0), (src.width, src.height), (0, src.height))]
+    for lon, lat in corners:
+        assert min(Point(lon, lat).distance(Point(c)) for c in footprint.exterior.coords) < 1e-9

@@ -158,3 +158,14 @@ def test_the_search_stops_only_where_no_single_label_can_gain():
     assert curves.max() <= score + 1e-9
     one_round, _ = thresholds.search(y, probs, max_rounds=1)
     assert thresholds.f2_curves(y, probs, one_round).max() > metrics.mean_f2(y, thresholds.apply(probs, one_round)) + 1e-9
+
+
+def test_a_probability_equal_to_its_threshold_is_on_in_the_search_and_in_apply():
+    """Positives at exactly 0.5 and negatives at 0.495: the first perfect cut is 0.5 itself, so the search
+    must count a probability equal to the threshold as on, as :func:`thresholds.apply` does."""
+    rng = np.random.default_rng(11)
+    y = rng.random((100, 17)) < 0.3
+    probs = np.where(y, 0.5, 0.495).astype(np.float32)
+    found, score = thresholds.search(y, probs)
+    assert np.array_equal(found, np.full(17, 0.5))
+    assert score == metrics.mean_f2(y, thresholds.apply(probs, found)) == metrics.mean_f2(y, y)
