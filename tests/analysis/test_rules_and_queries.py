@@ -81,14 +81,18 @@ SCANS = {
 }
 
 
-@pytest.fixture(scope="module")
-def constructed(tmp_path_factory):
-    prefix = tmp_path_factory.mktemp("constructed")
-    for (aoi, date), rows in SCANS.items():
+def _write_scans(prefix, scans):
+    """Write ``{(aoi, date): rows}`` under ``prefix`` as scan partitions; the prefix as a string."""
+    for (aoi, date), rows in scans.items():
         folder = prefix / f"scan_date={date.isoformat()}" / f"aoi={aoi}"
         folder.mkdir(parents=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
     return str(prefix)
+
+
+@pytest.fixture(scope="module")
+def constructed(tmp_path_factory):
+    return _write_scans(tmp_path_factory.mktemp("constructed"), SCANS)
 
 
 def test_rules_on_constructed_rows(constructed):
@@ -273,11 +277,8 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
 
 def _both_engines(tmp_path, scans):
     """Write ``{(aoi, date): rows}`` as scan partitions; the Python observations and a DuckDB connection."""
-    for (aoi, date), rows in scans.items():
-        folder = tmp_path / f"scan_date={date.isoformat()}" / f"aoi={aoi}"
-        folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
-    return rules.observations(layout.read_table(str(tmp_path)).to_pylist()), queries.connect(str(tmp_path))
+    prefix = _write_scans(tmp_path, scans)
+    return rules.observations(layout.read_table(prefix).to_pylist()), queries.connect(prefix)
 
 
 def test_the_edges_of_the_alert_rules_by_hand(tmp_path):
