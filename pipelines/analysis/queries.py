@@ -11,14 +11,12 @@ defines the view the other queries start from. BigQuery's ``@name`` parameters b
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import re
-import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,14 +74,10 @@ def add_memory_argument(parser: argparse.ArgumentParser) -> None:
                              "folder, so memory does not grow with the number of rows")
 
 
-@contextlib.contextmanager
-def spill_folder() -> Iterator[str]:
-    """A temporary folder for DuckDB to spill to past ``--memory_limit``; removed afterwards (ours alone)."""
-    folder = tempfile.mkdtemp(prefix="planet-tiles-duckdb-")
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def spill_folder() -> tempfile.TemporaryDirectory:
+    """A temporary folder for DuckDB to spill to past ``--memory_limit``, as a context manager that gives
+    its path and removes it afterwards (ours alone)."""
+    return tempfile.TemporaryDirectory(prefix="planet-tiles-duckdb-", ignore_cleanup_errors=True)
 
 
 def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False,  # noqa: ANN201
