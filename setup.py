@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipelines", "pipelines.*", "planet_model", "planet_model.*"]),
+    packages=find_packages(include=["pipelines", "pipelines.*", "planet_core", "planet_core.*", "planet_model", "planet_model.*"]),
     install_requires=[
         # Versions seen installing together (Python 3.11, 2026-11).
         "apache-beam[gcp]==2.77.*",
@@ -28,6 +28,9 @@ setup(
         "duckdb>=1.1,<3",  # local engine of the BigQuery queries (planet-tiles query)
         "sqlglot>=25,<31",  # transpiles them from BigQuery's dialect
         "pystac>=1.10,<2",  # STAC items and ItemCollections of scenes (--stac)
+        # the scans table (Apache Iceberg): commits, snapshots, the embedded SQLite catalog, REST catalogs
+        "pyiceberg[sql-sqlite,pyarrow]==0.12.*",
+        "gcsfs>=2026.9",  # pyiceberg's file IO for gs:// warehouses (fsspec)
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],

@@ -28,9 +28,9 @@ import tempfile
 import time
 
 import rasterio
+import scan_setup
 import shapely
 
-import scan_setup
 from pipelines import scan
 from pipelines.geo.grid import scene_footprint
 from pipelines.geo.scenes import SceneSource

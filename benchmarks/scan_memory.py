@@ -19,9 +19,9 @@ import tempfile
 import time
 
 import rasterio
+import scan_setup
 import shapely
 
-import scan_setup
 from pipelines.geo.grid import scene_footprint
 
 CHILD = """

@@ -22,9 +22,9 @@ def scenes(folder: str, rows: int, cols: int, size: int, seed: int = 11) -> list
 
 def bundle(path: str, arch: str = "inception_v3", input_size: int = 140) -> str:
     """Save a random-weight bundle of ``arch`` at ``input_size`` for 256-px uint16 RGB chips."""
+    from planet_core.labels import LABELS
     from planet_model import bundle as bundles
     from planet_model import model
-    from planet_model.labels import LABELS
 
     mean, variance = [1000.0] * len(BANDS), [250000.0] * len(BANDS)
     net = model.build(arch, 256, len(BANDS), input_size, mean, variance, weights=None)

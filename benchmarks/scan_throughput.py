@@ -22,13 +22,13 @@ import time
 
 import numpy as np
 import rasterio
+import scan_setup
 import shapely
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-import scan_setup
 from pipelines.geo.grid import WebMercatorGrid, scene_footprint
 
 BATCH = 64

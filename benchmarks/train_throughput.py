@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=4, help="timed steps per variant (after one warm-up)")

@@ -2,9 +2,10 @@
 
     python -m pipelines.chip --scenes 'scenes/*.tif' --labels truth.geojson --output chips/
 
-Writes ``OUTPUT/chips-*.tfrecord`` (records as :mod:`planet_model.records` describes),
-``OUTPUT/errors-*.jsonl`` (one line per failed scene or chip) and ``OUTPUT/manifest.json``
-(``written + skipped + failed == enumerated``, per-scene counts, the run's options).
+Writes a chip set (:mod:`planet_core.publishing`): the run's ``OUTPUT/runs/<run>/chips-*.tfrecord``
+(records as :mod:`planet_model.records` describes) and ``errors.jsonl`` (one line per failed scene or
+chip), then switches ``OUTPUT/manifest.json`` to them (``written + skipped + failed == enumerated``,
+per-scene counts, the run's options). A run that fails as a whole, or writes nothing, changes nothing.
 
 The launcher only lists scene files; each scene's tiles are enumerated on a worker and read in blocks
 after a reshuffle, so a basin-wide job spreads over Dataflow workers. All Beam flags are accepted.
@@ -28,14 +29,14 @@ from pipelines.geo.grid import NATIVE
 from pipelines.geo.scenes import iter_blocks, resolve_sources
 from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, OUTCOMES, WRITTEN, outcome
-from pipelines.steps.options import parse, pipeline_options, run_id, submitted_only
+from pipelines.steps.commits import ERRORS, PublishChips
+from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.steps.tiles import TileImage, Tiles
-from planet_model import kaggle, storage
-from planet_model.errors import UserError
-from planet_model.labels import encode as encode_labels
-from planet_model.records import PRODUCTS, Chip
-
-MANIFEST = "manifest.json"
+from planet_core import logs, publishing, storage
+from planet_core.errors import RunFailed, UserError
+from planet_core.labels import encode as encode_labels
+from planet_model import kaggle, records
+from planet_model.records import MANIFEST, PRODUCTS, Chip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -149,18 +150,13 @@ def aoi_of(args: argparse.Namespace) -> list[aois.Aoi] | None:
 
 def check_output(output: str, overwrite: bool) -> None:
     """Refuse an output folder holding files that no earlier chip manifest there lists (another person's
-    chips, notes): a re-run replaces only what this tool wrote, and training globs ``chips-*``."""
-    manifest_path = storage.join(output, MANIFEST)
-    ours = {manifest_path}
-    if storage.exists(manifest_path):
-        try:
-            ours |= set(accounting.manifest_paths(output, json.loads(storage.read_text(manifest_path))))
-        except ValueError:
-            raise UserError(f"--output {output}: its {MANIFEST} is not one this tool wrote (not JSON); "
-                             "choose another folder") from None
+    chips, notes): a re-run replaces only what this tool wrote."""
+    manifest = publishing.read(output, MANIFEST)
+    ours = {storage.join(output, MANIFEST), storage.join(output, publishing.RUNS)}
+    ours |= set(publishing.paths(output, (manifest or {}).get("files", [])))
+    runs = storage.join(output, publishing.RUNS) + "/"
     foreign = [path for path in storage.glob(storage.join(output, "*"))
-               if path not in ours and not path.endswith(".lock") and f"/{accounting.STAGING}" not in path
-               and not ((run := accounting.RUN_FILE.match(posixpath.basename(path))) and run["kind"] in ("chips", "errors"))]
+               if path not in ours and not path.startswith(runs)]
     if foreign and not overwrite:
         names = ", ".join(posixpath.basename(p) for p in foreign[:4]) + (f" and {len(foreign) - 4} more" if len(foreign) > 4 else "")
         raise UserError(f"--output {output} holds files this tool did not write ({names}); choose an empty "
@@ -168,66 +164,79 @@ def check_output(output: str, overwrite: bool) -> None:
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
-    """Run the chipping pipeline and return its manifest."""
+    """Run the chipping pipeline and return the chip set's new manifest."""
     args, beam_args = parse(build_parser(), argv)
     spec = check_args(args)
     check_output(args.output, args.overwrite)
     storage.check_writable(args.output)
     region = aoi_of(args)
-    this_run = run_id()
+    this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
     suffix = ".tfrecord.gz" if args.compression == "gzip" else ".tfrecord"
-    run_info = {"pipeline": "chip", "run_id": this_run, "started": dt.datetime.now(dt.timezone.utc).isoformat(),
-                "options": vars(args), "beam_args": list(beam_args)}
+    run_info = {"pipeline": "chip", "started": started, "options": vars(args), "beam_args": list(beam_args)}
     options = pipeline_options(beam_args, save_main_session)
-    with beam.Pipeline(options=options) as pipeline:
-        if args.kaggle_csv:
-            from planet_model.labels import read_kaggle_csv
-
-            rows = list(read_kaggle_csv(args.kaggle_csv))
-            results = (
-                pipeline
-                | "KaggleRows" >> beam.Create(list(iter_blocks(rows, args.tiles_per_task)))
-                | "SpreadBlocks" >> beam.Reshuffle()
-                | "ReadImages" >> beam.ParDo(ReadKaggleImages(args.kaggle_images, args.kaggle_format))
-                .with_outputs(OUTCOMES, main="chips")
+    folder = publishing.begin(args.output, MANIFEST, this_run, started)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            chips, outcomes = _chips(pipeline, args, spec, region)
+            written = (
+                chips
+                | "Encode" >> beam.Map(records.encode)
+                | "WriteChips" >> beam.io.WriteToTFRecord(
+                    storage.join(folder, "chips"), file_name_suffix=suffix,
+                    compression_type=beam.io.filesystem.CompressionTypes.GZIP if args.compression == "gzip"
+                    else beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
             )
-            chips, outcomes = results.chips, results[OUTCOMES]
-        else:
-            sources = [dataclasses.replace(s, product=args.product or s.product)
-                       for s in resolve_sources(args.scenes, args.stac)]
-            tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, region)
-            labelled = tiles["tiles"] | "LabelChips" >> beam.ParDo(
-                LabelChips(args.labels, args.min_label_coverage)).with_outputs(OUTCOMES, main="chips")
-            chips = labelled.chips
-            outcomes = (tiles["outcomes"], labelled[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()
-        from planet_model import records
-
-        written = (
-            chips
-            | "Encode" >> beam.Map(records.encode)
-            | "WriteChips" >> beam.io.WriteToTFRecord(
-                storage.join(accounting.staging(args.output, this_run), f"chips-{this_run}"),
-                file_name_suffix=suffix + accounting.STAGED,
-                compression_type=beam.io.filesystem.CompressionTypes.GZIP if args.compression == "gzip"
-                else beam.io.filesystem.CompressionTypes.UNCOMPRESSED)
-        )
-        summary, errors = outcomes | "Account" >> accounting.Account(args.output, this_run)
-        _ = summary | "Publish" >> beam.ParDo(accounting.Publish(args.output, MANIFEST, run_info),
-                                               beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+            summary, errors = outcomes | "Account" >> accounting.Account(storage.join(folder, ERRORS))
+            _ = summary | "Publish" >> beam.ParDo(PublishChips(args.output, this_run, run_info),
+                                                   beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+    except RunFailed as failed:  # refused as a whole: its folder stays (error lines) until the next publish
+        raise RunFailed(str(failed)) from None
+    except BaseException as error:
+        publishing.abandon(args.output, MANIFEST, this_run)
+        if isinstance(error, Exception):
+            raise RunFailed.of(error, "chip", f"the chip set in {args.output}") from error
+        raise
     if submitted_only(options):
         return {"submitted": True, "output": args.output}
-    manifest = json.loads(storage.read_text(storage.join(args.output, MANIFEST)))
+    manifest = publishing.read(args.output, MANIFEST) or {}
+    if manifest.get("run_id") != this_run:
+        raise RunFailed(f"chip: run {this_run} finished, but {args.output}/{MANIFEST} names run "
+                        f"{manifest.get('run_id')}: a run started later published after it")
     logging.info("chips: %(written)d written, %(skipped)d skipped, %(failed)d failed of %(enumerated)d", manifest)
-    accounting.fail_if_all_failed(manifest, "chip", args.output)
+    if manifest["failed"]:
+        logging.warning("%d of %d items failed; their error lines are in %s", manifest["failed"],
+                        manifest["enumerated"], storage.join(folder, ERRORS))
     return manifest
 
 
+def _chips(pipeline: beam.Pipeline, args: argparse.Namespace, spec: tiling.TileSpec,
+           region: list[aois.Aoi] | None) -> tuple[beam.PCollection, beam.PCollection]:
+    """The run's chips and the outcomes of every item, from the Kaggle data set or from scenes."""
+    if args.kaggle_csv:
+        from planet_core.labels import read_kaggle_csv
+
+        rows = list(read_kaggle_csv(args.kaggle_csv))
+        results = (
+            pipeline
+            | "KaggleRows" >> beam.Create(list(iter_blocks(rows, args.tiles_per_task)))
+            | "SpreadBlocks" >> beam.Reshuffle()
+            | "ReadImages" >> beam.ParDo(ReadKaggleImages(args.kaggle_images, args.kaggle_format))
+            .with_outputs(OUTCOMES, main="chips")
+        )
+        return results.chips, results[OUTCOMES]
+    sources = [dataclasses.replace(s, product=args.product or s.product) for s in resolve_sources(args.scenes, args.stac)]
+    tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, region)
+    labelled = tiles["tiles"] | "LabelChips" >> beam.ParDo(
+        LabelChips(args.labels, args.min_label_coverage)).with_outputs(OUTCOMES, main="chips")
+    return labelled.chips, (tiles["outcomes"], labelled[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.getLogger().setLevel(logging.INFO)
+    logs.configure()
     manifest = run(argv)
     print(json.dumps({k: manifest[k] for k in ("enumerated", "written", "skipped", "failed", "submitted", "output")
                       if k in manifest}))
-    print(f"manifest: {posixpath.join(manifest['options']['output'], 'manifest.json')}")
+    print(f"manifest: {storage.join(manifest['options']['output'], MANIFEST)}")
 
 
 if __name__ == "__main__":

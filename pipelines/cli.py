@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from pipelines import PIPELINES
-from planet_model.errors import UserError
+from planet_core import logs
+from planet_core.errors import RunFailed, UserError
 
 _PIPELINE_HELP = {
     "chip": "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords",
@@ -24,29 +25,52 @@ COMMANDS: dict[str, tuple[str, str]] = {
     **{name: (f"pipelines.{name}", _PIPELINE_HELP[name]) for name in PIPELINES},
     "predict": ("planet_model.predict", "a bundle's labels for the Kaggle test images: the competition's submission CSV"),
     "report": ("pipelines.analysis.report", "detect forest change between scans; write alerts and report.html"),
-    "query": ("pipelines.analysis.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on scan Parquet"),
+    "query": ("pipelines.analysis.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on the scans table"),
+    "maintain": ("pipelines.store.upkeep", "expire old snapshots of the scans table and delete the files none references"),
+    "migrate": ("pipelines.store.migrate", "import scans written before the table (scan_date=/aoi= folders) into it"),
     "submit": ("pipelines.cloud.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),
     "demo": ("pipelines.demo", "run everything end to end on built-in synthetic data"),
 }
 
 
 def usage() -> str:
-    lines = ["usage: planet-tiles COMMAND [options]", "", "commands:"]
+    lines = ["usage: planet-tiles [--verbose] COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "planet-tiles COMMAND --help shows a command's options."]
+    lines += ["", "planet-tiles COMMAND --help shows a command's options; --verbose shows the libraries' own",
+              "logs (Beam, TensorFlow); --version the installed version."]
     return "\n".join(lines)
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("planet-tiles")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-v", "--verbose"):
+        os.environ["PLANET_TILES_VERBOSE"] = "1"
+        args = args[1:]
     if not args or args[0] in ("-h", "--help"):
         print(usage())
+        return
+    if args[0] == "--version":
+        print(f"planet-tiles {version()}")
         return
     command, rest = args[0], args[1:]
     if command not in COMMANDS:
         print(f"planet-tiles: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
+    logs.configure()  # before the command's module imports TensorFlow or Beam
     module = importlib.import_module(COMMANDS[command][0])
+    if os.environ.get("PLANET_TILES_DEBUG"):
+        module.main(rest)  # every error with its traceback
+        return
     try:
         module.main(rest)
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
@@ -55,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (UserError, FileNotFoundError) as error:  # bad input: one line, no traceback
         print(f"planet-tiles {command}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
-    except OSError as error:  # the run could not write or read what it needed
+    except (RunFailed, OSError) as error:  # the run failed as a whole, or could not write or read what it needed
         print(f"planet-tiles {command}: {error}", file=sys.stderr)
         raise SystemExit(1) from None
 

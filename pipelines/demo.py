@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ import shapely
 
 from pipelines.geo import synthetic
 from pipelines.geo.grid import scene_footprint
+from planet_core import logs
 
 TRAIN_ROW_OFFSET = 4  # the training region lies south of the watched one, with a gap of one scene
 
@@ -128,7 +128,7 @@ def train(out: Path, chips: Path, args: argparse.Namespace) -> Path:
     from planet_model import train as training
 
     bundle = out / "bundle"
-    argv = ["--data", str(chips / "train-*" / "chips-*.tfrecord*"), "--output", str(bundle),
+    argv = ["--data", str(chips / "train-1"), str(chips / "train-2"), "--output", str(bundle),
             "--arch", args.arch, "--head_epochs", str(args.epochs), "--batch_size", str(args.batch_size),
             "--verbose", "2"]
     if args.arch == "inception_v3":
@@ -188,15 +188,14 @@ def write_zones(aoi: Path, path: Path) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("apache_beam", "absl", "tensorflow"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logs.configure()
     done = run(argv)
     summary = done["report"]
     print(f"\ndemo finished in {done['seconds']:.0f} s. Everything is in {done['output']}:")
     for what, where in (("scenes", Path(done["output"]) / "scenes"), ("chips", done["chips"]),
-                        ("model bundle", done["bundle"]), ("scans (Parquet)", done["scans"]),
-                        ("alerts", summary["files"]["alerts_parquet"]), ("report", summary["files"]["report"])):
+                        ("model bundle", done["bundle"]), ("scans (Iceberg)", done["scans"]),
+                        ("alerts", Path(summary["folder"]) / summary["files"]["alerts_parquet"]),
+                        ("report", Path(summary["folder"]) / summary["files"]["report"])):
         print(f"  {what:<16} {where}")
     score = summary["truth"]
     print(f"  {summary['alerts']} alerts in {summary['events']} events "
@@ -204,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{summary['retracted']} retracted); against the {score['places']} planted places: precision "
           f"{score['precision']:.2f}, recall {score['recall']:.2f} "
           f"({score['recall_visible']:.2f} of those a cloud-free tile saw)")
-    print(f"Open the report in a browser: file://{summary['files']['report']}")
+    print(f"Open the report in a browser: file://{Path(summary['folder']) / summary['files']['report']}")
     command = os.path.join(os.path.dirname(sys.executable), "planet-tiles")
     print(f"Query the scans locally: {command} query alerts --scans {done['scans']} "
           f"--param start_date={summary['scan_dates'][0]} --param end_date={summary['scan_dates'][-1]}")

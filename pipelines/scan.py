@@ -3,10 +3,11 @@
     python -m pipelines.scan --aoi region.geojson --aoi_name xingu --scenes 'gs://b/scenes/*.tif' \
         --bundle gs://b/bundles/v3 --output gs://b/scans --scan_date 2026-11-24
 
-Writes one partition of the scan layout (:mod:`pipelines.analysis.layout`):
-``OUTPUT/scan_date=D/aoi=NAME/part-*.parquet`` (GeoParquet, schema in :mod:`pipelines.analysis.schema`),
-``_manifest.json`` (``inferred + skipped + failed == enumerated``) and ``errors-*.jsonl`` beside them.
-Re-running a scan date and AOI replaces that partition only. Tiles are enumerated per scene on workers,
+Writes one partition (scan date, AOI) of the scans table, ``planet_tiles.tile_labels`` in the warehouse
+``OUTPUT`` (:mod:`pipelines.store.scans`; rows as :mod:`pipelines.store.schema` defines them): the data
+files first, then one Iceberg commit that replaces the partition with them and carries the run's counts
+(``inferred + skipped + failed == enumerated``); failed items' error lines go to ``OUTPUT/errors/``. A run
+that fails as a whole, or writes nothing, commits nothing. Tiles are enumerated per scene on workers,
 read through windowed reads (WarpedVRT into the grid), preprocessed by the bundle's own model layers
 and labelled with Beam's RunInference. All Beam flags are accepted. The streaming scan
 (:mod:`pipelines.stream`) runs the same steps on scenes as they arrive.
@@ -26,19 +27,28 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.analysis import layout, schema
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
-from pipelines.geo.grid import NATIVE, UTM, WEB_MERCATOR_QUAD, WebMercatorGrid, ground_pixel_m, scene_footprint, \
-    zoom_for_resolution
+from pipelines.geo.grid import (
+    NATIVE,
+    UTM,
+    WEB_MERCATOR_QUAD,
+    WebMercatorGrid,
+    ground_pixel_m,
+    scene_footprint,
+    zoom_for_resolution,
+)
 from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, mosaic_month, resolve_sources
 from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, outcome
+from pipelines.steps.commits import CommitPartition
 from pipelines.steps.inference import LabelTiles
-from pipelines.steps.options import parse, pipeline_options, run_id, submitted_only
+from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.steps.tiles import Tiles
-from planet_model import storage
-from planet_model.errors import UserError
+from pipelines.store import catalog, scans, schema
+from pipelines.store.catalog import Warehouse
+from planet_core import logs, publishing, storage
+from planet_core.errors import RunFailed, UserError
 from planet_model.records import PRODUCTS, UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -50,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi_name", help="name of the AOI in the output (default: the GeoJSON file's name)")
     p.add_argument("--scenes", nargs="*", default=[], help="scene paths or globs, local or gs://")
     p.add_argument("--stac", help="a STAC ItemCollection JSON listing scenes")
-    p.add_argument("--output", required=True, help="output prefix, local or gs://")
+    p.add_argument("--output", required=True, help="the scans' warehouse folder, local or gs://")
+    catalog.add_argument(p)
     p.add_argument("--scan_date", help="YYYY-MM-DD (default: for basemap quads the first day of their mosaic's "
                                        "month, else today, UTC)")
     add_bundle_arguments(p)
@@ -145,10 +156,11 @@ def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSp
     pipeline's error lines.
     """
     domain = meta["domain"]
-    wrong_product, failed, touching = [], [], 0
+    wrong_product, failed, touching, opened = [], [], 0, 0
     for source in sources:
         try:
             with SceneReader(source, spec.band_order) as reader:  # every band, to name the missing ones
+                opened += 1
                 height, width = reader.shape
                 touching += scene_footprint(reader.crs, reader.transform, width, height).intersects(region)
                 missing = [b for b in meta["bands"] if b not in reader.layout.available()]
@@ -176,8 +188,9 @@ def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSp
                          "them: " + "; ".join(f"{o['uri']}: {o['reason']}" for o in failed[:3]))
     for item in failed:
         log.warning("%s: %s (counted as failed)", item["uri"], item["reason"])
-    if sources and not touching:
-        log.warning("the AOI touches none of the %d scenes: the scan will write no rows", len(sources))
+    if sources and not touching and opened == len(sources):
+        raise RunFailed(f"scan: the AOI touches none of the {len(sources)} scenes, so there is nothing to scan; "
+                        "the scans table is unchanged")
     return failed
 
 
@@ -194,7 +207,7 @@ def default_scan_date(sources: Sequence[SceneSource]) -> str:
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
-    """Run a scan and return its manifest."""
+    """Run a scan and return what its commit says of it (counts, run id, snapshot id)."""
     from planet_model.bundle import read_metadata
 
     args, beam_args = parse(build_parser(), argv)
@@ -204,53 +217,64 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     try:
         aoi = aois.load(args.aoi, args.aoi_name)
         if args.scan_date:
-            layout.check_scan_date(args.scan_date)
+            scans.check_scan_date(args.scan_date)
     except ValueError as error:
         raise UserError(str(error)) from None
+    warehouse = Warehouse(args.output, args.catalog)
     meta = read_metadata(args.bundle)
     spec = tile_spec(args, meta, aoi.geometry)
     sources = [dataclasses.replace(s, product=args.product or s.product) for s in resolve_sources(args.scenes, args.stac)]
     scan_date = args.scan_date or default_scan_date(sources)
     refused = check_scenes(sources, meta, spec, args.product, aoi.geometry)
     sources = [s for s in sources if s.uri not in {o["uri"] for o in refused}]
-    partition = layout.partition(args.output, scan_date, aoi.name)
-    storage.check_writable(args.output)
-    this_run = run_id()
-    run_info = {"pipeline": "scan", "run_id": this_run, "scan_id": f"{aoi.name}:{scan_date}:{meta['version']}",
-                "aoi": aoi.name, "scan_date": scan_date, "grid": spec.grid, "zoom": spec.zoom,
-                "cell_size": spec.cell_size, "tile_size": spec.tile_size,
-                "tile_matrix": spec.matrix(aoi.geometry).name if spec.grid != NATIVE else None,
-                "bundle": args.bundle, "model_version": meta["version"], "domain": meta["domain"],
-                "started": dt.datetime.now(dt.timezone.utc).isoformat(), "options": vars(args),
-                "beam_args": list(beam_args)}
+    if warehouse.local:
+        storage.check_writable(args.output)
+    this_run = publishing.new_run_id()
+    errors = scans.errors_path(warehouse, this_run)
+    facts = {"pipeline": "scan", "run_id": this_run, "scan_id": f"{aoi.name}:{scan_date}:{meta['version']}",
+             "aoi": aoi.name, "scan_date": scan_date, "grid": spec.grid, "zoom": spec.zoom,
+             "cell_size": spec.cell_size, "tile_size": spec.tile_size,
+             "tile_matrix": spec.matrix(aoi.geometry).name if spec.grid != NATIVE else None,
+             "bundle": args.bundle, "model_version": meta["version"], "domain": meta["domain"],
+             "scenes": len(sources) + len(refused), "started": dt.datetime.now(dt.timezone.utc).isoformat(),
+             "options": {k: v for k, v in vars(args).items() if v is not None}, "beam_args": list(beam_args)}
     options = pipeline_options(beam_args, save_main_session)
-    with beam.Pipeline(options=options) as pipeline:
-        tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, [aoi])
-        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, meta, args.batch_size, scan_date, args.weather_one)
-        written = rows["rows"] | "WriteParquet" >> beam.io.WriteToParquet(
-            layout.part_prefix(accounting.staging(partition, this_run), this_run), schema.arrow_schema(),
-            file_name_suffix=layout.PART_SUFFIX + accounting.STAGED)
-        refused_scenes = pipeline | "RefusedScenes" >> beam.Create(refused)
-        outcomes = (tiles["outcomes"], rows["outcomes"], refused_scenes) | "AllOutcomes" >> beam.Flatten()
-        summary, errors = outcomes | "Account" >> accounting.Account(partition, this_run)
-        _ = summary | "Publish" >> beam.ParDo(accounting.Publish(partition, layout.MANIFEST, run_info, "inferred"),
-                                               beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            tiles = pipeline | "Scenes" >> beam.Create(sources) | "Tiles" >> Tiles(spec, [aoi])
+            rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, meta, args.batch_size, scan_date, args.weather_one)
+            written = rows["rows"] | "WriteParquet" >> beam.io.WriteToParquet(
+                storage.join(scans.data_folder(warehouse, scan_date, aoi.name), f"part-{this_run}"),
+                schema.arrow_schema(), codec=schema.COMPRESSION, file_name_suffix=".parquet",
+                use_compliant_nested_type=True)  # list items named "element", as Iceberg and the spec name them
+            refused_scenes = pipeline | "RefusedScenes" >> beam.Create(refused)
+            outcomes = (tiles["outcomes"], rows["outcomes"], refused_scenes) | "AllOutcomes" >> beam.Flatten()
+            summary, error_files = outcomes | "Account" >> accounting.Account(errors)
+            _ = summary | "Commit" >> beam.ParDo(CommitPartition(warehouse, scan_date, aoi.name, facts, errors),
+                                                 beam.pvalue.AsList(written), beam.pvalue.AsList(error_files))
+    except Exception as error:  # noqa: BLE001 - whatever broke the run, the table is as it was: say so in one line
+        raise RunFailed.of(error, "scan", "the scans table") from error
     if submitted_only(options):
-        return {"submitted": True, "partition": partition, "scan_id": run_info["scan_id"]}
-    manifest = json.loads(storage.read_text(storage.join(partition, layout.MANIFEST)))
-    if manifest["inferred"] and manifest.get("out_of_domain", 0) >= DRIFT_WARNING * manifest["inferred"]:
+        return {"submitted": True, "output": args.output, "scan_id": facts["scan_id"]}
+    committed = next((c for c in scans.commits(warehouse) if c.facts.get("run_id") == this_run), None)
+    if committed is None:
+        raise RunFailed(f"scan: run {this_run} finished without a commit in {args.output}; the table is unchanged")
+    result = {**committed.facts, "snapshot_id": committed.snapshot_id}
+    if result["failed"]:
+        log.warning("%d of %d tiles failed; their error lines are in %s", result["failed"], result["enumerated"],
+                    result["errors"])
+    if result["inferred"] and result.get("out_of_domain", 0) >= DRIFT_WARNING * result["inferred"]:
         log.warning("%d of %d tiles have band means outside the bundle's training ranges: the model is far from "
                     "its data there (check the product, bands and scaling of the scenes)",
-                    manifest["out_of_domain"], manifest["inferred"])
-    accounting.fail_if_all_failed(manifest, "scan", partition)
-    return manifest
+                    result["out_of_domain"], result["inferred"])
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.getLogger().setLevel(logging.INFO)
+    logs.configure()
     manifest = run(argv)
-    print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed", "submitted", "partition")
-                      if k in manifest}))
+    print(json.dumps({k: manifest[k] for k in ("enumerated", "inferred", "skipped", "failed", "submitted", "scan_id",
+                                               "snapshot_id", "errors") if manifest.get(k) is not None}))
 
 
 if __name__ == "__main__":

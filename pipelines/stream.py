@@ -1,8 +1,8 @@
 """Streaming scan: label each new scene's tiles minutes after it lands, and raise alerts as they happen.
 
     python -m pipelines.stream --subscription projects/P/subscriptions/new-scenes \
-        --regions infra/regions.yaml --bundle gs://B/bundles/v4 --output gs://B/scans \
-        --bigquery_table P:planet_tiles.tile_labels --alerts_table P:planet_tiles.alerts \
+        --regions infra/regions.yaml --bundle gs://B/bundles/v4 --output gs://B/scans --catalog biglake:P \
+        --alerts_table P:planet_tiles.alerts \
         --runner DataflowRunner --project P --region us-central1 --temp_location gs://B/tmp
     (or: planet-tiles stream ...)
 
@@ -11,38 +11,41 @@ scenes (``--scene_pattern``) are ignored, and a notification seen before (same o
 is dropped. Each scene's tiles inside the configured AOIs (``--aoi`` or every region of ``--regions``)
 go through the batch scan's own steps (windowed reads, the bundle's model via RunInference,
 thresholds) and come out as the batch scan's rows, with ``aoi`` and ``scan_date`` (the acquisition
-date, UTC) as columns. Rows go to BigQuery (Storage Write API) and/or Hive-partitioned Parquet under
-``--output`` (one file per AOI, date and ``--window_minutes`` window), so that ``planet-tiles report`` and
-the queries read batch and streaming output alike; each partition gets a ``_manifest-stream.json``
-that names the bundle.
+date, UTC). Each ``--window_minutes`` window's rows are committed to the scans table of ``--output`` in one
+append (a file per partition; a retried window adds nothing twice), so that ``planet-tiles report``, the
+queries and BigQuery read batch and streaming rows alike; the commit names the bundle.
 
 Alerts use the batch rules on per-tile state (:mod:`pipelines.steps.alert_state`): new observations wait
 ``--settle_minutes`` of event time (Pub/Sub publish time) so that scenes of one place arriving out of
-order are put in acquisition order before the rule runs. An alert is emitted when first detected and again
-when its confidence level or status changes (a log: the latest row per ``alert_id`` is its state). Bad scenes and tiles become error lines (``OUTPUT/errors-stream-*.jsonl``) and counters.
+order are put in acquisition order before the rule runs. An alert is emitted when first detected and
+again when its confidence level or status changes (a log: the latest row per ``alert_id`` is its state).
+Bad scenes and tiles become error lines (``OUTPUT/errors/stream-*.jsonl``) and counters.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 from collections.abc import Sequence
 
 import apache_beam as beam
 
 from pipelines import scan
-from pipelines.analysis import layout, queries, schema
+from pipelines.analysis import queries
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
 from pipelines.geo.grid import NATIVE, UTM
 from pipelines.steps import sinks
-from pipelines.steps.alert_state import TileAlerts, keyed_by_tile
+from pipelines.steps.alert_state import ReadHistory, TileAlerts, keyed_by_tile
+from pipelines.steps.commits import CommitWindows
 from pipelines.steps.inference import LabelTiles
 from pipelines.steps.notifications import FirstNotification, notified_scene
 from pipelines.steps.options import parse
 from pipelines.steps.tiles import Tiles
-from planet_model.errors import UserError
+from pipelines.store import catalog, schema
+from pipelines.store.catalog import Warehouse
+from planet_core import logs, publishing
+from planet_core.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,14 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--aoi", help="one area of interest: GeoJSON file or west,south,east,north (EPSG:4326)")
     p.add_argument("--aoi_name", help="its name (default: the GeoJSON file's name)")
     p.add_argument("--regions", help="regions file (infra/regions.yaml): every region's AOI is watched")
-    p.add_argument("--output", help="Parquet prefix (Hive partitions, as the batch scan) and error lines")
-    p.add_argument("--window_minutes", type=float, default=10, help="Parquet and error files: one per window")
-    p.add_argument("--bigquery_table", help="rows to this table, PROJECT:DATASET.TABLE (Storage Write API)")
+    p.add_argument("--output", required=True, help="the scans' warehouse (as the batch scan's --output): each "
+                                                   "window's rows are committed to its table")
+    catalog.add_argument(p)
+    p.add_argument("--window_minutes", type=float, default=10,
+                   help="rows are committed once per window of this many minutes; error files are one per window")
     p.add_argument("--alerts_output", help="alerts as Parquet under this prefix (one file per AOI and window)")
     p.add_argument("--alerts_table", help="alerts to this BigQuery table, PROJECT:DATASET.TABLE")
     p.add_argument("--alerts_topic", help="alerts as JSON messages on this Pub/Sub topic: projects/P/topics/T")
     p.add_argument("--settle_minutes", type=float, default=30,
                    help="event time a tile's new observations wait for out-of-order scenes before alerting")
+    p.add_argument("--history_days", type=float, default=365,
+                   help="at start, tiles take their observations of this many days back from the scans table, so "
+                        "that the first new scene of a place is compared with what was seen before it")
     queries.add_judging_arguments(p)
     scan.add_bundle_arguments(p)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
@@ -102,10 +110,15 @@ class StreamScan(beam.PTransform):
                   | "Dedupe" >> beam.ParDo(FirstNotification()))
         tiles = scenes | "Tiles" >> Tiles(self.spec, self.watched)
         rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size, weather_one=args.weather_one)
+        history = (messages.pipeline
+                   | "Start" >> beam.Create([None])
+                   | "ReadHistory" >> beam.ParDo(ReadHistory(Warehouse(args.output, args.catalog),
+                                                             [aoi.name for aoi in self.watched], args.history_days)))
         alerts = (rows["rows"]
                   | "KeyByTile" >> beam.Map(keyed_by_tile)
                   | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction,
-                                                                  args.highest_probability)))
+                                                          args.highest_probability),
+                                               beam.pvalue.AsMultiMap(history)))
         outcomes = (tiles["outcomes"], rows["outcomes"]) | "AllOutcomes" >> beam.Flatten()
         return {"rows": rows["rows"], "alerts": alerts, "outcomes": outcomes}
 
@@ -116,8 +129,6 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
 
     args, beam_args = parse(build_parser(), argv)
     scan.check_batch_size(args)
-    if not (args.output or args.bigquery_table):
-        raise UserError("no sink: give --output (Parquet) and/or --bigquery_table")
     queries.check_judging_arguments(args)
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
@@ -144,23 +155,19 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> No
 
 
 def write(streams: dict, args: argparse.Namespace, meta: dict) -> None:
-    """The sinks the flags ask for."""
-    if args.output:
-        output, bundle, version = args.output, args.bundle, meta["version"]
-        _ = streams["rows"] | "RowsToParquet" >> sinks.WindowedFiles(
-            output, schema.FILE_COLUMNS, lambda r: layout.partition_path(r["scan_date"], r["aoi"]),
-            args.window_minutes, lambda key: layout.stream_manifest(output, key, bundle, version))
-    if args.bigquery_table:
-        _ = (streams["rows"]
-             | "RowsForBigQuery" >> beam.Map(sinks.bigquery_row)
-             | "RowsToBigQuery" >> beam.io.WriteToBigQuery(
-                 args.bigquery_table, method=beam.io.WriteToBigQuery.Method.STORAGE_WRITE_API,
-                 create_disposition=beam.io.BigQueryDisposition.CREATE_NEVER,
-                 write_disposition=beam.io.BigQueryDisposition.WRITE_APPEND, triggering_frequency=5))
+    """The sinks the flags ask for: rows into the scans table, one commit per window; alerts; error lines."""
+    warehouse = Warehouse(args.output, args.catalog)
+    facts = {"pipeline": "stream", "run_id": publishing.new_run_id(), "bundle": args.bundle,
+             "model_version": meta["version"]}
+    _ = (streams["rows"]
+         | "RowsToParquet" >> sinks.WindowedFiles(schema.COLUMNS, lambda r: f"{r['scan_date'].isoformat()}/{r['aoi']}",
+                                                  sinks.scan_file(warehouse), args.window_minutes)
+         | "FilesOfWindow" >> beam.CombineGlobally(beam.combiners.ToListCombineFn()).without_defaults()
+         | "CommitWindow" >> beam.ParDo(CommitWindows(warehouse, facts)))
     records = streams["alerts"] | "AlertRecords" >> beam.Map(sinks.alert_record)
     if args.alerts_output:
         _ = records | "AlertsToParquet" >> sinks.WindowedFiles(
-            args.alerts_output, schema.ALERT_COLUMNS, lambda r: f"aoi={r['aoi']}", args.window_minutes)
+            schema.ALERT_COLUMNS, lambda r: f"aoi={r['aoi']}", sinks.alert_file(args.alerts_output), args.window_minutes)
     if args.alerts_table:
         _ = (records
              | "AlertsForBigQuery" >> beam.Map(sinks.bigquery_row)
@@ -173,16 +180,15 @@ def write(streams: dict, args: argparse.Namespace, meta: dict) -> None:
              | "AlertMessages" >> beam.Map(lambda r: json.dumps(sinks.bigquery_row(r), sort_keys=True).encode())
              | "AlertsToPubSub" >> beam.io.WriteToPubSub(args.alerts_topic))
     problems = streams["outcomes"] | "CountOutcomes" >> beam.ParDo(sinks.CountOutcomes())
-    if args.output:
-        _ = (problems
-             | "WindowErrors" >> sinks.windows(args.window_minutes)
-             | "OneKey" >> beam.Map(lambda o: (None, o))
-             | "GroupErrors" >> beam.GroupByKey()
-             | "WriteErrors" >> beam.ParDo(sinks.WriteErrors(args.output)))
+    _ = (problems
+         | "WindowErrors" >> sinks.windows(args.window_minutes)
+         | "OneKey" >> beam.Map(lambda o: (None, o))
+         | "GroupErrors" >> beam.GroupByKey()
+         | "WriteErrors" >> beam.ParDo(sinks.WriteErrors(warehouse.path("errors"))))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.getLogger().setLevel(logging.INFO)
+    logs.configure()
     run(argv)
 
 

@@ -30,9 +30,9 @@ import os
 import tempfile
 from collections.abc import Mapping
 
-from planet_model.errors import UserError
-from planet_model import storage
-from planet_model.labels import LABELS
+from planet_core import storage
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
 from planet_model.records import DTYPES, PRODUCTS, UNKNOWN
 
 log = logging.getLogger(__name__)

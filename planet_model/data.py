@@ -3,20 +3,22 @@ chip set that the bundle keeps (layout, ground sample distance, product, value r
 
 Chips reach the model as stored (full chip size, float32 of the native values, the chosen bands in
 record order); resizing and normalisation happen inside the model (:mod:`planet_model.model`).
-Files are listed through :mod:`planet_model.storage`; ``tf.data`` reads them with its own IO (local or
+Files are listed through :mod:`planet_core.storage`; ``tf.data`` reads them with its own IO (local or
 ``gs://``), which streams records far faster than a Python file object could.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 
-from planet_model import records, storage
-from planet_model.labels import NUM_LABELS
+from planet_core import publishing, storage
+from planet_core.labels import NUM_LABELS
+from planet_model import records
 
 
 @dataclass(frozen=True)
@@ -39,13 +41,27 @@ class ChipIndex:
     products: np.ndarray  # bytes
 
 
-def list_files(location: str) -> list[str]:
-    """TFRecord files: a folder (its ``chips-*.tfrecord[.gz]``), a glob, or one file."""
+def list_files(locations: str | Sequence[str]) -> list[str]:
+    """TFRecord files of one or several locations, each a chip set folder (the files its manifest lists,
+    never a listing of the folder), a glob, or one file."""
+    if not isinstance(locations, str):
+        return [path for location in locations for path in list_files(location)]
+    location = locations
     if any(ch in location for ch in "*?["):
         files = storage.glob(location)
+    elif storage.exists(storage.join(location, records.MANIFEST)):
+        manifest = publishing.read(location, records.MANIFEST) or {}
+        files = [path for path in publishing.paths(location, manifest.get("files", []))
+                 if ".tfrecord" in path.rsplit("/", 1)[-1]]
+        if not files:
+            raise FileNotFoundError(f"{location}: its {records.MANIFEST} lists no chip files")
+    elif storage.exists(location) and not os.path.isdir(location):
+        files = [location]
+    elif storage.exists(location):
+        raise FileNotFoundError(f"{location}: no {records.MANIFEST} there, so not a chip set `planet-tiles chip` "
+                                "wrote; give the chip files themselves (a glob) to read them anyway")
     else:
-        files = storage.glob(storage.join(location, "chips-*.tfrecord*")) or (
-            [location] if storage.exists(location) and not location.endswith("/") else [])
+        files = []
     if not files:
         raise FileNotFoundError(f"no chip records at {location!r}")
     return files

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from planet_core import logs
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
 from planet_model import bundle, evaluate
-from planet_model.errors import UserError
-from planet_model.labels import LABELS
 
 log = logging.getLogger(__name__)
 BAND_ORDER = ("red", "green", "blue", "nir")
@@ -89,7 +90,7 @@ def _common(metas: Sequence[dict]) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles ensemble", description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", action="append", required=True, help="a member bundle; repeat for each (one with --tta)")
-    p.add_argument("--data", required=True, help="labelled chip records to search the thresholds on")
+    p.add_argument("--data", required=True, nargs="+", help="labelled chip records to search the thresholds on")
     p.add_argument("--split", choices=evaluate.SPLITS, default="validation",
                    help="validation (default): the members' own validation split; all: every chip given")
     p.add_argument("--tta", action="store_true", help="average over the 8 dihedral transforms of each chip (8x the cost)")
@@ -136,7 +137,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     meta = run(argv)
     print(json.dumps({"bundle": meta["version"], "members": len(meta["training"]["members"]), "tta": meta["tta"],
                       "f2": meta["metrics"]["searched"]}))

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planet_model import bundle, storage
-from planet_model.errors import UserError
-from planet_model.labels import LABELS, WEATHER_INDICES
+from planet_core import logs, storage
+from planet_core.errors import UserError
+from planet_core.labels import LABELS, WEATHER_INDICES
+from planet_model import bundle
 
 log = logging.getLogger(__name__)
 SPLITS = ("all", "validation")
@@ -58,7 +59,7 @@ def _digest(keys: np.ndarray) -> str:
     return hashlib.sha256(b"\n".join(sorted(k if isinstance(k, bytes) else str(k).encode() for k in keys))).hexdigest()
 
 
-def load_chips(data: str, meta: Mapping, split: str) -> Chips:
+def load_chips(data: Sequence[str], meta: Mapping, split: str) -> Chips:
     """The chips of ``--data`` for ``split`` (see the module docstring), checked against the bundle."""
     from planet_model import data as chipdata
 
@@ -67,12 +68,12 @@ def load_chips(data: str, meta: Mapping, split: str) -> Chips:
         info = chipdata.peek(files)
         index = chipdata.index(files, info)
     except (OSError, ValueError) as error:
-        raise UserError(f"--data {data}: {error}") from None
+        raise UserError(f"--data {' '.join(data)}: {error}") from None
     missing = [b for b in meta["bands"] if b not in info.bands]
     if missing:
-        raise UserError(f"--data {data}: the chips have bands {list(info.bands)}; the bundle reads {meta['bands']}")
+        raise UserError(f"--data {' '.join(data)}: the chips have bands {list(info.bands)}; the bundle reads {meta['bands']}")
     if info.dtype != meta["dtype"] or info.shape[0] != meta["chip_size"]:
-        raise UserError(f"--data {data}: {info.shape[0]}-px {info.dtype} chips; the bundle reads "
+        raise UserError(f"--data {' '.join(data)}: {info.shape[0]}-px {info.dtype} chips; the bundle reads "
                         f"{meta['chip_size']}-px {meta['dtype']}")
     keys = index.keys[validation_mask(meta, index, data)] if split == "validation" else index.keys
     return Chips(files, info, keys)
@@ -89,7 +90,7 @@ def validation_mask(meta: Mapping, index, data: str) -> np.ndarray:  # noqa: ANN
         raise UserError(f"--split validation: bundle {meta['version']} records no split rule; use --split all")
     mask = chipdata.split(index.keys, index.scene_ids, index.labels, rule["val_fraction"], rule["seed"], rule["rule"])
     if recorded and (recorded["chips"] != len(index.keys) or recorded["validation_keys_sha256"] != _digest(index.keys[mask])):
-        raise UserError(f"--data {data}: not the chips bundle {meta['version']} was trained on ({len(index.keys)} chips, "
+        raise UserError(f"--data {' '.join(data)}: not the chips bundle {meta['version']} was trained on ({len(index.keys)} chips, "
                         f"the bundle's split was over {recorded['chips']}); --split validation needs the same chip "
                         "records, or use --split all on held-out chips")
     return mask
@@ -135,7 +136,7 @@ def figures(y: np.ndarray, probabilities: np.ndarray, cut: np.ndarray) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--bundle", action="append", required=True, help="model bundle; repeat to compare several")
-    p.add_argument("--data", required=True, help="labelled chip records (folder, file or glob; local or gs://)")
+    p.add_argument("--data", required=True, nargs="+", help="labelled chip records (folder, file or glob; local or gs://)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="all: every chip given (held-out chips); validation: exactly the bundle's validation split")
     p.add_argument("--output", required=True, help="folder for evaluation.json and the plots, local or gs://")
@@ -166,7 +167,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     report = run(argv)
     width = max(len(r["bundle"]) for r in report["bundles"])
     print(f"{'bundle':<{width}}  chips  F2@0.5  F2@bundle  F2@searched  +weather_one  weather ok", file=sys.stdout)

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from planet_model import storage
-from planet_model.errors import UserError
-from planet_model.labels import LABELS
+from planet_core import storage
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
 from planet_model.records import ANALYTIC, RGB, RGBN, VISUAL
 
 FORMATS = ("jpg", "tif")

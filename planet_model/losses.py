@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from planet_model.labels import NUM_LABELS, WEATHER_INDICES
+from planet_core.labels import NUM_LABELS, WEATHER_INDICES
 
 
 def weather_penalty() -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planet_model.labels import LABELS
+from planet_core.labels import LABELS
 
 BETA2 = 4.0  # beta squared
 

@@ -15,8 +15,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from planet_core.labels import NUM_LABELS, WEATHER_INDICES
 from planet_model.architectures import APPLICATIONS, ARCHS
-from planet_model.labels import NUM_LABELS, WEATHER_INDICES
 
 
 @keras.saving.register_keras_serializable(package="planet_model")

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from planet_model.labels import LABELS
+from planet_core.labels import LABELS
 
 
 def _png(fig) -> bytes:  # noqa: ANN001

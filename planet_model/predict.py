@@ -22,8 +22,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from planet_model import bundle, kaggle, storage, thresholds
-from planet_model.errors import UserError
+from planet_core import logs, storage
+from planet_core.errors import UserError
+from planet_model import bundle, kaggle, thresholds
 from planet_model.records import UNKNOWN
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     result = run(argv)
     print(json.dumps({k: result[k] for k in ("output", "images", "written", "bundle")}))
     if result["problems"]:

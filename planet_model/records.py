@@ -22,7 +22,7 @@ key                         type            meaning
 ``image/product``           bytes           what the values are: ``visual`` (8-bit rendered),
                                             ``analytic`` (digital numbers), ``surface_reflectance`` or
                                             ``unknown``
-``labels/multi_hot``        int64 x 17      labels in :data:`planet_model.labels.LABELS` order; empty when
+``labels/multi_hot``        int64 x 17      labels in :data:`planet_core.labels.LABELS` order; empty when
                                             the chip is unlabelled
 ==========================  ==============  ============================================================
 
@@ -37,7 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from planet_model.labels import NUM_LABELS
+from planet_core.labels import NUM_LABELS
+
+#: A chip set's manifest, in its folder: the files of the set (:mod:`planet_core.publishing`). Training and
+#: evaluation read the files it lists, never a folder listing.
+MANIFEST = "manifest.json"
 
 if TYPE_CHECKING:
     import tensorflow as tf

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planet_model.labels import WEATHER_INDICES
+from planet_core.labels import WEATHER_INDICES
 from planet_model.metrics import _f2, mean_f2
 
 CANDIDATES = np.round(np.arange(0.0, 1.0, 0.01), 2)

@@ -29,15 +29,24 @@ import os
 import shutil
 from collections.abc import Sequence
 
-from planet_model.architectures import APPLICATIONS, ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
-from planet_model.errors import UserError
+from planet_core import logs
+from planet_core.errors import UserError
+from planet_model.architectures import (
+    APPLICATIONS,
+    ARCHS,
+    DEFAULT_INPUT_SIZE,
+    FINETUNE_FROM,
+    LR_SCHEDULES,
+    WEATHER_HEADS,
+)
 
 log = logging.getLogger("planet_model.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="chip records: a folder, glob or file (local or gs://)")
+    p.add_argument("--data", required=True, nargs="+", help="chip sets (folders `chip` wrote), globs or files "
+                                                            "(local or gs://); several are read as one")
     p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
     p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
     p.add_argument("--arch", choices=ARCHS, default="inception_v3")
@@ -97,6 +106,22 @@ def _history(path: str, stage: int) -> list[dict]:
         return [{**{k: float(v) for k, v in row.items()}, "stage": stage} for row in csv.DictReader(handle)]
 
 
+#: What training writes into ``--workdir``, per stage: all a fresh run removes there (the folder may be the
+#: user's, holding other things).
+WORKDIR_FILES = ("stage{stage}.weights.h5", "stage{stage}-backup", "history-stage{stage}.csv")
+
+
+def _clear_workdir(workdir: str) -> None:
+    """Remove an earlier run's checkpoints and history from ``workdir``, and nothing else."""
+    for stage in (1, 2):
+        for name in WORKDIR_FILES:
+            path = os.path.join(workdir, name.format(stage=stage))
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+
+
 def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  # noqa: C901 - one recipe, in order
     """Train and export a bundle; returns the bundle's metadata. ``callbacks`` go to every ``fit``."""
     args = build_parser().parse_args(argv)
@@ -104,39 +129,37 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     import numpy as np
     import tensorflow as tf
 
+    from planet_core.labels import LABELS
     from planet_model import bundle, data, evaluate, losses, metrics, model, plots, thresholds
-    from planet_model.labels import LABELS
 
-    workdir = args.workdir or args.output.rstrip("/") + ".work"
-    if not args.resume and os.path.exists(workdir):
-        shutil.rmtree(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
     bands = [b.strip() for b in args.bands.split(",")]
     input_size = args.input_size or DEFAULT_INPUT_SIZE[args.arch]
     weights = None if args.weights in ("none", "") else args.weights
-    if args.arch == "simple_cnn" and (weights or args.finetune_epochs):
-        log.info("simple_cnn trains in one stage of --head_epochs; --weights and --finetune_epochs do not apply")
 
-    gpus = tf.config.list_physical_devices("GPU")
-    if args.mixed_precision == "on" or (args.mixed_precision == "auto" and gpus):
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    log.info("devices: %d GPU(s); replicas: %d", len(gpus), strategy.num_replicas_in_sync)
-
-    files = data.list_files(args.data)
+    files = data.list_files(args.data)  # the chips are checked before anything is written or logged
     try:  # what is wrong with the chips is the user's to mend: one line naming --data and the file
         info = data.peek(files)
         chips = data.index(files, info)
         gsd_m, product = data.domain_facts(chips)
     except ValueError as error:
-        raise UserError(f"--data {args.data}: {error}") from None
+        raise UserError(f"--data {' '.join(args.data)}: {error}") from None
     keys, scene_ids, y = chips.keys, chips.scene_ids, chips.labels
     if len(set(keys.tolist())) != len(keys):
-        raise UserError(f"--data {args.data}: a chip (scene and tile) repeats in the chip records; chip each scene once")
+        raise UserError(f"--data {' '.join(args.data)}: a chip (scene and tile) repeats in the chip records; chip each scene once")
     val_mask = data.split(keys, scene_ids, y, args.val_fraction, args.seed, args.split_by)
     if val_mask.all() or not val_mask.any():
-        raise UserError(f"--data {args.data}: {len(keys)} chips cannot be split into training and validation")
+        raise UserError(f"--data {' '.join(args.data)}: {len(keys)} chips cannot be split into training and validation")
+
+    workdir = args.workdir or args.output.rstrip("/") + ".work"
+    if not args.resume:
+        _clear_workdir(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    gpus = tf.config.list_physical_devices("GPU")
+    if args.mixed_precision == "on" or (args.mixed_precision == "auto" and gpus):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+    log.info("devices: %d GPU(s); replicas: %d", len(gpus), strategy.num_replicas_in_sync)
     train_ids, val_ids = keys[~val_mask], keys[val_mask]
     log.info("chips: %d training, %d validation (split by %s)", len(train_ids), len(val_ids), args.split_by)
     stats = data.band_statistics(files, info, bands, train_ids, args.max_stat_chips, args.seed)
@@ -158,7 +181,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         stages.append((2, args.finetune_epochs, first))
     steps = -(-len(train_ids) // args.batch_size)
     for stage, epochs, unfreeze_from in stages:
-        done = os.path.join(workdir, f"stage{stage}.weights.h5")
+        done = os.path.join(workdir, WORKDIR_FILES[0].format(stage=stage))
         if args.resume and os.path.exists(done):
             log.info("stage %d already complete; loading its weights", stage)
             net.load_weights(done)
@@ -177,9 +200,9 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
         log.info("stage %d: %d epochs, %s, %d trainable weights", stage, epochs, type(optimizer).__name__,
                  len(net.trainable_weights))
         net.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=args.verbose, callbacks=[
-            keras.callbacks.BackupAndRestore(os.path.join(workdir, f"stage{stage}-backup")),
+            keras.callbacks.BackupAndRestore(os.path.join(workdir, WORKDIR_FILES[1].format(stage=stage))),
             _learning_rate_callback()(),  # before the logger: it adds the epoch's rate to what is logged
-            keras.callbacks.CSVLogger(os.path.join(workdir, f"history-stage{stage}.csv"), append=True),
+            keras.callbacks.CSVLogger(os.path.join(workdir, WORKDIR_FILES[2].format(stage=stage)), append=True),
             *plateau, *callbacks,
         ])
         net.save_weights(done)
@@ -197,7 +220,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     }
     log.info("validation F2: %.4f at 0.5, %.4f at 0.2, %.4f with searched thresholds",
              figures["at_0.5"], figures["at_0.2"], figures["searched"])
-    history = [h for stage, _, _ in stages for h in _history(os.path.join(workdir, f"history-stage{stage}.csv"), stage)]
+    history = [h for stage, _, _ in stages for h in _history(os.path.join(workdir, WORKDIR_FILES[2].format(stage=stage)), stage)]
     files_out = {"training_curves.png": plots.training_curves(history),
                  **plots.threshold_figures(y_val, probs, found)}
     options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}
@@ -220,7 +243,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     meta = run(argv)
     print(json.dumps({"bundle": meta["version"], "f2": meta["metrics"]["searched"]}))
 

@@ -1,8 +1,9 @@
 -- Alerts first detected from @start_date to @end_date (DATE parameters, inclusive), in their state as of
 -- @end_date. Rules (the same as pipelines/analysis/rules.py, which the streaming scan runs per tile; a test
 -- runs both on the same Parquet and compares them with hand-worked answers):
---   * Judged: cloud-free, and a UDM2 clear_fraction of at least @min_clear_fraction (rows without a mask
---     pass). Other observations are skipped: a tile keeps its last judged state through them.
+--   * Judged: cloud-free, its cloud mask readable, and a UDM2 clear_fraction of at least @min_clear_fraction
+--     (rows of scenes without a mask pass). Other observations are skipped: a tile keeps its last judged
+--     state through them.
 --   * Alert: a judged observation with disturbance labels after a judged observation of intact forest (which
 --     may lie before @start_date). alert_id: 16 hex digits of SHA-256 of tile_id|first_detected.
 --   * probability = 1 - prod(1 - p) over the disturbance labels.
@@ -27,7 +28,7 @@ WITH judged AS (
       * (1 - IF('artisinal_mine' IN UNNEST(disturbance), p_artisinal_mine, 0))
     ) AS probability
   FROM planet_tiles.observations
-  WHERE cloud_free AND COALESCE(clear_fraction, 1) >= @min_clear_fraction AND scan_date <= @end_date
+  WHERE cloud_free AND mask_readable AND COALESCE(clear_fraction, 1) >= @min_clear_fraction AND scan_date <= @end_date
 ),
 sequenced AS (
   SELECT *,

@@ -1,6 +1,6 @@
 # Storage, images, BigQuery, service accounts and the scheduled regional scans of planet-tiles.
 # Regions come from ../regions.yaml and table schemas from ../bigquery/*.schema.json, which the code
-# generates (python -m pipelines.analysis.schema): nothing here repeats them.
+# generates (python -m pipelines.store.schema): nothing here repeats them.
 
 locals {
   regions_file = yamldecode(file("${path.module}/../regions.yaml"))
@@ -21,6 +21,7 @@ resource "google_project_service" "apis" {
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "bigquery.googleapis.com",
+    "biglake.googleapis.com",
     "cloudresourcemanager.googleapis.com",
     "cloudscheduler.googleapis.com",
     "compute.googleapis.com",
@@ -103,21 +104,6 @@ resource "google_bigquery_dataset" "tiles" {
   friendly_name = "planet-tiles"
 }
 
-resource "google_bigquery_table" "tile_labels" {
-  depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
-
-  dataset_id          = google_bigquery_dataset.tiles.dataset_id
-  table_id            = "tile_labels"
-  description         = "One row per (tile, scene) of each scan; loaded from the scans' Hive-partitioned GeoParquet"
-  schema              = file("${path.module}/../bigquery/tile_labels.schema.json")
-  clustering          = ["aoi", "tile_id"]
-  deletion_protection = true
-  time_partitioning {
-    type  = "DAY"
-    field = "scan_date"
-  }
-}
-
 resource "google_bigquery_table" "alerts" {
   depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
 
@@ -148,39 +134,40 @@ resource "google_bigquery_table" "events" {
   }
 }
 
-# The scans' schema as an empty Parquet file (generated with the JSON schemas by
-# python -m pipelines.analysis.schema), outside scans/ so that no query reads it as rows.
-resource "google_storage_bucket_object" "tile_labels_schema" {
-  depends_on = [google_project_service.apis["storage.googleapis.com"]]
+# --- The scans' Iceberg table ------------------------------------------------------------------------
 
-  bucket = google_storage_bucket.data.name
-  name   = "schemas/tile_labels.parquet"
-  source = "${path.module}/../bigquery/tile_labels.reference.parquet"
+# The data bucket's BigLake metastore Iceberg REST catalog (a catalog of the gcs-bucket type is named after
+# its bucket). Scans commit their partitions through it (--catalog biglake:PROJECT); BigQuery reads the
+# table as `PROJECT.DATA_BUCKET.planet_tiles.tile_labels`. The first scan, or `planet-tiles maintain`,
+# creates the table (its schema is the code's, pipelines/store/schema.py).
+resource "google_biglake_iceberg_catalog" "scans" {
+  depends_on = [google_project_service.apis["biglake.googleapis.com"]]
+
+  name         = google_storage_bucket.data.name
+  catalog_type = "CATALOG_TYPE_GCS_BUCKET"
 }
 
-# The scans as they lie in the data bucket, queryable without loading (labels read as a list, the
-# geometry as WKB bytes: ST_GEOGFROMWKB(geometry) makes it a GEOGRAPHY). Its schema comes from the
-# reference file, not from scans, so the table can be made before the first scan exists; the partition
-# keys come from the path.
-resource "google_bigquery_table" "tile_labels_external" {
+resource "google_biglake_iceberg_namespace" "tiles" {
+  depends_on = [google_project_service.apis["biglake.googleapis.com"]]
+
+  catalog      = google_biglake_iceberg_catalog.scans.name
+  namespace_id = "planet_tiles" # the namespace of pipelines/store/catalog.py
+}
+
+# The view that names the Iceberg table in the dataset, as every query in infra/bigquery/ reads it
+# (infra/bigquery/ddl_tile_labels.sql is the same view). BigQuery checks a view's table when it is made:
+# apply with -var scans_table_exists=true once the table exists.
+resource "google_bigquery_table" "tile_labels" {
+  count      = var.scans_table_exists ? 1 : 0
   depends_on = [google_project_service.apis["bigquery.googleapis.com"]]
 
   dataset_id          = google_bigquery_dataset.tiles.dataset_id
-  table_id            = "tile_labels_external"
+  table_id            = "tile_labels"
+  description         = "One row per (tile, scene) of each scan: the scans' Apache Iceberg table"
   deletion_protection = false
-  external_data_configuration {
-    source_format             = "PARQUET"
-    autodetect                = false
-    reference_file_schema_uri = "gs://${google_storage_bucket.data.name}/${google_storage_bucket_object.tile_labels_schema.name}"
-    source_uris               = ["gs://${google_storage_bucket.data.name}/scans/*.parquet"]
-    hive_partitioning_options {
-      mode                     = "CUSTOM"
-      source_uri_prefix        = "gs://${google_storage_bucket.data.name}/scans/{scan_date:DATE}/{aoi:STRING}"
-      require_partition_filter = false
-    }
-    parquet_options {
-      enable_list_inference = true
-    }
+  view {
+    query          = "SELECT * FROM `${var.project}.${google_biglake_iceberg_catalog.scans.name}.${google_biglake_iceberg_namespace.tiles.namespace_id}.tile_labels`"
+    use_legacy_sql = false
   }
 }
 
@@ -242,6 +229,15 @@ resource "google_bigquery_dataset_iam_member" "worker_rows" {
   dataset_id = google_bigquery_dataset.tiles.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# Scans commit to the Iceberg table through the BigLake catalog (end-user credentials: the worker's own).
+resource "google_project_iam_member" "worker_tables" {
+  depends_on = [google_project_service.apis["cloudresourcemanager.googleapis.com"]]
+
+  project = var.project
+  role    = "roles/biglake.editor"
+  member  = "serviceAccount:${google_service_account.worker.email}"
 }
 
 # Launcher: the identity that builds images and templates and submits jobs (CI or an operator):
@@ -353,7 +349,7 @@ resource "google_cloud_scheduler_job" "scan" {
         jobName              = "planet-tiles-scan-${each.key}"
         containerSpecGcsPath = "gs://${google_storage_bucket.pipeline.name}/templates/scan.json"
         parameters = merge(
-          { for k, v in each.value.scan : k => replace(tostring(v), "{bucket}", google_storage_bucket.data.name) },
+          { for k, v in each.value.scan : k => replace(replace(tostring(v), "{bucket}", google_storage_bucket.data.name), "{project}", var.project) },
           {
             aoi      = "gs://${google_storage_bucket.data.name}/${google_storage_bucket_object.aoi[each.key].name}"
             aoi_name = each.key

@@ -42,3 +42,9 @@ variable "scheduler_paused" {
   type        = bool
   default     = false
 }
+
+variable "scans_table_exists" {
+  description = "Make the BigQuery view over the scans' Iceberg table (true once the first scan or `planet-tiles maintain` has made the table)"
+  type        = bool
+  default     = false
+}

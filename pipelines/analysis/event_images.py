@@ -11,9 +11,9 @@ to 0 and 255, as QGIS's and most viewers' default "cumulative count cut" does; s
 radiance or reflectance) and visual (uint8) scenes both look natural without knowing their scale. Each
 image is stretched on its own, so the two are comparable in contrast, not in absolute brightness.
 
-Scenes are found by ``scene_id`` in the scans' manifests (each records where it read every scene). A
-scene that cannot be read any more (moved, deleted, a streamed partition without a manifest) gives no
-image, and the report's card says so.
+Scenes are found by ``scene_id`` in the scan rows, each of which records where its scene was read
+(``scene_uri``). A scene that cannot be read any more (moved, deleted) gives no image, and the report's
+card says so.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import shapely
 
-from pipelines.analysis import layout
 from pipelines.analysis.events import Event
-from planet_model import storage
-from planet_model.errors import UserError
+from planet_core import storage
+from planet_core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +38,12 @@ OUTLINE = (255, 235, 59)
 FOLDER = "events"
 
 
-def scene_uris(scans: str) -> dict[str, str]:
-    """``scene_id -> uri`` of every scene the batch scans under ``scans`` read (newest manifest wins)."""
-    uris: dict[str, str] = {}
-    for manifest in reversed(layout.manifests(scans)):  # oldest first: newer ones overwrite
-        uris.update(manifest.get("scene_uris") or {})
-    return uris
+def scene_uris(con) -> dict[str, str]:  # noqa: ANN001 - duckdb.DuckDBPyConnection
+    """``scene_id -> uri`` of every scene of the scans a report reads (``planet_tiles.tile_labels`` in
+    ``con``; the latest scan's location where a scene was read from two)."""
+    rows = con.execute("SELECT scene_id, arg_max(scene_uri, scan_date) FROM planet_tiles.tile_labels "
+                       "GROUP BY scene_id").fetchall()
+    return dict(rows)
 
 
 def true_colour(pixels: np.ndarray) -> np.ndarray:
@@ -103,7 +102,7 @@ def write(found: Sequence[Event], uris: Mapping[str, str], output: str) -> dict[
             uri = uris.get(scene_id)
             try:
                 if uri is None:
-                    raise OSError(f"scene {scene_id} is in no scan manifest under --scans")
+                    raise OSError(f"scene {scene_id} is in no scan row under --scans")
                 storage.write_bytes(storage.join(output, relative), picture(uri, scene_id, outline))
                 paths[side] = relative
             except (OSError, ValueError, UserError) as error:  # an unreadable scene costs only its picture

@@ -29,9 +29,9 @@ from pyproj import Geod
 from shapely.geometry import shape
 
 from pipelines.analysis.rules import CONFIDENCE_LEVELS, Alert
-from planet_model import storage
-from planet_model.errors import UserError
-from planet_model.labels import LABELS
+from planet_core import storage
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
 
 #: Default ``--event_window_days``: alerts of one clearing first detected within a month are one event.
 EVENT_WINDOW_DAYS = 31

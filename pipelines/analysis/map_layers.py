@@ -33,6 +33,7 @@ STATES: tuple[tuple[str, str, str], ...] = (
     ("primary", "#2e7d32", "intact primary forest"),
     ("water", "#3f7fd0", "water"),
     ("cloudy", "#bdbdbd", "cloudy"),
+    ("unjudged", "#b39ddb", "not judged: the scene's cloud mask could not be read there"),
     ("obscured", "#8e8e8e", "obscured: cloud-free by its labels, too little clear by the UDM2 to judge"),
     ("disturbed", "#e07b39", "forest disturbed: agriculture, roads, habitation, bare ground, burns, mines ..."),
 )

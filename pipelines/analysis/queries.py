@@ -1,11 +1,12 @@
-"""The BigQuery queries of ``infra/bigquery/``, run locally in DuckDB on scan Parquet.
+"""The BigQuery queries of ``infra/bigquery/``, run locally in DuckDB on one snapshot of the scans table.
 
     planet-tiles query alerts --scans scans/ --param start_date=2026-06-01 --param end_date=2026-07-31
 
 The SQL files are written in BigQuery's dialect and are the only copy: here sqlglot transpiles them to
-DuckDB, and ``planet_tiles.tile_labels`` becomes a view over the scans
-(:func:`pipelines.analysis.layout.duckdb_relation`, partition keys typed as BigQuery has them). ``observations.sql``
-defines the view the other queries start from. BigQuery's ``@name`` parameters become DuckDB's ``$name``.
+DuckDB, and ``planet_tiles.tile_labels`` becomes the rows of one snapshot of the scans' Iceberg table
+(:func:`pipelines.store.scans.snapshot`: the current one, or ``--as_of`` a time): DuckDB reads the data
+files the snapshot lists, never a folder listing. ``observations.sql`` defines the view the other
+queries start from. BigQuery's ``@name`` parameters become DuckDB's ``$name``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.analysis import layout, rules
-from planet_model.errors import UserError
+from pipelines.analysis import rules
+from pipelines.store import catalog, scans
+from pipelines.store.catalog import Warehouse
+from planet_core.errors import UserError
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
 DATASET = "planet_tiles"
@@ -80,19 +83,41 @@ def spill_folder() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="planet-tiles-duckdb-", ignore_cleanup_errors=True)
 
 
-def connect(scans: str, aoi: str | None = None, events: str | None = None, materialize: bool = False,  # noqa: ANN201
+def add_snapshot_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scans``, ``--catalog`` and ``--as_of``: which snapshot of which scans table a reader reads."""
+    parser.add_argument("--scans", required=True, help="the scans' warehouse (what scan's --output was), local or gs://")
+    catalog.add_argument(parser)
+    parser.add_argument("--as_of", help="read the scans as they were at this time (ISO 8601, UTC unless it says "
+                                        "otherwise; default: the latest commit)")
+
+
+def open_snapshot(args: argparse.Namespace, aoi: str | None = None) -> scans.Snapshot:
+    """The snapshot the flags of :func:`add_snapshot_arguments` name, narrowed to ``aoi``."""
+    as_of = None
+    if args.as_of:
+        try:
+            as_of = dt.datetime.fromisoformat(args.as_of)
+        except ValueError:
+            raise UserError(f"--as_of {args.as_of!r}: write a time as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.timezone.utc)
+    return scans.snapshot(Warehouse(args.scans, args.catalog), aoi, as_of)
+
+
+def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bool = False,  # noqa: ANN201
             memory_limit: str | None = None, spill: str | None = None):
-    """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` over the scans
-    under ``scans`` (of one ``aoi`` when given), ``planet_tiles.events`` over an ``events.parquet`` when
-    given, and the views. ``materialize`` makes the views tables, computed once for a caller (the report)
-    that runs several queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in
-    memory whatever the number of rows: beyond it DuckDB spills to the folder ``spill``
-    (:func:`spill_folder`)."""
+    """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` the rows of
+    ``snapshot``, ``planet_tiles.events`` over an ``events.parquet`` when given, and the views.
+    ``materialize`` makes the views tables, computed once for a caller (the report) that runs several
+    queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in memory whatever the number
+    of rows: beyond it DuckDB spills to the folder ``spill`` (:func:`spill_folder`).
+
+    Local data files are read by DuckDB itself (projection and filters pushed into the Parquet reader);
+    remote ones, or a snapshot with row-level deletes another engine wrote, through pyiceberg's reader."""
     import duckdb
 
-    if not layout.part_files(scans):
-        raise UserError(f"--scans {scans}: no scan output there ({layout.PART_PREFIX}*{layout.PART_SUFFIX} in "
-                        "scan_date=/aoi= partitions)")
+    where = f" for AOI {snapshot.aoi}" if snapshot.aoi else ""
+    if not snapshot.files:
+        raise UserError(f"--scans {snapshot.warehouse.location}: no scan rows{where}")
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")  # a bar on stderr is noise in logs and pipes
     if memory_limit:
@@ -104,12 +129,14 @@ def connect(scans: str, aoi: str | None = None, events: str | None = None, mater
         con.execute("SET preserve_insertion_order = false")  # lets large results stream instead of buffering
     if spill:
         con.execute(f"SET temp_directory = {_quote(spill)}")
-    if "://" in scans:
-        # DuckDB reads Parquet through its own httpfs extension: Beam's file objects are not seekable.
-        con.execute("INSTALL httpfs; LOAD httpfs;")
     con.execute(f"CREATE SCHEMA {DATASET}")
-    where = "" if aoi is None else " WHERE aoi = " + _quote(aoi)
-    con.execute(f"CREATE VIEW {DATASET}.tile_labels AS SELECT * FROM {layout.duckdb_relation(scans)}{where}")
+    if snapshot.warehouse.local and not snapshot.has_deletes:
+        files = ", ".join(_quote(path) for path in snapshot.files)
+        con.execute(f"CREATE VIEW {DATASET}.tile_labels AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    else:
+        con.register("snapshot_rows", snapshot.arrow_reader())
+        con.execute(f"CREATE TABLE {DATASET}.tile_labels AS SELECT * FROM snapshot_rows")
+        con.unregister("snapshot_rows")
     if events is not None:
         con.execute(f"CREATE VIEW {DATASET}.events AS SELECT * FROM read_parquet({_quote(events)})")
     for view in VIEWS:
@@ -184,7 +211,7 @@ def _param(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles query", description=__doc__.split("\n\n")[0])
     p.add_argument("name", help="query: the name of a file in infra/bigquery/ (alerts, latest_state, ...)")
-    p.add_argument("--scans", required=True, help="scan output prefix, local or gs://")
+    add_snapshot_arguments(p)
     p.add_argument("--events", help="a report's events.parquet, as planet_tiles.events (for zone_alerts)")
     p.add_argument("--param", action="append", default=[],
                    help="a query parameter, name=value (dates as YYYY-MM-DD); defaults: "
@@ -204,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise UserError(f"query {args.name} reads planet_tiles.events: give --events REPORT/events.parquet")
     params = dict(_param(p) for p in args.param)
     with spill_folder() as spill:
-        con = connect(args.scans, events=args.events, memory_limit=args.memory_limit, spill=spill)
+        con = connect(open_snapshot(args), events=args.events, memory_limit=args.memory_limit, spill=spill)
         for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
             for row in batch.to_pylist():
                 row.pop("geometry", None)

@@ -10,13 +10,15 @@ once in DuckDB, the map's tiles stream out in Arrow batches into small rasters
 (:mod:`pipelines.analysis.map_layers`). Alerts group into events (:mod:`pipelines.analysis.events`), each
 with before and after pictures (:mod:`pipelines.analysis.event_images`).
 
-Written to ``--output``: ``alerts.parquet`` / ``alerts.geojson``, ``events.parquet`` / ``events.geojson``
-(GeoParquet; BigQuery tables ``alerts`` and ``events``), ``events/*.png`` (``summary.json`` lists them; a
-re-run removes the ones of events it no longer shows), ``summary.json`` and
-``report.html``: one page, viewed without network: an interactive map (Leaflet, vendored into the page)
-with a layer per date and the events outlined, coverage, events with their pictures, zones, label
-areas, alerts and the model card (from ``--bundle``, else the bundle named in the latest scan's manifest).
-With ``--truth`` (GeoJSON of known change places), alerts are scored against it: precision (alerts
+Written to ``--output`` as one new version (``runs/<version>/``), which the folder's ``current.json`` (and,
+on local disks, the link ``current``) switches to once every file is written, so that two reports, or
+one killed midway, never leave files that disagree: ``alerts.parquet`` / ``alerts.geojson``,
+``events.parquet`` / ``events.geojson`` (GeoParquet; BigQuery tables ``alerts`` and ``events``),
+``events/*.png``, ``summary.json`` and ``report.html``: one page, viewed without network: an interactive
+map (Leaflet, vendored into the page) with a layer per date and the events outlined, coverage, events
+with their pictures, zones, label areas, alerts and the model card (from ``--bundle``, else the bundle
+of the newest scan commit). Every query reads one snapshot of the scans table (``--as_of``: an earlier
+one). With ``--truth`` (GeoJSON of known change places), alerts are scored against it: precision (alerts
 touching a place), recall (places touched by an alert) and recall among the places some judged tile saw on
 the last scan date.
 """
@@ -28,24 +30,25 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import re
 from collections.abc import Sequence
 
 import shapely
 from shapely.geometry import mapping, shape
 
-from pipelines.analysis import events, layout, queries, rules, schema
+from pipelines.analysis import events, queries, rules
 from pipelines.analysis.rules import Alert
-from planet_model import storage
-from planet_model.errors import UserError
+from pipelines.store import scans, schema
+from planet_core import logs, publishing, storage
+from planet_core.errors import RunFailed, UserError
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles report", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scans", required=True, help="scan output prefix (what scan's --output was), local or gs://")
-    p.add_argument("--output", required=True, help="folder for alerts and report.html, local or gs://")
+    queries.add_snapshot_arguments(p)
+    p.add_argument("--output", required=True, help="the report folder, local or gs:// (each run writes a new "
+                                                   "version and switches the folder to it; open current/report.html)")
     p.add_argument("--aoi", help="only this AOI (default: all under --scans)")
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
     p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
@@ -124,23 +127,71 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError(f"--min_event_ha {args.min_event_ha}: must be 0 or more")
 
 
+#: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files.
+CURRENT = "current.json"
+#: On local disks, a link to the current version's folder: open ``REPORT/current/report.html``.
+LINK = "current"
+
+
 def run(argv: Sequence[str] | None = None) -> dict:
-    """Write the alerts, events and the report; return the summary (also written as ``summary.json``)."""
+    """Write the alerts, events and the report as one new version of the report folder, switched to in one
+    step once every file is written; return the summary (also written as ``summary.json``, whose paths are
+    relative to the version's folder) with ``folder``: where the version is read (on local disks the link
+    ``REPORT/current``)."""
     args = build_parser().parse_args(argv)
     _check(args)
-    with queries.spill_folder() as spill:
-        return _run(args, spill)
+    snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
+    this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
+    _note_earlier_layout(args.output)
+    folder = publishing.begin(args.output, CURRENT, this_run, started)
+    try:
+        with queries.spill_folder() as spill:
+            summary, written = _write(args, snapshot, folder, spill, this_run)
+    except UserError:
+        publishing.abandon(args.output, CURRENT, this_run)
+        raise
+    except BaseException as error:
+        publishing.abandon(args.output, CURRENT, this_run)
+        if isinstance(error, Exception):
+            raise RunFailed.of(error, "report", f"the report in {args.output}") from error
+        raise
+    publishing.publish(args.output, CURRENT, this_run,
+                       {"started": started, "summary": summary,
+                        "files": [publishing.relative(args.output, path) for path in written]},
+                       switched=lambda _: _link(args.output, this_run))
+    where = storage.join(args.output, LINK) if "://" not in args.output else folder
+    return {**summary, "folder": where}
 
 
-def _run(args: argparse.Namespace, spill: str) -> dict:
+def _link(output: str, version: str) -> None:
+    """Point ``REPORT/current`` at the new version (a relative link, replaced atomically); local disks only."""
+    if "://" in output:
+        return
+    import os
+
+    temporary = os.path.join(output, f".{LINK}-{version}")
+    os.symlink(f"{publishing.RUNS}/{version}", temporary)
+    os.replace(temporary, os.path.join(output, LINK))
+
+
+def _note_earlier_layout(output: str) -> None:
+    """Reports before versions wrote their files straight into the folder: they are left alone (this tool
+    never deletes what no manifest of its lists), with a line saying where the report is now."""
+    if not storage.exists(storage.join(output, CURRENT)) and storage.exists(storage.join(output, "report.html")):
+        log.warning("%s: its report.html and the files beside it are an earlier report's, left as they are; the "
+                    "report is now %s", output, storage.join(output, LINK, "report.html"))
+
+
+def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa: ANN001
+           version: str) -> tuple[dict, list[str]]:
+    """Every file of report version ``version`` into ``folder``; the summary and the files' paths."""
     from pipelines.analysis import event_images, map_layers, report_page
     from planet_model import bundle as bundles
 
-    earlier_images = _images_written_before(args.output)
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
     places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
-    con = queries.connect(args.scans, args.aoi, materialize=True, memory_limit=args.memory_limit, spill=spill)
+    con = queries.connect(snapshot, materialize=True, memory_limit=args.memory_limit, spill=spill)
     dates = [d for (d,) in con.execute(f"SELECT DISTINCT scan_date FROM {queries.DATASET}.observations "
                                        "ORDER BY scan_date").fetchall()]
     if not dates:
@@ -150,11 +201,11 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
              for r in queries.run(con, "alerts", {**judging, "start_date": dates[0], "end_date": dates[-1],
                                                   "highest_probability": args.highest_probability})]
     grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
-    images = {} if args.no_images else event_images.write(grouped, event_images.scene_uris(args.scans), args.output)
+    images = {} if args.no_images else event_images.write(grouped, event_images.scene_uris(con), folder)
     grouped = [dataclasses.replace(e, before_image=images.get(e.event_id, {}).get("before"),
                                    after_image=images.get(e.event_id, {}).get("after")) for e in grouped]
 
-    files = {name: storage.join(args.output, name) for name in
+    files = {name: storage.join(folder, name) for name in
              ("alerts.parquet", "alerts.geojson", "events.parquet", "events.geojson", "summary.json", "report.html")}
     storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(_records(found, schema.ALERT_COLUMNS),
                                                                       schema.ALERT_COLUMNS))
@@ -171,7 +222,7 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
         seen = [bytes(g) for (g,) in queries.execute(con, "tile_states", judging, columns=("geometry",),
                                                      where=f"judged AND scan_date = DATE '{dates[-1]}'").fetchall()]
         scored = score(found, seen, places)
-    bundle_path = args.bundle or layout.latest_bundle(args.scans, args.aoi)
+    bundle_path = args.bundle or scans.latest_bundle(snapshot.warehouse, args.aoi, snapshot.snapshot_id)
     meta, figures = None, {}
     if bundle_path:
         meta = bundles.read_metadata(bundle_path)
@@ -187,45 +238,23 @@ def _run(args: argparse.Namespace, spill: str) -> dict:
     storage.write_text(files["report.html"], page)
     (rows, tiles), = con.execute(f"SELECT COUNT(*), COUNT(DISTINCT aoi || chr(31) || tile_id) "
                                  f"FROM {queries.DATASET}.tile_labels").fetchall()
+    pictures = sorted(path for sides in images.values() for path in sides.values() if path)
     summary = {
-        "scans": args.scans, "aois": sorted(r[0] for r in con.execute(
-            f"SELECT DISTINCT aoi FROM {queries.DATASET}.observations").fetchall()),
+        "version": version, "scans": args.scans, "scans_snapshot": snapshot.snapshot_id,
+        "scans_committed": snapshot.committed.isoformat() if snapshot.committed else None,
+        "aois": sorted(r[0] for r in con.execute(f"SELECT DISTINCT aoi FROM {queries.DATASET}.observations").fetchall()),
         "scan_dates": [d.isoformat() for d in dates], "rows": rows, "tiles": tiles, "alerts": len(found),
         "alerts_by_confidence": {level: sum(1 for a in found if a.confidence == level and a.status == "active")
                                  for level in rules.CONFIDENCE_LEVELS},
         "retracted": sum(1 for a in found if a.status == "retracted"), "events": len(grouped),
         "event_area_ha": round(sum(e.area_ha for e in grouped), 3),
         "bundle": bundle_path, "model_version": meta["version"] if meta else None, "truth": scored,
-        "files": {"alerts_parquet": files["alerts.parquet"], "alerts_geojson": files["alerts.geojson"],
-                  "events_parquet": files["events.parquet"], "events_geojson": files["events.geojson"],
-                  "report": files["report.html"]},
+        "files": {"alerts_parquet": "alerts.parquet", "alerts_geojson": "alerts.geojson",
+                  "events_parquet": "events.parquet", "events_geojson": "events.geojson", "report": "report.html"},
+        "images": pictures,
     }
-    written = sorted(path for sides in images.values() for path in sides.values() if path)
-    summary["images"] = written
     storage.write_text(files["summary.json"], json.dumps(summary, indent=2))
-    stale = [storage.join(args.output, path) for path in sorted(set(earlier_images) - set(written))]
-    storage.delete([path for path in stale if storage.exists(path)])
-    if stale:
-        log.info("removed %d event pictures of an earlier report that this one does not show", len(stale))
-    return summary
-
-
-def _images_written_before(output: str) -> list[str]:
-    """The event pictures an earlier report wrote into ``output``, from its ``summary.json``: a re-run
-    replaces the report, so pictures of events it no longer shows are removed once the new summary is
-    written. Only names of the form the report writes (``events/<id>-before.png``) count: nothing else in
-    the folder is touched."""
-    from pipelines.analysis.event_images import FOLDER
-
-    location = storage.join(output, "summary.json")
-    if not storage.exists(location):
-        return []
-    try:
-        listed = json.loads(storage.read_text(location)).get("images", [])
-    except (ValueError, AttributeError):  # not a summary this tool wrote: leave everything alone
-        return []
-    pattern = re.compile(rf"{FOLDER}/[0-9a-f]+-(before|after)\.png")
-    return [path for path in listed if isinstance(path, str) and pattern.fullmatch(path)]
+    return summary, [*files.values(), *(storage.join(folder, path) for path in pictures)]
 
 
 def _events_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
@@ -236,11 +265,11 @@ def _events_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logs.configure()
     summary = run(argv)
     print(json.dumps({k: summary[k] for k in ("scan_dates", "tiles", "alerts", "alerts_by_confidence", "events",
                                               "truth")}, default=str))
-    print(f"report: {summary['files']['report']}")
+    print(f"report: {storage.join(summary['folder'], summary['files']['report'])}")
 
 
 if __name__ == "__main__":

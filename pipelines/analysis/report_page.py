@@ -30,8 +30,8 @@ from shapely.geometry import mapping, shape
 from pipelines.analysis.events import Event
 from pipelines.analysis.map_layers import STATES, AoiMap
 from pipelines.analysis.rules import Alert
-from planet_model.errors import UserError
-from planet_model.labels import LAND_LABELS
+from planet_core.errors import UserError
+from planet_core.labels import LAND_LABELS
 
 LEAFLET_VERSION = "1.9.4"
 VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION}"
@@ -185,14 +185,15 @@ def _coverage(content: Content) -> str:
     rows = "".join(
         f"<tr><td>{_e(r['aoi'])}</td><td>{r['scan_date'].isoformat()}</td><td class='num'>{r['seen_tiles']}</td>"
         f"<td class='num'>{_pct(r['judged_share'])}</td><td class='num'>{_pct(r['obscured_share'])}</td>"
-        f"<td class='num'>{_pct(r['not_covered_share'])}</td>"
+        f"<td class='num'>{_pct(r['mask_unreadable_share'])}</td><td class='num'>{_pct(r['not_covered_share'])}</td>"
         f"<td class='num'>{alerts[(r['aoi'], r['scan_date'])]}</td></tr>" for r in content.coverage)
     return ("<p class='muted'>Share of each AOI's tiled area (every tile any scan of it saw) that a date's scenes "
             f"showed clearly enough to judge (cloud-free, and at least {content.min_clear_fraction:.0%} clear by "
-            "the UDM2 where there is one), that they showed obscured, and that no scene covered. No alerts on a "
-            "date with little judged area means little was seen, not that nothing happened.</p>"
+            "the UDM2 where there is one), that they showed obscured, that could not be judged because the scene's "
+            "cloud mask could not be read there, and that no scene covered. No alerts on a date with little judged "
+            "area means little was seen, not that nothing happened.</p>"
             "<table id='coverage'><tr><th>AOI</th><th>date</th><th>tiles seen</th><th>judged</th><th>obscured</th>"
-            f"<th>not covered</th><th>new alerts</th></tr>{rows}</table>")
+            f"<th>mask unreadable</th><th>not covered</th><th>new alerts</th></tr>{rows}</table>")
 
 
 def _picture(path: str | None, caption: str, scene: str) -> str:

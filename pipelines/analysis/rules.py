@@ -6,12 +6,15 @@ and a test runs each query in DuckDB on the same Parquet and compares: one analy
 Rules:
 
 - **Observation**: a scan row. A tile seen by several scenes on one scan date (scene overlaps) counts
-  once: its cloud-free rows first, then the largest ``clear_fraction`` (null counts as 1), the largest
-  ``valid_fraction``, the latest ``acquired``, the smallest ``scene_id``.
+  once: its cloud-free rows first, then rows whose cloud mask could be read, then the largest
+  ``clear_fraction`` (null counts as 1), the largest ``valid_fraction``, the latest ``acquired``, the
+  smallest ``scene_id``.
 - **Cloud-free**: an observation without ``cloudy`` (the ``clear`` weather label is a different thing:
   hazy and partly cloudy tiles are cloud-free here, since land shows through).
-- **Judged**: what change detection uses: a cloud-free observation whose UDM2 ``clear_fraction`` is at
-  least ``min_clear_fraction`` (:data:`MIN_CLEAR_FRACTION` unless given; a row without a mask passes).
+- **Judged**: what change detection uses: a cloud-free observation whose cloud mask could be read and whose
+  UDM2 ``clear_fraction`` is at least ``min_clear_fraction`` (:data:`MIN_CLEAR_FRACTION` unless given; a row
+  of a scene without a mask passes; one whose mask was there but unreadable, ``mask_status`` ``unreadable``,
+  is never judged).
   Other observations never confirm or clear an alert: a tile keeps its last judged state through them.
 - **Intact forest**: a cloud-free observation with ``primary`` and none of :data:`DISTURBANCE_LABELS`.
 - **Alert**: a judged observation with one or more disturbance labels whose tile's previous
@@ -38,7 +41,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from planet_model.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
+from pipelines.store.schema import MASK_UNREADABLE
+from planet_core.labels import DISTURBANCE_LABELS, LABELS, LAND_LABELS
 
 #: Below this share of clear pixels by the scene's UDM2, an observation is too cloudy to judge change
 #: (``--min_clear_fraction`` of report and the streaming scan; the ``min_clear_fraction`` query parameter).
@@ -61,6 +65,7 @@ class Observation:
     acquired: dt.datetime | None
     valid_fraction: float
     clear_fraction: float | None
+    mask_status: str
     labels: tuple[str, ...]
     probabilities: dict[str, float]
     geometry: bytes
@@ -72,9 +77,15 @@ class Observation:
     def cloud_free(self) -> bool:
         return "cloudy" not in self.labels
 
+    @property
+    def mask_readable(self) -> bool:
+        return self.mask_status != MASK_UNREADABLE
+
     def judged(self, min_clear_fraction: float = MIN_CLEAR_FRACTION) -> bool:
-        """Cloud-free, and clear enough by the UDM2 (when the scene had one) to confirm or clear an alert."""
-        return self.cloud_free and (self.clear_fraction is None or self.clear_fraction >= min_clear_fraction)
+        """Cloud-free, its mask readable, and clear enough by the UDM2 (when the scene had one) to confirm or
+        clear an alert."""
+        return self.cloud_free and self.mask_readable and (
+            self.clear_fraction is None or self.clear_fraction >= min_clear_fraction)
 
     @property
     def disturbance(self) -> tuple[str, ...]:
@@ -119,6 +130,7 @@ def observations(rows: Iterable[dict]) -> list[Observation]:
             aoi=row["aoi"], tile_id=row["tile_id"], scan_date=row["scan_date"], scene_id=row["scene_id"],
             acquired=row["acquired"], valid_fraction=float(row["valid_fraction"]),
             clear_fraction=None if row.get("clear_fraction") is None else float(row["clear_fraction"]),
+            mask_status=row["mask_status"],
             labels=tuple(row["labels"]),
             probabilities={name: float(row[f"p_{name}"]) for name in LABELS}, geometry=row["geometry"],
             lon=row["lon"], lat=row["lat"], area_m2=row["area_m2"])
@@ -132,7 +144,7 @@ def observations(rows: Iterable[dict]) -> list[Observation]:
 def _rank(obs: Observation) -> tuple:
     acquired = obs.acquired.timestamp() if obs.acquired else -math.inf
     clear = 1.0 if obs.clear_fraction is None else obs.clear_fraction
-    return (not obs.cloud_free, -clear, -obs.valid_fraction, -acquired, obs.scene_id)
+    return (not obs.cloud_free, not obs.mask_readable, -clear, -obs.valid_fraction, -acquired, obs.scene_id)
 
 
 def latest_state(obs: Sequence[Observation]) -> list[Observation]:

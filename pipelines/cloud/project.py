@@ -17,6 +17,8 @@ RESOURCE_SERVICES = {
     "google_bigquery_dataset": "bigquery.googleapis.com",
     "google_bigquery_dataset_iam_member": "bigquery.googleapis.com",
     "google_bigquery_table": "bigquery.googleapis.com",
+    "google_biglake_iceberg_catalog": "biglake.googleapis.com",
+    "google_biglake_iceberg_namespace": "biglake.googleapis.com",
     "google_service_account": "iam.googleapis.com",
     "google_service_account_iam_member": "iam.googleapis.com",
     "google_project_iam_member": "cloudresourcemanager.googleapis.com",  # the project's IAM policy
@@ -40,7 +42,10 @@ ROLES = {
         "roles/viewer": _FLEX_RUN,
         "roles/storage.objectAdmin": f"{_FLEX_RUN} (on the data and pipeline buckets: scans replace their partitions)",
         "roles/artifactregistry.reader": f"{_FLEX_RUN} (read access to the Flex Template image)",
-        "roles/bigquery.dataEditor": "streaming scans write rows and alerts (on the dataset)",
+        "roles/bigquery.dataEditor": "streaming scans write alerts (on the dataset)",
+        "roles/biglake.editor": "scans commit to their Iceberg table through the BigLake metastore Iceberg REST "
+                                "catalog (https://cloud.google.com/biglake/docs/blms-rest-catalog#required-roles; "
+                                "roles: https://cloud.google.com/biglake/docs/iam-roles)",
         "roles/pubsub.subscriber": "streaming scans read new-scene notifications (on the subscription)",
         "roles/pubsub.publisher": "streaming scans publish alerts (on the alerts topic)",
         "roles/pubsub.viewer": "Beam's Pub/Sub source checks the subscription",

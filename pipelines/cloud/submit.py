@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 
 from pipelines import PIPELINES
 from pipelines.cloud import templates
-from planet_model import storage
+from planet_core import storage
 
 LAUNCH_URL = "https://dataflow.googleapis.com/v1b3/projects/{project}/locations/{region}/flexTemplates:launch"
 SETTINGS = ("project", "region", "bucket", "data_bucket", "image", "template", "machine_type", "max_workers",
@@ -108,10 +108,11 @@ def load_region(regions_file: str, name: str) -> dict:
     return regions[name]
 
 
-def scheduled_flags(region: Mapping, name: str, data_bucket: str) -> list[str]:
-    """The scan flags of a region: its ``scan`` entries, ``{bucket}`` filled in, plus the AOI that
-    Terraform uploads (``gs://DATA_BUCKET/aois/NAME.geojson``) and ``--aoi_name NAME``."""
-    flags = [f"--{k}={str(v).replace('{bucket}', data_bucket)}" for k, v in region["scan"].items()]
+def scheduled_flags(region: Mapping, name: str, data_bucket: str, project: str) -> list[str]:
+    """The scan flags of a region: its ``scan`` entries, ``{bucket}`` and ``{project}`` filled in, plus the AOI
+    that Terraform uploads (``gs://DATA_BUCKET/aois/NAME.geojson``) and ``--aoi_name NAME``."""
+    flags = [f"--{k}={str(v).replace('{bucket}', data_bucket).replace('{project}', project)}"
+             for k, v in region["scan"].items()]
     return flags + [f"--aoi=gs://{data_bucket}/aois/{name}.geojson", f"--aoi_name={name}"]
 
 
@@ -183,7 +184,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
         region = load_region(args.regions, args.scheduled)
     conf = settings(args, region)
     if region is not None:
-        pipeline_argv = scheduled_flags(region, args.scheduled, conf.get("data_bucket") or conf["bucket"]) + pipeline_argv
+        pipeline_argv = scheduled_flags(region, args.scheduled, conf.get("data_bucket") or conf["bucket"],
+                                        conf["project"]) + pipeline_argv
     request = launch_request(args.pipeline, template_parameters(args.pipeline, pipeline_argv), conf)
     if args.dry_run:
         return {"dry_run": True, **request}

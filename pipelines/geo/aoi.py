@@ -18,7 +18,7 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.geo.grid import WGS84, reproject
-from planet_model import storage
+from planet_core import storage
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from pipelines.geo.grid import WGS84, Tile, reproject
-from planet_model.labels import LABEL_INDEX, LAND_LABELS
+from planet_core.labels import LABEL_INDEX, LAND_LABELS
 
 CLOUD_TAGS = ("cloudy", "partly_cloudy")
 

@@ -21,8 +21,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from planet_model import storage
-from planet_model.errors import UserError
+from planet_core import storage
+from planet_core.errors import UserError
 
 #: ``--cloud_mask``: ``auto`` uses a scene's UDM2 when there is one, ``udm2`` requires it, ``none`` ignores it.
 AUTO, UDM2, NONE = "auto", "udm2", "none"

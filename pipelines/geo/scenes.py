@@ -31,7 +31,7 @@ from rasterio.windows import Window
 from pipelines.geo import masks
 from pipelines.geo.grid import Tile, ground_pixel_m
 from pipelines.geo.masks import MaskError, MaskFractions
-from planet_model.errors import UserError
+from planet_core.errors import UserError
 from planet_model.records import ANALYTIC, DTYPES, SURFACE_REFLECTANCE, UNKNOWN, VISUAL
 
 #: GDAL lists a file's folder when it opens it, looking for sidecar files (.aux.xml, .ovr, .msk). Planet,
@@ -138,7 +138,7 @@ def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list
     A pattern that matches nothing is an error: a typo must not look like an empty region. A pattern
     passes over UDM2 masks (``*_udm2*.tif``), which lie beside their scenes and are read with them.
     """
-    from planet_model import storage
+    from planet_core import storage
 
     sources: list[SceneSource] = []
     for pattern in scenes:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import rasterio
 
-from planet_model.errors import UserError
+from planet_core.errors import UserError
 from planet_model.records import UNKNOWN
 
 #: Record band roles, in the order a band-per-file scene stacks them.

@@ -34,7 +34,7 @@ from shapely.geometry.base import BaseGeometry
 from pipelines.geo.grid import WGS84, NativeGrid, reproject
 from pipelines.geo.labelling import PolygonLabeller
 from pipelines.geo.masks import UDM2_BANDS
-from planet_model.labels import write_kaggle_csv
+from planet_core.labels import write_kaggle_csv
 from planet_model.records import SURFACE_REFLECTANCE
 
 CRS = "EPSG:32721"  # UTM 21S, the heart of the Brazilian Amazon
@@ -490,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from planet_model.errors import UserError
+    from planet_core.errors import UserError
 
     args = build_parser().parse_args(argv)
     scene_flags = {"size": 2048, "acquired": "2026-06-01T13:30:00+00:00"}

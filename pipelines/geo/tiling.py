@@ -15,9 +15,18 @@ from dataclasses import dataclass
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from pipelines.geo.grid import GRIDS, NATIVE, UTM, WEB_MERCATOR_QUAD, NativeGrid, Tile, UtmGrid, WebMercatorGrid, \
-    scene_footprint
 from pipelines.geo import masks
+from pipelines.geo.grid import (
+    GRIDS,
+    NATIVE,
+    UTM,
+    WEB_MERCATOR_QUAD,
+    NativeGrid,
+    Tile,
+    UtmGrid,
+    WebMercatorGrid,
+    scene_footprint,
+)
 from pipelines.geo.scenes import SceneReader, SceneSource, parse_band_order
 
 #: WebMercatorQuad's tiles are 256 px by definition (OGC TileMatrixSet).

@@ -1,49 +1,24 @@
-"""Every input item ends as written, skipped (with a reason) or failed (with a reason); every output file
-is owned by the manifest that lists it.
+"""Every input item ends as written, skipped (with a reason) or failed (with a reason).
 
 Pipelines emit one small *outcome* dict per item beside their real output. This module sums outcomes
-into the run's manifest and writes failures as ``errors-*.jsonl`` lines.
-
-Publishing a run's files is safe under crashes and concurrency:
-
-1. A run writes everything under ``<folder>/_staging/<run_id>/`` with names ending in ``.staged``: no
-   reader (``*.parquet``, ``chips-*.tfrecord``, BigQuery external tables) picks them up, and a killed
-   run leaves only such files, which a later run of the folder deletes once they are older than
-   :data:`STALE_HOURS`.
-2. When every file is complete, :class:`Publish` moves them into ``<folder>`` under their final names
-   and swaps the manifest to list them (:func:`planet_model.storage.swap`: a generation precondition on
-   Cloud Storage, a lock locally).
-3. It then deletes exactly the files the manifest it replaced listed: two concurrent runs of one folder
-   each delete only what they replaced, so the last to swap wins and never nobody, and files the tools
-   did not write are never touched. The only other files it deletes are its own kinds' (``part-*``,
-   ``chips-*``, ``errors-*``) that no manifest lists and that are older than :data:`STALE_HOURS`: what
-   a run killed between moving its files in and swapping the manifest left.
+into the run's summary (the counts a scan's commit carries as snapshot properties, a chip set's
+manifest) and writes failures as error lines. Whether a run may change its output at all is
+:func:`refusal`'s rule: a run that wrote nothing, or whose every item failed, changes nothing.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 import logging
-import posixpath
-import re
-import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 
-from planet_model import storage
-
 log = logging.getLogger(__name__)
 
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
-STAGING = "_staging"
-#: Suffix of a file not yet published: what readers never read.
-STAGED = ".staged"
-#: Staged files of another run older than this are what a killed run left; younger ones may be a
-#: concurrent run's, and are left alone.
-STALE_HOURS = 24
 #: The tagged output that carries outcomes beside each step's main output.
 OUTCOMES = "outcomes"
 
@@ -133,121 +108,44 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                 yield from keep(reader, read)
 
 
-def fail_if_all_failed(manifest: dict, what: str, folder: str) -> None:
-    """A run in which items were enumerated and every one failed is a failed run: exit 1 with the
-    commonest reasons (a partial failure is a success with error lines)."""
-    if manifest["enumerated"] and manifest["failed"] == manifest["enumerated"]:
-        reasons = sorted(manifest["failed_reasons"].items(), key=lambda kv: -kv[1])[:3]
-        errors = [p for p in manifest_paths(folder, manifest) if posixpath.basename(p).startswith("errors-")]
-        raise SystemExit(f"{what}: every one of {manifest['enumerated']} items failed; commonest reasons: "
-                         + "; ".join(f"{reason} ({n})" for reason, n in reasons)
-                         + f". The error lines are in {', '.join(errors)}")
-
-
 def _reason_key(reason: str) -> str:
     """Group reasons by their kind (the text before the first colon), so counts stay readable."""
     return reason.split(":", 1)[0].strip()
 
 
-def staging(folder: str, run_id: str) -> str:
-    """Where run ``run_id`` writes the files it will publish in ``folder``."""
-    return storage.join(folder, STAGING, run_id)
+def refusal(summary: dict, what: str, written: str = WRITTEN) -> str | None:
+    """Why a run must leave its output as it was, or None. A run that enumerated items and failed every one
+    is a failed run; so is a run that wrote nothing (no scene touched the AOI, every tile was skipped):
+    replacing good output with nothing is never what a run is for. A partial failure is a success with
+    error lines."""
+    enumerated, failed = summary["enumerated"], summary[FAILED]
+    reasons = sorted({**summary["failed_reasons"], **summary["skipped_reasons"]}.items(), key=lambda kv: -kv[1])[:3]
+    commonest = "; commonest reasons: " + "; ".join(f"{reason} ({n})" for reason, n in reasons) if reasons else ""
+    if enumerated and failed == enumerated:
+        return f"{what}: every one of {enumerated} items failed{commonest}"
+    if not summary[WRITTEN]:
+        if not enumerated:
+            return f"{what}: no tile to read (the scenes touch no tile of the area asked for); nothing was {written}"
+        return f"{what}: nothing was {written} ({summary[SKIPPED]} skipped, {failed} failed of {enumerated}){commonest}"
+    return None
 
 
 class Account(beam.PTransform):
-    """Outcomes -> staged ``errors-<run_id>-*.jsonl`` (failed items, and kept tiles whose UDM2 could not be
-    used), and a summary PCollection of one dict."""
+    """Outcomes -> error lines in the file ``errors_path`` (failed items, and kept tiles whose cloud mask
+    could not be read), and a summary PCollection of one dict."""
 
-    def __init__(self, folder: str, run_id: str) -> None:
+    def __init__(self, errors_path: str) -> None:
         super().__init__()
-        self.folder, self.run_id = folder, run_id
+        self.errors_path = errors_path
 
     def expand(self, outcomes: beam.PCollection) -> tuple[beam.PCollection, beam.PCollection]:
         errors = (
             outcomes
             | "OnlyFailures" >> beam.Filter(lambda o: o["status"] == FAILED or bool(o.get("mask_error")))
             | "ErrorLines" >> beam.Map(lambda o: json.dumps(o, sort_keys=True))
-            | "WriteErrors" >> beam.io.WriteToText(storage.join(staging(self.folder, self.run_id), f"errors-{self.run_id}"),
-                                                   file_name_suffix=".jsonl" + STAGED, num_shards=1)
+            | "WriteErrors" >> beam.io.WriteToText(self.errors_path, num_shards=1, shard_name_template="")
         )
         summary = outcomes | "Summarize" >> beam.CombineGlobally(SummarizeFn())
         return summary, errors
 
 
-class Publish(beam.DoFn):
-    """Moves a run's staged files into place, swaps the manifest to them, deletes what it replaced.
-
-    Runs once, after every output file is complete (their lists arrive as side inputs), so a failed run
-    never touches the previous good output. See the module docstring for why this is safe.
-    """
-
-    def __init__(self, folder: str, manifest_name: str, run_info: dict, written_as: str = WRITTEN) -> None:
-        self.folder, self.manifest_name, self.run_info = folder, manifest_name, run_info
-        self.written_as = written_as  # what "written" is called in this pipeline's manifest
-
-    def process(self, summary: dict, *staged_lists: list[str]) -> Iterable[dict]:
-        moves = [(path, storage.join(self.folder, posixpath.basename(path)[: -len(STAGED)]))
-                 for files in staged_lists for path in files]
-        storage.rename(moves)
-        # Names, not paths: a copied or moved folder's manifest still describes the folder it is in, and a
-        # later run never reaches outside it.
-        manifest = {**self.run_info, **summary, self.written_as: summary[WRITTEN],
-                    "files": sorted(posixpath.basename(final) for _, final in moves)}
-        text = json.dumps(manifest, indent=2).encode()
-        replaced = storage.swap(storage.join(self.folder, self.manifest_name), lambda _: text)
-        previous = json.loads(replaced) if replaced else {}
-        ours = set(manifest_paths(self.folder, manifest))
-        gone = [path for path in manifest_paths(self.folder, previous) if path not in ours and storage.exists(path)]
-        storage.delete(gone)
-        storage.delete_tree(staging(self.folder, self.run_info["run_id"]))
-        left = clear_stale_staging(self.folder) + clear_orphans(self.folder, sorted(ours), manifest["files"])
-        log.info("%s: published %d files, removed %d of the run it replaced (%s) and %d left by killed runs",
-                 self.folder, len(moves), len(gone), previous.get("run_id"), left)
-        yield {**manifest, "replaced_run": previous.get("run_id"), "files_removed": len(gone)}
-
-
-#: The name of a file a run publishes: ``<kind>-<run id>-<shard>-of-<shards><suffix>``, the run id being
-#: :func:`pipelines.steps.options.run_id`'s. Only such names can be a killed run's orphans.
-RUN_FILE = re.compile(r"^(?P<kind>[a-z]+)-\d{8}T\d{6}-[0-9a-f]{6}-\d{5}-of-\d{5}\.")
-
-
-def clear_orphans(folder: str, listed: Sequence[str], names: Sequence[str], hours: float = STALE_HOURS) -> int:
-    """Delete run files of this pipeline's kinds in ``folder`` that no manifest lists and that are older
-    than ``hours``: what a run killed while publishing moved in before it could swap the manifest. Only
-    names of the run-file form count (not another person's ``chips-notes.tfrecord``, nor the streaming
-    scan's ``part-stream-*`` files); the kinds (``part``, ``chips``, ``errors``) are those of ``names``."""
-    kinds = {match["kind"] for name in names if (match := RUN_FILE.match(name))}
-    cutoff = time.time() - hours * 3600
-    orphans = [path for path, modified in storage.modified(storage.join(folder, "*"))
-               if (match := RUN_FILE.match(posixpath.basename(path))) and match["kind"] in kinds
-               and path not in listed and modified < cutoff]
-    storage.delete(orphans)
-    return len(orphans)
-
-
-def manifest_paths(folder: str, manifest: dict) -> list[str]:
-    """The files a manifest in ``folder`` lists, as paths in ``folder``. Manifests list file names;
-    older ones listed full paths, of which only those inside ``folder`` are taken, so that no run ever
-    deletes outside the folder it writes."""
-    prefix = folder.rstrip("/") + "/"
-    paths = []
-    for entry in manifest.get("files", []):
-        if "/" not in entry:
-            paths.append(storage.join(folder, entry))
-        elif entry.startswith(prefix) and "/" not in entry[len(prefix):]:
-            paths.append(entry)
-    return paths
-
-
-def clear_stale_staging(folder: str, hours: float = STALE_HOURS) -> int:
-    """Delete what killed runs left in ``folder``'s staging area (runs whose newest file is older than
-    ``hours``); return how many runs were cleared."""
-    runs: dict[str, float] = {}
-    prefix = storage.join(folder, STAGING) + "/"
-    for path, modified in storage.modified(storage.join(folder, STAGING, "**")):
-        run = path[len(prefix):].split("/", 1)[0]
-        runs[run] = max(runs.get(run, 0.0), modified)
-    stale = [run for run, newest in runs.items() if newest < time.time() - hours * 3600]
-    for run in stale:
-        storage.delete_tree(storage.join(folder, STAGING, run))
-    return len(stale)

@@ -3,6 +3,11 @@
 Each tile (keyed by AOI and tile id) keeps its best observation per date in Beam state, which Dataflow
 checkpoints; new observations wait ``settle`` of event time so that scenes of one place arriving out of
 order are put in acquisition order before :func:`pipelines.analysis.rules.alerts` runs on the history.
+
+A stream that starts over a scans table that already holds observations (batch scans, an earlier stream)
+starts from them: :class:`ReadHistory` reads the table's current snapshot of the watched AOIs once, and a
+tile's first new row brings its history into its state, with the alerts that history already raised
+counted as emitted (they are the batch report's; the stream emits what changes from there).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateS
 from apache_beam.utils.timestamp import Duration
 
 from pipelines.analysis import rules
+from pipelines.store.catalog import Warehouse
+from planet_core.errors import UserError
 
 
 class TileAlerts(beam.DoFn):
@@ -33,6 +40,7 @@ class TileAlerts(beam.DoFn):
     PENDING = BagStateSpec("pending", PickleCoder())
     HISTORY = ReadModifyWriteStateSpec("history", PickleCoder())
     EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
+    SEEDED = ReadModifyWriteStateSpec("seeded", PickleCoder())
     SETTLE = TimerSpec("settle", TimeDomain.WATERMARK)
 
     def __init__(self, settle_minutes: float, min_clear_fraction: float = rules.MIN_CLEAR_FRACTION,
@@ -41,11 +49,25 @@ class TileAlerts(beam.DoFn):
         self.min_clear_fraction = min_clear_fraction
         self.highest_probability = highest_probability
 
-    def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
-                pending=beam.DoFn.StateParam(PENDING), settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
+    def process(self, keyed: tuple, known: dict, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
+                pending=beam.DoFn.StateParam(PENDING), history=beam.DoFn.StateParam(HISTORY),
+                emitted=beam.DoFn.StateParam(EMITTED), seeded=beam.DoFn.StateParam(SEEDED),
+                settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
+        """A new row waits for the settle timer; a tile's first one brings in what the table knew of it
+        (``known``: rows per ``aoi|tile_id`` from :class:`ReadHistory`)."""
+        if not seeded.read():
+            before = list(known.get(keyed[0], []))
+            if before:
+                history.write(before)
+                emitted.write({a.alert_id: (a.confidence, a.status) for a in self._alerts(rules.observations(before))})
+            seeded.write(True)
         pending.add(keyed[1])
         settle.set(timestamp + self.settle)
         return []
+
+    def _alerts(self, observations: list) -> list[rules.Alert]:
+        return rules.alerts(observations, min_clear_fraction=self.min_clear_fraction,
+                            highest_probability=self.highest_probability)
 
     @on_timer(SETTLE)
     def flush(self, pending=beam.DoFn.StateParam(PENDING), history=beam.DoFn.StateParam(HISTORY),  # noqa: ANN001
@@ -56,8 +78,7 @@ class TileAlerts(beam.DoFn):
         kept = {(o.scan_date, o.scene_id) for o in best}
         history.write([r for r in rows if (r["scan_date"], r["scene_id"]) in kept])
         states = dict(emitted.read() or {})
-        for alert in rules.alerts(best, min_clear_fraction=self.min_clear_fraction,
-                                  highest_probability=self.highest_probability):
+        for alert in self._alerts(best):
             state = (alert.confidence, alert.status)
             if states.get(alert.alert_id) != state:
                 states[alert.alert_id] = state
@@ -67,4 +88,29 @@ class TileAlerts(beam.DoFn):
 
 def keyed_by_tile(row: dict) -> tuple[str, dict]:
     """A row as :func:`pipelines.analysis.rules.observations` reads it, keyed by AOI and tile."""
-    return f"{row['aoi']}|{row['tile_id']}", {**row, "scan_date": dt.date.fromisoformat(row["scan_date"])}
+    return f"{row['aoi']}|{row['tile_id']}", row
+
+
+class ReadHistory(beam.DoFn):
+    """Once, at the stream's start: the rows of the watched AOIs in the scans table's current snapshot,
+    acquired no earlier than ``days`` before now, keyed as :func:`keyed_by_tile` keys them (a table not
+    made yet: nothing)."""
+
+    def __init__(self, warehouse: Warehouse, aois: Iterable[str], days: float) -> None:
+        self.warehouse, self.aois, self.days = warehouse, tuple(aois), days
+
+    def process(self, _: object) -> Iterator[tuple[str, dict]]:
+        from pipelines.store import scans
+
+        if not self.warehouse.exists():
+            return
+        since = dt.date.today() - dt.timedelta(days=self.days)
+        for aoi in self.aois:
+            try:
+                reader = scans.snapshot(self.warehouse, aoi).arrow_reader()
+            except UserError:  # no table yet: the stream starts from nothing
+                return
+            for batch in reader:
+                for row in batch.to_pylist():
+                    if row["scan_date"] >= since:
+                        yield keyed_by_tile(row)

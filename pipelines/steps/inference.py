@@ -23,6 +23,7 @@ from pyproj import Geod
 from pipelines.geo.masks import MaskFractions
 from pipelines.steps.accounting import OUTCOMES, WRITTEN, outcome
 from pipelines.steps.tiles import TileImage
+from pipelines.store import schema
 from planet_model import thresholds
 
 GEOD = Geod(ellps="WGS84")
@@ -74,6 +75,7 @@ class TileInfo:
     uri: str
     acquired: str | None
     geometry: bytes  # WKB, EPSG:4326
+    bbox: dict[str, float]  # the outline's bounds, EPSG:4326 (schema.bbox)
     lon: float
     lat: float
     area_m2: float
@@ -98,7 +100,7 @@ class DescribeTile(beam.DoFn):
         day = self.scan_date or acquisition_day(item.acquired)
         yield TileInfo(
             tile_id=item.tile.tile_id, scene_id=item.source.scene_id, uri=item.source.uri, acquired=item.acquired,
-            geometry=polygon.wkb, lon=polygon.centroid.x, lat=polygon.centroid.y,
+            geometry=polygon.wkb, bbox=schema.bbox(polygon), lon=polygon.centroid.x, lat=polygon.centroid.y,
             area_m2=abs(GEOD.geometry_area_perimeter(polygon)[0]), valid_fraction=item.valid_fraction,
             mask=item.mask, mask_error=item.mask_error, aoi=item.aoi or "", scan_date=day, scan_id=f"{item.aoi}:{day}:{self.version}",
             event_time=float(timestamp)), item.image
@@ -111,8 +113,8 @@ def acquisition_day(acquired: str | None) -> str:
 
 
 class ToRow(beam.DoFn):
-    """Model output -> a scan row (thresholds applied; ``aoi`` and ``scan_date`` included for the
-    streaming sinks, which write them; Parquet files leave them to the path) and a ``written`` outcome.
+    """Model output -> a scan row (thresholds applied; ``aoi`` and ``scan_date`` are columns of the row, and
+    the partition of the table it goes to) and a ``written`` outcome.
 
     The outcome says whether the tile is ``out_of_domain``: a band mean outside the 1st-99th percentile
     range of the bundle's training pixels. A model far outside its data fails silently; the manifest
@@ -146,23 +148,25 @@ class ToRow(beam.DoFn):
         # some CPU kernels) never changes a row: same inputs, same bundle, same output.
         probs = np.round(np.asarray(result.inference, dtype=np.float64), 6).astype(np.float32)
         acquired = dt.datetime.fromisoformat(tile.acquired).astimezone(dt.timezone.utc) if tile.acquired else None
-        yield {"tile_id": tile.tile_id, "scene_id": tile.scene_id, "scan_id": tile.scan_id, "acquired": acquired,
-               "geometry": tile.geometry, "lon": float(tile.lon), "lat": float(tile.lat),
-               "area_m2": float(tile.area_m2), "valid_fraction": float(tile.valid_fraction),
-               **mask_columns(tile.mask),
+        yield {"tile_id": tile.tile_id, "scene_id": tile.scene_id, "scene_uri": tile.uri, "scan_id": tile.scan_id,
+               "acquired": acquired, "geometry": tile.geometry, "bbox": tile.bbox, "lon": float(tile.lon),
+               "lat": float(tile.lat), "area_m2": float(tile.area_m2), "valid_fraction": float(tile.valid_fraction),
+               **mask_columns(tile.mask, tile.mask_error),
                **{f"p_{n}": float(p) for n, p in zip(self.labels, probs)},
                "labels": [n for n, on in zip(self.labels, thresholds.apply(probs[None], self.cut, self.weather_one)[0])
                           if on],
-               "model_version": self.version, "aoi": tile.aoi, "scan_date": tile.scan_date}
+               "model_version": self.version, "aoi": tile.aoi, "scan_date": dt.date.fromisoformat(tile.scan_date)}
         yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, tile.scene_id, tile.uri, tile.tile_id,
                                                          out_of_domain=self.out_of_domain(result.example),
                                                          mask_error=tile.mask_error))
 
 
-def mask_columns(mask: MaskFractions | None) -> dict[str, float | None]:
-    """The scan row's UDM2 columns (all null without a usable mask)."""
-    return {f"{name}_fraction": None if mask is None else float(getattr(mask, name))
-            for name in ("clear", "cloud", "shadow", "haze")}
+def mask_columns(mask: MaskFractions | None, error: str | None = None) -> dict[str, str | float | None]:
+    """The scan row's cloud mask columns: ``mask_status`` and the fractions (null unless the mask was read).
+    A tile whose mask exists but could not be read is ``unreadable``: the rules do not judge it."""
+    status = schema.MASK_READ if mask is not None else schema.MASK_UNREADABLE if error else schema.MASK_ABSENT
+    return {"mask_status": status, **{f"{name}_fraction": None if mask is None else float(getattr(mask, name))
+                                      for name in ("clear", "cloud", "shadow", "haze")}}
 
 
 class LabelTiles(beam.PTransform):

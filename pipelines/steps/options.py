@@ -65,11 +65,3 @@ def submitted_only(options) -> bool:  # noqa: ANN001 - PipelineOptions
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     return bool(options.view_as(GoogleCloudOptions).template_location)
-
-
-def run_id() -> str:
-    """A sortable id for one run: UTC time plus randomness, used in output file names."""
-    import datetime as dt
-    import secrets
-
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)

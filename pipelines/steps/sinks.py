@@ -1,4 +1,6 @@
-"""The streaming scan's sinks: windowed Parquet files in the scan layout, error lines, BigQuery rows.
+"""The streaming scan's sinks: windowed Parquet files (scan rows into the scans table's data folders,
+committed per window by :class:`pipelines.steps.commits.CommitWindows`; alert records), error lines,
+BigQuery rows.
 
 Unbounded output goes into fixed windows; each window pane of each partition becomes one file whose
 name is fixed by partition, window and pane, so a retried bundle rewrites it instead of adding one.
@@ -15,10 +17,12 @@ import apache_beam as beam
 from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
 from apache_beam.utils.timestamp import Duration
 
-from pipelines.analysis import layout, rules, schema
+from pipelines.analysis import rules
 from pipelines.steps.accounting import WRITTEN
 from pipelines.steps.notifications import LATENESS_DAYS
-from planet_model import storage
+from pipelines.store import scans, schema
+from pipelines.store.catalog import Warehouse
+from planet_core import storage
 
 
 def bigquery_row(row: dict) -> dict:
@@ -36,40 +40,50 @@ def alert_record(alert: rules.Alert) -> dict:
 
 
 class WriteWindowParquet(beam.DoFn):
-    """``(partition, rows)`` of one window pane -> one Parquet file (and, for scan rows, the partition's
-    streaming manifest, which names the bundle that made them)."""
+    """``(partition, rows)`` of one window pane -> one Parquet file at ``path(partition, pane name)`` (a name
+    fixed by partition, window and pane, so a retried bundle rewrites the same file)."""
 
-    def __init__(self, prefix: str, columns: Sequence[schema.Column],
-                 manifest: Callable[[str], tuple[str, str]] | None = None) -> None:
-        self.prefix, self.columns, self.manifest = prefix, tuple(columns), manifest
+    def __init__(self, path: Callable[[str, str], str], columns: Sequence[schema.Column]) -> None:
+        self.path, self.columns = path, tuple(columns)
 
     def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
                 pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
         partition, rows = grouped
         rows = sorted(rows, key=lambda r: (r.get("tile_id"), r.get("scene_id", ""), str(r.get("first_detected", ""))))
-        digest = hashlib.sha256(partition.encode()).hexdigest()[:8]
-        path = layout.stream_part(self.prefix, partition, _pane_name(window, pane), digest)
+        path = self.path(partition, _pane_name(window, pane))
         storage.write_bytes(path, schema.parquet_bytes(rows, self.columns))
-        if self.manifest is not None:
-            storage.write_text(*self.manifest(partition))
         yield path
 
 
 class WindowedFiles(beam.PTransform):
-    """Rows -> fixed windows -> one Parquet file per partition and window."""
+    """Rows -> fixed windows -> one Parquet file per partition and window pane (the files' paths out)."""
 
-    def __init__(self, prefix: str, columns: Sequence[schema.Column], partition: Callable[[dict], str],
-                 minutes: float, manifest: Callable[[str], tuple[str, str]] | None = None) -> None:
+    def __init__(self, columns: Sequence[schema.Column], partition: Callable[[dict], str],
+                 path: Callable[[str, str], str], minutes: float) -> None:
         super().__init__()
-        self.prefix, self.columns, self.partition, self.minutes = prefix, columns, partition, minutes
-        self.manifest = manifest
+        self.columns, self.partition, self.path, self.minutes = columns, partition, path, minutes
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         return (rows
                 | "Window" >> windows(self.minutes)
                 | "ByPartition" >> beam.Map(lambda r: (self.partition(r), r))
                 | "Group" >> beam.GroupByKey()
-                | "Write" >> beam.ParDo(WriteWindowParquet(self.prefix, self.columns, self.manifest)))
+                | "Write" >> beam.ParDo(WriteWindowParquet(self.path, self.columns)))
+
+
+def scan_file(warehouse: Warehouse) -> Callable[[str, str], str]:
+    """Where a window's scan rows of partition ``scan_date/aoi`` go: that partition's data folder."""
+    def path(partition: str, pane: str) -> str:
+        scan_date, aoi = partition.split("/", 1)
+        digest = hashlib.sha256(partition.encode()).hexdigest()[:8]
+        return storage.join(scans.data_folder(warehouse, scan_date, aoi), f"part-stream-{pane}-{digest}.parquet")
+
+    return path
+
+
+def alert_file(prefix: str) -> Callable[[str, str], str]:
+    """Where a window's alert records of one AOI go: ``PREFIX/aoi=A/part-<pane>.parquet``."""
+    return lambda partition, pane: storage.join(prefix, partition, f"part-{pane}.parquet")
 
 
 def windows(minutes: float) -> beam.WindowInto:
@@ -86,7 +100,7 @@ def _pane_name(window, pane) -> str:  # noqa: ANN001
 
 
 class WriteErrors(beam.DoFn):
-    """Failed and skipped outcomes of one window -> ``errors-stream-<window>.jsonl`` (and counters)."""
+    """Failed and skipped outcomes of one window -> ``PREFIX/stream-<window>.jsonl`` (and counters)."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -94,7 +108,7 @@ class WriteErrors(beam.DoFn):
     def process(self, grouped: tuple, window=beam.DoFn.WindowParam,  # noqa: ANN001
                 pane=beam.DoFn.PaneInfoParam) -> Iterator[str]:  # noqa: ANN001
         lines = sorted(json.dumps(o, sort_keys=True) for o in grouped[1])
-        path = storage.join(self.prefix, f"errors-stream-{_pane_name(window, pane)}.jsonl")
+        path = storage.join(self.prefix, f"stream-{_pane_name(window, pane)}.jsonl")
         storage.write_text(path, "\n".join(lines) + "\n")
         yield path
 

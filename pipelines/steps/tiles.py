@@ -53,7 +53,9 @@ class TileImage:
 class EnumerateTiles(beam.DoFn):
     """Scene -> :class:`TileTask` blocks for each AOI its footprint touches (or all its tiles: no AOIs).
 
-    A scene that cannot be opened is one failed item; one that touches no AOI is one skipped item.
+    A scene that cannot be opened is one failed item; one that touches no AOI is one skipped item; so is,
+    failed, a scene without a cloud mask when the spec skips tiles by their mask's clear fraction (its
+    tiles could not be screened, and keeping them all would pass cloudy ones off as clear).
     """
 
     def __init__(self, spec: TileSpec, aois: Sequence[Aoi] | None = None) -> None:
@@ -65,6 +67,11 @@ class EnumerateTiles(beam.DoFn):
                 acquired = reader.acquired
                 if reader.mask is not None:  # found once here, not again by every task's reader
                     source = dataclasses.replace(source, mask=reader.mask.uri)
+                elif self.spec.min_clear_fraction is not None and reader.mask_error is None:
+                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
+                        FAILED, source.scene_id, source.uri, reason=f"cloud mask: {source.uri} has no UDM2, so its "
+                        f"tiles cannot be screened by their clear fraction (--min_clear_fraction)"))
+                    return
                 if self.aois is None:
                     listed = [(None, self.spec.tiles(reader))]
                 else:

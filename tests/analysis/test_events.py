@@ -11,10 +11,13 @@ import pytest
 import shapely
 from shapely.geometry import box, mapping
 
-from pipelines.analysis import events, queries, report, schema
+from pipelines.analysis import events, queries, report
 from pipelines.analysis.rules import Alert, alert_id
 from pipelines.geo.grid import WebMercatorGrid
-from planet_model.errors import UserError
+from pipelines.store import schema
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
+from tests import tables
 
 D1 = dt.date(2026, 6, 1)
 GRID = WebMercatorGrid(14)
@@ -70,13 +73,13 @@ def test_zones_get_the_area_inside_them(tmp_path):
     # Half of the tile, by area on the ellipsoid: half the tile's own geodesic area.
     assert name == "west half" and ha == pytest.approx(events.geodesic_ha(tile) / 2, rel=1e-3)
     # zone_alerts.sql over the events table gives the same.
-    scans = tmp_path / "scans" / "scan_date=2026-06-01" / "aoi=a"
-    scans.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([], schema=schema.arrow_schema()), scans / "part-0.parquet")
+    row = {"tile_id": "t", "scene_id": "s", "acquired": None, "geometry": tile.wkb, "lon": 0.0, "lat": 0.0,
+           "area_m2": 1.0, "valid_fraction": 1.0, **{f"p_{n}": 0.0 for n in LABELS}, "labels": ["primary"]}
+    tables.write_scans(tmp_path / "scans", {("a", D1): [row]})
     path = tmp_path / "events.parquet"
     path.write_bytes(schema.parquet_bytes(report._records(found + [dataclasses.replace(found[0], event_id="e2")],
                                                           schema.EVENT_COLUMNS), schema.EVENT_COLUMNS))
-    con = queries.connect(str(tmp_path / "scans"), events=str(path))
+    con = tables.connect(tmp_path / "scans", events=str(path))
     assert queries.run(con, "zone_alerts") == [{"zone": "west half", "first_detected": D1, "events": 2,
                                                 "area_ha": pytest.approx(2 * ha)}]
 
@@ -97,16 +100,23 @@ def test_bad_zones_files_are_one_line_errors(tmp_path, content, message):
         events.read_zones(str(path))
 
 
-@pytest.mark.parametrize("columns, types", [(schema.FILE_COLUMNS, ["Polygon"]),
-                                            (schema.EVENT_COLUMNS, ["Polygon", "MultiPolygon"])])
-def test_parquet_files_carry_the_geoparquet_metadata_the_spec_asks_for(columns, types):
+BBOX_COVERING = {"bbox": {"xmin": ["bbox", "xmin"], "ymin": ["bbox", "ymin"], "xmax": ["bbox", "xmax"],
+                          "ymax": ["bbox", "ymax"]}}
+
+
+@pytest.mark.parametrize("columns, geometry", [
+    (schema.COLUMNS, {"geometry_types": ["Polygon"], "covering": BBOX_COVERING}),
+    (schema.EVENT_COLUMNS, {"geometry_types": ["Polygon", "MultiPolygon"]})])
+def test_parquet_files_carry_the_geoparquet_metadata_the_spec_asks_for(columns, geometry):
     """GeoParquet 1.1: a file key ``geo`` naming the primary geometry column, WKB encoding, the geometry
-    types that may occur (event outlines are unions of tiles), planar edges, and no ``crs`` (which means
-    OGC:CRS84, longitude/latitude)."""
+    types that may occur (event outlines are unions of tiles), planar edges, no ``crs`` (which means
+    OGC:CRS84, longitude/latitude), and for scan rows the ``bbox`` covering column."""
     import io
 
-    written = pq.read_schema(io.BytesIO(schema.parquet_bytes([], columns)))
+
+    data = io.BytesIO(schema.parquet_bytes([], columns))
+    written = pq.read_schema(data)
     assert json.loads(written.metadata[b"geo"]) == {
         "version": "1.1.0", "primary_column": "geometry",
-        "columns": {"geometry": {"encoding": "WKB", "geometry_types": types, "edges": "planar"}}}
+        "columns": {"geometry": {"encoding": "WKB", "edges": "planar", **geometry}}}
     assert written.field("geometry").type == pa.binary()

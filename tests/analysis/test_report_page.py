@@ -7,11 +7,10 @@ import json
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import morecantile
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 import rasterio
 import shapely
@@ -19,9 +18,10 @@ import shapely.affinity
 from PIL import Image
 from rasterio.transform import from_bounds
 
-from pipelines.analysis import events, map_layers, report, report_page, schema
+from pipelines.analysis import events, map_layers, report, report_page
 from pipelines.geo.grid import WebMercatorGrid
-from planet_model.labels import LABELS
+from planet_core.labels import LABELS
+from tests import tables
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
@@ -85,8 +85,8 @@ def test_report_renders_in_chromium(demo, chromium, tmp_path):
     """The demo's report: no errors, nothing fetched from outside, the map draws and zooms, and a click
     on an event opens its card with its two pictures."""
     summary = demo["report"]
-    page_path = summary["files"]["report"]
-    alerts = len(json.loads(open(summary["files"]["alerts_geojson"]).read())["features"])
+    page_path = Path(summary["folder"]) / summary["files"]["report"]
+    alerts = len(json.loads((Path(summary["folder"]) / summary["files"]["alerts_geojson"]).read_text())["features"])
     errors, remote = [], []
     p, browser, page = _open(page_path, chromium, errors, remote)
     try:
@@ -138,9 +138,9 @@ def _outline(r, c):
     return WebMercatorGrid(ZOOM).polygon_wgs84(ORIGIN.x + c, ORIGIN.y + r)
 
 
-def _row(r, c, labels, scene):
+def _row(r, c, labels, scene, uri):
     outline = _outline(r, c)
-    return {"tile_id": f"WebMercatorQuad/{ZOOM}/{ORIGIN.x + c}/{ORIGIN.y + r}", "scene_id": scene, "scan_id": "x",
+    return {"tile_id": f"WebMercatorQuad/{ZOOM}/{ORIGIN.x + c}/{ORIGIN.y + r}", "scene_id": scene, "scene_uri": uri,
             "acquired": None, "valid_fraction": 1.0, "clear_fraction": None, "labels": labels,
             **{f"p_{n}": 0.9 if n in labels else 0.05 for n in LABELS}, "geometry": outline.wkb,
             "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": events.geodesic_ha(outline) * 1e4,
@@ -174,12 +174,8 @@ def _hand_scans(tmp_path):
                     labels = ["clear", "primary", "agriculture"]
                 if date == D2 and (r, c) == CLOUD:
                     labels = ["cloudy"]
-                rows.append(_row(r, c, labels, scene))
-        folder = scans / f"scan_date={date.isoformat()}" / "aoi=hand"
-        folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
-        (folder / "_manifest.json").write_text(json.dumps({"scenes": {scene: {"written": 9}},
-                                                           "scene_uris": {scene: scenes[scene]}}))
+                rows.append(_row(r, c, labels, scene, scenes[scene]))
+        tables.write_scans(scans, {("hand", date): rows})
     zone = shapely.geometry.mapping(shapely.box(*_outline(*ALERT).bounds).buffer(0.001))
     (tmp_path / "zones.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"name": TAG}, "geometry": zone}]}))
@@ -193,7 +189,7 @@ def _look(chromium, tmp_path):
     out = tmp_path / "report"
     report.run(["--scans", str(scans), "--output", str(out), "--zones", str(tmp_path / "zones.geojson")])
     errors, remote = [], []
-    p, browser, page = _open(out / "report.html", chromium, errors, remote)
+    p, browser, page = _open(out / "current" / "report.html", chromium, errors, remote)
     try:
         maps = {}
         for date in (D1, D2):
@@ -290,23 +286,31 @@ def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broke
         _check(_look(chromium, tmp_path))
 
 
-def test_a_rerun_replaces_the_event_pictures(tmp_path):
-    """A re-run replaces the report: pictures of an event it no longer shows go, files it never wrote stay."""
+def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
+    """A re-run is a new version, switched to in one step: the earlier version's files go (pictures of an
+    event it no longer shows among them); files it never wrote stay."""
     scans = _hand_scans(tmp_path)
     out = tmp_path / "report"
     first = report.run(["--scans", str(scans), "--output", str(out)])
-    pictures = sorted(str(p.relative_to(out)) for p in (out / "events").iterdir())
+    old = (out / "current").resolve()
+    pictures = sorted(str(p.relative_to(old)) for p in (old / "events").iterdir())
     assert first["events"] == 1 and first["images"] == pictures and len(pictures) == 2
-    (out / "events" / "notes.txt").write_text("an analyst's own file")
+    (old / "events" / "notes.txt").write_text("an analyst's own file")
+    (out / "notes.txt").write_text("another")
     # The field turns out to be forest after all: the second date's partition is rewritten without it.
-    (part,) = (scans / f"scan_date={D2.isoformat()}" / "aoi=hand").glob("*.parquet")
-    rows = pq.read_table(part).to_pylist()
+    rows = [r for r in tables.read_rows(scans) if r["scan_date"] == D2]
     alert_tile = f"WebMercatorQuad/{ZOOM}/{ORIGIN.x + ALERT[1]}/{ORIGIN.y + ALERT[0]}"
     for row in rows:
         if row["tile_id"] == alert_tile:
             row["labels"] = ["clear", "primary"]
             row["p_agriculture"] = 0.05
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), part)
+    tables.write_scans(scans, {("hand", D2): rows})
     second = report.run(["--scans", str(scans), "--output", str(out)])
-    assert second["events"] == 0 and second["images"] == []
-    assert sorted(p.name for p in (out / "events").iterdir()) == ["notes.txt"]
+    new = (out / "current").resolve()
+    assert second["events"] == 0 and second["images"] == [] and new != old
+    assert sorted(p.name for p in new.iterdir()) == ["alerts.geojson", "alerts.parquet", "events.geojson",
+                                                    "events.parquet", "report.html", "summary.json"]
+    assert [p.name for p in old.rglob("*") if p.is_file()] == ["notes.txt"], "the old version's own files went"
+    assert (out / "notes.txt").read_text() == "another"
+    manifest = json.loads((out / "current.json").read_text())
+    assert manifest["run_id"] == second["version"] and manifest["runs"] == {}

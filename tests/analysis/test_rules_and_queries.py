@@ -8,13 +8,13 @@ import datetime as dt
 import hashlib
 import math
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from shapely.geometry import box
 
-from pipelines.analysis import layout, queries, rules, schema
-from planet_model.labels import LABELS
+from pipelines.analysis import queries, rules
+from pipelines.store import schema
+from planet_core.labels import LABELS
+from tests import tables
 
 D1, D2, D3, D4 = dt.date(2026, 6, 1), dt.date(2026, 6, 15), dt.date(2026, 7, 1), dt.date(2026, 7, 15)
 
@@ -82,12 +82,8 @@ SCANS = {
 
 
 def _write_scans(prefix, scans):
-    """Write ``{(aoi, date): rows}`` under ``prefix`` as scan partitions; the prefix as a string."""
-    for (aoi, date), rows in scans.items():
-        folder = prefix / f"scan_date={date.isoformat()}" / f"aoi={aoi}"
-        folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema.arrow_schema()), folder / "part-0.parquet")
-    return str(prefix)
+    """Commit ``{(aoi, date): rows}`` to the scans table under ``prefix``; the prefix as a string."""
+    return tables.write_scans(prefix, scans)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +92,7 @@ def constructed(tmp_path_factory):
 
 
 def test_rules_on_constructed_rows(constructed):
-    obs = rules.observations(layout.read_table(constructed).to_pylist())
+    obs = rules.observations(tables.read_rows(constructed))
     found = {(a.aoi, a.tile_id): a for a in rules.alerts(obs) if a.aoi != "xingu"}
     # Cloudy in between: the tile keeps its last cloud-free state, the alert dates from it.
     assert (found[("amazonas", "T1")].before_date, found[("amazonas", "T1")].first_detected) == (D1, D3)
@@ -145,7 +141,7 @@ def _lifecycle(found):
 
 def test_alert_lifecycle_on_constructed_rows(constructed):
     """Each expected state is worked out by hand from the rows in SCANS (xingu)."""
-    obs = rules.observations(layout.read_table(constructed).to_pylist())
+    obs = rules.observations(tables.read_rows(constructed))
     assert _lifecycle(rules.alerts(obs)) == {
         # Confirmed on D3, agriculture at 0.97 then 0.95: both at least 0.9.
         ("T40", D2): ("highest", D3, "active", None),
@@ -196,8 +192,8 @@ def _same(python_rows, sql_rows, key):
 
 
 def test_sql_and_python_agree(scans):
-    obs = rules.observations(layout.read_table(scans).to_pylist())
-    con = queries.connect(scans)
+    obs = rules.observations(tables.read_rows(scans))
+    con = tables.connect(scans)
     dates = sorted({o.scan_date for o in obs})
 
     cases = [(dates[0], dates[-1], {}), (dates[-1], dates[-1], {}), (dates[0], dates[-1], {"min_clear_fraction": 0.4}),
@@ -223,7 +219,7 @@ def test_sql_and_python_agree(scans):
 
 def test_coverage_and_tile_states_on_constructed_rows(constructed):
     """Worked out by hand from SCANS: amazonas has tiles T1..T9 (area 1e6 + n m2 each)."""
-    con = queries.connect(constructed)
+    con = tables.connect(constructed)
     coverage = {(r["aoi"], r["scan_date"]): r for r in queries.run(con, "coverage")}
     area = {n: 1.0e6 + n for n in range(1, 10)}
     total = sum(area.values())
@@ -263,7 +259,7 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
 
     params = ["--param", f"start_date={D1}", "--param", f"end_date={D4}"]
     expected = [{k: v for k, v in row.items() if k != "geometry"} for row in
-                queries.run(queries.connect(constructed), "alerts", {"start_date": D1, "end_date": D4})]
+                queries.run(tables.connect(constructed), "alerts", {"start_date": D1, "end_date": D4})]
     assert len(expected) >= 5
     for limit in ("1GB", "64MB"):
         main(["query", "alerts", "--scans", constructed, *params, "--memory_limit", limit])
@@ -278,7 +274,7 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
 def _both_engines(tmp_path, scans):
     """Write ``{(aoi, date): rows}`` as scan partitions; the Python observations and a DuckDB connection."""
     prefix = _write_scans(tmp_path, scans)
-    return rules.observations(layout.read_table(prefix).to_pylist()), queries.connect(prefix)
+    return rules.observations(tables.read_rows(prefix)), tables.connect(prefix)
 
 
 def test_the_edges_of_the_alert_rules_by_hand(tmp_path):

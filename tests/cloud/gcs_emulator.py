@@ -1,7 +1,7 @@
 """A real Cloud Storage API server on localhost (the ``gcp-storage-emulator`` package), and the settings that
 point each storage layer at it.
 
-- The ``google-cloud-storage`` client (our :mod:`planet_model.storage` swaps, and Beam's ``gs://``
+- The ``google-cloud-storage`` client (our :mod:`planet_core.storage` swaps, and Beam's ``gs://``
   filesystem, which is built on it) reads ``STORAGE_EMULATOR_HOST``.
 - GDAL's ``/vsigs/`` (rasterio opening ``gs://`` scenes) reads ``CPL_GS_ENDPOINT``; ``GS_NO_SIGN_REQUEST``
   stops it looking for credentials. GDAL takes its configuration options from the environment too, so

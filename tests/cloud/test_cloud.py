@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from pipelines import PIPELINES
-from pipelines.analysis import schema
 from pipelines.cloud import submit, templates
+from pipelines.store import schema
+from pipelines.store.catalog import NAMESPACE
 from tests.cloud.terraform import resources, unquote
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -69,7 +70,7 @@ def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, 
 
     streaming = dry_run("stream", "--project", "p", "--region", "us-central1", "--bucket", "b", "--",
                         "--subscription", "projects/p/subscriptions/new-scenes", "--regions", "gs://b/regions.yaml",
-                        "--bundle", "gs://b/bundles/v4", "--bigquery_table", "p:planet_tiles.tile_labels")
+                        "--bundle", "gs://b/bundles/v4", "--output", "gs://b/scans", "--catalog", "biglake:p")
     launch = streaming["body"]["launchParameter"]
     assert launch["containerSpecGcsPath"] == "gs://b/templates/stream.json"
     assert launch["environment"]["enableStreamingEngine"] is True
@@ -99,7 +100,8 @@ def test_every_region_is_a_valid_scan():
                           "--data_bucket", "data", "--scheduled", name, "--regions", str(INFRA / "regions.yaml"))
         params = request["body"]["launchParameter"]["parameters"]
         assert params["aoi"] == f"gs://data/aois/{name}.geojson" and params["aoi_name"] == name
-        assert all("{bucket}" not in v for v in params.values())
+        assert all("{bucket}" not in v and "{project}" not in v for v in params.values())
+        assert params["catalog"] == "biglake:p" and params["output"].startswith("gs://data/")
         assert region["aoi"]["type"] in ("Polygon", "MultiPolygon")
         assert len(region["schedule"].split()) == 5
 
@@ -124,12 +126,18 @@ def test_terraform_has_a_job_per_region_and_the_generated_schemas():
     assert "flexTemplates:launch" in body and "oauth_token" in body
 
     tables = {name: body for (kind, name), body in found.items() if kind == "google_bigquery_table"}
-    assert "../bigquery/tile_labels.schema.json" in tables["tile_labels"]["schema"]
     assert "../bigquery/alerts.schema.json" in tables["alerts"]["schema"]
-    assert tables["tile_labels"]["clustering"] == ['"aoi"', '"tile_id"']
-    assert tables["tile_labels"]["time_partitioning"][0]["field"] == '"scan_date"'
-    external = tables["tile_labels_external"]["external_data_configuration"][0]
-    assert external["parquet_options"][0]["enable_list_inference"] is True
+    assert "../bigquery/events.schema.json" in tables["events"]["schema"]
+    # The scans: the data bucket's BigLake Iceberg catalog and the code's namespace; the dataset's view over
+    # the table, made once the table exists, reads it by its four-part name.
+    catalog = found[("google_biglake_iceberg_catalog", "scans")]
+    assert (catalog["name"], catalog["catalog_type"]) == ("${google_storage_bucket.data.name}", '"CATALOG_TYPE_GCS_BUCKET"')
+    namespace = found[("google_biglake_iceberg_namespace", "tiles")]
+    assert namespace["namespace_id"] == f'"{NAMESPACE}"'
+    view = tables["tile_labels"]
+    assert view["count"] == "${var.scans_table_exists ? 1 : 0}" and view["view"][0]["use_legacy_sql"] is False
+    assert view["view"][0]["query"].endswith(".${google_biglake_iceberg_namespace.tiles.namespace_id}.tile_labels`\"")
+    assert "tile_labels_external" not in tables
     accounts = {name for kind, name in found if kind == "google_service_account"}
     assert accounts == {"worker", "launcher", "scheduler"}
     assert not any('"roles/owner"' in str(b) or '"roles/editor"' in str(b) for b in found.values())
@@ -183,6 +191,9 @@ def ddl_structure(text: str) -> dict:
 
 def test_bigquery_ddl_has_the_schema_definitions_columns_partitioning_and_clustering():
     for name, table in schema.TABLES.items():
+        if table.iceberg:
+            continue
+
         def kind(c):
             if c.type == "RECORD_LIST":
                 return f"ARRAY<STRUCT<{', '.join(f'{n} {schema.BIGQUERY_TYPES[t]}' for n, t in c.fields)}>>"
@@ -199,46 +210,43 @@ def test_bigquery_ddl_has_the_schema_definitions_columns_partitioning_and_cluste
         ddl_structure("CREATE TABLE foo bar baz qux")  # what the old check let through
 
 
-def test_external_table_ddl_is_generated_with_the_paths_partition_keys():
-    from pipelines.analysis import layout
+def test_the_scans_view_reads_the_iceberg_table_by_its_four_part_name():
+    """BigQuery names a BigLake Iceberg table project.catalog.namespace.table; the view gives it the dataset
+    name the queries use, and parses as BigQuery SQL."""
+    import sqlglot
+    from sqlglot import exp
 
-    text = (INFRA / "bigquery" / "ddl_tile_labels_external.sql").read_text()
-    assert text == schema.external_ddl()
-    keys = re.search(r"WITH PARTITION COLUMNS \((.*?)\)", text, flags=re.S).group(1)
-    assert [tuple(k.split()) for k in keys.strip().split(",\n")] == list(layout.PARTITION_KEYS)
+    text = (INFRA / "bigquery" / "ddl_tile_labels.sql").read_text()
+    assert text == schema.ddl("tile_labels")
+    create = sqlglot.parse_one(text, read="bigquery")
+    assert isinstance(create, exp.Create) and create.kind == "VIEW"
+    assert create.this.sql("bigquery") == f"{schema.DATASET}.tile_labels"
+    (source,) = list(create.expression.find_all(exp.Table))
+    assert [source.catalog, source.db, source.name] == ["PROJECT.DATA_BUCKET", NAMESPACE, "tile_labels"] or \
+        source.sql("bigquery") == f"`PROJECT.DATA_BUCKET.{NAMESPACE}.tile_labels`"
 
 
 def test_bigquery_schema_files_match_the_code():
     folder = INFRA / "bigquery"
-    checked_in = json.loads((folder / "tile_labels.schema.json").read_text())
-    assert checked_in == schema.bigquery_schema()
-    assert {c["name"] for c in checked_in} == {c.name for c in schema.COLUMNS}
+    assert not (folder / "tile_labels.schema.json").exists(), "BigQuery reads the scans' schema from Iceberg"
     assert json.loads((folder / "alerts.schema.json").read_text()) == schema.bigquery_schema(schema.ALERT_COLUMNS)
     events = json.loads((folder / "events.schema.json").read_text())
     assert events == schema.bigquery_schema(schema.EVENT_COLUMNS)
     zones = next(c for c in events if c["name"] == "zones")
     assert (zones["type"], zones["mode"], [f["name"] for f in zones["fields"]]) == ("RECORD", "REPEATED",
                                                                                    ["name", "area_ha"])
-    clear = next(c for c in checked_in if c["name"] == "clear_fraction")
-    assert (clear["type"], clear["mode"]) == ("FLOAT64", "NULLABLE")
-    labels = next(c for c in checked_in if c["name"] == "labels")
+    labels = next(c for c in schema.bigquery_schema() if c["name"] == "labels")
     assert (labels["type"], labels["mode"]) == ("STRING", "REPEATED")
 
 
 def test_schema_command_writes_exactly_the_checked_in_files(tmp_path, capsys):
-    import pyarrow.parquet as pq
-
     schema.main([str(tmp_path)])
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(line.rsplit("/", 1)[1] for line in capsys.readouterr().out.split())
     for name in written:
-        if name.endswith(".parquet"):
-            assert pq.read_schema(tmp_path / name) == pq.read_schema(INFRA / "bigquery" / name)
-            assert pq.read_metadata(tmp_path / name).num_rows == 0
-        else:
-            assert (tmp_path / name).read_text() == (INFRA / "bigquery" / name).read_text(), name
-    assert set(written) >= {"tile_labels.schema.json", "alerts.schema.json", "ddl_tile_labels.sql", "ddl_alerts.sql",
-                            "ddl_tile_labels_external.sql", schema.REFERENCE_FILE}
+        assert (tmp_path / name).read_text() == (INFRA / "bigquery" / name).read_text(), name
+    assert set(written) == {"alerts.schema.json", "events.schema.json", "ddl_tile_labels.sql", "ddl_alerts.sql",
+                            "ddl_events.sql"}
 
 
 def test_schema_command_takes_its_folder_from_the_command_line_else_infra_bigquery(tmp_path, monkeypatch):

@@ -131,16 +131,6 @@ def test_service_account_roles_are_the_documented_ones_and_no_more():
     assert not any(role in ("roles/owner", "roles/editor") for roles in granted.values() for role in roles)
 
 
-def test_the_external_table_needs_no_scan_to_exist():
-    found = resources(INFRA / "terraform")
-    config = found[("google_bigquery_table", "tile_labels_external")]["external_data_configuration"]
-    config = config[0] if isinstance(config, list) else config
-    assert config["autodetect"] is False and "tile_labels_schema" in config["reference_file_schema_uri"]
-    schema_object = found[("google_storage_bucket_object", "tile_labels_schema")]
-    assert "scans/" not in text(schema_object["name"])
-    assert text(schema_object["source"]).endswith("tile_labels.reference.parquet")
-
-
 #: The flags of each command the README runs, as Google's reference documents them (gcloud reference
 #: pages for dataflow flex-template run/build, ai custom-jobs create, auth configure-docker, dataflow jobs
 #: drain; bq command-line tool reference for load and query), plus gcloud's global flags.

@@ -1,16 +1,22 @@
 """Every ``gs://`` path of the product against a real Cloud Storage API server on localhost
-(:mod:`tests.cloud.gcs_emulator`): the storage layer, chip, a bundle, and scan, with Beam's GCS
-filesystem and GDAL's ``/vsigs/`` doing the reads and writes. The layers that cannot be pointed at an
-emulator (TensorFlow's GCS filesystem, used by training; pyarrow's GCS client and DuckDB's httpfs, used
-by report and query) are named in the README, with why."""
+(:mod:`tests.cloud.gcs_emulator`): the storage layer, chip, a bundle, scan into a scans table whose
+files are in the bucket (committed by a SQL catalog, read back through pyiceberg's gcsfs file IO), and a
+query of it, with Beam's GCS filesystem and GDAL's ``/vsigs/`` doing the scene reads. The one layer that
+cannot be pointed at an emulator (TensorFlow's GCS filesystem, used by training) is named in the README,
+with why."""
 
+import contextlib
+import io
 import json
 
 import pytest
 
 from pipelines import chip, scan
+from pipelines.analysis import queries
 from pipelines.geo import synthetic
-from planet_model import storage
+from pipelines.store import scans
+from pipelines.store.catalog import Warehouse
+from planet_core import storage
 from tests.cloud import gcs_emulator
 from tests.conftest import RUNNER
 
@@ -63,7 +69,7 @@ def test_chip_and_scan_with_every_path_on_cloud_storage(gcs, uploaded, simple_bu
     assert (manifest["enumerated"], manifest["written"], manifest["failed"]) == (8, 8, 0)
     published = json.loads(storage.read_text(f"{prefix}/chips/{chip.MANIFEST}"))
     assert published["files"] and all(gcs.names(f"chips/{name}") for name in published["files"])
-    assert not gcs.names("chips/_staging/")  # staged files moved into place and the staging area cleared
+    assert set(gcs.names("chips/")) == {"chips/manifest.json", *(f"chips/{name}" for name in published["files"])}
 
     # Training reads records and writes its checkpoints through TensorFlow's own GCS filesystem, which
     # talks only to the real Cloud Storage (README): the session's trained bundle goes up as a user's would.
@@ -73,16 +79,21 @@ def test_chip_and_scan_with_every_path_on_cloud_storage(gcs, uploaded, simple_bu
     aoi = tmp_path / "xingu.geojson"
     aoi.write_text(json.dumps(json.loads((uploaded["folder"] / "truth.geojson").read_text())["features"][0]))
     region = gcs.upload(aoi, "aois/xingu.geojson")
-    out = f"{prefix}/scans"
-    manifest = scan.run([*RUNNER, "--aoi", region, "--scenes", f"{uploaded['prefix']}/*.tif",
+    out, catalog = f"{prefix}/scans", f"sqlite:///{tmp_path}/catalog.db"
+    manifest = scan.run([*RUNNER, "--aoi", region, "--scenes", f"{uploaded['prefix']}/*.tif", "--catalog", catalog,
                          "--bundle", f"{prefix}/bundle", "--output", out, "--scan_date", "2026-06-01"])
     assert manifest["inferred"] > 0 and manifest["failed"] == 0 and manifest["mask_errors"] == 0
-    parts = [n for n in gcs.names("scans/scan_date=2026-06-01/aoi=xingu/") if n.split("/")[-1].startswith("part-")]
-    local = [gcs.download(name, tmp_path / name) for name in parts]
-    import pyarrow.parquet as pq
-
-    rows = [r for path in local for r in pq.read_table(path).to_pylist()]
+    snapshot = scans.snapshot(Warehouse(out, catalog))
+    assert snapshot.files and all(f.startswith(f"{out}/tile_labels/data/scan_date=2026-06-01/aoi=xingu/")
+                                  for f in snapshot.files)
+    assert all(gcs.names(f[len(prefix) + 1:]) for f in snapshot.files), "the data files are in the bucket"
+    rows = snapshot.arrow_reader().read_all().to_pylist()
     assert len(rows) == manifest["inferred"] and all(r["clear_fraction"] is not None for r in rows)
+    # `query` reads the same snapshot from the bucket (through pyiceberg's reader: no DuckDB extension).
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        queries.main(["latest_state", "--scans", out, "--catalog", catalog])
+    assert len(printed.getvalue().splitlines()) == len({r["tile_id"] for r in rows})
 
 
 def test_an_unreachable_object_is_an_error_line_and_the_job_goes_on(gcs, uploaded, tmp_path):
@@ -92,6 +103,7 @@ def test_an_unreachable_object_is_an_error_line_and_the_job_goes_on(gcs, uploade
     manifest = chip.run([*RUNNER, "--scenes", good, missing, "--output", f"{prefix}/partly"])
     assert manifest["scenes"]["gone"] == {"written": 0, "skipped": 0, "failed": 1}
     assert manifest["written"] == 4
-    [errors] = [n for n in gcs.names("partly/") if n.split("/")[-1].startswith("errors-")]
-    [line] = [json.loads(x) for x in storage.read_text(f"{prefix}/{errors}").splitlines()]
+    [errors] = [n for n in json.loads(storage.read_text(f"{prefix}/partly/{chip.MANIFEST}"))["files"]
+                if n.endswith("errors.jsonl")]
+    [line] = [json.loads(x) for x in storage.read_text(f"{prefix}/partly/{errors}").splitlines()]
     assert line["uri"] == missing and "cannot open" in line["reason"]

@@ -6,7 +6,7 @@ import rasterio
 from rasterio.enums import ColorInterp
 
 from pipelines.geo import synthetic
-from planet_model.labels import WEATHER_LABELS, read_kaggle_csv
+from planet_core.labels import WEATHER_LABELS, read_kaggle_csv
 
 
 def _digest(path):

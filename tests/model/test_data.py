@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from planet_model import data, labels, records
+from planet_core import labels
+from planet_model import data, records
 
 
 def write(path, chips):
@@ -51,8 +52,8 @@ def test_train_names_unlabelled_or_mixed_chip_files_in_one_line(tmp_path, capsys
         for name, chips in files:
             write(tmp_path / folder / name, chips)
         with pytest.raises(SystemExit) as stopped:
-            main(["train", "--data", str(tmp_path / folder), "--output", str(tmp_path / f"{folder}-bundle"),
-                  "--arch", "simple_cnn"])
+            main(["train", "--data", str(tmp_path / folder / "*.tfrecord"), "--output",
+                  str(tmp_path / f"{folder}-bundle"), "--arch", "simple_cnn", "--weights", "none"])
         err = capsys.readouterr().err.strip().splitlines()
         assert stopped.value.code == 2 and len(err) == 1, err
-        assert err[0].startswith(f"planet-tiles train: --data {tmp_path / folder}: ") and message in err[0]
+        assert err[0].startswith(f"planet-tiles train: --data {tmp_path / folder / '*.tfrecord'}: ") and message in err[0]

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import fbeta_score, precision_score, recall_score
 
+from planet_core.errors import UserError
+from planet_core.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
 from planet_model import bundle, ensemble, evaluate, thresholds
-from planet_model.errors import UserError
-from planet_model.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
 
 
 def test_weather_one_keeps_exactly_the_weather_label_largest_against_its_threshold():

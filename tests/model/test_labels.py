@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planet_model import labels
+from planet_core import labels
 from tests.conftest import TRAIN_CSV
 
 

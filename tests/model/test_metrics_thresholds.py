@@ -82,7 +82,7 @@ def test_f2_curves_vary_one_label_at_a_time_against_scikit_learn():
 def test_per_label_figures_equal_scikit_learn_on_0_1_integer_arrays():
     from sklearn.metrics import precision_recall_fscore_support
 
-    from planet_model.labels import LABELS
+    from planet_core.labels import LABELS
 
     rng = np.random.default_rng(5)
     y = (rng.random((80, len(LABELS))) < 0.3).astype(np.int64)

@@ -9,8 +9,8 @@ import pytest
 
 from pipelines import chip
 from pipelines.geo import synthetic
+from planet_core.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from planet_model import bundle, data, losses, metrics, model, thresholds, train
-from planet_model.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from tests.conftest import RUNNER, SIMPLE_EPOCHS
 
 

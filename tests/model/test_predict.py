@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
 from planet_model import bundle, model, predict
-from planet_model.errors import UserError
-from planet_model.labels import LABELS
 from tests.conftest import SHARED
 
 JPGS = sorted((SHARED / "planet" / "chips" / "jpg").glob("train_*.jpg"))

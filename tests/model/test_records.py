@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from planet_model import labels, records
+from planet_core import labels
+from planet_model import records
 
 KEYS = {"image/raw", "image/shape", "image/dtype", "image/bands", "tile/id", "tile/scene_id", "tile/crs",
         "tile/transform", "tile/bounds", "tile/valid_fraction", "tile/gsd_m", "image/product", "labels/multi_hot"}

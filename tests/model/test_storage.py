@@ -1,6 +1,6 @@
 import pytest
 
-from planet_model import storage
+from planet_core import storage
 
 
 def test_local_round_trip_glob_and_delete(tmp_path):

@@ -10,8 +10,9 @@ from rasterio.warp import transform_bounds
 from shapely.geometry import box, shape
 
 from pipelines import scan
-from pipelines.analysis import layout, rules
+from pipelines.analysis import rules
 from pipelines.geo import synthetic
+from tests import tables
 from tests.conftest import RUNNER
 
 
@@ -39,7 +40,7 @@ def test_two_monthly_mosaics_find_the_change_planted_between_them(mosaics, simpl
         # column the first tile column holds no data (alpha 0: skipped) and the second half (kept at 0.5).
         assert manifest["scan_date"] == f"{month['month']}-01"
         assert (manifest["enumerated"], manifest["inferred"], manifest["skipped"]) == (96, 88, 8)
-    rows = layout.read_table(str(out)).to_pylist()
+    rows = tables.read_rows(out)
     assert {r["scan_date"].isoformat() for r in rows} == {"2026-06-01", "2026-07-01"}
     assert all(r["tile_id"].startswith("WebMercatorQuad/15/") and r["clear_fraction"] is None for r in rows)
     assert {r["scene_id"].split("/")[0] for r in rows} == {m["mosaic"] for m in mosaics}

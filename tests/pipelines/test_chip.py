@@ -9,21 +9,25 @@ import pytest
 import rasterio
 
 from pipelines import chip
-from planet_model import labels, records
-from planet_model.errors import UserError
+from planet_core import labels
+from planet_core.errors import UserError
+from planet_model import data, records
 from tests.conftest import RASTERS, RUNNER
 
 
 def read_chips(folder):
+    """The chips of the set the folder's manifest names."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(f"{folder}/chips-*.tfrecord*"))
+    files = data.list_files(str(folder))
     compression = "GZIP" if files and files[0].endswith(".gz") else ""
     return [records.decode(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type=compression)]
 
 
 def errors(folder):
-    return [json.loads(line) for path in glob.glob(f"{folder}/errors-*.jsonl") for line in open(path)]
+    """The error lines of the set's run (listed by its manifest when the run had any)."""
+    listed = json.loads((folder / records.MANIFEST).read_text())["files"]
+    return [json.loads(line) for name in listed if name.endswith("errors.jsonl") for line in open(folder / name)]
 
 
 def test_synthetic_mosaic_every_chip_written_with_the_ground_truth_labels(scenes, chips):
@@ -84,9 +88,10 @@ def test_rerun_replaces_the_output_without_duplicates_or_stale_shards(scenes, tm
     first = chip.run(args)
     second = chip.run(args)
     assert first["run_id"] != second["run_id"]
-    files = glob.glob(f"{out}/chips-*")
+    files = glob.glob(f"{out}/**/chips-*", recursive=True)
     assert files and all(second["run_id"] in f for f in files)
     assert len(read_chips(out)) == 16 and not any((out / f).exists() for f in first["files"])
+    assert sorted(p.name for p in (out / "runs").iterdir()) == [second["run_id"]]
 
 
 def test_web_mercator_grid_with_gzip(scenes, tmp_path):
@@ -94,7 +99,7 @@ def test_web_mercator_grid_with_gzip(scenes, tmp_path):
     manifest = chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*_r1c1.tif"), "--grid", "WebMercatorQuad",
                          "--zoom", "16", "--compression", "gzip", "--output", str(out)])
     found = read_chips(out)
-    assert glob.glob(f"{out}/chips-*.tfrecord.gz") and len(found) == manifest["written"] > 0
+    assert all(f.endswith(".tfrecord.gz") for f in manifest["files"]) and len(found) == manifest["written"] > 0
     assert all(c.tile_id.startswith("WebMercatorQuad/16/") and c.crs == "EPSG:3857" for c in found)
     assert manifest["enumerated"] == manifest["written"] + manifest["skipped"]  # edge tiles below 0.5 skipped
 
@@ -225,3 +230,22 @@ def test_min_label_coverage_decides_which_thin_land_covers_count(scenes, tmp_pat
     roads = lambda folder: sum("road" in labels.decode(c.labels) for c in read_chips(folder))  # noqa: E731
     # Roads are 5 m wide: a road crossing a 768 m chip covers about 1 % of it, never 20 %.
     assert roads(tmp_path / "a") >= 1 and roads(tmp_path / "b") == 0
+
+
+def test_screening_by_clear_fraction_fails_a_scene_without_a_udm2(scenes, tmp_path):
+    """``--min_clear_fraction`` on a scene that has no UDM2: its tiles cannot be screened, so the scene fails
+    with a counted error line instead of passing every chip off as clear; with a UDM2 beside it, it is kept."""
+    from pipelines.geo import synthetic
+
+    folder = tmp_path / "scenes"
+    spec = synthetic.SceneSpec(seed=9, width=512, height=512)
+    synthetic.write_scene(spec, folder)
+    (folder / f"{spec.scene_id}_udm2.tif").unlink()
+    kept = synthetic.SceneSpec(seed=10, width=512, height=512, col=3, cloud_probability=0.0, haze_probability=0.0)
+    synthetic.write_scene(kept, folder)
+    out = tmp_path / "out"
+    manifest = chip.run([*RUNNER, "--scenes", str(folder / "*.tif"), "--min_clear_fraction", "0.5", "--output", str(out)])
+    assert manifest["scenes"][spec.scene_id] == {"written": 0, "skipped": 0, "failed": 1}
+    assert manifest["scenes"][kept.scene_id]["written"] == 4
+    (line,) = [e for e in errors(out) if e["scene_id"] == spec.scene_id]
+    assert line["reason"].startswith("cloud mask:") and "no UDM2" in line["reason"]

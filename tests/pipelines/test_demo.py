@@ -11,7 +11,10 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from pipelines.analysis import layout, report, rules
+from pipelines.analysis import report, rules
+from pipelines.store import scans
+from pipelines.store.catalog import Warehouse
+from tests import tables
 
 #: Measured over repeated demo runs: precision 0.7 to 0.9, recall 0.6 to 0.7 (three dates, UDM2 clear
 #: fraction 0.8). The floors leave a margin below those.
@@ -25,7 +28,7 @@ def f2(precision: float, recall: float) -> float:
 def random_tiles(scans: str, planted: str, alerts: int, draws: int = 300) -> np.ndarray:
     """``(precision, recall, F2)`` of ``draws`` random picks of as many tiles as there are alerts among the
     tiles judged after the first date: what alerts placed by chance would score here."""
-    obs = rules.observations(layout.read_table(scans).to_pylist())
+    obs = rules.observations(tables.read_rows(scans))
     places = json.load(open(planted))["features"]
     first = min(o.scan_date for o in obs)
     candidates = [o for o in obs if o.scan_date != first and o.judged()]
@@ -47,8 +50,9 @@ def test_demo_runs_every_stage_and_finds_the_planted_clearings(demo):
     assert summary["scan_dates"] == ["2026-06-01", "2026-07-13", "2026-07-27"] and summary["aois"] == ["watched"]
     aoi = shapely.geometry.shape(json.loads(open(demo["aoi"]).read())["features"][0]["geometry"])
     area_km2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(aoi)[0]) / 1e6
+    commits = {c.partitions[0][0]: c.facts for c in scans.commits(Warehouse(demo["scans"]))}
     for date in summary["scan_dates"]:
-        manifest = json.loads(open(f"{demo['scans']}/scan_date={date}/aoi=watched/_manifest.json").read())
+        manifest = commits[date]
         # the scan's tiles are 768 m UTM tiles (the bundle's 3 m x 256 px): the AOI's area in such tiles,
         # at least, are listed, and most are read (the rest are clouded edges of scenes or nodata)
         assert manifest["tile_matrix"] == "UTM21S-3m" and manifest["enumerated"] >= area_km2 / 0.768**2
@@ -73,7 +77,7 @@ def test_demo_runs_every_stage_and_finds_the_planted_clearings(demo):
 
 
 def test_alert_files_agree_and_carry_geometry(demo):
-    files = demo["report"]["files"]
+    files = {name: os.path.join(demo["report"]["folder"], path) for name, path in demo["report"]["files"].items()}
     table = pq.read_table(files["alerts_parquet"])
     features = json.loads(open(files["alerts_geojson"]).read())["features"]
     assert table.num_rows == len(features) == demo["report"]["alerts"] > 0
@@ -88,7 +92,7 @@ def test_alert_files_agree_and_carry_geometry(demo):
 
 
 def test_events_hold_every_alert_with_pictures_and_zones(demo):
-    files = demo["report"]["files"]
+    files = {name: os.path.join(demo["report"]["folder"], path) for name, path in demo["report"]["files"].items()}
     alerts = {r["alert_id"]: r for r in pq.read_table(files["alerts_parquet"]).to_pylist()}
     found = pq.read_table(files["events_parquet"]).to_pylist()
     assert len(found) == demo["report"]["events"] > 0
@@ -99,7 +103,7 @@ def test_events_hold_every_alert_with_pictures_and_zones(demo):
         assert e["area_ha"] == pytest.approx(sum(alerts[i]["area_m2"] for i in e["alert_ids"]) / 1e4)
         outline = shapely.from_wkb(e["geometry"])
         assert all(outline.covers(shapely.from_wkb(alerts[i]["geometry"]).centroid) for i in e["alert_ids"])
-    # The demo's scenes are where the manifests say: every event has both pictures, beside the report.
+    # The demo's scenes are where the scan rows say: every event has both pictures, beside the report.
     folder = os.path.dirname(files["report"])
     assert all(e["before_image"] and e["after_image"] for e in found)
     assert all(os.path.getsize(os.path.join(folder, e["after_image"])) > 0 for e in found)
@@ -108,9 +112,9 @@ def test_events_hold_every_alert_with_pictures_and_zones(demo):
     assert all(z["area_ha"] <= e["area_ha"] + 1e-6 for e in found for z in e["zones"])
 
 
-def test_report_command_finds_the_bundle_from_the_manifests(demo, tmp_path):
+def test_report_command_finds_the_bundle_from_the_scans_commits(demo, tmp_path):
     again = report.run(["--scans", demo["scans"], "--output", str(tmp_path), "--aoi", "watched"])
     assert again["bundle"] == demo["bundle"]
     assert again["alerts"] == demo["report"]["alerts"]
-    page = (tmp_path / "report.html").read_text()
+    page = (tmp_path / "current" / "report.html").read_text()
     assert again["model_version"] in page and "known change place" not in page

@@ -1,31 +1,44 @@
-"""Nothing lost, nothing doubled, nothing silently wrong: concurrent and killed runs, typos, foreign files.
+"""Nothing lost, nothing doubled, nothing silently wrong: failed, empty, killed and concurrent runs, a full disk,
+typos, foreign files.
 
 Every case runs the real command (``python -m pipelines.cli``) in its own process, as a user or a
-scheduler would, on the session's synthetic scenes and trained bundle.
+scheduler would, on the session's synthetic scenes and trained bundle. Readers read what a user's reader
+reads: the scans table's current snapshot, a chip set's manifest, a report folder's current version.
 """
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 import rasterio
 import rasterio.warp
 
-from pipelines.analysis import layout
+from pipelines.store import scans
+from pipelines.store.catalog import Warehouse
+from planet_model import data, records
+from tests import tables
 from tests.conftest import RUNNER
 
 DATE = "2026-06-01"
+SCENE = "synth_20260601_r0c0"
 
 
 def cli(*args, **kwargs):
     """The command in a process of its own (for runs that race or are killed)."""
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def finished(process, timeout=300):
+    """``(exit code, stderr)`` of a process run to its end."""
+    _, err = process.communicate(timeout=timeout)
+    return process.returncode, err
 
 
 def refused(capsys, *args) -> str:
@@ -41,59 +54,223 @@ def refused(capsys, *args) -> str:
     return stderr
 
 
-def scan_args(scenes, bundle, out, *extra):
-    path = scenes["folder"] / "synth_20260601_r0c0.tif"
-    with rasterio.open(path) as src:
+def scan_args(scenes, bundle, out, *extra, scene=None):
+    path = scene or scenes["folder"] / f"{SCENE}.tif"
+    with rasterio.open(scenes["folder"] / f"{SCENE}.tif") as src:
         west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     return ["scan", f"--aoi={west + 0.001},{south + 0.001},{east - 0.001},{north - 0.001}", "--aoi_name", "c",
             "--scenes", str(path), "--bundle", bundle, "--output", str(out), "--scan_date", DATE, *RUNNER, *extra]
 
 
-def readers_see(out: Path) -> int:
-    """Rows a reader that globs every Parquet file under the output sees (the README's DuckDB query)."""
-    if not list(out.rglob("*.parquet")):
-        return 0
-    return duckdb.connect().sql(f"select count(*) from read_parquet('{out}/**/*.parquet')").fetchall()[0][0]
+def rows_seen(out: Path) -> list[tuple]:
+    """What a reader of the scans sees: (tile, scene) of each row of the current snapshot, sorted."""
+    if not (out / "catalog.db").exists():
+        return []
+    return sorted((r["tile_id"], r["scene_id"]) for r in tables.read_rows(out))
 
 
-def published(out: Path) -> dict:
-    partition = Path(layout.partition(str(out), DATE, "c"))
-    manifest = json.loads((partition / layout.MANIFEST).read_text())
-    return {"manifest": manifest, "parts": sorted(str(p) for p in partition.glob("part-*.parquet"))}
+def one_line_failure(code, err, *words):
+    """Exit 1 and one line saying why, without a traceback."""
+    lines = [line for line in err.strip().splitlines() if line.startswith("planet-tiles ")]
+    assert code == 1 and lines and all(w in lines[-1] for w in words), err
+    assert "Traceback" not in err, err
 
 
-def test_concurrent_scans_of_one_partition_leave_one_complete_output(scenes, simple_bundle, tmp_path):
+@pytest.fixture(scope="module")
+def good(scenes, simple_bundle, tmp_path_factory):
+    """A scans folder holding one good scan of the partition, and what a reader sees of it."""
+    out = tmp_path_factory.mktemp("good") / "scans"
+    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    assert code == 0, err
+    seen = rows_seen(out)
+    assert len(seen) > 0
+    return {"out": out, "rows": seen}
+
+
+def copy_of(good, tmp_path) -> Path:
     out = tmp_path / "scans"
+    shutil.copytree(good["out"], out)
+    return out
+
+
+def test_concurrent_scans_of_one_partition_leave_one_complete_output(scenes, simple_bundle, good, tmp_path):
+    out = copy_of(good, tmp_path)
     for attempt in range(2):
         runs = [cli(*scan_args(scenes, simple_bundle["path"], out)) for _ in range(2)]
-        results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
-        assert [rc for rc, _ in results] == [0, 0], results
-        state = published(out)
-        partition = Path(layout.partition(str(out), DATE, "c"))
-        parts = [str(partition / f) for f in state["manifest"]["files"] if f.endswith(".parquet")]
-        assert state["parts"] == parts, f"attempt {attempt}: the partition holds exactly the winner's files"
-        assert readers_see(out) == state["manifest"]["inferred"] > 0
-        assert all((partition / f).exists() for f in state["manifest"]["files"])
+        results = [finished(run) for run in runs]
+        assert [code for code, _ in results] == [0, 0], results
+        assert rows_seen(out) == good["rows"], f"attempt {attempt}: one run's rows, exactly"
+    partitions = [c.partitions for c in scans.commits(Warehouse(str(out)))]
+    assert partitions == [[(DATE, "c")]] * 5, "the seed and four replacing commits, one after another"
 
 
-def test_a_killed_run_leaves_nothing_readers_pick_up_and_a_rerun_replaces(scenes, simple_bundle, tmp_path):
-    out = tmp_path / "scans"
-    first = cli(*scan_args(scenes, simple_bundle["path"], out))
-    assert first.wait(timeout=300) == 0, first.stderr.read()
-    good = readers_see(out)
-    assert good > 0
+def _kill_when(process, ready, deadline=240):
+    """SIGKILL ``process`` as soon as ``ready()`` (or at once when it is None); whether it was still running."""
+    stop = time.time() + deadline
+    while ready is not None and not ready() and process.poll() is None and time.time() < stop:
+        time.sleep(0.01)
+    alive = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return alive
+
+
+def _commits(out: Path) -> int:
+    return len(scans.commits(Warehouse(str(out))))
+
+
+@pytest.mark.parametrize("moment", ["at start", "while writing data", "while committing", "after committing"])
+def test_a_killed_scan_leaves_readers_one_complete_snapshot_and_a_rerun_replaces(scenes, simple_bundle, good,
+                                                                                tmp_path, moment):
+    out = copy_of(good, tmp_path)
+    data = out / "tile_labels" / "data"
+    metadata = out / "tile_labels" / "metadata"
+    files_before = set(data.rglob("*")) | set(metadata.rglob("*"))
+    commits_before = _commits(out)
+    ready = {"at start": None,
+             "while writing data": lambda: any(p.is_file() for p in set(data.rglob("*")) - files_before),
+             "while committing": lambda: any(p.suffix == ".avro" for p in set(metadata.rglob("*")) - files_before),
+             "after committing": lambda: _commits(out) > commits_before}
     doomed = cli(*scan_args(scenes, simple_bundle["path"], out))
-    staging = Path(layout.partition(str(out), DATE, "c")) / "_staging"
-    deadline = time.time() + 240
-    while not any(p.is_file() for p in staging.rglob("*")) and time.time() < deadline and doomed.poll() is None:
-        time.sleep(0.05)
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
-    assert readers_see(out) == good, "a killed run must leave nothing a reader picks up"
-    rerun = cli(*scan_args(scenes, simple_bundle["path"], out))
-    assert rerun.wait(timeout=300) == 0, rerun.stderr.read()
-    assert readers_see(out) == good == published(out)["manifest"]["inferred"]
-    assert len(published(out)["parts"]) == 1
+    _kill_when(doomed, ready[moment])
+    assert rows_seen(out) == good["rows"], "the old snapshot or the new one, whole; never both, never neither"
+    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    assert code == 0, err
+    assert rows_seen(out) == good["rows"], "a re-run replaces: no orphan of the killed run is ever read"
+
+
+def truncated_copies(scenes, folder, n):
+    """``n`` copies of the scene cut to a third of their bytes (a download that broke off)."""
+    source = scenes["folder"] / f"{SCENE}.tif"
+    paths = []
+    for i in range(n):
+        path = folder / f"{SCENE}-{i}.tif"
+        path.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+        paths.append(path)
+    return paths
+
+
+def test_a_scan_whose_every_scene_fails_leaves_the_previous_output(scenes, simple_bundle, good, tmp_path, capsys):
+    out = copy_of(good, tmp_path)
+    (one,) = truncated_copies(scenes, tmp_path, 1)
+    assert "cannot open" in refused(capsys, *scan_args(scenes, simple_bundle["path"], out, scene=one))
+    args = scan_args(scenes, simple_bundle["path"], out)
+    at = args.index("--scenes") + 1
+    args[at:at + 1] = [str(p) for p in truncated_copies(scenes, tmp_path, 2)]
+    code, err = finished(cli(*args))
+    one_line_failure(code, err, "every one of 2 items failed", "scans table is unchanged")
+    assert rows_seen(out) == good["rows"]
+
+
+def test_a_scan_whose_aoi_touches_no_scene_changes_nothing_and_exits_1(scenes, simple_bundle, good, tmp_path):
+    out = copy_of(good, tmp_path)
+    args = scan_args(scenes, simple_bundle["path"], out)
+    args[1] = "--aoi=10,10,10.01,10.01"
+    code, err = finished(cli(*args))
+    one_line_failure(code, err, "touches none of the 1 scenes", "unchanged")
+    assert rows_seen(out) == good["rows"]
+
+
+def test_a_reader_during_commits_sees_one_snapshot_at_a_time(scenes, simple_bundle, good, tmp_path):
+    """Queries run over and over while two scans replace the partition: each sees exactly the rows of one
+    snapshot (never the old and the new files together)."""
+    out = copy_of(good, tmp_path)
+    writers = [cli(*scan_args(scenes, simple_bundle["path"], out)) for _ in range(2)]
+    counts = []
+    while any(w.poll() is None for w in writers):
+        result = subprocess.run([sys.executable, "-m", "pipelines.cli", "query", "latest_state", "--scans", str(out)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        counts.append(len(result.stdout.splitlines()))
+    assert [w.wait() for w in writers] == [0, 0]
+    assert counts and set(counts) == {len({tile for tile, _ in good["rows"]})}, counts
+
+
+def _tmpfs(path: Path, size: str) -> bool:
+    """A small RAM disk at ``path`` (needs root, as CI has); False where it cannot be made."""
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def fill(disk: Path) -> Path:
+    """Fill the disk to the last byte with one file; return it."""
+    filler = disk / "filler"
+    with open(filler, "wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    disk = tmp_path / "disk"
+    if os.geteuid() != 0 or not _tmpfs(disk, "12m"):
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: the full-disk cases need a tmpfs")
+        pytest.skip("mounting a small disk needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_during_a_scan_is_one_line_and_changes_nothing(scenes, simple_bundle, good, small_disk):
+    out = small_disk / "scans"
+    shutil.copytree(good["out"], out)
+    filler = fill(small_disk)
+    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    one_line_failure(code, err, "No space left on device")
+    filler.unlink()
+    assert rows_seen(out) == good["rows"]
+
+
+def test_a_full_disk_during_a_report_is_one_line_and_keeps_the_report(good, small_disk):
+    report = small_disk / "report"
+    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    assert code == 0, err
+    before = {p.name: p.read_bytes() for p in (report / "current").iterdir()}
+    fill(small_disk)
+    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    one_line_failure(code, err, "No space left on device")
+    assert {p.name: p.read_bytes() for p in (report / "current").iterdir()} == before
+    assert [p.name for p in (report / "runs").iterdir()] == [(report / "current").resolve().name]
+
+
+def _agree(report: Path) -> None:
+    """The report's files are one version's: the page, the summary and the alert files say the same."""
+    version = (report / "current").resolve()
+    summary = json.loads((version / "summary.json").read_text())
+    manifest = json.loads((report / "current.json").read_text())
+    assert manifest["run_id"] == summary["version"] == version.name
+    features = json.loads((version / "alerts.geojson").read_text())["features"]
+    assert len(features) == summary["alerts"]
+    assert sorted(f["properties"]["confidence"] for f in features if f["properties"]["status"] == "active") == sorted(
+        level for level, n in summary["alerts_by_confidence"].items() for _ in range(n))
+    page = (version / "report.html").read_text()
+    assert f'id="alert-count">{summary["alerts"]}<' in page
+    assert all((report / name).exists() for name in manifest["files"])
+
+
+def test_concurrent_and_killed_reports_never_leave_files_that_disagree(good, tmp_path):
+    report = tmp_path / "report"
+    for highest in ("0.5", "0.99", "0.7"):  # different settings: the versions differ
+        runs = [cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images",
+                    "--highest_probability", value) for value in (highest, "0.9")]
+        codes = [finished(run) for run in runs]
+        assert all(code in (0, 1) for code, _ in codes) and any(code == 0 for code, _ in codes), codes
+        for code, err in codes:
+            if code:
+                one_line_failure(code, err, "published first")
+        _agree(report)
+    doomed = cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
+    _kill_when(doomed, lambda: len(list((report / "runs").glob("*/report.html"))) > 1)
+    _agree(report)
+    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    assert code == 0, err
+    _agree(report)
+    assert len(list((report / "runs").iterdir())) == 1, "earlier versions and the killed one's folder are gone"
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -130,34 +307,60 @@ def test_bad_aoi_files_are_named(scenes, simple_bundle, tmp_path, capsys, aoi, m
 
 
 def test_a_truncated_model_a_missing_glob_and_an_empty_query_are_named(scenes, simple_bundle, tmp_path, capsys):
-    import shutil
-
     bundle = tmp_path / "bundle"
     shutil.copytree(simple_bundle["path"], bundle)
-    data = (bundle / "model.keras").read_bytes()
-    (bundle / "model.keras").write_bytes(data[: len(data) // 2])
+    model = (bundle / "model.keras").read_bytes()
+    (bundle / "model.keras").write_bytes(model[: len(model) // 2])
     assert "model.keras: not a complete Keras file" in refused(capsys, *scan_args(scenes, str(bundle), tmp_path / "s"))
     args = scan_args(scenes, simple_bundle["path"], tmp_path / "s")
     args[args.index("--scenes") + 1] = str(tmp_path / "nothing-*.tif")
     assert "no scene matches" in refused(capsys, *args)
-    assert "no scan output there" in refused(capsys, "query", "alerts", "--scans", str(tmp_path))
+    assert "no scans there" in refused(capsys, "query", "alerts", "--scans", str(tmp_path))
+
+
+def chip_args(scenes, out, *extra):
+    return ["chip", "--scenes", str(scenes["folder"] / f"{SCENE}.tif"), "--output", str(out), *RUNNER, *extra]
 
 
 def test_chip_never_deletes_what_it_did_not_write(scenes, tmp_path):
     out = tmp_path / "chips"
     out.mkdir()
     theirs = {"chips-notes.txt": "notes", "errors-2025-analysis.csv": "a,b", "errors-old.jsonl": "{}",
-              "chips-from-colleague.tfrecord": "not ours"}
+              "chips-from-colleague.tfrecord": "not ours",
+              # named exactly like a run's output of the earlier layout, three days old
+              "chips-20261126T101010-abcdef-00000-of-00001.tfrecord": "a colleague's copy"}
     for name, text in theirs.items():
         (out / name).write_text(text)
-    args = ["chip", "--scenes", str(scenes["folder"] / "synth_20260601_r0c0.tif"), "--output", str(out), *RUNNER]
-    refusal = cli(*args)
-    assert refusal.wait(timeout=120) == 2
-    assert "holds files this tool did not write" in refusal.stderr.read() and not (out / "manifest.json").exists()
+        os.utime(out / name, (time.time() - 3 * 86400,) * 2)
+    refusal = cli(*chip_args(scenes, out))
+    code, err = finished(refusal, 120)
+    assert code == 2 and "holds files this tool did not write" in err
+    assert not (out / records.MANIFEST).exists()
     for _ in range(2):  # with --overwrite, twice: the second run replaces the first run's files only
-        run = cli(*args, "--overwrite")
-        assert run.wait(timeout=300) == 0, run.stderr.read()
+        code, err = finished(cli(*chip_args(scenes, out, "--overwrite")))
+        assert code == 0, err
     assert {name: (out / name).read_text() for name in theirs} == theirs
-    manifest = json.loads((out / "manifest.json").read_text())
-    ours = sorted(str(p) for p in out.glob("chips-*.tfrecord") if p.name != "chips-from-colleague.tfrecord")
-    assert ours == [str(out / f) for f in manifest["files"] if f.endswith(".tfrecord")]
+    manifest = json.loads((out / records.MANIFEST).read_text())
+    listed = {str(out / f) for f in manifest["files"]}
+    assert set(data.list_files(str(out))) == listed and all(Path(p).exists() for p in listed)
+    assert {str(p) for p in (out / "runs").rglob("*.tfrecord")} == listed
+
+
+def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes, tmp_path):
+    out = tmp_path / "chips"
+    code, err = finished(cli(*chip_args(scenes, out)))
+    assert code == 0, err
+    good = json.loads((out / records.MANIFEST).read_text())["files"]
+    truncated = tmp_path / f"{SCENE}.tif"
+    source = scenes["folder"] / f"{SCENE}.tif"
+    truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    code, err = finished(cli("chip", "--scenes", str(truncated), "--output", str(out), *RUNNER))
+    one_line_failure(code, err, "every one of", "unchanged")
+    assert json.loads((out / records.MANIFEST).read_text())["files"] == good
+    doomed = cli(*chip_args(scenes, out))
+    _kill_when(doomed, lambda: any((out / "runs").glob("*/*.tfrecord*")) and len(list((out / "runs").iterdir())) > 2)
+    assert json.loads((out / records.MANIFEST).read_text())["files"] == good
+    assert data.list_files(str(out)) == [str(out / f) for f in good], "the killed run's chips are not read"
+    code, err = finished(cli(*chip_args(scenes, out)))
+    assert code == 0, err
+    assert len(list((out / "runs").iterdir())) == 1, "the failed and the killed runs' folders went with the publish"

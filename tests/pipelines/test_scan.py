@@ -1,6 +1,5 @@
 """Real Beam runs of the scan pipeline with a bundle trained in the test session."""
 
-import glob
 import json
 
 import duckdb
@@ -13,10 +12,12 @@ import shapely
 from shapely.geometry import box
 
 from pipelines import scan
-from pipelines.analysis import schema
 from pipelines.geo.grid import WebMercatorGrid, scene_footprint
-from planet_model.labels import LABELS
-from planet_model.errors import UserError
+from pipelines.store import scans, schema
+from pipelines.store.catalog import Warehouse
+from planet_core.errors import RunFailed, UserError
+from planet_core.labels import LABELS
+from tests import tables
 from tests.conftest import RASTERS, RUNNER
 
 ZOOM = 16
@@ -47,8 +48,8 @@ def expected_tiles(scene_paths, region, min_valid=0.5):
 
 
 def read_partition(output, date, aoi):
-    files = sorted(glob.glob(f"{output}/scan_date={date}/aoi={aoi}/part-*.parquet"))
-    return pq.read_table(files).to_pylist() if files else []
+    """The rows of one partition in the table's current snapshot."""
+    return [r for r in tables.read_rows(output, aoi) if r["scan_date"].isoformat() == date]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,8 @@ def scanned(scenes, simple_bundle, tmp_path_factory):
             "--scenes", *[str(scenes["folder"] / f"{n}.tif") for n in names], "--bundle", simple_bundle["path"],
             "--output", str(output), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)]
     manifest = scan.run(args)
-    return {"output": output, "manifest": manifest, "region": region, "names": names, "args": args}
+    return {"output": output, "manifest": manifest, "region": region, "names": names, "args": args,
+            "paths": [scenes["folder"] / f"{n}.tif" for n in names]}
 
 
 def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, simple_bundle, scanned):
@@ -83,17 +85,21 @@ def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, si
         assert None not in fractions and sum(fractions) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_parquet_schema_geoparquet_and_duckdb(scanned):
-    files = glob.glob(f"{scanned['output']}/**/part-*.parquet", recursive=True)
-    table = pq.read_table(files[0])
+def test_the_commit_names_the_files_and_they_are_geoparquet_duckdb_reads(scanned):
+    snapshot = scans.snapshot(Warehouse(str(scanned["output"])))
+    assert snapshot.snapshot_id == scanned["manifest"]["snapshot_id"] and len(snapshot.files) == 1
+    table = pq.read_table(snapshot.files[0])
     assert table.schema.equals(schema.arrow_schema(), check_metadata=False)
     geo = json.loads(table.schema.metadata[b"geo"])
     assert geo["version"] == "1.1.0" and geo["columns"]["geometry"]["encoding"] == "WKB"
     assert not any(str(f.type).startswith("uint") for f in table.schema)
-    result = duckdb.connect().sql(f"""select aoi, scan_date, count(*) as n from read_parquet('{scanned['output']}/**/*.parquet',
-                            hive_partitioning = true) group by all""").fetchall()
+    result = duckdb.connect().sql(f"""select aoi, scan_date, count(*) as n from read_parquet('{snapshot.files[0]}')
+                                      group by all""").fetchall()
     assert len(result) == 1 and result[0][0] == "xingu" and str(result[0][1]) == "2026-06-01"
     assert result[0][2] == scanned["manifest"]["inferred"]
+    commit = scans.commits(Warehouse(str(scanned["output"])))[0]
+    assert commit.facts["run_id"] == scanned["manifest"]["run_id"] and commit.partitions == [("2026-06-01", "xingu")]
+    assert {r["scene_uri"] for r in table.to_pylist()} == {str(scenes_path) for scenes_path in scanned["paths"]}
 
 
 def test_rerun_replaces_only_its_partition_and_is_deterministic(scanned, tmp_path):
@@ -127,20 +133,21 @@ def test_corrupt_scene_gives_error_lines_and_every_good_tile(simple_bundle, tmp_
                          "--scenes", str(RASTERS / "corrupt.tif"), "--bundle", str(bundle), "--output", str(tmp_path),
                          "--scan_date", "2026-06-01", "--grid", "native"])
     assert manifest["failed"] == 4 and manifest["inferred"] == 12
-    errors = [json.loads(line) for p in glob.glob(f"{tmp_path}/**/errors-*.jsonl", recursive=True) for line in open(p)]
+    errors = [json.loads(line) for line in open(manifest["errors"])]
     assert len(errors) == 4 and all(e["reason"].startswith("read:") for e in errors)
     assert len(read_partition(tmp_path, "2026-06-01", "corrupt")) == 12
 
 
-def test_all_nodata_scene_gives_zero_rows_and_says_why(simple_bundle, tmp_path):
+def test_all_nodata_scene_writes_nothing_says_why_and_commits_nothing(simple_bundle, tmp_path):
     with rasterio.open(RASTERS / "all-nodata.tif") as src:
         west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-    manifest = scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "empty",
-                         "--scenes", str(RASTERS / "all-nodata.tif"), "--bundle", simple_bundle["path"],
-                         "--output", str(tmp_path), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)])
-    assert manifest["inferred"] == 0 and manifest["enumerated"] == manifest["skipped"] > 0
-    assert list(manifest["skipped_reasons"]) == ["nodata"]
-    assert read_partition(tmp_path, "2026-06-01", "empty") == []
+    with pytest.raises(RunFailed, match=r"nothing was inferred \(\d+ skipped, 0 failed of \d+\); commonest reasons: "
+                                        r"nodata \(\d+\)\. The scans table is unchanged"):
+        scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "empty",
+                  "--scenes", str(RASTERS / "all-nodata.tif"), "--bundle", simple_bundle["path"],
+                  "--output", str(tmp_path), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)])
+    with pytest.raises(UserError, match="no scans there"):  # nothing was committed: not even a table was made
+        scans.snapshot(Warehouse(str(tmp_path)))
 
 
 def test_bundle_bands_the_scene_cannot_provide_fail_before_any_work(simple_bundle, tmp_path):

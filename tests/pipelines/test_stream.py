@@ -24,10 +24,13 @@ from apache_beam.transforms.window import TimestampedValue
 from shapely.geometry import box, mapping
 
 from pipelines import scan, stream
-from pipelines.analysis import layout, queries
+from pipelines.analysis import queries
 from pipelines.geo import synthetic
 from pipelines.geo.grid import scene_footprint
 from pipelines.steps import sinks
+from pipelines.store import scans
+from pipelines.store.catalog import Warehouse
+from tests import tables
 from tests.conftest import RUNNER
 
 ZOOM = 16
@@ -102,7 +105,7 @@ def streamed(place, simple_bundle, tmp_path_factory):
         stream.write(streams, args, meta)
     alerts = [r for f in sorted(glob.glob(str(out / "alerts" / "**" / "*.parquet"), recursive=True))
               for r in pq.read_table(f).to_pylist()]
-    return {"rows": layout.read_table(str(out / "rows")).to_pylist(), "alerts": alerts, "out": out}
+    return {"rows": tables.read_rows(out / "rows"), "alerts": alerts, "out": out}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,7 @@ def batch(place, simple_bundle, tmp_path_factory):
                       "--scenes", str(place["paths"][date]), "--bundle", simple_bundle["path"],
                       "--output", str(out), "--scan_date", date, "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
                       "--min_valid_fraction", str(MIN_VALID)])
-    return {"rows": layout.read_table(str(out)).to_pylist(), "scans": str(out)}
+    return {"rows": tables.read_rows(out), "scans": str(out)}
 
 
 def key(row):
@@ -139,7 +142,7 @@ def test_stream_alerts_equal_the_batch_analysis(streamed, batch):
     """The stream's log of alert states ends where the batch query (BigQuery SQL in DuckDB) does: same ids,
     levels and statuses; each state is emitted once, and a confirmed alert was emitted as low first."""
     # A tile in both (overlapping) AOIs has one alert_id and a row per AOI.
-    expected = {(r["aoi"], r["alert_id"]): r for r in queries.run(queries.connect(batch["scans"]), "alerts",
+    expected = {(r["aoi"], r["alert_id"]): r for r in queries.run(tables.connect(batch["scans"]), "alerts",
                                                       {"start_date": dt.date(2026, 1, 1),
                                                        "end_date": dt.date(2026, 12, 31)})}
     log = sorted(streamed["alerts"], key=lambda a: a["last_judged"])
@@ -171,28 +174,68 @@ def test_stream_alerts_equal_the_batch_analysis(streamed, batch):
 
 
 def test_stream_reports_the_broken_scene_and_goes_on(streamed):
-    lines = [json.loads(line) for f in glob.glob(str(streamed["out"] / "rows" / "errors-stream-*.jsonl"))
+    lines = [json.loads(line) for f in glob.glob(str(streamed["out"] / "rows" / "errors" / "stream-*.jsonl"))
              for line in open(f) if line.strip()]
     broken = [x for x in lines if x["scene_id"] == "synth_broken"]
     assert len(broken) == 1 and broken[0]["status"] == "failed" and broken[0]["reason"].startswith("scene:")
     assert not any("notes" in x["uri"] for x in lines)
 
 
-def test_bigquery_rows_match_the_table_schemas(streamed):
-    from pipelines.analysis import schema
+def test_bigquery_alert_rows_match_the_table_schema(streamed):
+    from pipelines.store import schema
 
-    for record, columns in ((streamed["rows"][0], schema.COLUMNS), (streamed["alerts"][0], schema.ALERT_COLUMNS)):
-        row = sinks.bigquery_row(record)
-        assert set(row) <= {c.name for c in columns}
-        assert shapely.from_wkt(row["geometry"]).equals(shapely.from_wkb(record["geometry"]))
-        json.dumps(row)  # everything is JSON: dates and times as ISO text
+    record = streamed["alerts"][0]
+    row = sinks.bigquery_row(record)
+    assert set(row) == {c.name for c in schema.ALERT_COLUMNS}
+    assert shapely.from_wkt(row["geometry"]).equals(shapely.from_wkb(record["geometry"]))
+    json.dumps(row)  # everything is JSON: dates and times as ISO text
 
 
-def test_streamed_partitions_name_their_bundle_for_the_report(streamed, simple_bundle):
-    """Every partition the stream wrote has a manifest naming the bundle, so that ``report`` finds the
-    model card when the newest partition was streamed."""
-    partitions = {(str(r["scan_date"]), r["aoi"]) for r in streamed["rows"]}
-    manifests = {(m["scan_date"], m["aoi"]): m for m in layout.manifests(str(streamed["out"] / "rows"))}
-    assert manifests.keys() == partitions
-    assert {m["bundle"] for m in manifests.values()} == {simple_bundle["path"]}
-    assert layout.latest_bundle(str(streamed["out"] / "rows")) == simple_bundle["path"]
+def test_each_window_is_one_commit_that_names_the_bundle(streamed, simple_bundle):
+    """The stream's rows reach the table window by window, one append each, and each commit names the bundle,
+    so that ``report`` finds the model card when the newest rows were streamed."""
+    warehouse = Warehouse(str(streamed["out"] / "rows"))
+    commits = scans.commits(warehouse)
+    assert commits and all(c.operation == "append" and c.facts["pipeline"] == "stream" for c in commits)
+    assert {c.facts["bundle"] for c in commits} == {simple_bundle["path"]}
+    windows = [c.facts["window"] for c in commits]
+    assert len(windows) == len(set(windows)), "one commit per window pane"
+    written = {p for c in commits for p in c.partitions}
+    assert written == {(str(r["scan_date"]), r["aoi"]) for r in streamed["rows"]}
+    assert scans.latest_bundle(warehouse) == simple_bundle["path"]
+
+
+def test_a_stream_started_over_earlier_scans_starts_from_them(place, streamed, simple_bundle, tmp_path):
+    """A stream started over a table that holds the first three dates (as earlier scans left it) and then
+    told of the last two scenes raises the same alerts, in the same states, as the stream that saw all
+    five: a tile's history comes from the table's snapshot, not only from what the stream saw itself."""
+    out = tmp_path / "rows"
+    earlier = {}
+    for row in streamed["rows"]:
+        if str(row["scan_date"]) in DATES[:3]:
+            earlier.setdefault((row["aoi"], row["scan_date"]), []).append(row)
+    tables.write_scans(out, earlier)
+    args, _, meta, watched, spec = stream.prepare([
+        "--subscription", "projects/p/subscriptions/s", "--regions", str(place["regions"]),
+        "--bundle", simple_bundle["path"], "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
+        "--object_prefix", f"{place['root']}/{{bucket}}/", "--output", str(out),
+        "--alerts_output", str(tmp_path / "alerts"), "--window_minutes", "5", "--settle_minutes", "2",
+        "--min_valid_fraction", str(MIN_VALID)])
+    events = (TestStream()
+              .advance_watermark_to(0)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[3])), 60)])
+              .advance_watermark_to(600)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[4])), 660)])
+              .advance_watermark_to(1200)
+              .advance_watermark_to_infinity())
+    options = PipelineOptions(["--runner", "BundleBasedDirectRunner"])
+    options.view_as(StandardOptions).streaming = True
+    with beam.Pipeline(options=options) as pipeline:
+        stream.write(pipeline | events | stream.StreamScan(args, meta, watched, spec), args, meta)
+    log = sorted((r for f in sorted(glob.glob(str(tmp_path / "alerts" / "**" / "*.parquet"), recursive=True))
+                  for r in pq.read_table(f).to_pylist()), key=lambda a: a["last_judged"])
+    latest = {(a["aoi"], a["alert_id"]): (a["confidence"], a["status"], a["before_date"]) for a in log}
+    everything = {(a["aoi"], a["alert_id"]): (a["confidence"], a["status"], a["before_date"])
+                  for a in sorted(streamed["alerts"], key=lambda a: a["last_judged"])}
+    assert latest and latest == everything
+    assert {str(r["scan_date"]) for r in tables.read_rows(out)} == set(DATES), "the table holds all five dates"

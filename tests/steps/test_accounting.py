@@ -1,14 +1,18 @@
-"""The outcome ledger: counts, error lines, screening of real tiles, and the manifest on a real Beam run."""
+"""The outcome ledger: counts, error lines, screening of real tiles, and a chip set published on a real Beam
+run."""
 
 import json
+import re
 
 import apache_beam as beam
+import pytest
 
 from pipelines.geo.grid import NativeGrid
 from pipelines.geo.scenes import SceneReader, SceneSource
-from pipelines.steps import accounting
+from pipelines.steps import accounting, commits
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, WRITTEN, outcome
-from planet_model import storage
+from planet_core import publishing, storage
+from planet_core.errors import RunFailed
 from tests.conftest import RASTERS, RUNNER
 
 
@@ -42,57 +46,47 @@ def test_screen_tiles_on_a_partly_corrupt_scene():
     assert {r.tag for r in results if isinstance(r, beam.pvalue.TaggedOutput)} == {OUTCOMES}
 
 
-def publish_run(out, run_id, items):
-    """A real Beam run that stages one output file and the error lines, then publishes them."""
+def publish_run(out, run_id, items, started="2026-11-25T11:00:00+00:00"):
+    """A real Beam run that writes one chip file and the error lines into its run folder, then publishes
+    them (the chip pipeline's last steps)."""
+    folder = publishing.begin(out, "manifest.json", run_id, started)
     with beam.Pipeline(argv=RUNNER) as pipeline:
         written = (pipeline | "Chips" >> beam.Create(["x"])
-                   | beam.io.WriteToText(storage.join(accounting.staging(out, run_id), f"chips-{run_id}"),
-                                         file_name_suffix=".tfrecord" + accounting.STAGED))
-        summary, errors = pipeline | "Outcomes" >> beam.Create(items) | accounting.Account(out, run_id)
-        _ = summary | beam.ParDo(accounting.Publish(out, "manifest.json", {"run_id": run_id}),
+                   | beam.io.WriteToText(storage.join(folder, "chips"), file_name_suffix=".tfrecord"))
+        summary, errors = (pipeline | "Outcomes" >> beam.Create(items)
+                           | accounting.Account(storage.join(folder, commits.ERRORS)))
+        _ = summary | beam.ParDo(commits.PublishChips(out, run_id, {"pipeline": "test"}),
                                  beam.pvalue.AsList(written), beam.pvalue.AsList(errors))
-    return json.loads(storage.read_text(storage.join(out, "manifest.json")))
+    return publishing.read(out, "manifest.json")
 
 
-def test_publish_replaces_only_what_the_manifest_it_replaced_listed(tmp_path):
-    out = str(tmp_path)
-    items = [outcome(WRITTEN, "a", "u", "1"), outcome(FAILED, "a", "u", "2", "read: broken block")]
+def test_publish_lists_the_runs_chips_and_error_lines_and_replaces_the_last_set(tmp_path):
+    out = str(tmp_path / "chips")
+    items = [outcome(WRITTEN, "a", "u", "1"), outcome(FAILED, "a", "u", "2", "read: broken")]
     first = publish_run(out, "20261125T110000-1a2b3c", items)
-    assert (first["enumerated"], first["written"], first["failed"]) == (2, 1, 1)
-    assert first["files"] == ["chips-20261125T110000-1a2b3c-00000-of-00001.tfrecord",
-                              "errors-20261125T110000-1a2b3c-00000-of-00001.jsonl"]  # names: the folder may move
-    first_paths = accounting.manifest_paths(out, first)
-    [line] = storage.read_text(first_paths[1]).splitlines()
-    assert json.loads(line)["reason"] == "read: broken block"
-    import os
-
-    theirs = [storage.join(out, "chips-from-a-colleague.tfrecord"), storage.join(out, "part-stream-20260601T000000-0-x.parquet")]
-    orphan = storage.join(out, "chips-20260101T000000-abcdef-00000-of-00001.tfrecord")  # a killed run moved it in
-    for path in (*theirs, orphan):
-        storage.write_text(path, "old")
-        old = os.path.getmtime(path) - (accounting.STALE_HOURS + 1) * 3600
-        os.utime(path, (old, old))
-    second = publish_run(out, "20261125T120000-0a0b0c", items)
-    assert all(not storage.exists(p) for p in first_paths)
-    assert all(storage.exists(p) for p in accounting.manifest_paths(out, second))
-    assert all(storage.exists(p) for p in theirs), "never delete what we did not write, however old"
-    assert not storage.exists(orphan), "an old run file no manifest lists is a killed run's"
-    assert storage.glob(storage.join(out, accounting.STAGING, "**")) == []
+    assert first["files"] == ["runs/20261125T110000-1a2b3c/chips-00000-of-00001.tfrecord",
+                              "runs/20261125T110000-1a2b3c/errors.jsonl"]
+    assert json.loads(storage.read_text(storage.join(out, first["files"][1])))["reason"] == "read: broken"
+    second = publish_run(out, "20261125T120000-0a0b0c", items[:1], started="2026-11-25T12:00:00+00:00")
+    assert second["files"] == ["runs/20261125T120000-0a0b0c/chips-00000-of-00001.tfrecord"], "no errors, no file"
+    assert not storage.glob(storage.join(out, "runs", "20261125T110000-1a2b3c", "*")), "the replaced set is gone"
+    assert (second["written"], second["failed"], second["runs"]) == (1, 0, {})
 
 
-def test_a_killed_runs_staging_is_invisible_and_cleared_once_stale(tmp_path):
-    import os
-
-    out = str(tmp_path)
-    left = storage.join(accounting.staging(out, "killed"), "part-killed-00000-of-00001.parquet" + accounting.STAGED)
-    storage.write_text(left, "half a file")
-    fresh = storage.join(accounting.staging(out, "running"), "part-running-00000-of-00001.parquet" + accounting.STAGED)
-    storage.write_text(fresh, "a concurrent run")
-    old = os.path.getmtime(left) - (accounting.STALE_HOURS + 1) * 3600
-    os.utime(left, (old, old))
-    assert not [p for p in storage.glob(storage.join(out, "**")) if p.endswith(".parquet")]
-    assert accounting.clear_stale_staging(out) == 1
-    assert not storage.exists(left) and storage.exists(fresh)
+@pytest.mark.parametrize("items, message", [
+    ([outcome(FAILED, "a", "u", "1", "read: broken"), outcome(FAILED, "b", "v", "2", "read: broken")],
+     "every one of 2 items failed; commonest reasons: read (2)"),
+    ([outcome(SKIPPED, "a", "u", "1", "nodata: valid fraction 0.0 below 0.5")],
+     "nothing was written (1 skipped, 0 failed of 1); commonest reasons: nodata (1)"),
+])
+def test_a_run_that_wrote_nothing_changes_nothing(tmp_path, items, message):
+    out = str(tmp_path / "chips")
+    good = publish_run(out, "20261125T110000-1a2b3c", [outcome(WRITTEN, "a", "u", "1")])
+    with pytest.raises(RunFailed, match=re.escape(message)):
+        publish_run(out, "20261125T120000-0a0b0c", items, started="2026-11-25T12:00:00+00:00")
+    after = publishing.read(out, "manifest.json")
+    assert after["files"] == good["files"] and all(storage.exists(storage.join(out, f)) for f in good["files"])
+    assert "20261125T120000-0a0b0c" in after["runs"], "the refused run stays registered (its error lines)"
 
 
 def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
@@ -102,9 +96,9 @@ def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
     original, copy = str(tmp_path / "original"), str(tmp_path / "copy")
     first = publish_run(original, "20261125T110000-1a2b3c", items)
     shutil.copytree(original, copy)
-    publish_run(copy, "20261125T120000-0a0b0c", items)
-    assert all(storage.exists(p) for p in accounting.manifest_paths(original, first)), "the original is intact"
-    assert not any(storage.exists(p) for p in accounting.manifest_paths(copy, first)), "the copy was replaced"
+    publish_run(copy, "20261125T120000-0a0b0c", items, started="2026-11-25T12:00:00+00:00")
+    assert all(storage.exists(p) for p in publishing.paths(original, first["files"])), "the original is intact"
+    assert not any(storage.exists(p) for p in publishing.paths(copy, first["files"])), "the copy was replaced"
     # a manifest of the old form (full paths) is honoured only inside its own folder
-    assert accounting.manifest_paths(copy, {"files": [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord"]}) == [
+    assert publishing.paths(copy, [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord", "../x", "/etc/passwd"]) == [
         f"{copy}/chips-y.tfrecord"]

@@ -1,13 +1,15 @@
 """The bundle model handler and the row step, on a small real Keras bundle."""
 
+import datetime as dt
+
 import numpy as np
 import pytest
 from apache_beam.ml.inference.base import PredictionResult
 from shapely.geometry import box
 
 from pipelines.steps.inference import BundleModelHandler, TileInfo, ToRow
+from planet_core.labels import LABELS
 from planet_model import bundle, model
-from planet_model.labels import LABELS
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +39,11 @@ def test_rows_apply_each_labels_threshold_and_count_a_written_tile(tiny_bundle):
     probabilities = np.full(len(LABELS), 0.5, dtype=np.float32)
     probabilities[LABELS.index("primary")] = 0.6  # at its threshold: taken
     info = TileInfo("WebMercatorQuad/16/1/2", "scene", "uri", "2026-06-01T13:30:00+00:00", box(0, 0, 1, 1).wkb,
-                    0.5, 0.5, 1.0, 0.9, None, None, "xingu", "2026-06-01", "xingu:2026-06-01:v", 0.0)
+                    {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0}, 0.5, 0.5, 1.0, 0.9, None, None, "xingu",
+                    "2026-06-01", "xingu:2026-06-01:v", 0.0)
     row, written = list(ToRow(meta).process((info, PredictionResult(None, probabilities))))
     assert row["labels"] == ["primary", "road"]  # primary at 0.6 >= 0.6; road 0.5 >= 0.3; others 0.5 < 0.6
     assert row["p_road"] == pytest.approx(0.5) and row["acquired"].isoformat() == "2026-06-01T13:30:00+00:00"
-    assert (row["aoi"], row["scan_date"], row["scan_id"]) == ("xingu", "2026-06-01", "xingu:2026-06-01:v")
+    assert (row["aoi"], row["scan_date"], row["scan_id"]) == ("xingu", dt.date(2026, 6, 1), "xingu:2026-06-01:v")
+    assert (row["scene_uri"], row["mask_status"], row["bbox"]["xmax"]) == ("uri", "absent", 1.0)
     assert written.value["status"] == "written" and written.value["item"] == info.tile_id

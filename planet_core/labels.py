@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planet_model.errors import UserError
+from planet_core.errors import UserError
 
 LABELS: tuple[str, ...] = (
     "agriculture",
@@ -96,7 +96,7 @@ def read_kaggle_csv(path: str | Path) -> Iterator[tuple[str, list[str]]]:
     (local or ``gs://``)."""
     import io
 
-    from planet_model import storage
+    from planet_core import storage
 
     with io.StringIO(storage.read_text(str(path)), newline="") as handle:
         reader = csv.DictReader(handle)

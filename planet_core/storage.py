@@ -105,8 +105,8 @@ def swap(path: str, make: Callable[[bytes | None], bytes], attempts: int = 20) -
     manifest knows exactly which manifest (and so which files) it replaced, so two runs never delete
     each other's new files, and the last one to swap wins. On Cloud Storage the write carries a
     generation precondition (``ifGenerationMatch``; 0 means "must not exist yet") and is retried when
-    another writer got there first; locally an exclusive ``flock`` on ``<path>.lock`` serialises the
-    read and an atomic ``os.replace``.
+    another writer got there first; locally an exclusive ``flock`` on the file's folder serialises the
+    read and an atomic ``os.replace``. ``make`` may raise to leave the file as it is.
     """
     if path.startswith("gs://"):
         return _swap_gcs(path, make, attempts)
@@ -120,21 +120,31 @@ def _swap_local(path: str, make: Callable[[bytes | None], bytes]) -> bytes | Non
 
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    with open(path + ".lock", "a") as lock:
+    # The lock is the folder itself (flock on its descriptor): nothing is left behind, and every swap of a
+    # file in the folder waits for the others.
+    lock = os.open(folder, os.O_RDONLY)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        current = None
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                current = handle.read()
+        data = make(current)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=".swap-")
         try:
-            current = None
-            if os.path.exists(path):
-                with open(path, "rb") as handle:
-                    current = handle.read()
-            data = make(current)
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".swap-")
             with os.fdopen(handle, "wb") as out:
                 out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)
             os.replace(temporary, path)
-            return current
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+            raise
+        return current
+    finally:
+        os.close(lock)  # closing the descriptor releases the lock
 
 
 def _swap_gcs(path: str, make: Callable[[bytes | None], bytes], attempts: int) -> bytes | None:
@@ -167,6 +177,22 @@ def delete_tree(folder: str) -> None:
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def delete_empty_folders(folder: str) -> None:
+    """Remove ``folder`` and the folders below it that hold no file (local disks; Cloud Storage has no
+    folders)."""
+    if "://" in folder:
+        return
+    import os
+
+    if not os.path.isdir(folder):
+        return
+    for root, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(root)
+        except OSError:  # not empty: something else lives there
+            pass
 
 
 def check_writable(folder: str) -> None:

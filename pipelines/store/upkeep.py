@@ -1,0 +1,132 @@
+"""Upkeep of the scans table: expire old snapshots, then delete the files no snapshot references.
+
+    planet-tiles maintain --scans scans/ [--keep_days 30] [--orphan_days 3] [--dry_run]
+
+Iceberg's own semantics, done by pyiceberg's snapshot expiry and this module's orphan sweep (pyiceberg has
+no orphan-file removal yet):
+
+1. Snapshots older than ``--keep_days`` are expired (the current one is always kept): time travel
+   (``query --as_of``) reaches back that far, and no further.
+2. A file under the table's folder, or a run's error lines under ``errors/``, that no remaining snapshot
+   references is an orphan: data files of runs that failed, were killed or were replaced, metadata of
+   expired snapshots, error lines of runs that were never committed. Orphans older than ``--orphan_days``
+   are deleted; younger ones may belong to a run still writing (Iceberg's own default is 3 days).
+
+It also makes the table when there is none yet (a warehouse whose table BigQuery should see before the
+first scan). Run it from a scheduler, e.g. weekly after the scans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+
+from pipelines.store import catalog, scans
+from pipelines.store.catalog import Warehouse
+from planet_core import logs, storage
+from planet_core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+KEEP_DAYS = 30
+ORPHAN_DAYS = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="planet-tiles maintain", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scans", required=True, help="the scans' warehouse (what scan's --output was), local or gs://")
+    catalog.add_argument(p)
+    p.add_argument("--keep_days", type=float, default=KEEP_DAYS,
+                   help=f"expire snapshots older than this many days; the current one stays (default {KEEP_DAYS})")
+    p.add_argument("--orphan_days", type=float, default=ORPHAN_DAYS,
+                   help="delete files no snapshot references once they are this many days old: younger ones may "
+                        f"be a running scan's (default {ORPHAN_DAYS})")
+    p.add_argument("--dry_run", action="store_true", help="say what would be expired and deleted, change nothing")
+    return p
+
+
+def referenced(table, expiring: set[int] = frozenset()) -> set[str]:  # noqa: ANN001 - pyiceberg.table.Table
+    """Every file a snapshot of the table needs (but the snapshots in ``expiring``): metadata files (current
+    and logged), manifest lists, manifests, live data and delete files, statistics; and the error lines the
+    commits name."""
+    metadata = table.metadata
+    needed = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    needed |= {s.statistics_path for s in metadata.statistics} | {s.statistics_path for s in metadata.partition_statistics}
+    for snapshot in metadata.snapshots:
+        if snapshot.snapshot_id in expiring:
+            continue
+        needed.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            needed.add(manifest.manifest_path)
+            needed |= {entry.data_file.file_path for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)}
+        errors = (snapshot.summary.additional_properties if snapshot.summary else {}).get(scans.PREFIX + "errors")
+        if errors:
+            needed.add(errors)
+    return {_plain(path) for path in needed}
+
+
+def _plain(path: str) -> str:
+    return path[len("file://"):] if path.startswith("file://") else path
+
+
+def orphans(warehouse: Warehouse, table, older_than: float, expiring: set[int] = frozenset()) -> list[str]:  # noqa: ANN001
+    """Files under the table's folder and the errors folder that no snapshot (but those ``expiring``)
+    references and that were last written before ``older_than`` (seconds since the epoch)."""
+    needed = referenced(table, expiring)
+    found = []
+    for folder in (_plain(table.metadata.location), warehouse.path("errors")):
+        for path, modified in storage.modified(storage.join(folder, "**")):
+            if _plain(path) not in needed and modified < older_than:
+                found.append(path)
+    return found
+
+
+def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: float = ORPHAN_DAYS,
+             dry_run: bool = False) -> dict:
+    """Expire, then sweep; what was (or, with ``dry_run``, would be) expired and deleted."""
+    from pyiceberg.exceptions import CommitFailedException
+
+    table = scans.open_table(warehouse)
+    cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
+
+    def due(table) -> set[int]:  # noqa: ANN001
+        current = table.current_snapshot()
+        return {s.snapshot_id for s in table.metadata.snapshots
+                if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)}
+
+    expiring = due(table)
+    if expiring and not dry_run:
+        for _ in range(scans.ATTEMPTS):
+            try:
+                table.maintenance.expire_snapshots().older_than(cutoff).commit()
+                break
+            except CommitFailedException:  # a scan committed meanwhile: expire on its metadata
+                time.sleep(0.1)
+                table = scans.open_table(warehouse)
+                expiring = due(table)
+        table = scans.open_table(warehouse)
+    swept = orphans(warehouse, table, time.time() - orphan_days * 86400, expiring if dry_run else frozenset())
+    if not dry_run:
+        storage.delete(swept)
+        for folder in {path.rsplit("/", 1)[0] for path in swept}:
+            storage.delete_empty_folders(folder)
+    return {"snapshots_expired": len(expiring), "snapshots_kept": len(table.metadata.snapshots) - len(expiring) * dry_run,
+            "files_deleted": len(swept), "dry_run": dry_run,
+            "deleted": [catalog.relative(warehouse, path) for path in swept]}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logs.configure()
+    args = build_parser().parse_args(argv)
+    if args.keep_days < 0 or args.orphan_days < 0:
+        raise UserError("--keep_days and --orphan_days: must be 0 or more")
+    done = maintain(Warehouse(args.scans, args.catalog), args.keep_days, args.orphan_days, args.dry_run)
+    print(json.dumps(done, indent=2))
+
+
+if __name__ == "__main__":
+    main()

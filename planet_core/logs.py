@@ -1,0 +1,59 @@
+"""What a command prints on stderr: its own progress and warnings, one line each; the libraries' chatter
+only when asked for.
+
+Beam logs dozens of INFO lines per run (type hints, state caches, shard renames) and the traceback of any
+exception a step raises, which the command then reports in one line anyway; TensorFlow prints its CPU and
+oneDNN banners. By default a command shows this project's messages (INFO and up) and the libraries'
+errors; ``planet-tiles --verbose COMMAND`` (or ``PLANET_TILES_VERBOSE=1``) shows everything, and
+``PLANET_TILES_DEBUG=1`` also lets a failed run end with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+OURS = ("pipelines", "planet_model", "planet_core")
+#: Libraries whose INFO and WARNING lines are noise to a user (each still logs its errors).
+QUIET = ("apache_beam", "absl", "tensorflow", "keras", "pyiceberg", "h5py", "matplotlib", "urllib3",
+         "google", "fsspec", "gcsfs", "sqlalchemy")
+
+
+class _Plain(logging.Formatter):
+    """``message`` for progress (INFO), ``warning: message`` and ``error: message`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        return text if record.levelno <= logging.INFO else f"{record.levelname.lower()}: {text}"
+
+
+def verbose() -> bool:
+    return bool(os.environ.get("PLANET_TILES_VERBOSE") or os.environ.get("PLANET_TILES_DEBUG"))
+
+
+def configure() -> None:
+    """Set up stderr logging for a command (idempotent). Call before TensorFlow is imported, so that its
+    C++ banners stay off too."""
+    loud = verbose()
+    if not loud:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
+    root = logging.getLogger()
+    if not any(getattr(h, "_planet_tiles", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s") if loud
+                             else _Plain())
+        handler._planet_tiles = True  # noqa: SLF001 - marks the handler this function added
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if loud else logging.WARNING)
+    for name in OURS:
+        logging.getLogger(name).setLevel(logging.INFO)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.NOTSET if loud else logging.ERROR)
+    # A step's exception is logged with its traceback before the run fails with it; the command reports
+    # the failure in one line.
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.NOTSET if loud else logging.CRITICAL)

@@ -1,0 +1,161 @@
+"""A published folder: a manifest names the folder's current set of files, and runs switch it atomically.
+
+Chip sets (``chip --output``: ``manifest.json``) and reports (``report --output``: ``current.json``) are
+published this way:
+
+    FOLDER/<manifest>                  the current set: its files (names relative to FOLDER), the run that
+                                       wrote them, its facts; and the runs registered and not yet published
+    FOLDER/runs/<run>/...              each run's files
+
+A run registers itself in the manifest before it writes anything (:func:`begin`), writes only into its
+own folder, and when it is complete switches the manifest to its files (:func:`publish`). Readers read
+the files the manifest lists (:func:`read`), never a listing, so what a failed or killed run wrote is
+invisible, and a run that publishes nothing changes nothing.
+
+Deletion follows one rule: a file is deleted only if an earlier manifest of this folder lists it, either
+as the set the new one replaces or as the folder of a run registered in it. Publishing removes the
+replaced set's files (and their folders, once empty: a file someone put beside them stays) and the
+folders of runs registered before the publishing one that never published (killed, or superseded: a run
+that would publish after a run started later is refused, since its output is older). No name
+patterns, no timers. The manifest is switched with :func:`planet_core.storage.swap` (a
+generation precondition on Cloud Storage, a lock on local disks), so concurrent runs never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from planet_core import storage
+from planet_core.errors import RunFailed, UserError
+
+RUNS = "runs"
+
+
+def new_run_id() -> str:
+    """A sortable id for one run: UTC time to the second plus randomness, used in file and folder names."""
+    import datetime as dt
+    import secrets
+
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def run_folder(folder: str, run_id: str) -> str:
+    """Where run ``run_id`` writes its files."""
+    return storage.join(folder, RUNS, run_id)
+
+
+def read(folder: str, manifest: str) -> dict | None:
+    """The folder's manifest, or None when it has none. A manifest this tool did not write is a
+    :class:`UserError` naming it."""
+    path = storage.join(folder, manifest)
+    if not storage.exists(path):
+        return None
+    return _parse(storage.read_bytes(path), path)
+
+
+def _parse(data: bytes | None, path: str) -> dict:
+    if not data:
+        return {}
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise UserError(f"{path}: not a manifest this tool wrote (not a JSON object); choose another folder")
+    return parsed
+
+
+def paths(folder: str, names: Sequence[str]) -> list[str]:
+    """Manifest entries (names relative to the folder; older manifests held absolute paths) as paths in
+    ``folder``. Entries that point outside the folder are ignored: a run never reaches outside it."""
+    prefix = folder.rstrip("/") + "/"
+    found = []
+    for entry in names:
+        if entry.startswith(prefix):
+            entry = entry[len(prefix):]
+        if entry and not entry.startswith("/") and ".." not in entry.split("/") and "://" not in entry:
+            found.append(storage.join(folder, entry))
+    return found
+
+
+def relative(folder: str, path: str) -> str:
+    """A path in ``folder`` as the manifest names it."""
+    prefix = folder.rstrip("/") + "/"
+    if not path.startswith(prefix):
+        raise ValueError(f"{path} is not in {folder}")
+    return path[len(prefix):]
+
+
+def begin(folder: str, manifest: str, run_id: str, started: str) -> str:
+    """Register run ``run_id`` (started at ``started``, ISO 8601) in the manifest before it writes anything;
+    return the folder it writes into."""
+    path = storage.join(folder, manifest)
+
+    def register(current: bytes | None) -> bytes:
+        found = _parse(current, path)
+        found.setdefault("runs", {})[run_id] = started
+        return json.dumps(found, indent=2).encode()
+
+    storage.swap(path, register)
+    return run_folder(folder, run_id)
+
+
+def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
+            switched: Callable[[dict], None] | None = None) -> dict:
+    """Switch the folder to the run's files (``content["files"]``, names relative to ``folder``; the rest of
+    ``content`` is the run's facts) and delete what the replaced manifest listed: its files, and the folders
+    of runs registered before this one. ``switched(new manifest)`` runs while the switch holds the folder
+    (under the lock, on local disks): what must change with the manifest, such as a link to the current
+    version. A run that is no longer registered was superseded by a later run that published:
+    :class:`RunFailed`, its folder removed, and nothing else changes. Returns the replaced manifest."""
+    path = storage.join(folder, manifest)
+    replaced: dict = {}
+
+    def switch(current: bytes | None) -> bytes:
+        nonlocal replaced
+        replaced = _parse(current, path)
+        runs = dict(replaced.get("runs", {}))
+        if run_id not in runs:
+            raise RunFailed(f"{folder}: a run started after this one ({replaced.get('run_id')}) published first; "
+                            "this run's output is older, so it was not published")
+        mine = (runs.pop(run_id), run_id)
+        new = {**content, "run_id": run_id, "runs": {other: at for other, at in runs.items() if (at, other) > mine}}
+        if switched is not None:
+            switched(new)
+        return json.dumps(new, indent=2).encode()
+
+    try:
+        storage.swap(path, switch)
+    except RunFailed:  # superseded: no manifest names this run any more, so its folder is its own to remove
+        storage.delete_tree(run_folder(folder, run_id))
+        raise
+    keep = set(paths(folder, content["files"]))
+    storage.delete([p for p in paths(folder, replaced.get("files", [])) if p not in keep and storage.exists(p)])
+    started = replaced.get("runs", {})
+    mine = (started.get(run_id), run_id)
+    for other, at in started.items():
+        if other != run_id and (at, other) < mine:
+            storage.delete_tree(run_folder(folder, other))
+    for name in replaced.get("files", []):  # the replaced run's folders, once nothing else is in them
+        parts = name.split("/")
+        if len(parts) > 2 and parts[0] == RUNS and parts[1] != run_id:
+            storage.delete_empty_folders(run_folder(folder, parts[1]))
+    return replaced
+
+
+def abandon(folder: str, manifest: str, run_id: str) -> None:
+    """A run that crashed removes its own folder and its registration; the folder stays as it was. (A run
+    refused as a whole keeps its folder, for its error lines, and its registration, so the next run that
+    publishes removes it.)"""
+    path = storage.join(folder, manifest)
+
+    def unregister(current: bytes | None) -> bytes:
+        found = _parse(current, path)
+        found.get("runs", {}).pop(run_id, None)
+        return json.dumps(found, indent=2).encode()
+
+    storage.delete_tree(run_folder(folder, run_id))
+    if storage.exists(path):
+        storage.swap(path, unregister)

@@ -1,0 +1,103 @@
+"""Published folders (chip sets, reports): one set of files at a time, switched atomically; nothing deleted
+unless an earlier manifest listed it."""
+
+import json
+import multiprocessing
+
+import pytest
+
+from planet_core import publishing, storage
+from planet_core.errors import RunFailed
+
+MANIFEST = "manifest.json"
+
+
+def write_run(folder, run_id, started, names=("a.txt", "b.txt")):
+    run = publishing.begin(folder, MANIFEST, run_id, started)
+    for name in names:
+        storage.write_text(storage.join(run, name), f"{run_id} {name}")
+    return [publishing.relative(folder, storage.join(run, name)) for name in names]
+
+
+def test_publish_switches_to_the_new_set_and_deletes_exactly_the_old(tmp_path):
+    folder = str(tmp_path / "set")
+    first = write_run(folder, "r1", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "r1", {"files": first})
+    (tmp_path / "set" / "notes.txt").write_text("mine")
+    (tmp_path / "set" / "runs" / "r1" / "notes.txt").write_text("mine too")
+    second = write_run(folder, "r2", "2026-01-02T00:00:00")
+    replaced = publishing.publish(folder, MANIFEST, "r2", {"files": second, "count": 2})
+    assert replaced["files"] == first and replaced["run_id"] == "r1"
+    manifest = publishing.read(folder, MANIFEST)
+    assert (manifest["files"], manifest["count"], manifest["run_id"], manifest["runs"]) == (second, 2, "r2", {})
+    assert not any((tmp_path / "set" / name).exists() for name in first)
+    assert (tmp_path / "set" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "set" / "runs" / "r1" / "notes.txt").read_text() == "mine too", "never a file it did not list"
+
+
+def test_a_killed_runs_folder_goes_with_the_next_publish_and_a_later_run_is_left_alone(tmp_path):
+    folder = str(tmp_path / "set")
+    write_run(folder, "killed", "2026-01-01T00:00:00")  # registered, wrote, never published
+    mine = write_run(folder, "mine", "2026-01-02T00:00:00")
+    write_run(folder, "later", "2026-01-03T00:00:00")  # started after mine, still running
+    publishing.publish(folder, MANIFEST, "mine", {"files": mine})
+    assert not (tmp_path / "set" / "runs" / "killed").exists()
+    assert (tmp_path / "set" / "runs" / "later" / "a.txt").exists()
+    assert publishing.read(folder, MANIFEST)["runs"] == {"later": "2026-01-03T00:00:00"}
+
+
+def test_a_run_superseded_by_a_later_one_is_refused_and_changes_nothing(tmp_path):
+    folder = str(tmp_path / "set")
+    early = write_run(folder, "early", "2026-01-01T00:00:00")
+    late = write_run(folder, "late", "2026-01-02T00:00:00")
+    publishing.publish(folder, MANIFEST, "late", {"files": late})
+    with pytest.raises(RunFailed, match="a run started after this one"):
+        publishing.publish(folder, MANIFEST, "early", {"files": early})
+    assert publishing.read(folder, MANIFEST)["files"] == late
+    assert [p.name for p in (tmp_path / "set" / "runs").iterdir()] == ["late"], "the superseded run's folder went"
+
+
+def test_abandon_removes_the_run_and_leaves_the_set(tmp_path):
+    folder = str(tmp_path / "set")
+    first = write_run(folder, "r1", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "r1", {"files": first})
+    write_run(folder, "crashed", "2026-01-02T00:00:00")
+    publishing.abandon(folder, MANIFEST, "crashed")
+    assert publishing.read(folder, MANIFEST) == {**publishing.read(folder, MANIFEST), "files": first, "runs": {}}
+    assert not (tmp_path / "set" / "runs" / "crashed").exists()
+
+
+def test_a_manifest_that_is_not_ours_is_refused(tmp_path):
+    (tmp_path / MANIFEST).write_text("[1, 2]")
+    with pytest.raises(Exception, match="not a manifest this tool wrote"):
+        publishing.read(str(tmp_path), MANIFEST)
+
+
+def _race(folder, number, barrier):
+    run_id = f"r{number}"
+    names = write_run(folder, run_id, f"2026-01-01T00:00:0{number}", names=[f"{i}.txt" for i in range(number + 1)])
+    barrier.wait()
+    try:
+        publishing.publish(folder, MANIFEST, run_id, {"files": names})
+    except RunFailed:
+        pass
+
+
+def test_concurrent_publishers_leave_one_complete_set(tmp_path):
+    """Real processes publishing into one folder at once: the manifest names one run's files, all of which
+    exist, and nothing else of any run is left but what a later-started run still owns."""
+    folder = str(tmp_path / "set")
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_race, args=(folder, n, barrier)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0] * 4
+    manifest = json.loads((tmp_path / "set" / MANIFEST).read_text())
+    winner = manifest["run_id"]
+    assert manifest["files"] == [f"runs/{winner}/{i}.txt" for i in range(int(winner[1:]) + 1)]
+    assert all((tmp_path / "set" / name).exists() for name in manifest["files"])
+    left = {p.relative_to(tmp_path / "set").as_posix() for p in (tmp_path / "set" / "runs").rglob("*") if p.is_file()}
+    assert left == set(manifest["files"]) | {f"runs/{r}/{i}.txt" for r in manifest["runs"] for i in range(int(r[1:]) + 1)}

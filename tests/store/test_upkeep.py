@@ -1,0 +1,111 @@
+"""``maintain`` (snapshot expiry and the orphan sweep) and ``migrate`` (scans of the layout before tables)."""
+
+import datetime as dt
+import json
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from shapely.geometry import box
+
+from pipelines.store import migrate, scans, schema, upkeep
+from pipelines.store.catalog import Warehouse
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
+from tests import tables
+
+D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 7, 1)
+
+
+def row(tile_id, clear=None):
+    return {"tile_id": tile_id, "scene_id": "s1", "scan_id": "x", "acquired": None, "geometry": box(0, 0, 1, 1).wkb,
+            "lon": 0.5, "lat": 0.5, "area_m2": 1.0, "valid_fraction": 1.0, "clear_fraction": clear,
+            "cloud_fraction": None, "shadow_fraction": None, "haze_fraction": None,
+            **{f"p_{n}": 0.0 for n in LABELS}, "labels": ["primary"], "model_version": "v"}
+
+
+def age(path, days):
+    then = time.time() - days * 86400
+    os.utime(path, (then, then))
+
+
+def test_maintain_expires_old_snapshots_and_sweeps_only_what_none_references(tmp_path):
+    out = tmp_path / "scans"
+    tables.write_scans(out, {("a", D1): [row("t1")]})
+    tables.write_scans(out, {("a", D1): [row("t2")]})  # replaces t1's file
+    warehouse = Warehouse(str(out))
+    killed = out / "tile_labels" / "data" / "scan_date=2026-06-01" / "aoi=a" / "part-killed.parquet"
+    killed.write_bytes(b"a killed run's data file")
+    errors = out / "errors" / "never-committed.jsonl"
+    errors.parent.mkdir()
+    errors.write_text('{"reason": "read: broken"}\n')
+    fresh = out / "tile_labels" / "data" / "scan_date=2026-06-01" / "aoi=a" / "part-running.parquet"
+    fresh.write_bytes(b"a running scan's file")
+    for path in (out / "tile_labels").rglob("*"):
+        if path.is_file() and path != fresh:
+            age(path, 40)
+    age(killed, 40)
+    age(errors, 40)
+    mine = tmp_path / "scans" / "notes.txt"
+    mine.write_text("kept: outside the table's folders")
+    first = scans.commits(warehouse)[-1]
+    planned = upkeep.maintain(warehouse, keep_days=0, orphan_days=3, dry_run=True)
+    assert all((out / p).exists() for p in planned["deleted"]), "a dry run deletes nothing"
+    done = upkeep.maintain(warehouse, keep_days=0, orphan_days=3)
+    assert done["deleted"] == planned["deleted"] and done["snapshots_expired"] == 1
+    assert not killed.exists() and not errors.exists() and fresh.exists() and mine.exists()
+    deleted = set(done["deleted"])
+    assert {"tile_labels/data/scan_date=2026-06-01/aoi=a/part-killed.parquet", "errors/never-committed.jsonl",
+            f"tile_labels/data/scan_date=2026-06-01/aoi=a/part-{first.facts['run_id']}.parquet"} <= deleted
+    assert not any(p.startswith("tile_labels/metadata/") and p.endswith(".metadata.json") for p in deleted)
+    assert [r["tile_id"] for r in tables.read_rows(out)] == ["t2"], "the current snapshot reads as before"
+    assert len(scans.commits(warehouse)) == 1
+    with pytest.raises(UserError, match="no snapshot that early"):
+        scans.snapshot(warehouse, as_of=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400))
+    again = upkeep.maintain(warehouse, keep_days=0, orphan_days=3)
+    assert (again["snapshots_expired"], again["files_deleted"]) == (0, 0)
+
+
+def test_maintain_makes_the_table_when_there_is_none(tmp_path):
+    done = upkeep.maintain(Warehouse(str(tmp_path / "scans")))
+    assert done["snapshots_expired"] == 0 and (tmp_path / "scans" / "catalog.db").exists()
+    assert scans.snapshot(Warehouse(str(tmp_path / "scans"))).snapshot_id is None
+
+
+def old_layout(root):
+    """Scans as the version before tables wrote them: a published partition (its manifest lists one run's
+    files and error lines, plus a killed run's leftover beside them), and one with no manifest."""
+    old = [c for c in schema.COLUMNS if c.name not in ("scene_uri", "bbox", "mask_status", "aoi", "scan_date")]
+    part = root / "scan_date=2026-06-01" / "aoi=a"
+    part.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row("t1", 0.9), row("t2")], schema=schema.arrow_schema(old)),
+                   part / "part-r1-00000-of-00001.parquet")
+    pq.write_table(pa.Table.from_pylist([row("orphan")], schema=schema.arrow_schema(old)), part / "part-r0-00000-of-00001.parquet")
+    (part / "errors-r1-00000-of-00001.jsonl").write_text(json.dumps({"item": "t1", "mask_error": "bad", "status": "written"}))
+    (part / "_manifest.json").write_text(json.dumps({
+        "run_id": "r1", "bundle": "bundles/v1", "model_version": "v", "scene_uris": {"s1": "/scenes/s1.tif"},
+        "files": ["part-r1-00000-of-00001.parquet", "errors-r1-00000-of-00001.jsonl"]}))
+    lone = root / "scan_date=2026-07-01" / "aoi=a"
+    lone.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([row("t9")], schema=schema.arrow_schema(old)), lone / "part-r2-00000-of-00001.parquet")
+
+
+def test_migrate_imports_what_each_manifest_lists_once_and_names_the_rest(tmp_path):
+    root = tmp_path / "scans"
+    old_layout(root)
+    with pytest.raises(UserError, match="planet-tiles migrate"):
+        tables.write_scans(root, {("a", D2): [row("new")]})  # a table would hide the old scans: migrate first
+    done = migrate.migrate(str(root))
+    assert done["imported"] == {"scan_date=2026-06-01/aoi=a": 2}
+    assert done["not_imported"] == ["scan_date=2026-07-01/aoi=a (no manifest: files of a run that never published)"]
+    got = {r["tile_id"]: r for r in tables.read_rows(root)}
+    assert sorted(got) == ["t1", "t2"], "the killed run's leftover stays out"
+    assert (got["t1"]["mask_status"], got["t2"]["mask_status"]) == ("unreadable", "absent")
+    assert got["t1"]["scene_uri"] == "/scenes/s1.tif" and got["t1"]["scan_date"] == D1 and got["t1"]["aoi"] == "a"
+    assert got["t1"]["bbox"] == {"xmin": 0.0, "ymin": 0.0, "xmax": 1.0, "ymax": 1.0}
+    assert scans.latest_bundle(Warehouse(str(root))) == "bundles/v1"
+    assert migrate.migrate(str(root))["imported"] == done["imported"]
+    assert sorted(r["tile_id"] for r in tables.read_rows(root)) == ["t1", "t2"], "a second migrate doubles nothing"
+    assert (root / "scan_date=2026-06-01" / "aoi=a" / "part-r1-00000-of-00001.parquet").exists(), "old files stay"
