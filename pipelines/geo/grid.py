@@ -20,6 +20,7 @@ a name says otherwise. This module imports neither Beam nor TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -170,7 +171,9 @@ class WebMercatorGrid:
         return f"{WEB_MERCATOR_QUAD}/{self.zoom}"
 
     @staticmethod
+    @functools.cache
     def tms() -> morecantile.TileMatrixSet:
+        # morecantile hands out a deep copy of its definition on every get(): once is enough.
         return morecantile.tms.get(WEB_MERCATOR_QUAD)
 
     def tile(self, x: int, y: int) -> Tile:
