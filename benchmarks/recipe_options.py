@@ -60,7 +60,7 @@ def main() -> None:
         started = time.perf_counter()
         meta = train.run([*base, *flags, "--output", str(out / "bundles" / name.replace(" ", "_"))])
         seconds = time.perf_counter() - started
-        results.append((name, meta["metrics"]["at_0.5"], meta["metrics"]["searched"], seconds))
+        results.append((name, meta.metrics["at_0.5"], meta.metrics["searched"], seconds))
         study = results[0]
         print(f"{name:<24} F2 at 0.5 {results[-1][1]:.4f}, searched {results[-1][2]:.4f} "
               f"({results[-1][2] - study[2]:+.4f} vs the study's recipe), {seconds:.0f} s "

@@ -34,9 +34,10 @@ from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.steps.tiles import TileImage, Tiles
 from planet_core import logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
+from planet_core.imagery import PRODUCTS
 from planet_core.labels import encode as encode_labels
 from planet_model import kaggle, records
-from planet_model.records import MANIFEST, PRODUCTS, Chip
+from planet_model.records import MANIFEST, Chip
 
 
 def build_parser() -> argparse.ArgumentParser:

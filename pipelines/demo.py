@@ -134,7 +134,7 @@ def train(out: Path, chips: Path, args: argparse.Namespace) -> Path:
     if args.arch == "inception_v3":
         argv += ["--weights", args.weights, "--finetune_epochs", str(args.finetune_epochs)]
     meta = training.run(argv)
-    print(f"    bundle {meta['version']}: validation F2 {meta['metrics']['searched']:.3f}", flush=True)
+    print(f"    bundle {meta.version}: validation F2 {meta.metrics['searched']:.3f}", flush=True)
     return bundle
 
 

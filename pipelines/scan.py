@@ -38,7 +38,13 @@ from pipelines.geo.grid import (
     scene_footprint,
     zoom_for_resolution,
 )
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, mosaic_month, resolve_sources
+from pipelines.geo.scenes import (
+    SceneError,
+    SceneReader,
+    SceneSource,
+    mosaic_month,
+    resolve_sources,
+)
 from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, outcome
 from pipelines.steps.commits import CommitPartition
@@ -49,7 +55,8 @@ from pipelines.store import catalog, scans, schema
 from pipelines.store.catalog import Warehouse
 from planet_core import logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
-from planet_model.records import PRODUCTS, UNKNOWN
+from planet_core.imagery import PRODUCTS, UNKNOWN
+from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +101,14 @@ WARN_TOLERANCE = 0.25
 DRIFT_WARNING = 0.2
 
 
-def tile_spec(args: argparse.Namespace, meta: dict, region: BaseGeometry) -> tiling.TileSpec:
+def tile_spec(args: argparse.Namespace, meta: BundleMeta, region: BaseGeometry) -> tiling.TileSpec:
     """The scan's tiles: the bundle's chip size and bands, on a grid whose ground pixel is the bundle's.
 
     UTM (default): the cell size is the bundle's ``gsd_m`` and the zone that of each AOI's centre; the
     ground pixel must stay within 10 % of it over the whole AOI. WebMercatorQuad: without ``--zoom`` the
     level closest to ``gsd_m``; a pixel more than 25 % off is reported before the scan starts.
     """
-    gsd = meta["domain"]["gsd_m"]
+    gsd = meta.domain.gsd_m
     zoom = args.zoom
     if args.grid == UTM and not (args.cell_size or gsd):
         raise UserError(f"the bundle {args.bundle} records no ground resolution (an older bundle): pass "
@@ -111,9 +118,9 @@ def tile_spec(args: argparse.Namespace, meta: dict, region: BaseGeometry) -> til
             raise UserError(f"the bundle {args.bundle} records no ground resolution (an older bundle): pass --zoom")
         zoom = zoom_for_resolution(gsd, region.centroid.y)
     try:
-        spec = tiling.from_args(args, tile_size=meta["chip_size"], zoom=zoom, cell_size=gsd, bands=meta["bands"])
+        spec = tiling.from_args(args, tile_size=meta.chip_size, zoom=zoom, cell_size=gsd, bands=meta.bands)
     except ValueError as error:
-        raise UserError(f"{error} (the bundle was trained on {meta['chip_size']}-px chips)") from None
+        raise UserError(f"{error} (the bundle was trained on {meta.chip_size}-px chips)") from None
     if gsd and spec.grid != NATIVE:
         check_resolution(spec, region, gsd)
     return spec
@@ -145,7 +152,7 @@ def check_resolution(spec: tiling.TileSpec, region: BaseGeometry, gsd: float) ->
     return low, high
 
 
-def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSpec, product: str | None,
+def check_scenes(sources: Sequence[SceneSource], meta: BundleMeta, spec: tiling.TileSpec, product: str | None,
                  region: BaseGeometry) -> list[dict]:
     """Check every scene's header against the bundle's domain before any work.
 
@@ -155,7 +162,7 @@ def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSp
     outcome, unless no scene can, which refuses the scan. Scenes that cannot be opened are left to the
     pipeline's error lines.
     """
-    domain = meta["domain"]
+    domain = meta.domain
     wrong_product, failed, touching, opened = [], [], 0, 0
     for source in sources:
         try:
@@ -163,28 +170,28 @@ def check_scenes(sources: Sequence[SceneSource], meta: dict, spec: tiling.TileSp
                 opened += 1
                 height, width = reader.shape
                 touching += scene_footprint(reader.crs, reader.transform, width, height).intersects(region)
-                missing = [b for b in meta["bands"] if b not in reader.layout.available()]
+                missing = [b for b in meta.bands if b not in reader.layout.available()]
                 scene_product = product or reader.product
-                if UNKNOWN not in (scene_product, domain["product"]) and scene_product != domain["product"]:
+                if UNKNOWN not in (scene_product, domain.product) and scene_product != domain.product:
                     wrong_product.append(f"{source.uri} is {scene_product}")
                 elif missing:
                     failed.append(outcome(FAILED, source.scene_id, source.uri, reason=(
                         f"bands: it provides {', '.join(reader.layout.available())}, not {', '.join(missing)}")))
-                elif reader.dtype != meta["dtype"] and not product:
+                elif reader.dtype != meta.dtype and not product:
                     failed.append(outcome(FAILED, source.scene_id, source.uri, reason=(
-                        f"dtype: it is {reader.dtype}, the bundle was trained on {meta['dtype']} (pass --product "
+                        f"dtype: it is {reader.dtype}, the bundle was trained on {meta.dtype} (pass --product "
                         "if its values are the bundle's product all the same)")))
         except SceneError as error:
             if len(sources) == 1:
                 raise UserError(str(error)) from None
             continue
     if wrong_product:
-        raise UserError(f"the bundle was trained on {domain['product']} imagery; "
+        raise UserError(f"the bundle was trained on {domain.product} imagery; "
                          + "; ".join(wrong_product[:3]) + (f" and {len(wrong_product) - 3} more" if len(wrong_product) > 3 else "")
-                         + f". Scan {domain['product']} scenes, or pass --product {domain['product']} if these are "
+                         + f". Scan {domain.product} scenes, or pass --product {domain.product} if these are "
                          "that product whatever their names say")
     if failed and len(failed) == len(sources):
-        raise UserError(f"the bundle needs bands {', '.join(meta['bands'])} ({meta['dtype']}); no scene can give "
+        raise UserError(f"the bundle needs bands {', '.join(meta.bands)} ({meta.dtype}); no scene can give "
                          "them: " + "; ".join(f"{o['uri']}: {o['reason']}" for o in failed[:3]))
     for item in failed:
         log.warning("%s: %s (counted as failed)", item["uri"], item["reason"])
@@ -231,11 +238,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         storage.check_writable(args.output)
     this_run = publishing.new_run_id()
     errors = scans.errors_path(warehouse, this_run)
-    facts = {"pipeline": "scan", "run_id": this_run, "scan_id": f"{aoi.name}:{scan_date}:{meta['version']}",
+    facts = {"pipeline": "scan", "run_id": this_run, "scan_id": f"{aoi.name}:{scan_date}:{meta.version}",
              "aoi": aoi.name, "scan_date": scan_date, "grid": spec.grid, "zoom": spec.zoom,
              "cell_size": spec.cell_size, "tile_size": spec.tile_size,
              "tile_matrix": spec.matrix(aoi.geometry).name if spec.grid != NATIVE else None,
-             "bundle": args.bundle, "model_version": meta["version"], "domain": meta["domain"],
+             "bundle": args.bundle, "model_version": meta.version, "domain": dataclasses.asdict(meta.domain),
              "scenes": len(sources) + len(refused), "started": dt.datetime.now(dt.timezone.utc).isoformat(),
              "options": {k: v for k, v in vars(args).items() if v is not None}, "beam_args": list(beam_args)}
     options = pipeline_options(beam_args, save_main_session)

@@ -46,6 +46,7 @@ from pipelines.store import catalog, schema
 from pipelines.store.catalog import Warehouse
 from planet_core import logs, publishing
 from planet_core.errors import UserError
+from planet_model.bundle import BundleMeta
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +97,7 @@ class StreamScan(beam.PTransform):
     The whole streaming logic, source and sinks apart, so that tests feed it from a TestStream.
     """
 
-    def __init__(self, args: argparse.Namespace, meta: dict, watched: Sequence[aois.Aoi],
+    def __init__(self, args: argparse.Namespace, meta: BundleMeta, watched: Sequence[aois.Aoi],
                  spec: tiling.TileSpec) -> None:
         super().__init__()
         self.args, self.meta, self.watched, self.spec = args, meta, list(watched), spec
@@ -133,9 +134,9 @@ def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], 
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
     spec = scan.tile_spec(args, meta, watched[0].geometry)
-    if meta["domain"]["gsd_m"] and spec.grid != NATIVE:
+    if meta.domain.gsd_m and spec.grid != NATIVE:
         for aoi in watched[1:]:
-            scan.check_resolution(spec, aoi.geometry, meta["domain"]["gsd_m"])
+            scan.check_resolution(spec, aoi.geometry, meta.domain.gsd_m)
     return args, beam_args, meta, watched, spec
 
 
@@ -154,11 +155,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> No
         write(messages | "StreamScan" >> StreamScan(args, meta, watched, spec), args, meta)
 
 
-def write(streams: dict, args: argparse.Namespace, meta: dict) -> None:
+def write(streams: dict, args: argparse.Namespace, meta: BundleMeta) -> None:
     """The sinks the flags ask for: rows into the scans table, one commit per window; alerts; error lines."""
     warehouse = Warehouse(args.output, args.catalog)
     facts = {"pipeline": "stream", "run_id": publishing.new_run_id(), "bundle": args.bundle,
-             "model_version": meta["version"]}
+             "model_version": meta.version}
     _ = (streams["rows"]
          | "RowsToParquet" >> sinks.WindowedFiles(schema.COLUMNS, lambda r: f"{r['scan_date'].isoformat()}/{r['aoi']}",
                                                   sinks.scan_file(warehouse), args.window_minutes)

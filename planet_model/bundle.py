@@ -5,16 +5,17 @@
                     without the training loss and optimizer, so plain ``keras.saving.load_model(path)``
                     opens it (safe mode) in any Python with Keras 3; only the softmax weather head
                     (``--weather_head softmax``) needs ``import planet_model.model`` first, for its layer.
-    bundle.json     format_version, labels, thresholds (label -> float), chip_size, input_size, bands,
-                    dtype, domain, normalization, arch, model_file, version (content hash), created_at,
-                    training (options, data), metrics (validation F2 at 0.5, 0.2 and the searched
-                    thresholds; per-label figures)
+    bundle.json     :class:`BundleMeta`: format_version, labels, thresholds (label -> float), chip_size,
+                    input_size, bands, dtype, domain, normalization, arch, model_file, version (content
+                    hash), created_at, training (options, data), metrics (validation F2 at 0.5, 0.2 and
+                    the searched thresholds; per-label figures), tta
     *.png           training curves, F2 against threshold per label, label co-occurrence heatmaps
 
 ``domain`` is what the model learned from, which every scan must feed it: ``gsd_m`` (ground sample
 distance of the chips, metres; null when unknown), ``product`` (``visual``, ``analytic``,
 ``surface_reflectance`` or ``unknown``), ``dtype``, ``bands`` and ``band_ranges`` (band -> 1st and 99th
-percentile of the training pixels). Bundles written before it existed still load, with a warning.
+percentile of the training pixels). Bundles of an older format are brought up to the current one on load,
+step by step (:data:`UPGRADES`; format 1, before ``domain``, loads with a warning).
 
 Reading ``bundle.json`` (:func:`read_metadata`) needs no TensorFlow, so a launcher can validate a
 bundle and check bands before any work starts. :func:`load_model` loads the Keras model in safe mode.
@@ -22,37 +23,144 @@ bundle and check bands before any work starts. :func:`load_model` loads the Kera
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from planet_core import storage
 from planet_core.errors import UserError
+from planet_core.imagery import DTYPES, PRODUCTS, RGBN, UNKNOWN
 from planet_core.labels import LABELS
-from planet_model.records import DTYPES, PRODUCTS, UNKNOWN
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+#: The ``bundle.json`` format this code writes. Older formats are brought up to it on load
+#: (:data:`UPGRADES`), so every reader sees one shape.
+FORMAT_VERSION = 2
 METADATA = "bundle.json"
 MODEL_FILE = "model.keras"
-REQUIRED = ("format_version", "labels", "thresholds", "chip_size", "input_size", "bands", "dtype",
-            "normalization", "arch", "model_file", "version", "created_at", "training", "metrics")
 
 
 class BundleError(UserError):
     """A bundle that cannot be used, with what exactly is wrong."""
 
 
+@dataclass(frozen=True)
+class Domain:
+    """What the model learned from, and what every scan must feed it."""
+
+    #: Ground sample distance of the training chips (metres); None when unknown (older bundles).
+    gsd_m: float | None
+    product: str  # planet_core.imagery.PRODUCTS
+    dtype: str
+    bands: tuple[str, ...]
+    #: Band -> 1st and 99th percentile of the training pixels (empty when unknown).
+    band_ranges: dict[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-band mean and variance of the training split, which the model's first layers apply."""
+
+    mean: tuple[float, ...]
+    variance: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """``bundle.json``, typed: everything a scan, an evaluation or a report needs to know of a model."""
+
+    labels: tuple[str, ...]
+    thresholds: dict[str, float]  # label -> probability cut
+    chip_size: int  # pixels a side of the chips the model reads
+    input_size: int  # pixels a side after the model's own resize
+    bands: tuple[str, ...]  # record band names the model reads, in order
+    dtype: str
+    domain: Domain
+    normalization: Normalization
+    arch: str
+    model_file: str
+    version: str  # content hash of the model file and thresholds: changes whenever predictions can
+    created_at: str
+    #: How it was trained: options, data, history, the validation split's rule and hash (free-form record).
+    training: dict[str, Any]
+    #: Validation figures: F2 at 0.5, 0.2 and the searched thresholds, per-label figures (free-form record).
+    metrics: dict[str, Any]
+    tta: bool = False  # an ensemble bundle averaging the 8 flips of each chip
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def cuts(self) -> list[float]:
+        """The thresholds in label order."""
+        return [self.thresholds[name] for name in self.labels]
+
+    def to_json(self) -> dict:
+        """The ``bundle.json`` form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping, where: str = "bundle") -> BundleMeta:
+        """Validate and type a ``bundle.json`` of any known format (:data:`UPGRADES`), naming every problem
+        in one :class:`BundleError`."""
+        data = upgrade(data, where)
+        validate(data, where)
+        domain = data["domain"]
+        return cls(
+            labels=tuple(data["labels"]), thresholds={k: float(v) for k, v in data["thresholds"].items()},
+            chip_size=int(data["chip_size"]), input_size=int(data["input_size"]), bands=tuple(data["bands"]),
+            dtype=data["dtype"],
+            domain=Domain(gsd_m=domain.get("gsd_m"), product=domain["product"], dtype=domain["dtype"],
+                          bands=tuple(domain["bands"]),
+                          band_ranges={b: (float(r[0]), float(r[1])) for b, r in domain["band_ranges"].items()}),
+            normalization=Normalization(tuple(data["normalization"]["mean"]), tuple(data["normalization"]["variance"])),
+            arch=data["arch"], model_file=data["model_file"], version=data["version"], created_at=data["created_at"],
+            training=dict(data["training"]), metrics=dict(data["metrics"]), tta=bool(data.get("tta", False)),
+            format_version=FORMAT_VERSION)
+
+
+def _upgrade_1(data: dict, where: str) -> dict:
+    """Format 1 -> 2: a bundle written before ``domain`` existed gets one from what it knows (no ground
+    resolution, an unknown product, no value ranges), with a warning: scans check only its bands and dtype."""
+    if "domain" not in data:
+        log.warning("%s: the bundle records no domain (ground resolution, product, value ranges); it was written "
+                    "by an older version. Scans check only its bands and dtype.", where)
+        data["domain"] = {"gsd_m": data.get("resolution_m"), "product": UNKNOWN, "dtype": data.get("dtype"),
+                          "bands": data.get("bands", []), "band_ranges": {}}
+    data.pop("resolution_m", None)
+    return data
+
+
+#: format_version -> the step that brings a ``bundle.json`` of that format to the next one.
+UPGRADES: dict[int, Callable[[dict, str], dict]] = {1: _upgrade_1}
+
+
+def upgrade(data: Mapping, where: str = "bundle") -> dict:
+    """``bundle.json`` of any known format brought to :data:`FORMAT_VERSION`."""
+    data = dict(data)
+    version = data.get("format_version", 1)
+    while isinstance(version, int) and version in UPGRADES:
+        data = UPGRADES[version](data, where)
+        version += 1
+        data["format_version"] = version
+    return data
+
+
+REQUIRED = ("format_version", "labels", "thresholds", "chip_size", "input_size", "bands", "dtype", "domain",
+            "normalization", "arch", "model_file", "version", "created_at", "training", "metrics")
+
+
 def validate(meta: Mapping, where: str = "bundle") -> None:
-    """Raise :class:`BundleError` naming every problem of a ``bundle.json``."""
+    """Raise :class:`BundleError` naming every problem of a ``bundle.json`` (of the current format)."""
     problems = [f"missing key {k!r}" for k in REQUIRED if k not in meta]
     if meta.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
-        problems.append(f"format_version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}")
+        problems.append(f"format_version {meta.get('format_version')!r}, this code reads up to {FORMAT_VERSION}")
     if "labels" in meta and list(meta["labels"]) != list(LABELS):
         problems.append("labels differ from the 17 labels in the project's order")
     thresholds = meta.get("thresholds", {})
@@ -66,19 +174,21 @@ def validate(meta: Mapping, where: str = "bundle") -> None:
         if bad:
             problems.append(f"thresholds outside [0, 1] or not numbers: {bad}")
     bands = meta.get("bands", [])
-    if "bands" in meta and (not bands or any(b not in ("red", "green", "blue", "nir") for b in bands)):
-        problems.append(f"bands {bands!r}: use names among red, green, blue, nir")
+    if "bands" in meta and (not bands or any(b not in RGBN for b in bands)):
+        problems.append(f"bands {bands!r}: use names among {', '.join(RGBN)}")
     if "dtype" in meta and meta["dtype"] not in DTYPES:
         problems.append(f"dtype {meta['dtype']!r} not in {DTYPES}")
     domain = meta.get("domain")
-    if domain is not None:
+    if isinstance(domain, Mapping):
         if domain.get("product") not in PRODUCTS:
             problems.append(f"domain.product {domain.get('product')!r} not in {PRODUCTS}")
         if domain.get("gsd_m") is not None and not (isinstance(domain["gsd_m"], (int, float)) and domain["gsd_m"] > 0):
             problems.append(f"domain.gsd_m {domain.get('gsd_m')!r} must be positive metres or null")
         ranges = domain.get("band_ranges", {})
-        if sorted(ranges) != sorted(bands) or any(len(r) != 2 or r[0] > r[1] for r in ranges.values()):
+        if ranges and (sorted(ranges) != sorted(bands) or any(len(r) != 2 or r[0] > r[1] for r in ranges.values())):
             problems.append("domain.band_ranges needs [low, high] for each band")
+    elif domain is not None:
+        problems.append("domain must be an object")
     norm = meta.get("normalization", {})
     if "normalization" in meta and not (len(norm.get("mean", [])) == len(norm.get("variance", [])) == len(bands)):
         problems.append("normalization needs a mean and a variance per band")
@@ -86,26 +196,23 @@ def validate(meta: Mapping, where: str = "bundle") -> None:
         raise BundleError(f"{where}: invalid bundle: " + "; ".join(problems))
 
 
-def read_metadata(path: str) -> dict:
+def read_metadata(path: str) -> BundleMeta:
     """Read and validate ``bundle.json`` of the bundle at ``path`` (folder, local or ``gs://``)."""
     location = storage.join(path, METADATA)
     try:
-        meta = json.loads(storage.read_text(location))
+        data = json.loads(storage.read_text(location))
     except FileNotFoundError:
         raise BundleError(f"{path}: not a bundle ({METADATA} not found)") from None
     except json.JSONDecodeError as error:
         raise BundleError(f"{location}: not valid JSON ({error})") from None
-    validate(meta, path)
-    model_path = storage.join(path, meta["model_file"])
+    if not isinstance(data, dict):
+        raise BundleError(f"{location}: not a bundle description (not a JSON object)")
+    meta = BundleMeta.from_json(data, path)
+    model_path = storage.join(path, meta.model_file)
     if not storage.exists(model_path):
-        raise BundleError(f"{path}: model file {meta['model_file']!r} not found")
+        raise BundleError(f"{path}: model file {meta.model_file!r} not found")
     if not _is_keras_file(model_path):
         raise BundleError(f"{model_path}: not a complete Keras file (truncated or overwritten?); copy the bundle again")
-    if "domain" not in meta:
-        log.warning("%s: the bundle records no domain (ground resolution, product, value ranges); it was "
-                    "written by an older version. Scans check only its bands and dtype.", path)
-        meta["domain"] = {"gsd_m": meta.get("resolution_m"), "product": UNKNOWN, "dtype": meta["dtype"],
-                          "bands": meta["bands"], "band_ranges": {}}
     return meta
 
 
@@ -121,25 +228,26 @@ def _is_keras_file(path: str) -> bool:
         return False
 
 
-def load_model(path: str, meta: Mapping | None = None):  # noqa: ANN201 - keras.Model
+def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - keras.Model
     """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code)."""
     import keras
 
     import planet_model.model  # noqa: F401 - registers the softmax weather head's layer
 
     meta = meta or read_metadata(path)
-    source = storage.join(path, meta["model_file"])
+    source = storage.join(path, meta.model_file)
     if "://" in source:
         with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, meta["model_file"])
+            local = os.path.join(tmp, meta.model_file)
             with open(local, "wb") as handle:
                 handle.write(storage.read_bytes(source))
             return keras.saving.load_model(local, safe_mode=True, compile=False)
     return keras.saving.load_model(source, safe_mode=True, compile=False)
 
 
-def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> dict:  # noqa: ANN001, B006
-    """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json``; return the metadata.
+def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001, B006
+    """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json`` (``meta`` and what this adds:
+    format, labels, model file, time, version); return the metadata.
 
     The model is saved as an uncompiled copy sharing the trained layers: the training loss (with its
     co-occurrence penalty) and the optimizer are not part of what a bundle is for, and a file that names
@@ -164,9 +272,9 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> dict:
     digest = hashlib.sha256(model_bytes)
     digest.update(json.dumps(full["thresholds"], sort_keys=True).encode())
     full["version"] = digest.hexdigest()[:16]
-    validate(full, path)
+    typed = BundleMeta.from_json(full, path)
     storage.write_bytes(storage.join(path, MODEL_FILE), model_bytes)
     for name, data in files.items():
         storage.write_bytes(storage.join(path, name), data)
-    storage.write_text(storage.join(path, METADATA), json.dumps(full, indent=2))
-    return full
+    storage.write_text(storage.join(path, METADATA), json.dumps(typed.to_json(), indent=2))
+    return typed

@@ -17,6 +17,7 @@ must be the same split for every member) or on every chip given (``--split all``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import logging
@@ -28,6 +29,7 @@ from planet_core import logs
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from planet_model import bundle, evaluate
+from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 BAND_ORDER = ("red", "green", "blue", "nir")
@@ -65,25 +67,26 @@ def combine(members: Sequence, member_bands: Sequence[Sequence[str]], bands: Seq
     return keras.Model(inputs, outputs, name="ensemble")
 
 
-def _common(metas: Sequence[dict]) -> dict:
+def _common(metas: Sequence[BundleMeta]) -> dict:
     """What every member must share, and the ensemble's bands (the union, in red, green, blue, nir order)."""
     for key in ("chip_size", "dtype"):
-        if len({m[key] for m in metas}) > 1:
+        if len({getattr(m, key) for m in metas}) > 1:
             raise UserError(f"--bundle: the members read different chips ({key} "
-                            f"{', '.join(str(m[key]) for m in metas)}); an ensemble's members read the same chips")
+                            f"{', '.join(str(getattr(m, key)) for m in metas)}); an ensemble's members read the "
+                            "same chips")
     for key in ("product", "gsd_m"):
-        values = {m["domain"].get(key) for m in metas}
+        values = {getattr(m.domain, key) for m in metas}
         if len(values) > 1:
             raise UserError(f"--bundle: the members learned from different imagery (domain.{key} {sorted(map(str, values))})")
-    bands = [b for b in BAND_ORDER if any(b in m["bands"] for m in metas)]
+    bands = [b for b in BAND_ORDER if any(b in m.bands for m in metas)]
     ranges, mean, variance = {}, [], []
     for b in bands:
-        first = next(m for m in metas if b in m["bands"])
-        i = first["bands"].index(b)
-        ranges[b] = first["domain"].get("band_ranges", {}).get(b, [0, 0])
-        mean.append(first["normalization"]["mean"][i])
-        variance.append(first["normalization"]["variance"][i])
-    domain = {**metas[0]["domain"], "bands": bands, "band_ranges": ranges}
+        first = next(m for m in metas if b in m.bands)
+        i = first.bands.index(b)
+        ranges[b] = list(first.domain.band_ranges.get(b, (0.0, 0.0)))
+        mean.append(first.normalization.mean[i])
+        variance.append(first.normalization.variance[i])
+    domain = {**dataclasses.asdict(metas[0].domain), "bands": bands, "band_ranges": ranges}
     return {"bands": bands, "domain": domain, "normalization": {"mean": mean, "variance": variance}}
 
 
@@ -113,24 +116,24 @@ def run(argv: Sequence[str] | None = None) -> dict:
                         "or seeds); their thresholds would be searched on chips some member trained on. Use "
                         "--split all with held-out chips")
     members = [bundle.load_model(path, meta) for path, meta in zip(args.bundle, metas)]
-    model = combine(members, [m["bands"] for m in metas], common["bands"], metas[0]["chip_size"], args.tta)
+    model = combine(members, [m.bands for m in metas], common["bands"], metas[0].chip_size, args.tta)
     probabilities, y = evaluate.predict(model, chips[0], common["bands"], args.batch_size)
     found, best = thresholds.search(y, probabilities)
     figures = {"at_0.5": metrics.mean_f2(y, probabilities >= 0.5), "at_0.2": metrics.mean_f2(y, probabilities >= 0.2),
                "searched": best, "per_label": metrics.per_label(y, thresholds.apply(probabilities, found)),
                "validation_chips": int(len(y)),
-               "training_chips": max(m["metrics"].get("training_chips", 0) for m in metas)}
+               "training_chips": max(m.metrics.get("training_chips", 0) for m in metas)}
     log.info("ensemble of %d%s: F2 %.4f at 0.5, %.4f with searched thresholds", len(metas),
              " with TTA" if args.tta else "", figures["at_0.5"], best)
     files = plots.threshold_figures(y, probabilities, found)
-    members_meta = [{"bundle": path, "version": m["version"], "arch": m["arch"], "input_size": m["input_size"],
-                     "bands": m["bands"], "searched_f2": m["metrics"].get("searched")}
+    members_meta = [{"bundle": path, "version": m.version, "arch": m.arch, "input_size": m.input_size,
+                     "bands": m.bands, "searched_f2": m.metrics.get("searched")}
                     for path, m in zip(args.bundle, metas)]
     return bundle.save(model, args.output, {
         "thresholds": {name: float(t) for name, t in zip(LABELS, found)},
-        "chip_size": metas[0]["chip_size"], "input_size": max(m["input_size"] for m in metas),
-        "dtype": metas[0]["dtype"], **common, "arch": "ensemble", "tta": args.tta,
-        "training": {"members": members_meta, "data": args.data, "split": metas[0]["training"].get("split"),
+        "chip_size": metas[0].chip_size, "input_size": max(m.input_size for m in metas),
+        "dtype": metas[0].dtype, **common, "arch": "ensemble", "tta": args.tta,
+        "training": {"members": members_meta, "data": args.data, "split": metas[0].training.get("split"),
                      "threshold_split": args.split, "options": {"tta": args.tta}},
         "metrics": figures,
     }, files)
@@ -139,8 +142,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
 def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
     meta = run(argv)
-    print(json.dumps({"bundle": meta["version"], "members": len(meta["training"]["members"]), "tta": meta["tta"],
-                      "f2": meta["metrics"]["searched"]}))
+    print(json.dumps({"bundle": meta.version, "members": len(meta.training["members"]), "tta": meta.tta,
+                      "f2": meta.metrics["searched"]}))
 
 
 if __name__ == "__main__":

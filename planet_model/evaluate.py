@@ -34,6 +34,7 @@ from planet_core import logs, storage
 from planet_core.errors import UserError
 from planet_core.labels import LABELS, WEATHER_INDICES
 from planet_model import bundle
+from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 SPLITS = ("all", "validation")
@@ -59,7 +60,7 @@ def _digest(keys: np.ndarray) -> str:
     return hashlib.sha256(b"\n".join(sorted(k if isinstance(k, bytes) else str(k).encode() for k in keys))).hexdigest()
 
 
-def load_chips(data: Sequence[str], meta: Mapping, split: str) -> Chips:
+def load_chips(data: Sequence[str], meta: BundleMeta, split: str) -> Chips:
     """The chips of ``--data`` for ``split`` (see the module docstring), checked against the bundle."""
     from planet_model import data as chipdata
 
@@ -69,28 +70,28 @@ def load_chips(data: Sequence[str], meta: Mapping, split: str) -> Chips:
         index = chipdata.index(files, info)
     except (OSError, ValueError) as error:
         raise UserError(f"--data {' '.join(data)}: {error}") from None
-    missing = [b for b in meta["bands"] if b not in info.bands]
+    missing = [b for b in meta.bands if b not in info.bands]
     if missing:
-        raise UserError(f"--data {' '.join(data)}: the chips have bands {list(info.bands)}; the bundle reads {meta['bands']}")
-    if info.dtype != meta["dtype"] or info.shape[0] != meta["chip_size"]:
+        raise UserError(f"--data {' '.join(data)}: the chips have bands {list(info.bands)}; the bundle reads {meta.bands}")
+    if info.dtype != meta.dtype or info.shape[0] != meta.chip_size:
         raise UserError(f"--data {' '.join(data)}: {info.shape[0]}-px {info.dtype} chips; the bundle reads "
-                        f"{meta['chip_size']}-px {meta['dtype']}")
+                        f"{meta.chip_size}-px {meta.dtype}")
     keys = index.keys[validation_mask(meta, index, data)] if split == "validation" else index.keys
     return Chips(files, info, keys)
 
 
-def validation_mask(meta: Mapping, index, data: str) -> np.ndarray:  # noqa: ANN001 - planet_model.data.ChipIndex
+def validation_mask(meta: BundleMeta, index, data: str) -> np.ndarray:  # noqa: ANN001 - planet_model.data.ChipIndex
     from planet_model import data as chipdata
 
-    training = meta.get("training", {})
+    training = meta.training
     recorded, options = training.get("split"), training.get("options", {})
     rule = recorded or {"rule": options.get("split_by"), "seed": options.get("seed"),
                         "val_fraction": options.get("val_fraction")}
     if None in (rule["rule"], rule["seed"], rule["val_fraction"]):
-        raise UserError(f"--split validation: bundle {meta['version']} records no split rule; use --split all")
+        raise UserError(f"--split validation: bundle {meta.version} records no split rule; use --split all")
     mask = chipdata.split(index.keys, index.scene_ids, index.labels, rule["val_fraction"], rule["seed"], rule["rule"])
     if recorded and (recorded["chips"] != len(index.keys) or recorded["validation_keys_sha256"] != _digest(index.keys[mask])):
-        raise UserError(f"--data {' '.join(data)}: not the chips bundle {meta['version']} was trained on ({len(index.keys)} chips, "
+        raise UserError(f"--data {' '.join(data)}: not the chips bundle {meta.version} was trained on ({len(index.keys)} chips, "
                         f"the bundle's split was over {recorded['chips']}); --split validation needs the same chip "
                         "records, or use --split all on held-out chips")
     return mask
@@ -154,12 +155,12 @@ def run(argv: Sequence[str] | None = None) -> dict:
     results = []
     for path, meta in zip(args.bundle, metas):
         chips = load_chips(args.data, meta, args.split)
-        probabilities, y = predict(bundle.load_model(path, meta), chips, meta["bands"], args.batch_size)
-        cut = np.array([meta["thresholds"][n] for n in LABELS])
-        result = {"bundle": path, "version": meta["version"], "arch": meta["arch"], "split": args.split,
-                  "tta": bool(meta.get("tta", False)), **figures(y, probabilities, cut)}
+        probabilities, y = predict(bundle.load_model(path, meta), chips, meta.bands, args.batch_size)
+        cut = np.array([meta.thresholds[n] for n in LABELS])
+        result = {"bundle": path, "version": meta.version, "arch": meta.arch, "split": args.split,
+                  "tta": meta.tta, **figures(y, probabilities, cut)}
         for name, png in plots.threshold_figures(y, probabilities, cut).items():
-            storage.write_bytes(storage.join(args.output, meta["version"], name), png)
+            storage.write_bytes(storage.join(args.output, meta.version, name), png)
         results.append(result)
     report = {"data": args.data, "split": args.split, "bundles": results}
     storage.write_text(storage.join(args.output, "evaluation.json"), json.dumps(report, indent=2))

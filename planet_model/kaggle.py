@@ -17,8 +17,8 @@ import numpy as np
 
 from planet_core import storage
 from planet_core.errors import UserError
+from planet_core.imagery import ANALYTIC, RGB, RGBN, VISUAL
 from planet_core.labels import LABELS
-from planet_model.records import ANALYTIC, RGB, RGBN, VISUAL
 
 FORMATS = ("jpg", "tif")
 #: The band order of the TIF images.

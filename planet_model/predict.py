@@ -24,8 +24,9 @@ import numpy as np
 
 from planet_core import logs, storage
 from planet_core.errors import UserError
+from planet_core.imagery import UNKNOWN
 from planet_model import bundle, kaggle, thresholds
-from planet_model.records import UNKNOWN
+from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_domain(meta: dict, kind: str) -> list[int]:
+def check_domain(meta: BundleMeta, kind: str) -> list[int]:
     """The image band indexes the bundle reads; a bundle of another product or bands is refused."""
     bands = kaggle.TIF_BAND_ORDER if kind == "tif" else ("red", "green", "blue")
     available = ("red", "green", "blue", "nir") if kind == "tif" else ("red", "green", "blue")
-    missing = [b for b in meta["bands"] if b not in available]
+    missing = [b for b in meta.bands if b not in available]
     if missing:
-        raise UserError(f"--bundle {meta.get('version')}: it reads {', '.join(meta['bands'])}; the .{kind} images "
+        raise UserError(f"--bundle {meta.version}: it reads {', '.join(meta.bands)}; the .{kind} images "
                         f"have {', '.join(b for b in bands)}")
-    product = meta["domain"]["product"]
+    product = meta.domain.product
     if product != UNKNOWN and product != kaggle.PRODUCTS[kind]:
         raise UserError(f"the bundle was trained on {product} imagery; .{kind} images are {kaggle.PRODUCTS[kind]}: "
                         f"predict on the test-{'jpg' if product == 'visual' else 'tif-v2'} images")
-    return [available.index(b) for b in meta["bands"]]
+    return [available.index(b) for b in meta.bands]
 
 
 def listed(path: str) -> list[str]:
@@ -95,8 +96,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
                 if name not in where]
     present = [name for name in expected if name in where]
     model = bundle.load_model(args.bundle, meta)
-    cut = np.array([meta["thresholds"][n] for n in meta["labels"]], dtype=np.float32)
-    size = meta["chip_size"]
+    cut = np.array([meta.thresholds[n] for n in meta.labels], dtype=np.float32)
+    size = meta.chip_size
     tags: dict[str, list[str]] = {}
     for block in batches(present, args.batch_size):
         images, names = [], []
@@ -115,13 +116,13 @@ def run(argv: Sequence[str] | None = None) -> dict:
             continue
         probabilities = np.asarray(model.predict_on_batch(np.stack(images).astype(np.float32)))
         for name, on in zip(names, thresholds.apply(probabilities, cut, args.weather_one)):
-            tags[name] = [label for label, flag in zip(meta["labels"], on) if flag]
+            tags[name] = [label for label, flag in zip(meta.labels, on) if flag]
     written = kaggle.write_submission(args.output, ((name, tags[name]) for name in expected if name in tags))
     errors_path = args.output + ".errors.jsonl"
     if problems:
         storage.write_text(errors_path, "".join(json.dumps(p) + "\n" for p in problems))
     return {"output": args.output, "images": len(expected), "written": written, "problems": problems,
-            "errors": errors_path if problems else None, "bundle": meta["version"]}
+            "errors": errors_path if problems else None, "bundle": meta.version}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from planet_core.imagery import DTYPES, PRODUCTS, RGB, RGBN, UNKNOWN
 from planet_core.labels import NUM_LABELS
 
 #: A chip set's manifest, in its folder: the files of the set (:mod:`planet_core.publishing`). Training and
@@ -46,12 +47,6 @@ MANIFEST = "manifest.json"
 if TYPE_CHECKING:
     import tensorflow as tf
 
-DTYPES = ("uint8", "uint16", "float32")
-#: What a scene's values are: a model learned one of these and must be fed the same.
-VISUAL, ANALYTIC, SURFACE_REFLECTANCE, UNKNOWN = "visual", "analytic", "surface_reflectance", "unknown"
-PRODUCTS = (VISUAL, ANALYTIC, SURFACE_REFLECTANCE, UNKNOWN)
-RGB = ("red", "green", "blue")
-RGBN = ("red", "green", "blue", "nir")
 
 
 @dataclass

@@ -130,7 +130,16 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
     import tensorflow as tf
 
     from planet_core.labels import LABELS
-    from planet_model import bundle, data, evaluate, losses, metrics, model, plots, thresholds
+    from planet_model import (
+        bundle,
+        data,
+        evaluate,
+        losses,
+        metrics,
+        model,
+        plots,
+        thresholds,
+    )
 
     bands = [b.strip() for b in args.bands.split(",")]
     input_size = args.input_size or DEFAULT_INPUT_SIZE[args.arch]
@@ -238,14 +247,14 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> dict:  #
                      "split": evaluate.split_record(keys, val_mask, options)},
         "metrics": figures,
     }, files_out)
-    log.info("bundle %s written to %s", meta["version"], args.output)
+    log.info("bundle %s written to %s", meta.version, args.output)
     return meta
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
     meta = run(argv)
-    print(json.dumps({"bundle": meta["version"], "f2": meta["metrics"]["searched"]}))
+    print(json.dumps({"bundle": meta.version, "f2": meta.metrics["searched"]}))
 
 
 if __name__ == "__main__":

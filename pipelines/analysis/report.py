@@ -248,7 +248,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
                                  for level in rules.CONFIDENCE_LEVELS},
         "retracted": sum(1 for a in found if a.status == "retracted"), "events": len(grouped),
         "event_area_ha": round(sum(e.area_ha for e in grouped), 3),
-        "bundle": bundle_path, "model_version": meta["version"] if meta else None, "truth": scored,
+        "bundle": bundle_path, "model_version": meta.version if meta else None, "truth": scored,
         "files": {"alerts_parquet": "alerts.parquet", "alerts_geojson": "alerts.geojson",
                   "events_parquet": "events.parquet", "events_geojson": "events.geojson", "report": "report.html"},
         "images": pictures,

@@ -32,6 +32,7 @@ from pipelines.analysis.map_layers import STATES, AoiMap
 from pipelines.analysis.rules import Alert
 from planet_core.errors import UserError
 from planet_core.labels import LAND_LABELS
+from planet_model.bundle import BundleMeta
 
 LEAFLET_VERSION = "1.9.4"
 VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION}"
@@ -113,7 +114,7 @@ class Content:
     zones: Sequence[dict] | None
     places: Sequence[dict] | None
     scored: Mapping | None
-    meta: Mapping | None
+    meta: BundleMeta | None
     figures: Mapping[str, bytes]
     min_clear_fraction: float
     highest_probability: float
@@ -292,24 +293,24 @@ def _score(scored: Mapping | None) -> str:
             f"tile saw on the last date: {scored['recall_visible']:.2f}. Found per kind: {_e(tags)}.</p>")
 
 
-def _model_card(meta: Mapping | None, figures: Mapping[str, bytes]) -> str:
+def _model_card(meta: BundleMeta | None, figures: Mapping[str, bytes]) -> str:
     if not meta:
         return "<h2>Model</h2><p class='muted'>No bundle given or named in the scan manifests.</p>"
-    m = meta.get("metrics", {})
+    m = meta.metrics
     per_label = m.get("per_label", {})
     rows = "".join(
-        f"<tr><td>{_e(name)}</td><td class='num'>{meta['thresholds'][name]:.2f}</td>"
+        f"<tr><td>{_e(name)}</td><td class='num'>{meta.thresholds[name]:.2f}</td>"
         + "".join(f"<td class='num'>{per_label[name][k]:.3f}</td>" if name in per_label else "<td></td>"
                   for k in ("precision", "recall", "f2"))
         + (f"<td class='num'>{per_label[name]['support']}</td>" if name in per_label else "<td></td>") + "</tr>"
-        for name in meta["labels"])
+        for name in meta.labels)
     f2 = " · ".join(f"{label} <strong>{m[key]:.3f}</strong>" for key, label in
                     (("searched", "searched thresholds"), ("at_0.5", "at 0.5"), ("at_0.2", "at 0.2")) if key in m)
     images = "".join(f'<img alt="{_e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
                      for name, data in figures.items())
-    return (f"<h2>Model</h2><p><code>{_e(meta['version'])}</code>: {_e(meta['arch'])}, input "
-            f"{meta['input_size']} px from {meta['chip_size']}-px chips, bands {_e(', '.join(meta['bands']))}, "
-            f"trained {_e(meta['created_at'])} on {m.get('training_chips', '?')} chips; validation "
+    return (f"<h2>Model</h2><p><code>{_e(meta.version)}</code>: {_e(meta.arch)}, input "
+            f"{meta.input_size} px from {meta.chip_size}-px chips, bands {_e(', '.join(meta.bands))}, "
+            f"trained {_e(meta.created_at)} on {m.get('training_chips', '?')} chips; validation "
             f"({m.get('validation_chips', '?')} chips) mean F2: {f2}.</p>"
             "<table><tr><th>label</th><th>threshold</th><th>precision</th><th>recall</th><th>F2</th>"
             f"<th>support</th></tr>{rows}</table><div class='figures'>{images}</div>")

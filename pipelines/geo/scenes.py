@@ -32,18 +32,24 @@ from pipelines.geo import masks
 from pipelines.geo.grid import Tile, ground_pixel_m
 from pipelines.geo.masks import MaskError, MaskFractions
 from planet_core.errors import UserError
-from planet_model.records import ANALYTIC, DTYPES, SURFACE_REFLECTANCE, UNKNOWN, VISUAL
+from planet_core.imagery import (
+    ANALYTIC,
+    DTYPES,
+    RGBN,
+    SURFACE_REFLECTANCE,
+    UNKNOWN,
+    VISUAL,
+)
 
 #: GDAL lists a file's folder when it opens it, looking for sidecar files (.aux.xml, .ovr, .msk). Planet,
 #: Landsat and Sentinel-2 deliveries have none, and on Cloud Storage each listing is one more request per
 #: scene and worker (slow in a bucket of millions of objects): opens never list. A user's setting wins.
 os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 
-BAND_NAMES = ("red", "green", "blue", "nir")
 #: What every pixel without data becomes in a tile (outside the scene, the scene's nodata value, alpha
 #: 0), whatever the scene's own nodata value: chips and scans alike, so a model sees one padding value.
 FILL_VALUE = 0
-_BAND_ROLES = BAND_NAMES + ("alpha", "skip")
+_BAND_ROLES = RGBN + ("alpha", "skip")
 _NIR_DESCRIPTIONS = {"nir", "near-infrared", "near infrared", "nir1"}
 #: Band descriptions that say a band's role.
 _DESCRIBED_ROLES = {"red": "red", "green": "green", "blue": "blue", "alpha": "alpha",
@@ -171,7 +177,7 @@ class BandLayout:
     alpha: int | None = None
 
     def available(self) -> tuple[str, ...]:
-        return BAND_NAMES if self.nir else BAND_NAMES[:3]
+        return RGBN if self.nir else RGBN[:3]
 
     def indexes(self, bands: Sequence[str]) -> list[int]:
         missing = [b for b in bands if getattr(self, b, None) is None]

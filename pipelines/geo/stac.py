@@ -22,10 +22,8 @@ from collections.abc import Sequence
 import rasterio
 
 from planet_core.errors import UserError
-from planet_model.records import UNKNOWN
+from planet_core.imagery import RGBN, UNKNOWN
 
-#: Record band roles, in the order a band-per-file scene stacks them.
-BAND_ROLES = ("red", "green", "blue", "nir")
 #: Asset keys of one band each, by role: common names, Sentinel-2 (``B02``..``B08``) and Landsat 8/9
 #: Collection 2 (``SR_B2``..``SR_B5``; bare ``B2``..``B5`` as USGS names the files).
 _BAND_KEYS = {
@@ -65,7 +63,7 @@ def sources(document: dict, origin: str = "STAC") -> list:
             if missing:
                 raise StacError(f"{origin}: item {item.id!r} has one asset per band but no {', '.join(missing)} band "
                                 f"asset (its band assets: {', '.join(f'{k} ({r})' for r, k in bands.items())})")
-            pairs = tuple((role, hrefs[bands[role]]) for role in BAND_ROLES if role in bands)
+            pairs = tuple((role, hrefs[bands[role]]) for role in RGBN if role in bands)
             found.append(SceneSource(hrefs[bands["red"]], str(item.id), acquired, None, mask, pairs))
             continue
         key = next((k for k, a in item.assets.items() if "data" in (a.roles or []) and "tiff" in (a.media_type or "")),

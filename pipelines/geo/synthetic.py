@@ -34,8 +34,8 @@ from shapely.geometry.base import BaseGeometry
 from pipelines.geo.grid import WGS84, NativeGrid, reproject
 from pipelines.geo.labelling import PolygonLabeller
 from pipelines.geo.masks import UDM2_BANDS
+from planet_core.imagery import SURFACE_REFLECTANCE
 from planet_core.labels import write_kaggle_csv
-from planet_model.records import SURFACE_REFLECTANCE
 
 CRS = "EPSG:32721"  # UTM 21S, the heart of the Brazilian Amazon
 #: Easting, northing of scene (0, 0)'s top-left: about 56.1 W, 9.95 S (Mato Grosso). Both are multiples

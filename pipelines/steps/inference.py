@@ -25,6 +25,7 @@ from pipelines.steps.accounting import OUTCOMES, WRITTEN, outcome
 from pipelines.steps.tiles import TileImage
 from pipelines.store import schema
 from planet_model import thresholds
+from planet_model.bundle import BundleMeta
 
 GEOD = Geod(ellps="WGS84")
 
@@ -121,13 +122,13 @@ class ToRow(beam.DoFn):
     counts such tiles so that a run can say so.
     """
 
-    def __init__(self, meta: dict, weather_one: bool = False) -> None:
-        self.labels = list(meta["labels"])
-        self.cut = np.array([meta["thresholds"][n] for n in self.labels], dtype=np.float32)
+    def __init__(self, meta: BundleMeta, weather_one: bool = False) -> None:
+        self.labels = list(meta.labels)
+        self.cut = np.array([meta.thresholds[n] for n in self.labels], dtype=np.float32)
         self.weather_one = weather_one
-        self.version = meta["version"]
-        ranges = meta.get("domain", {}).get("band_ranges") or {}
-        self.ranges = np.array([ranges[b] for b in meta["bands"]], dtype=np.float64) if ranges else None
+        self.version = meta.version
+        ranges = meta.domain.band_ranges
+        self.ranges = np.array([ranges[b] for b in meta.bands], dtype=np.float64) if ranges else None
 
     def out_of_domain(self, image: np.ndarray) -> bool:
         """Whether a band mean of the tile's pixels with data (those not 0 in every band, the fill value
@@ -176,7 +177,7 @@ class LabelTiles(beam.PTransform):
     streaming scan's windows and alert timers run on.
     """
 
-    def __init__(self, bundle_path: str, meta: dict, batch_size: int, scan_date: str | None = None,
+    def __init__(self, bundle_path: str, meta: BundleMeta, batch_size: int, scan_date: str | None = None,
                  weather_one: bool = False) -> None:
         super().__init__()
         self.bundle_path, self.meta, self.batch_size, self.scan_date = bundle_path, meta, batch_size, scan_date
@@ -187,7 +188,7 @@ class LabelTiles(beam.PTransform):
 
         handler = KeyedModelHandler(BundleModelHandler(self.bundle_path, self.batch_size))
         rows = (tiles
-                | "DescribeTiles" >> beam.ParDo(DescribeTile(self.meta["version"], self.scan_date))
+                | "DescribeTiles" >> beam.ParDo(DescribeTile(self.meta.version, self.scan_date))
                 | "RunInference" >> RunInference(handler)
                 | "Restamp" >> beam.Map(lambda kv: beam.window.TimestampedValue(kv, kv[0].event_time))
                 | "ToRows" >> beam.ParDo(ToRow(self.meta, self.weather_one)).with_outputs(OUTCOMES, main="rows"))

@@ -33,7 +33,10 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[
 
 def _beam_parser() -> argparse.ArgumentParser:
     """A parser of every Beam pipeline option, built the way ``PipelineOptions.get_all_options`` does."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+    from apache_beam.options.pipeline_options import (
+        PipelineOptions,
+        _BeamArgumentParser,
+    )
 
     parser = _BeamArgumentParser(allow_abbrev=False)
     classes: dict[str, type] = {}
@@ -49,7 +52,11 @@ def _beam_parser() -> argparse.ArgumentParser:
 
 def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True):  # noqa: ANN201
     """``PipelineOptions`` from the flags a pipeline's own parser did not consume."""
-    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
+    from apache_beam.options.pipeline_options import (
+        PipelineOptions,
+        SetupOptions,
+        StandardOptions,
+    )
 
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)

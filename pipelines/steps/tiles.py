@@ -18,10 +18,16 @@ import numpy as np
 from pipelines.geo.aoi import Aoi
 from pipelines.geo.grid import Tile
 from pipelines.geo.masks import MaskFractions
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, TileRead, iter_blocks
+from pipelines.geo.scenes import (
+    SceneError,
+    SceneReader,
+    SceneSource,
+    TileRead,
+    iter_blocks,
+)
 from pipelines.geo.tiling import TileSpec
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, outcome, screen_tiles
-from planet_model.records import UNKNOWN
+from planet_core.imagery import UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class TileImage:
     valid_fraction: float
     aoi: str | None = None
     acquired: str | None = None
-    product: str = UNKNOWN  # what the values are (records.PRODUCTS)
+    product: str = UNKNOWN  # what the values are (imagery.PRODUCTS)
     mask: MaskFractions | None = None  # from the scene's UDM2; None without one
     mask_error: str | None = None  # why a UDM2 beside the scene could not be used for this tile
 

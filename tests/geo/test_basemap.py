@@ -6,7 +6,12 @@ import pytest
 import rasterio
 
 from pipelines.geo import synthetic
-from pipelines.geo.scenes import SceneSource, mosaic_month, resolve_sources, scene_id_from_uri
+from pipelines.geo.scenes import (
+    SceneSource,
+    mosaic_month,
+    resolve_sources,
+    scene_id_from_uri,
+)
 from pipelines.geo.tiling import TileSpec
 
 Z15 = TileSpec(grid="WebMercatorQuad", zoom=15, min_valid_fraction=0.0)

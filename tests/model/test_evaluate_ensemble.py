@@ -1,5 +1,6 @@
 """Evaluation, weather decoding, test-time augmentation and ensembles."""
 
+import dataclasses
 import json
 
 import keras
@@ -101,18 +102,19 @@ def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_b
     meta = simple_bundle["meta"]
     # The split is rebuilt exactly: same chips, same predictions, so the F2 at the bundle's thresholds (searched
     # on that split in training) is the one training recorded.
-    assert result["chips"] == meta["metrics"]["validation_chips"]
-    assert result["mean_f2"]["bundle_thresholds"] == pytest.approx(meta["metrics"]["searched"], abs=1e-6)
-    assert result["mean_f2"]["at_0.5"] == pytest.approx(meta["metrics"]["at_0.5"], abs=1e-6)
-    assert (tmp_path / meta["version"] / "f2_vs_threshold.png").stat().st_size > 0
+    assert result["chips"] == meta.metrics["validation_chips"]
+    assert result["mean_f2"]["bundle_thresholds"] == pytest.approx(meta.metrics["searched"], abs=1e-6)
+    assert result["mean_f2"]["at_0.5"] == pytest.approx(meta.metrics["at_0.5"], abs=1e-6)
+    assert (tmp_path / meta.version / "f2_vs_threshold.png").stat().st_size > 0
     assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(report))
     every = evaluate.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(tmp_path)])
-    assert every["bundles"][0]["chips"] == meta["metrics"]["validation_chips"] + meta["metrics"]["training_chips"]
+    assert every["bundles"][0]["chips"] == meta.metrics["validation_chips"] + meta.metrics["training_chips"]
 
 
 def test_validation_split_of_other_chips_is_refused(simple_bundle, chips, tmp_path):
-    meta = json.loads(json.dumps(simple_bundle["meta"]))
-    meta["training"]["split"]["validation_keys_sha256"] = "0" * 64  # as if trained on other chips
+    original = simple_bundle["meta"]
+    split = {**original.training["split"], "validation_keys_sha256": "0" * 64}  # as if trained on other chips
+    meta = dataclasses.replace(original, training={**original.training, "split": split})
     with pytest.raises(UserError, match="not the chips bundle"):
         evaluate.load_chips(str(chips["folder"]), meta, "validation")
 
@@ -121,13 +123,13 @@ def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, chips, tmp_path
     out = tmp_path / "ensemble"
     meta = ensemble.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(out)])
     original = simple_bundle["meta"]
-    assert meta["thresholds"] == original["thresholds"]
-    assert meta["metrics"]["searched"] == pytest.approx(original["metrics"]["searched"], abs=1e-6)
-    assert (meta["arch"], meta["tta"], meta["bands"]) == ("ensemble", False, original["bands"])
+    assert meta.thresholds == original.thresholds
+    assert meta.metrics["searched"] == pytest.approx(original.metrics["searched"], abs=1e-6)
+    assert (meta.arch, meta.tta, meta.bands) == ("ensemble", False, original.bands)
     loaded = bundle.read_metadata(str(out))
     data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
-    ours, _ = evaluate.predict(bundle.load_model(str(out), loaded), data, loaded["bands"])
-    theirs, _ = evaluate.predict(bundle.load_model(simple_bundle["path"], original), data, original["bands"])
+    ours, _ = evaluate.predict(bundle.load_model(str(out), loaded), data, loaded.bands)
+    theirs, _ = evaluate.predict(bundle.load_model(simple_bundle["path"], original), data, original.bands)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
@@ -137,12 +139,12 @@ def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, chips, t
     out = tmp_path / "twice"
     meta = ensemble.run(["--bundle", simple_bundle["path"], "--bundle", simple_bundle["path"], "--tta",
                          "--data", str(chips["folder"]), "--output", str(out)])
-    assert meta["tta"] and len(meta["training"]["members"]) == 2
+    assert meta.tta and len(meta.training["members"]) == 2
     loaded = bundle.read_metadata(str(out))
     data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
     from planet_model import data as chipdata
 
-    x, _ = next(iter(chipdata.dataset(data.files, data.info, loaded["bands"], data.keys[:4], 4, training=False)))
+    x, _ = next(iter(chipdata.dataset(data.files, data.info, loaded.bands, data.keys[:4], 4, training=False)))
     x = x.numpy()
     original = bundle.load_model(simple_bundle["path"])
     views = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]

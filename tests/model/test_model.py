@@ -9,6 +9,7 @@ import pytest
 
 from pipelines import chip
 from pipelines.geo import synthetic
+from planet_core import imagery
 from planet_core.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from planet_model import bundle, data, losses, metrics, model, thresholds, train
 from tests.conftest import RUNNER, SIMPLE_EPOCHS
@@ -68,19 +69,19 @@ def test_split_is_stratified_or_by_scene():
 def test_simple_cnn_learns_and_generalises_to_unseen_scenes(simple_bundle, tmp_path):
     """Trained on one mosaic, scored on another it never saw, with the bundle's own thresholds."""
     meta = simple_bundle["meta"]
-    assert meta["arch"] == "simple_cnn" and meta["input_size"] == 64 and meta["bands"] == ["red", "green", "blue"]
-    assert meta["metrics"]["searched"] >= max(meta["metrics"]["at_0.5"], meta["metrics"]["at_0.2"])
+    assert meta.arch == "simple_cnn" and meta.input_size == 64 and meta.bands == ("red", "green", "blue")
+    assert meta.metrics["searched"] >= max(meta.metrics["at_0.5"], meta.metrics["at_0.2"])
     summaries = [synthetic.write_scene(s, tmp_path / "scenes") for s in synthetic.mosaic(99, 3, 3, 1024)]
     synthetic.merge_truth(summaries, tmp_path / "truth.geojson")
     chip.run([*RUNNER, "--scenes", str(tmp_path / "scenes" / "*.tif"), "--labels", str(tmp_path / "truth.geojson"),
               "--output", str(tmp_path / "chips")])
     files = data.list_files(str(tmp_path / "chips"))
     info = data.peek(files)
-    ds = data.dataset(files, info, meta["bands"], None, 64, training=False)
+    ds = data.dataset(files, info, meta.bands, None, 64, training=False)
     net = bundle.load_model(simple_bundle["path"])
     probs = net.predict(ds, verbose=0)
     y = np.concatenate([labels for _, labels in ds.as_numpy_iterator()])
-    cut = np.array([meta["thresholds"][n] for n in meta["labels"]])
+    cut = np.array([meta.thresholds[n] for n in meta.labels])
     score = metrics.mean_f2(y, thresholds.apply(probs, cut))
     print(f"held-out synthetic F2: {score:.4f} on {len(y)} chips")
     assert score >= 0.87
@@ -93,9 +94,9 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
 
     assert {"model.keras", "bundle.json", "training_curves.png", "f2_vs_threshold.png",
             "cooccurrence.png"} <= set(os.listdir(path))
-    assert len(meta["version"]) == 16 and meta["format_version"] == 1
-    assert len(meta["training"]["history"]) == SIMPLE_EPOCHS
-    assert set(meta["metrics"]["per_label"]) == set(meta["labels"])
+    assert len(meta.version) == 16 and meta.format_version == bundle.FORMAT_VERSION == 2
+    assert len(meta.training["history"]) == SIMPLE_EPOCHS
+    assert set(meta.metrics["per_label"]) == set(meta.labels)
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
     doc = json.loads((broken / "bundle.json").read_text())
@@ -111,6 +112,27 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
         bundle.read_metadata(str(tmp_path))
 
 
+def test_a_format_1_bundle_loads_through_the_upgrader_with_a_warning(simple_bundle, tmp_path, caplog):
+    """Bundles written before ``domain`` existed still scan: bands and dtype are kept, the rest is unknown."""
+    old = tmp_path / "old"
+    shutil.copytree(simple_bundle["path"], old)
+    doc = json.loads((old / "bundle.json").read_text())
+    doc["format_version"] = 1
+    doc["resolution_m"] = doc["domain"]["gsd_m"]
+    del doc["domain"]
+    (old / "bundle.json").write_text(json.dumps(doc))
+    with caplog.at_level("WARNING", logger="planet_model.bundle"):
+        meta = bundle.read_metadata(str(old))
+    assert "records no domain" in caplog.text
+    assert meta.format_version == bundle.FORMAT_VERSION
+    assert meta.domain.gsd_m == doc["resolution_m"] and meta.domain.product == imagery.UNKNOWN
+    assert meta.domain.bands == tuple(doc["bands"]) and meta.domain.band_ranges == {}
+    doc["format_version"] = bundle.FORMAT_VERSION + 1
+    (old / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(bundle.BundleError, match=f"format_version {bundle.FORMAT_VERSION + 1}, this code reads up to"):
+        bundle.read_metadata(str(old))
+
+
 def test_inception_v3_two_short_stages_export_a_bundle_that_loads_and_predicts(scenes, tmp_path):
     chips = tmp_path / "chips"
     chip.run([*RUNNER, "--scenes", str(scenes["folder"] / "*_r0c0.tif"), "--labels", str(scenes["truth"]),
@@ -119,7 +141,7 @@ def test_inception_v3_two_short_stages_export_a_bundle_that_loads_and_predicts(s
     meta = train.run(["--data", str(chips), "--output", str(out), "--arch", "inception_v3", "--weights", "none",
                       "--head_epochs", "1", "--finetune_epochs", "1", "--batch_size", "8", "--verbose", "0",
                       "--weather_head", "softmax"])
-    assert meta["input_size"] == 140 and [h["stage"] for h in meta["training"]["history"]] == [1, 2]
+    assert meta.input_size == 140 and [h["stage"] for h in meta.training["history"]] == [1, 2]
     net = bundle.load_model(str(out))
     base = model.base_model(net)
     assert len(base.layers) == 311  # Inception V3 without top, counting its input layer
@@ -173,7 +195,7 @@ def test_resume_continues_after_an_interrupted_epoch(chips, tmp_path):
     second = _Interrupt(at_epoch=None)
     meta = train.run([*args, "--resume"], callbacks=[second])
     assert second.started == [2, 3]  # continues with the interrupted epoch, does not restart
-    assert [int(h["epoch"]) for h in meta["training"]["history"]] == [0, 1, 2, 3]
+    assert [int(h["epoch"]) for h in meta.training["history"]] == [0, 1, 2, 3]
 
 
 def test_nir_scene_split_and_the_label_penalty_change_what_training_does(chips, tmp_path):
@@ -185,12 +207,12 @@ def test_nir_scene_split_and_the_label_penalty_change_what_training_does(chips, 
     labels = train.run([*base, "--output", str(tmp_path / "labels"), "--cooccurrence_penalty", "labels"])
     weather = train.run([*base, "--output", str(tmp_path / "weather")])
     by_chip = train.run([*base[:-4], "--cooccurrence_weight", "0.1", "--output", str(tmp_path / "chip")])
-    assert labels["bands"] == ["red", "green", "blue", "nir"] and labels["domain"]["band_ranges"]["nir"]
+    assert labels.bands == ("red", "green", "blue", "nir") and labels.domain.band_ranges["nir"]
     assert bundle.load_model(str(tmp_path / "labels")).input_shape[-1] == 4
     # 30 % of 192 chips: whole scenes of 16 make 64; a stratified split of chips takes about 58.
-    assert labels["metrics"]["validation_chips"] == weather["metrics"]["validation_chips"] == 64
-    assert by_chip["metrics"]["validation_chips"] % 16 != 0
-    first = lambda meta: meta["training"]["history"][0]["loss"]  # noqa: E731
+    assert labels.metrics["validation_chips"] == weather.metrics["validation_chips"] == 64
+    assert by_chip.metrics["validation_chips"] % 16 != 0
+    first = lambda meta: meta.training["history"][0]["loss"]  # noqa: E731
     assert first(labels) > first(weather)
 
 
@@ -221,7 +243,7 @@ def test_learning_rate_schedules_change_the_rate_during_training(chips, tmp_path
     meta = train.run(["--data", str(chips["folder"]), "--output", str(tmp_path / schedule), "--arch", "simple_cnn",
                       "--head_epochs", "5" if schedule == "plateau" else "3", "--batch_size", "32", "--verbose", "0",
                       "--lr_schedule", schedule, "--head_learning_rate", "0.001" if schedule == "cosine" else "1e-9"])
-    rates = [h["learning_rate"] for h in meta["training"]["history"]]
+    rates = [h["learning_rate"] for h in meta.training["history"]]
     if schedule == "cosine":  # a half cosine over the stage's steps: strictly down, towards 0
         assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 0.001 / 2
     else:
@@ -229,4 +251,4 @@ def test_learning_rate_schedules_change_the_rate_during_training(chips, tmp_path
         # min_delta (1e-4): epoch 0 sets the best, epochs 1 to 3 do not beat it, so the rate is halved after
         # epoch 3 and epoch 4 runs at half.
         assert rates[:4] == pytest.approx([1e-9] * 4, rel=1e-6) and rates[4] == pytest.approx(5e-10, rel=1e-6)
-    assert meta["training"]["options"]["lr_schedule"] == schedule
+    assert meta.training["options"]["lr_schedule"] == schedule

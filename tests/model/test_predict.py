@@ -22,7 +22,7 @@ def tiny_bundle(folder, product="visual"):
     net = model.build("simple_cnn", 256, 3, 64, [90.0] * 3, [900.0] * 3)
     thresholds = {n: float(t) for n, t in zip(LABELS, np.linspace(0.3, 0.7, len(LABELS)))}
     bundle.save(net, str(folder), {"thresholds": thresholds, "chip_size": 256, "input_size": 64,
-                                   "bands": ["red", "green", "blue"], "dtype": "uint8", "resolution_m": 3.0,
+                                   "bands": ["red", "green", "blue"], "dtype": "uint8",
                                    "normalization": {"mean": [90.0] * 3, "variance": [900.0] * 3},
                                    "domain": {"gsd_m": 3.0, "product": product, "dtype": "uint8",
                                               "bands": ["red", "green", "blue"],

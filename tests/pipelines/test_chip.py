@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from pipelines import chip
-from planet_core import labels
+from planet_core import imagery, labels
 from planet_core.errors import UserError
 from planet_model import data, records
 from tests.conftest import RASTERS, RUNNER
@@ -40,7 +40,7 @@ def test_synthetic_mosaic_every_chip_written_with_the_ground_truth_labels(scenes
     found = read_chips(chips["folder"])
     assert len(found) == 192 and len({c.tile_id for c in found}) == 192
     for c in found:
-        assert c.bands == records.RGBN and c.image.shape == (256, 256, 4) and c.image.dtype == np.uint16
+        assert c.bands == imagery.RGBN and c.image.shape == (256, 256, 4) and c.image.dtype == np.uint16
         assert labels.decode(c.labels) == expected[c.tile_id]
         assert c.crs == "EPSG:32721" and -57 < c.bounds[0] < c.bounds[2] < -55 and c.valid_fraction == 1.0
 
@@ -76,7 +76,7 @@ def test_shared_rasters_bad_input_is_accounted_for_and_never_stops_the_job(tmp_p
         by_scene.setdefault(c.scene_id, []).append(c)
     assert len(by_scene["corrupt"]) == 12 and "all-nodata" not in by_scene
     rgba = by_scene["RGBA.uint16"]  # blue, green, red, alpha -> red, green, blue; alpha is the mask
-    assert all(c.bands == records.RGB and c.image.dtype == np.uint16 for c in rgba)
+    assert all(c.bands == imagery.RGB and c.image.dtype == np.uint16 for c in rgba)
     assert all(c.valid_fraction >= 0.5 for c in rgba)
     edge = [c for c in by_scene["RGB.byte"] if c.valid_fraction < 1.0]
     assert edge and all((c.image.reshape(-1, 3) == 0).all(axis=1).any() for c in edge)  # nodata padding
@@ -126,7 +126,7 @@ def test_kaggle_format_jpg_and_tif(tmp_path):
     manifest = chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(jpgs), "--output", str(out)])
     assert (manifest["written"], manifest["failed"]) == (2, 1)
     found = {c.tile_id: c for c in read_chips(out)}
-    assert found["train_0"].bands == records.RGB and found["train_0"].image[..., 0].mean() == pytest.approx(200, abs=2)
+    assert found["train_0"].bands == imagery.RGB and found["train_0"].image[..., 0].mean() == pytest.approx(200, abs=2)
     assert found["train_0"].bounds == () and found["train_0"].crs == ""
     assert labels.decode(found["train_1"].labels) == ["cloudy"]
     assert errors(out)[0]["item"] == "train_2"
@@ -138,7 +138,7 @@ def test_kaggle_format_jpg_and_tif(tmp_path):
     c = {c.tile_id: c for c in read_chips(out)}["train_2"]
     with rasterio.open(tifs / "train_2.tif") as src:
         bgrn = src.read()
-    assert c.bands == records.RGBN
+    assert c.bands == imagery.RGBN
     np.testing.assert_array_equal(c.image[..., 0], bgrn[2])
     np.testing.assert_array_equal(c.image[..., 3], bgrn[3])
     assert labels.decode(c.labels) == ["haze", "primary", "water"]
@@ -195,7 +195,7 @@ def test_stac_band_per_file_landsat_item_is_chipped_like_one_scene(tmp_path):
         with rasterio.open(RASTERS / "landsat8" / f"l8_{band}.tif") as src:
             bands[role] = src.read(1)
     c = found["LC80200392015216LGN00/1/1"]
-    assert c.bands == records.RGBN and c.gsd_m == pytest.approx(30, rel=0.01)
+    assert c.bands == imagery.RGBN and c.gsd_m == pytest.approx(30, rel=0.01)
     expected = np.stack([bands[r][256:512, 256:512] for r in ("red", "green", "blue", "nir")], axis=-1)
     np.testing.assert_array_equal(c.image, expected)
 

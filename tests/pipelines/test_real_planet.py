@@ -21,6 +21,7 @@ from pyproj import Geod
 from rasterio.transform import from_origin
 
 from pipelines import chip, scan
+from planet_core import imagery
 from planet_core.errors import RunFailed, UserError
 from planet_core.labels import read_kaggle_csv
 from planet_model import bundle, data, records, train
@@ -70,8 +71,8 @@ def test_real_jpgs_decode_to_what_opencv_imread_gives_in_rgb_order(kaggle):
     assert jpg["manifest"]["failed"] == 0
     for name, chip_ in jpg["chips"].items():
         expected = cv2.imread(str(CHIPS / "jpg" / f"{name}.jpg"), cv2.IMREAD_COLOR)[:, :, ::-1]
-        assert chip_.bands == records.RGB and np.array_equal(chip_.image, expected), name
-        assert (chip_.gsd_m, chip_.product) == (3.0, records.VISUAL)
+        assert chip_.bands == imagery.RGB and np.array_equal(chip_.image, expected), name
+        assert (chip_.gsd_m, chip_.product) == (3.0, imagery.VISUAL)
 
 
 def test_real_tifs_decode_to_rasterios_values_in_rgbn_order(kaggle):
@@ -80,12 +81,12 @@ def test_real_tifs_decode_to_rasterios_values_in_rgbn_order(kaggle):
     for name, chip_ in tif["chips"].items():
         with rasterio.open(CHIPS / "tif" / f"{name}.tif") as src:  # published band order: blue, green, red, NIR
             expected = src.read([3, 2, 1, 4]).transpose(1, 2, 0)
-        assert chip_.bands == records.RGBN and np.array_equal(chip_.image, expected), name
-        assert (chip_.gsd_m, chip_.product) == (3.0, records.ANALYTIC)
+        assert chip_.bands == imagery.RGBN and np.array_equal(chip_.image, expected), name
+        assert (chip_.gsd_m, chip_.product) == (3.0, imagery.ANALYTIC)
 
 
 def test_bundles_record_the_domain_they_learned(kaggle):
-    for kind, product, dtype in (("jpg", records.VISUAL, "uint8"), ("tif", records.ANALYTIC, "uint16")):
+    for kind, product, dtype in (("jpg", imagery.VISUAL, "uint8"), ("tif", imagery.ANALYTIC, "uint16")):
         domain = bundle.read_metadata(kaggle[kind]["bundle"])["domain"]
         assert (domain["gsd_m"], domain["product"], domain["dtype"]) == (3.0, product, dtype)
         assert domain["bands"] == ["red", "green", "blue"]

@@ -72,10 +72,10 @@ def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, si
     manifest = scanned["manifest"]
     assert manifest["inferred"] == len(rows)
     assert manifest["inferred"] + manifest["skipped"] + manifest["failed"] == manifest["enumerated"]
-    thresholds = simple_bundle["meta"]["thresholds"]
+    thresholds = simple_bundle["meta"].thresholds
     for r in rows:
         assert r["labels"] == [n for n in LABELS if r[f"p_{n}"] >= np.float32(thresholds[n])]
-        assert r["model_version"] == simple_bundle["meta"]["version"] and r["tile_id"].startswith(f"WebMercatorQuad/{ZOOM}/")
+        assert r["model_version"] == simple_bundle["meta"].version and r["tile_id"].startswith(f"WebMercatorQuad/{ZOOM}/")
         assert r["acquired"].isoformat().startswith("2026-06-01T13:30")
         geometry = shapely.from_wkb(r["geometry"])
         assert geometry.is_valid and geometry.intersects(scanned["region"])

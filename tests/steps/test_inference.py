@@ -1,5 +1,6 @@
 """The bundle model handler and the row step, on a small real Keras bundle."""
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -17,7 +18,9 @@ def tiny_bundle(tmp_path_factory):
     net = model.build("simple_cnn", 32, 3, 32, [100.0] * 3, [400.0] * 3)
     path = str(tmp_path_factory.mktemp("bundle") / "tiny")
     meta = bundle.save(net, path, {"thresholds": {n: 0.5 for n in LABELS}, "chip_size": 32, "input_size": 32,
-                                   "bands": ["red", "green", "blue"], "dtype": "uint8", "resolution_m": 3.0,
+                                   "bands": ["red", "green", "blue"], "dtype": "uint8",
+                                   "domain": {"gsd_m": 3.0, "product": "visual", "dtype": "uint8",
+                                              "bands": ["red", "green", "blue"], "band_ranges": {}},
                                    "normalization": {"mean": [100.0] * 3, "variance": [400.0] * 3},
                                    "arch": "simple_cnn", "training": {}, "metrics": {}})
     return {"path": path, "meta": meta, "model": net}
@@ -35,7 +38,7 @@ def test_handler_predicts_what_the_model_predicts(tiny_bundle):
 
 
 def test_rows_apply_each_labels_threshold_and_count_a_written_tile(tiny_bundle):
-    meta = {**tiny_bundle["meta"], "thresholds": {n: (0.3 if n == "road" else 0.6) for n in LABELS}}
+    meta = dataclasses.replace(tiny_bundle["meta"], thresholds={n: (0.3 if n == "road" else 0.6) for n in LABELS})
     probabilities = np.full(len(LABELS), 0.5, dtype=np.float32)
     probabilities[LABELS.index("primary")] = 0.6  # at its threshold: taken
     info = TileInfo("WebMercatorQuad/16/1/2", "scene", "uri", "2026-06-01T13:30:00+00:00", box(0, 0, 1, 1).wkb,

@@ -10,7 +10,11 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
-from pipelines.steps.notifications import LATENESS_DAYS, FirstNotification, notified_scene
+from pipelines.steps.notifications import (
+    LATENESS_DAYS,
+    FirstNotification,
+    notified_scene,
+)
 
 PATTERNS = ("*.tif",)
 DAY = 86400

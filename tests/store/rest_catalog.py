@@ -65,8 +65,12 @@ class _Catalog(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         from pyiceberg.catalog.rest import CreateTableRequest
-        from pyiceberg.exceptions import (CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError,
-                                          TableAlreadyExistsError)
+        from pyiceberg.exceptions import (
+            CommitFailedException,
+            NamespaceAlreadyExistsError,
+            NoSuchTableError,
+            TableAlreadyExistsError,
+        )
         from pyiceberg.table import CommitTableRequest
 
         self.requests.append(f"POST {self.path}")
