@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install vendor demo test check bench mutation clean
+.PHONY: install vendor demo test check lint bench mutation clean
 
 install: $(STAMP) vendor
 
@@ -28,11 +28,16 @@ $(STAMP): setup.py
 demo: $(STAMP) vendor
 	$(BIN)/planet-tiles demo --output demo-output
 
-test: $(STAMP) vendor
+test: lint vendor
 	$(BIN)/python -m pytest -q tests
 
+# Style and layer rules (ruff.toml; setup.cfg [importlinter]): part of `make check` and `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
 # The quick subset for the edit-test loop: unit tests, no pipeline runs, no training.
-check: $(STAMP) vendor
+check: lint vendor
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: $(STAMP)

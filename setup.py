@@ -9,7 +9,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["pipelines", "pipelines.*", "planet_core", "planet_core.*", "planet_model", "planet_model.*"]),
+    packages=find_packages(
+        include=["pipelines", "pipelines.*", "planet_core", "planet_core.*", "planet_model", "planet_model.*"]
+    ),
     install_requires=[
         # Versions seen installing together (Python 3.11, 2026-11).
         "apache-beam[gcp]==2.77.*",
@@ -35,11 +37,19 @@ setup(
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         # playwright drives the system's Chromium (Debian's chromium package) to check report.html.
-        "test": ["pytest>=8", "hypothesis>=6.100", "scikit-learn>=1.4", "playwright>=1.50,<2",
-                 "python-hcl2>=7,<9",
-                 "pytest-randomly>=3.15,<6",  # tests run in a random order: none may depend on another
-                 # a Cloud Storage API server on localhost, for the gs:// tests
-                 "gcp-storage-emulator==2026.7.19"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "scikit-learn>=1.4",
+            "playwright>=1.50,<2",
+            "python-hcl2>=7,<9",
+            "pytest-randomly>=3.15,<6",  # tests run in a random order: none may depend on another
+            # a Cloud Storage API server on localhost, for the gs:// tests
+            "gcp-storage-emulator==2026.7.19",
+            # the style and layer rules of `make lint` (ruff.toml, setup.cfg [importlinter])
+            "ruff==0.17.6",
+            "import-linter==2.17",
+        ],
     },
     entry_points={"console_scripts": ["planet-tiles=pipelines.cli:main"]},
 )

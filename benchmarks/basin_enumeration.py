@@ -21,9 +21,9 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import Polygon, box
 
-from pipelines.geo.grid import scene_footprint
-from pipelines.geo.scenes import SceneSource
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources import files
+from pipelines.sources.reader import ReadOptions
 
 
 def basin(vertices: int) -> Polygon:
@@ -47,13 +47,12 @@ def edge_scenes(folder: str, count: int) -> list[str]:
 def per_scene_ms(spec: TileSpec, paths: list[str], region, clip: bool = True) -> tuple[float, int]:
     tiles, start = 0, time.perf_counter()
     for path in paths:
-        with spec.open(SceneSource(path, path)) as reader:
+        with ReadOptions().open(files.item(path)) as reader:
             if clip:
-                tiles += len(spec.tiles(reader, region))
+                tiles += len(spec.tiles(reader.grid, region))
             else:  # the whole polygon intersected with the footprint, as before the clip
-                height, width = reader.shape
-                area = scene_footprint(reader.crs, reader.transform, width, height).intersection(region)
-                tiles += len(spec.tiles(reader, area)) if not area.is_empty else 0
+                area = reader.grid.footprint().intersection(region)
+                tiles += len(spec.tiles(reader.grid, area)) if not area.is_empty else 0
     return (time.perf_counter() - start) * 1000 / len(paths), tiles
 
 

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--workdir")
     args = parser.parse_args()
     from pipelines import chip
-    from pipelines.geo import synthetic
+    from pipelines.sources import synthetic
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="chip-bench-")
     spec = synthetic.SceneSpec(seed=42, width=args.size, height=args.size, cloud_probability=0.0)

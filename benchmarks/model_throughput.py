@@ -19,6 +19,7 @@ layers there. The resize of a 256-px chip is a small part of the cost.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -56,8 +57,8 @@ def main() -> None:
             net = keras.Model(full.get_layer("resize").output, full.output, name=f"{arch}_from_resize")
             model.set_trainable_from(net, FINETUNE_FROM.get(arch))
             net.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss=losses.CooccurrenceLoss())
-            train = _rate(lambda: net.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0), n)
-            infer = _rate(lambda: net.predict(x, batch_size=args.batch_size, verbose=0), n)
+            train = _rate(functools.partial(net.fit, x, y, batch_size=args.batch_size, epochs=1, verbose=0), n)
+            infer = _rate(functools.partial(net.predict, x, batch_size=args.batch_size, verbose=0), n)
             figures[policy] = (train, infer)
             print(f"{arch:<14}{policy:<16}{train:12.1f}{infer:12.1f}", flush=True)
             keras.backend.clear_session()
@@ -66,7 +67,7 @@ def main() -> None:
     keras.mixed_precision.set_global_policy("float32")
 
 
-def _rate(run, images: int) -> float:  # noqa: ANN001 - a no-argument callable
+def _rate(run, images: int) -> float:
     """Images/s of the second of two runs (the first compiles and warms up)."""
     run()
     start = time.perf_counter()

@@ -24,8 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def variants(arch: str, sizes: list[str], extra_archs: list[str]) -> list[tuple[str, list[str]]]:
     out = [("study's recipe", [])]
     out += [(f"input {size} px", ["--input_size", size]) for size in sizes]
-    out += [("cosine learning rate", ["--lr_schedule", "cosine"]), ("plateau learning rate", ["--lr_schedule", "plateau"]),
-            ("label smoothing 0.1", ["--label_smoothing", "0.1"])]
+    out += [
+        ("cosine learning rate", ["--lr_schedule", "cosine"]),
+        ("plateau learning rate", ["--lr_schedule", "plateau"]),
+        ("label smoothing 0.1", ["--label_smoothing", "0.1"]),
+    ]
     out += [(f"--arch {other}", ["--arch", other]) for other in extra_archs]
     return out
 

@@ -11,8 +11,9 @@ query in DuckDB on the bare data files (no catalog, no snapshot: the floor), ``p
 (the current snapshot, through the catalog), the report's work on the bare data files, and
 ``planet-tiles report`` (no pictures: the synthetic rows have no scenes). It prints wall time and peak
 RSS of each and their ratios (targets: the query and the report through the table at most 1.2x the same
-on the bare files; the report at most 2x the bare query; report memory under 2 GB), at each scale, the report page's size (target: under 25 MB whatever the AOI), and the time of one commit that
-replaces a partition with ``--commit_files`` data files.
+on the bare files; the report at most 2x the bare query; report memory under 2 GB), at each scale, the
+report page's size (target: under 25 MB whatever the AOI), and the time of one commit that replaces a
+partition with ``--commit_files`` data files.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines.analysis import queries  # noqa: E402
-from pipelines.store import scans, schema  # noqa: E402
-from pipelines.store.catalog import Warehouse  # noqa: E402
-from planet_core import publishing, storage  # noqa: E402
-from planet_core.labels import LABELS  # noqa: E402
+from pipelines.analysis import queries
+from pipelines.store import scans, schema
+from pipelines.store.catalog import Warehouse
+from planet_core import publishing, storage
+from planet_core.labels import LABELS
 
 ZOOM = 16
 X0, Y0 = 22000, 34000  # about 59 W, 7 S
@@ -200,12 +201,14 @@ def main() -> None:
         size = os.path.getsize(folder / "report" / "current" / "report.html") / 1e6
         summary = json.loads((folder / "report" / "current" / "summary.json").read_text())
         results.append((scale, rows, query, page, size, summary))
-        print(f"x{scale}: {rows:,} rows, {summary['alerts']:,} alerts in {summary['events']:,} events | "
-              f"bare alerts query {bare[0]:.1f} s, {bare[1]:.2f} GB | through the table {query[0]:.1f} s, "
-              f"{query[1]:.2f} GB ({query[0] / bare[0]:.2f}x, target <= 1.2) | report on the bare files "
-              f"{bare_page[0]:.1f} s, through the table {page[0]:.1f} s ({page[0] / bare_page[0]:.2f}x, target <= 1.2), "
-              f"{page[1]:.2f} GB ({page[0] / bare[0]:.2f}x the bare query, target <= 2), report.html {size:.1f} MB",
-              flush=True)
+        print(
+            f"x{scale}: {rows:,} rows, {summary['alerts']:,} alerts in {summary['events']:,} events | "
+            f"bare alerts query {bare[0]:.1f} s, {bare[1]:.2f} GB | through the table {query[0]:.1f} s, "
+            f"{query[1]:.2f} GB ({query[0] / bare[0]:.2f}x, target <= 1.2) | report on the bare files "
+            f"{bare_page[0]:.1f} s, through the table {page[0]:.1f} s ({page[0] / bare_page[0]:.2f}x, target <= 1.2), "
+            f"{page[1]:.2f} GB ({page[0] / bare[0]:.2f}x the bare query, target <= 2), report.html {size:.1f} MB",
+            flush=True,
+        )
     if len(results) > 1:
         (_, r0, _, p0, _, _), (_, r1, _, p1, _, _) = results[0], results[-1]
         print(f"rows x{r1 / r0:.0f}: report time x{p1[0] / p0[0]:.2f}, report peak memory x{p1[1] / p0[1]:.2f}")

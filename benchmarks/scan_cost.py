@@ -33,8 +33,9 @@ import shapely
 
 from pipelines import scan
 from pipelines.geo.grid import scene_footprint
-from pipelines.geo.scenes import SceneSource
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources import files
+from pipelines.sources.reader import ReadOptions
 
 #: List prices (USD), us-central1, as published by Google for Dataflow batch workers and Compute Engine
 #: GPUs in 2025; read 2026-11-25. Dataflow bills worker vCPU and memory at its own rates, and GPUs on top.
@@ -65,11 +66,11 @@ def scan_rate(paths: list[str], region: shapely.Geometry, bundle: str, out: str)
 
 
 def read_rate(paths: list[str], region: shapely.Geometry) -> float:
-    spec = TileSpec(grid="UTM", cell_size=3.0, bands=("red", "green", "blue"))
+    spec, read = TileSpec(grid="UTM", cell_size=3.0), ReadOptions(bands=("red", "green", "blue"))
     count, start = 0, time.perf_counter()
     for path in paths:
-        with spec.open(SceneSource(path, path)) as reader:
-            count += sum(1 for _ in reader.read_tiles(spec.tiles(reader, region)))
+        with read.open(files.item(path)) as reader:
+            count += sum(1 for _ in reader.read_tiles(spec.tiles(reader.grid, region)))
     return count / (time.perf_counter() - start)
 
 
@@ -116,8 +117,11 @@ def main() -> None:
               f"{per_1000:>10.4f} {per_1000 * LEGAL_AMAZON_KM2 / 1000:>15.0f}")
     cpu, gpu = rows[0], rows[1]
     cost = lambda r: 1000 / TILE_KM2 / r[3] * r[4] * LEGAL_AMAZON_KM2 / 1000  # noqa: E731
-    print(f"Legal Amazon ({LEGAL_AMAZON_KM2:,} km2, {LEGAL_AMAZON_KM2 / TILE_KM2:,.0f} tiles) per scan with Inception V3: "
-          f"${cost(cpu):,.0f} on CPU workers, ${cost(gpu):,.0f} on L4 GPU workers (estimate)")
+    print(
+        f"Legal Amazon ({LEGAL_AMAZON_KM2:,} km2, {LEGAL_AMAZON_KM2 / TILE_KM2:,.0f} tiles) per scan with "
+        "Inception V3: "
+        f"${cost(cpu):,.0f} on CPU workers, ${cost(gpu):,.0f} on L4 GPU workers (estimate)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,23 @@ def measure(paths: list[str], bundle: str, output: str, zoom: int) -> dict:
         with rasterio.open(path) as src:
             footprints.append(scene_footprint(src.crs, src.transform, src.width, src.height))
     bounds = shapely.union_all(footprints).buffer(-0.002).bounds
-    args = ["--aoi=" + ",".join(f"{v:.6f}" for v in bounds), "--aoi_name", "bench", "--scenes", *paths,
-            "--bundle", bundle, "--output", output, "--scan_date", "2026-01-01", "--grid", "WebMercatorQuad", "--zoom", str(zoom)]
+    args = [
+        "--aoi=" + ",".join(f"{v:.6f}" for v in bounds),
+        "--aoi_name",
+        "bench",
+        "--scenes",
+        *paths,
+        "--bundle",
+        bundle,
+        "--output",
+        output,
+        "--scan_date",
+        "2026-01-01",
+        "--grid",
+        "WebMercatorQuad",
+        "--zoom",
+        str(zoom),
+    ]
     t = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", CHILD, *args], check=True, capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
@@ -63,8 +78,14 @@ def main() -> None:
 
     a = measure(small, bundle, os.path.join(workdir, "small"), args.zoom)
     b = measure(paths, bundle, os.path.join(workdir, "large"), args.zoom)
-    print(f"AOI:    {len(small):3d} scenes, {a['inferred']:6d} tiles, peak RSS {a['peak_mb']:7.0f} MB ({a['seconds']:.0f} s)")
-    print(f"4x AOI: {len(paths):3d} scenes, {b['inferred']:6d} tiles, peak RSS {b['peak_mb']:7.0f} MB ({b['seconds']:.0f} s)")
+    print(
+        f"AOI:    {len(small):3d} scenes, {a['inferred']:6d} tiles, peak RSS {a['peak_mb']:7.0f} MB "
+        f"({a['seconds']:.0f} s)"
+    )
+    print(
+        f"4x AOI: {len(paths):3d} scenes, {b['inferred']:6d} tiles, peak RSS {b['peak_mb']:7.0f} MB "
+        f"({b['seconds']:.0f} s)"
+    )
     print(f"tiles ratio {b['inferred'] / a['inferred']:.2f}; memory ratio 4x/1x: {b['peak_mb'] / a['peak_mb']:.2f}  "
           "(target <= 1.25)")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pipelines.geo import synthetic
+from pipelines.sources import synthetic
 
 BANDS = ["red", "green", "blue"]
 

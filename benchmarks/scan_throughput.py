@@ -30,8 +30,8 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from pipelines.geo import masks
 from pipelines.geo.grid import WebMercatorGrid, scene_footprint
+from pipelines.sources import masks
 
 BATCH = 64
 
@@ -61,14 +61,17 @@ def plain_loop(paths: list[str], region: shapely.Geometry, zoom: int, bundle: st
             width = round((max(t.transform[2] for t in tiles) + size * res - left) / res)
             height = round((top - min(t.transform[5] for t in tiles) + size * res) / res)
             frame = dict(crs=tiles[0].crs, transform=Affine(res, 0, left, 0, -res, top), width=width, height=height)
-            with WarpedVRT(src, **frame, resampling=Resampling.bilinear) as vrt, \
-                    rasterio.open(masks.find(path)) as udm2, WarpedVRT(udm2, **frame, resampling=Resampling.nearest) as mask:
+            with (
+                WarpedVRT(src, **frame, resampling=Resampling.bilinear) as vrt,
+                rasterio.open(masks.find(path)) as udm2,
+                WarpedVRT(udm2, **frame, resampling=Resampling.nearest) as mask,
+            ):
                 for tile in tiles:
                     col, row = round((tile.transform[2] - left) / res), round((top - tile.transform[5]) / res)
                     window = Window(col, row, size, size)
                     data = vrt.read([3, 2, 1], window=window)
                     valid = (data != 0).any(axis=0)
-                    masks.fractions(mask, window, valid)
+                    masks.Udm2.count(mask.read(list(masks.Udm2.bands), window=window), valid)
                     if valid.mean() >= 0.5:
                         batch.append(data.transpose(1, 2, 0))
                     if len(batch) == BATCH:
@@ -103,9 +106,27 @@ def main() -> None:
     plain = plain_tiles / (time.perf_counter() - t)
 
     t = time.perf_counter()
-    manifest = scan.run(["--aoi=" + ",".join(f"{v:.6f}" for v in region.bounds), "--aoi_name", "bench",
-                         "--scenes", *paths, "--bundle", bundle, "--output", os.path.join(workdir, "scan"),
-                         "--scan_date", "2026-01-01", "--grid", "WebMercatorQuad", "--zoom", str(args.zoom), "--batch_size", str(BATCH)])
+    manifest = scan.run(
+        [
+            "--aoi=" + ",".join(f"{v:.6f}" for v in region.bounds),
+            "--aoi_name",
+            "bench",
+            "--scenes",
+            *paths,
+            "--bundle",
+            bundle,
+            "--output",
+            os.path.join(workdir, "scan"),
+            "--scan_date",
+            "2026-01-01",
+            "--grid",
+            "WebMercatorQuad",
+            "--zoom",
+            str(args.zoom),
+            "--batch_size",
+            str(BATCH),
+        ]
+    )
     piped = manifest["inferred"] / (time.perf_counter() - t)
 
     print(f"tiles: (a) {plain_tiles}, (b) {manifest['inferred']} inferred of {manifest['enumerated']} enumerated")

@@ -25,7 +25,7 @@ def main() -> None:
     import tensorflow as tf
 
     from pipelines import chip
-    from pipelines.geo import synthetic
+    from pipelines.sources import synthetic
     from planet_model import data, losses, model
     from planet_model.architectures import FINETUNE_FROM
 

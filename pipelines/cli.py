@@ -7,6 +7,8 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed
 
 from pipelines import PIPELINES
 from planet_core import logs
@@ -16,19 +18,35 @@ _PIPELINE_HELP = {
     "chip": "cut scenes (or the Kaggle data set) into 256-px chips in TFRecords",
     "scan": "label every tile of a region with a model bundle, write Parquet",
     "stream": "label new scenes as they land (Pub/Sub notifications), alerts as they happen",
+    "delineate": "the cleared polygons (hectares) of every event of the scans, into the clearings table",
 }
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("pipelines.geo.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
+    "synth": ("pipelines.sources.synthetic", "write deterministic synthetic Amazon scenes and their ground truth"),
     "train": ("planet_model.train", "train a classifier on chips and export a model bundle"),
-    "evaluate": ("planet_model.evaluate", "mean F2, per-label figures and weather consistency of bundles on labelled chips"),
+    "evaluate": (
+        "planet_model.evaluate",
+        "mean F2, per-label figures and weather consistency of bundles on labelled chips",
+    ),
     "ensemble": ("planet_model.ensemble", "one bundle averaging several (and/or the 8 flips of a chip: --tta)"),
     **{name: (f"pipelines.{name}", _PIPELINE_HELP[name]) for name in PIPELINES},
-    "predict": ("planet_model.predict", "a bundle's labels for the Kaggle test images: the competition's submission CSV"),
+    "predict": (
+        "planet_model.predict",
+        "a bundle's labels for the Kaggle test images: the competition's submission CSV",
+    ),
     "report": ("pipelines.analysis.report", "detect forest change between scans; write alerts and report.html"),
-    "query": ("pipelines.analysis.queries", "run a BigQuery query of infra/bigquery/ locally in DuckDB on the scans table"),
-    "maintain": ("pipelines.store.upkeep", "expire old snapshots of the scans table and delete the files none references"),
+    "query": (
+        "pipelines.analysis.queries",
+        "run a BigQuery query of infra/bigquery/ locally in DuckDB on the scans table",
+    ),
+    "maintain": (
+        "pipelines.store.upkeep",
+        "expire old snapshots of the scans table and delete the files none references",
+    ),
     "migrate": ("pipelines.store.migrate", "import scans written before the table (scan_date=/aoi= folders) into it"),
-    "submit": ("pipelines.cloud.submit", "launch chip or scan on Dataflow from its Flex Template (--dry_run to preview)"),
+    "submit": (
+        "pipelines.cloud.submit",
+        "launch a pipeline (chip, scan, stream, delineate) on Dataflow from its Flex Template (--dry_run to preview)",
+    ),
     "demo": ("pipelines.demo", "run everything end to end on built-in synthetic data"),
 }
 
@@ -42,9 +60,6 @@ def usage() -> str:
 
 
 def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
     try:
         return installed("planet-tiles")
     except PackageNotFoundError:  # run from a checkout that was never installed

@@ -10,8 +10,9 @@
 2. Chip the training region's acquisitions on the native grid with their ground-truth labels.
 3. Train (``simple_cnn`` by default so that it finishes on a laptop; ``--arch inception_v3`` for the
    study's model, with ``--weights``) and write a bundle.
-4. Scan the watched region on each date with the bundle (UTM tiles, Hive-partitioned Parquet).
-5. Detect changes, score the alerts against the planted places and write the report.
+4. Scan the watched region on each date with the bundle (UTM tiles, the scans' Iceberg table).
+5. Detect changes, delineate the cleared polygons of each event, score both against the planted places
+   and write the report.
 
 Every stage is a real run of the same code the commands run; each prints what it is doing and how
 long it took, and the last lines say where everything is.
@@ -30,10 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import shapely
+from shapely.geometry import mapping, shape
 
-from pipelines.geo import synthetic
+from pipelines import chip, scan
+from pipelines.analysis import report
 from pipelines.geo.grid import scene_footprint
+from pipelines.sources import synthetic
 from planet_core import logs
+from planet_model import train as training
 
 TRAIN_ROW_OFFSET = 4  # the training region lies south of the watched one, with a gap of one scene
 
@@ -112,8 +117,6 @@ def synthesise(out: Path, args: argparse.Namespace) -> dict:
 
 
 def chip_training(out: Path, scenes: dict) -> Path:
-    from pipelines import chip
-
     chips = out / "chips"
     for name in ("train-1", "train-2"):
         folder = scenes["folders"][name]
@@ -125,8 +128,6 @@ def chip_training(out: Path, scenes: dict) -> Path:
 
 
 def train(out: Path, chips: Path, args: argparse.Namespace) -> Path:
-    from planet_model import train as training
-
     bundle = out / "bundle"
     argv = ["--data", str(chips / "train-1"), str(chips / "train-2"), "--output", str(bundle),
             "--arch", args.arch, "--head_epochs", str(args.epochs), "--batch_size", str(args.batch_size),
@@ -139,8 +140,6 @@ def train(out: Path, chips: Path, args: argparse.Namespace) -> Path:
 
 
 def scan_dates(out: Path, scenes: dict, bundle: Path, args: argparse.Namespace) -> Path:
-    from pipelines import scan
-
     scans = out / "scans"
     for date, name in zip(args.dates, ("watch-1", "watch-2", "watch-3")):
         manifest = scan.run(["--aoi", str(scenes["aoi"]), "--aoi_name", "watched",
@@ -163,7 +162,6 @@ def run(argv: Sequence[str] | None = None) -> dict:
     chips = stages.run("chip the training region", lambda: chip_training(out, scenes))
     bundle = stages.run(f"train {args.arch}", lambda: train(out, chips, args))
     scans = stages.run("scan the watched region on each date", lambda: scan_dates(out, scenes, bundle, args))
-    from pipelines.analysis import report
 
     zones = write_zones(scenes["aoi"], out / "zones.geojson")
     summary = stages.run("detect changes and write the report", lambda: report.run(
@@ -176,9 +174,6 @@ def run(argv: Sequence[str] | None = None) -> dict:
 
 def write_zones(aoi: Path, path: Path) -> Path:
     """A zone to report on: a made-up reserve over the western half of the watched AOI."""
-    import shapely
-    from shapely.geometry import mapping, shape
-
     region = shape(json.loads(aoi.read_text())["features"][0]["geometry"])
     west, south, east, north = region.bounds
     reserve = region.intersection(shapely.box(west, south, (west + east) / 2, north))
@@ -203,6 +198,14 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{summary['retracted']} retracted); against the {score['places']} planted places: precision "
           f"{score['precision']:.2f}, recall {score['recall']:.2f} "
           f"({score['recall_visible']:.2f} of those a cloud-free tile saw)")
+    cleared = score.get("clearings")
+    if cleared:
+        inside = cleared["in_events"]
+        print(f"  {summary['cleared_ha']:.0f} ha cleared in {summary['clearings']} polygons, in "
+              f"{summary['event_area_ha']:.0f} ha of event tiles; of the {inside['planted_ha']:.0f} ha planted where "
+              f"events are: {inside['area_ratio']:.2f} found, mean IoU {inside['mean_iou']:.2f}, "
+              f"{inside['false_ha']:.1f} ha outside it (all {cleared['planted_ha']:.0f} ha planted: "
+              f"{cleared['area_ratio']:.2f} found)")
     print(f"Open the report in a browser: file://{Path(summary['folder']) / summary['files']['report']}")
     command = os.path.join(os.path.dirname(sys.executable), "planet-tiles")
     print(f"Query the scans locally: {command} query alerts --scans {done['scans']} "

@@ -27,31 +27,36 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import StandardOptions
 
-from pipelines import scan
+from pipelines import sources
 from pipelines.analysis import queries
 from pipelines.geo import aoi as aois
 from pipelines.geo import tiling
 from pipelines.geo.grid import NATIVE, UTM
-from pipelines.steps import sinks
+from pipelines.sources.reader import ReadOptions
+from pipelines.steps import scan_setup, sinks
 from pipelines.steps.alert_state import ReadHistory, TileAlerts, keyed_by_tile
 from pipelines.steps.commits import CommitWindows
-from pipelines.steps.inference import LabelTiles
+from pipelines.steps.inference import PredictTiles
 from pipelines.steps.notifications import FirstNotification, notified_scene
-from pipelines.steps.options import parse
+from pipelines.steps.options import parse, pipeline_options
 from pipelines.steps.tiles import Tiles
 from pipelines.store import catalog, schema
 from pipelines.store.catalog import Warehouse
 from planet_core import logs, publishing
 from planet_core.errors import UserError
-from planet_model.bundle import BundleMeta
+from planet_model.bundle import BundleMeta, read_metadata
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planet-tiles stream", description=__doc__.split("\n\n")[0])
-    p.add_argument("--subscription", required=True, help="Pub/Sub subscription of GCS notifications: projects/P/subscriptions/S")
+    p.add_argument(
+        "--subscription", required=True, help="Pub/Sub subscription of GCS notifications: projects/P/subscriptions/S"
+    )
     p.add_argument("--scene_pattern", default="*.tif,*.tiff",
                    help="comma-separated globs on object names that are scenes (default *.tif,*.tiff)")
     p.add_argument("--object_prefix", default="gs://{bucket}/",
@@ -74,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at start, tiles take their observations of this many days back from the scans table, so "
                         "that the first new scene of a place is compared with what was seen before it")
     queries.add_judging_arguments(p)
-    scan.add_bundle_arguments(p)
+    scan_setup.add_bundle_arguments(p)
+    sources.add_arguments(p, find=False)
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
 
@@ -91,30 +97,43 @@ def watched_aois(args: argparse.Namespace) -> list[aois.Aoi]:
     return watched
 
 
+@dataclass(frozen=True)
+class StreamPlan:
+    """A streaming scan's flags, checked and resolved before any work."""
+
+    args: argparse.Namespace
+    beam_args: list[str]
+    meta: BundleMeta
+    watched: list[aois.Aoi]
+    spec: tiling.TileSpec
+    read: ReadOptions
+
+
 class StreamScan(beam.PTransform):
     """Notifications (``PubsubMessage``) -> rows, alerts and outcomes (a dict of PCollections).
 
     The whole streaming logic, source and sinks apart, so that tests feed it from a TestStream.
     """
 
-    def __init__(self, args: argparse.Namespace, meta: BundleMeta, watched: Sequence[aois.Aoi],
-                 spec: tiling.TileSpec) -> None:
+    def __init__(self, plan: StreamPlan) -> None:
         super().__init__()
-        self.args, self.meta, self.watched, self.spec = args, meta, list(watched), spec
+        self.plan = plan
 
-    def expand(self, messages):  # noqa: ANN001, ANN201
-        args = self.args
+    def expand(self, messages: beam.PCollection) -> dict[str, beam.PCollection]:
+        plan = self.plan
+        args = plan.args
         patterns = [p.strip() for p in args.scene_pattern.split(",") if p.strip()]
         scenes = (messages
                   | "Scenes" >> beam.FlatMap(lambda m: [found] if (found := notified_scene(
-                      m, patterns, args.object_prefix)) else [])
+                      m, patterns, args.object_prefix, args.product)) else [])
                   | "Dedupe" >> beam.ParDo(FirstNotification()))
-        tiles = scenes | "Tiles" >> Tiles(self.spec, self.watched)
-        rows = tiles["tiles"] | "Label" >> LabelTiles(args.bundle, self.meta, args.batch_size, weather_one=args.weather_one)
+        tiles = scenes | "Tiles" >> Tiles(plan.spec, plan.read, plan.watched)
+        rows = tiles["tiles"] | "Predict" >> PredictTiles(args.bundle, plan.meta, args.batch_size,
+                                                          weather_one=args.weather_one)
         history = (messages.pipeline
                    | "Start" >> beam.Create([None])
                    | "ReadHistory" >> beam.ParDo(ReadHistory(Warehouse(args.output, args.catalog),
-                                                             [aoi.name for aoi in self.watched], args.history_days)))
+                                                             [aoi.name for aoi in plan.watched], args.history_days)))
         alerts = (rows["rows"]
                   | "KeyByTile" >> beam.Map(keyed_by_tile)
                   | "TileAlerts" >> beam.ParDo(TileAlerts(args.settle_minutes, args.min_clear_fraction,
@@ -124,35 +143,31 @@ class StreamScan(beam.PTransform):
         return {"rows": rows["rows"], "alerts": alerts, "outcomes": outcomes}
 
 
-def prepare(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str], dict, list[aois.Aoi], tiling.TileSpec]:
-    """Flags -> ``(args, beam_args, bundle metadata, watched AOIs, tile spec)``, checked before any work."""
-    from planet_model.bundle import read_metadata
-
+def prepare(argv: Sequence[str] | None) -> StreamPlan:
+    """Flags -> a :class:`StreamPlan`, checked before any work."""
     args, beam_args = parse(build_parser(), argv)
-    scan.check_batch_size(args)
+    scan_setup.check_batch_size(args)
     queries.check_judging_arguments(args)
     meta = read_metadata(args.bundle)
     watched = watched_aois(args)
-    spec = scan.tile_spec(args, meta, watched[0].geometry)
+    spec = scan_setup.tile_spec(args, meta, watched[0].geometry)
     if meta.domain.gsd_m and spec.grid != NATIVE:
         for aoi in watched[1:]:
-            scan.check_resolution(spec, aoi.geometry, meta.domain.gsd_m)
-    return args, beam_args, meta, watched, spec
+            scan_setup.check_resolution(spec, aoi.geometry, meta.domain.gsd_m)
+    return StreamPlan(args, beam_args, meta, watched, spec, sources.read_options(args, meta.bands))
 
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> None:
     """Build and run the streaming scan until cancelled (on Dataflow: until drained or cancelled)."""
-    from apache_beam.options.pipeline_options import StandardOptions
 
-    from pipelines.steps.options import pipeline_options
 
-    args, beam_args, meta, watched, spec = prepare(argv)
-    options = pipeline_options(beam_args, save_main_session)
+    plan = prepare(argv)
+    options = pipeline_options(plan.beam_args, save_main_session)
     options.view_as(StandardOptions).streaming = True
     with beam.Pipeline(options=options) as pipeline:
-        messages = pipeline | "Notifications" >> beam.io.ReadFromPubSub(subscription=args.subscription,
+        messages = pipeline | "Notifications" >> beam.io.ReadFromPubSub(subscription=plan.args.subscription,
                                                                        with_attributes=True)
-        write(messages | "StreamScan" >> StreamScan(args, meta, watched, spec), args, meta)
+        write(messages | "StreamScan" >> StreamScan(plan), plan.args, plan.meta)
 
 
 def write(streams: dict, args: argparse.Namespace, meta: BundleMeta) -> None:
@@ -168,7 +183,8 @@ def write(streams: dict, args: argparse.Namespace, meta: BundleMeta) -> None:
     records = streams["alerts"] | "AlertRecords" >> beam.Map(sinks.alert_record)
     if args.alerts_output:
         _ = records | "AlertsToParquet" >> sinks.WindowedFiles(
-            schema.ALERT_COLUMNS, lambda r: f"aoi={r['aoi']}", sinks.alert_file(args.alerts_output), args.window_minutes)
+            schema.ALERT_COLUMNS, lambda r: f"aoi={r['aoi']}", sinks.alert_file(args.alerts_output), args.window_minutes
+        )
     if args.alerts_table:
         _ = (records
              | "AlertsForBigQuery" >> beam.Map(sinks.bigquery_row)

@@ -20,7 +20,7 @@ class UserError(ValueError):
 BEAM_SUFFIX = " [while running"
 
 
-class RunFailed(RuntimeError):
+class RunFailed(RuntimeError):  # noqa: N818 - named for what happened to the run, as the CLI reports it
     """A run that failed as a whole and changed nothing: why, and where its error lines are."""
 
     def __str__(self) -> str:

@@ -7,11 +7,13 @@ indexed by :data:`LABELS`. ``artisinal_mine`` is spelled as in the published dat
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from planet_core import storage
 from planet_core.errors import UserError
 
 LABELS: tuple[str, ...] = (
@@ -94,9 +96,7 @@ def decode(vector: Sequence[int] | np.ndarray) -> list[str]:
 def read_kaggle_csv(path: str | Path) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(image_name, labels)`` from a Kaggle ``image_name,tags`` CSV such as ``train_v2.csv``
     (local or ``gs://``)."""
-    import io
 
-    from planet_core import storage
 
     with io.StringIO(storage.read_text(str(path)), newline="") as handle:
         reader = csv.DictReader(handle)

@@ -23,7 +23,9 @@ generation precondition on Cloud Storage, a lock on local disks), so concurrent 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -35,9 +37,6 @@ RUNS = "runs"
 
 def new_run_id() -> str:
     """A sortable id for one run: UTC time to the second plus randomness, used in file and folder names."""
-    import datetime as dt
-    import secrets
-
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
 
 

@@ -26,10 +26,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -218,9 +220,6 @@ def read_metadata(path: str) -> BundleMeta:
 
 def _is_keras_file(path: str) -> bool:
     """A ``.keras`` file is a zip archive with ``config.json``: a truncated copy has no central directory."""
-    import io
-    import zipfile
-
     try:
         with zipfile.ZipFile(io.BytesIO(storage.read_bytes(path))) as archive:
             return "config.json" in archive.namelist()
@@ -230,9 +229,9 @@ def _is_keras_file(path: str) -> bool:
 
 def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - keras.Model
     """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code)."""
-    import keras
+    import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
-    import planet_model.model  # noqa: F401 - registers the softmax weather head's layer
+    import planet_model.model  # noqa: PLC0415, F401 - registers the softmax weather head's layer
 
     meta = meta or read_metadata(path)
     source = storage.join(path, meta.model_file)
@@ -245,7 +244,7 @@ def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - ker
     return keras.saving.load_model(source, safe_mode=True, compile=False)
 
 
-def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001, B006
+def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001
     """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json`` (``meta`` and what this adds:
     format, labels, model file, time, version); return the metadata.
 
@@ -254,7 +253,7 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> Bundl
     them cannot be opened without this project. ``version`` is a hash of the model file and the
     thresholds: it changes whenever predictions can.
     """
-    import keras
+    import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory() as tmp:

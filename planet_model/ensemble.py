@@ -28,20 +28,20 @@ import numpy as np
 from planet_core import logs
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
-from planet_model import bundle, evaluate
+from planet_model import bundle, evaluate, metrics, plots, thresholds
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 BAND_ORDER = ("red", "green", "blue", "nir")
 
 
-def combine(members: Sequence, member_bands: Sequence[Sequence[str]], bands: Sequence[str], chip_size: int,
-            tta: bool):  # noqa: ANN001, ANN201 - keras models in and out
+def combine(  # noqa: ANN201 - a Keras model out; Keras is imported only here
+        members: Sequence, member_bands: Sequence[Sequence[str]], bands: Sequence[str], chip_size: int, tta: bool):
     """A model from chips ``(chip_size, chip_size, len(bands))`` to the mean of the members' probabilities
     (and of the 8 dihedral transforms of the chip, with ``tta``)."""
-    import keras
+    import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
-    from planet_model.model import Dihedral, SelectBands
+    from planet_model.model import Dihedral, SelectBands  # noqa: PLC0415 - the model module imports Keras (5 s): only where a model is built or loaded
 
     inputs = keras.Input((chip_size, chip_size, len(bands)), name="chip")
     for i, member in enumerate(members):
@@ -77,7 +77,9 @@ def _common(metas: Sequence[BundleMeta]) -> dict:
     for key in ("product", "gsd_m"):
         values = {getattr(m.domain, key) for m in metas}
         if len(values) > 1:
-            raise UserError(f"--bundle: the members learned from different imagery (domain.{key} {sorted(map(str, values))})")
+            raise UserError(
+                f"--bundle: the members learned from different imagery (domain.{key} {sorted(map(str, values))})"
+            )
     bands = [b for b in BAND_ORDER if any(b in m.bands for m in metas)]
     ranges, mean, variance = {}, [], []
     for b in bands:
@@ -96,15 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, nargs="+", help="labelled chip records to search the thresholds on")
     p.add_argument("--split", choices=evaluate.SPLITS, default="validation",
                    help="validation (default): the members' own validation split; all: every chip given")
-    p.add_argument("--tta", action="store_true", help="average over the 8 dihedral transforms of each chip (8x the cost)")
+    p.add_argument(
+        "--tta", action="store_true", help="average over the 8 dihedral transforms of each chip (8x the cost)"
+    )
     p.add_argument("--output", required=True, help="the new bundle's folder, local or gs://")
     p.add_argument("--batch_size", type=int, default=64, help="chips per model call")
     return p
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
-    from planet_model import metrics, plots, thresholds
-
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")

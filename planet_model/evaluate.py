@@ -33,7 +33,7 @@ import numpy as np
 from planet_core import logs, storage
 from planet_core.errors import UserError
 from planet_core.labels import LABELS, WEATHER_INDICES
-from planet_model import bundle
+from planet_model import bundle, metrics, plots, thresholds
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def _digest(keys: np.ndarray) -> str:
 
 def load_chips(data: Sequence[str], meta: BundleMeta, split: str) -> Chips:
     """The chips of ``--data`` for ``split`` (see the module docstring), checked against the bundle."""
-    from planet_model import data as chipdata
+    from planet_model import data as chipdata  # noqa: PLC0415 - the model and input pipeline import TensorFlow (5 s): only where training runs
 
     try:
         files = chipdata.list_files(data)
@@ -72,7 +72,9 @@ def load_chips(data: Sequence[str], meta: BundleMeta, split: str) -> Chips:
         raise UserError(f"--data {' '.join(data)}: {error}") from None
     missing = [b for b in meta.bands if b not in info.bands]
     if missing:
-        raise UserError(f"--data {' '.join(data)}: the chips have bands {list(info.bands)}; the bundle reads {meta.bands}")
+        raise UserError(
+            f"--data {' '.join(data)}: the chips have bands {list(info.bands)}; the bundle reads {meta.bands}"
+        )
     if info.dtype != meta.dtype or info.shape[0] != meta.chip_size:
         raise UserError(f"--data {' '.join(data)}: {info.shape[0]}-px {info.dtype} chips; the bundle reads "
                         f"{meta.chip_size}-px {meta.dtype}")
@@ -81,7 +83,7 @@ def load_chips(data: Sequence[str], meta: BundleMeta, split: str) -> Chips:
 
 
 def validation_mask(meta: BundleMeta, index, data: str) -> np.ndarray:  # noqa: ANN001 - planet_model.data.ChipIndex
-    from planet_model import data as chipdata
+    from planet_model import data as chipdata  # noqa: PLC0415 - the model and input pipeline import TensorFlow (5 s): only where training runs
 
     training = meta.training
     recorded, options = training.get("split"), training.get("options", {})
@@ -90,17 +92,21 @@ def validation_mask(meta: BundleMeta, index, data: str) -> np.ndarray:  # noqa: 
     if None in (rule["rule"], rule["seed"], rule["val_fraction"]):
         raise UserError(f"--split validation: bundle {meta.version} records no split rule; use --split all")
     mask = chipdata.split(index.keys, index.scene_ids, index.labels, rule["val_fraction"], rule["seed"], rule["rule"])
-    if recorded and (recorded["chips"] != len(index.keys) or recorded["validation_keys_sha256"] != _digest(index.keys[mask])):
-        raise UserError(f"--data {' '.join(data)}: not the chips bundle {meta.version} was trained on ({len(index.keys)} chips, "
-                        f"the bundle's split was over {recorded['chips']}); --split validation needs the same chip "
-                        "records, or use --split all on held-out chips")
+    if recorded and (
+        recorded["chips"] != len(index.keys) or recorded["validation_keys_sha256"] != _digest(index.keys[mask])
+    ):
+        raise UserError(
+            f"--data {' '.join(data)}: not the chips bundle {meta.version} was trained on ({len(index.keys)} chips, "
+            f"the bundle's split was over {recorded['chips']}); --split validation needs the same chip "
+            "records, or use --split all on held-out chips"
+        )
     return mask
 
 
 def predict(model, chips: Chips, bands: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
     """Probabilities ``(chips, 17)`` of ``model`` on ``chips`` (read with ``bands``) and the chips' labels,
     both in the order the records yield them."""
-    from planet_model import data as chipdata
+    from planet_model import data as chipdata  # noqa: PLC0415 - the model and input pipeline import TensorFlow (5 s): only where training runs
 
     ds = chipdata.dataset(chips.files, chips.info, bands, chips.keys, batch_size, training=False)
     probabilities, truth = [], []
@@ -112,8 +118,6 @@ def predict(model, chips: Chips, bands: Sequence[str], batch_size: int = 64) -> 
 
 def figures(y: np.ndarray, probabilities: np.ndarray, cut: np.ndarray) -> dict:
     """Every figure of the module docstring for truth ``y``, ``probabilities`` and thresholds ``cut``."""
-    from planet_model import metrics, thresholds
-
     y = np.asarray(y, dtype=bool)
     searched, best = thresholds.search(y, probabilities)
     weather = list(WEATHER_INDICES)
@@ -146,8 +150,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
-    from planet_model import plots
-
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")

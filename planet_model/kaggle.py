@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
+import posixpath
 from collections.abc import Iterable, Sequence
 
+import cv2
 import numpy as np
+from rasterio.io import MemoryFile
 
 from planet_core import storage
 from planet_core.errors import UserError
@@ -49,13 +52,12 @@ def read_image(uri: str, kind: str) -> tuple[np.ndarray, tuple[str, ...]]:
     ``FileNotFoundError`` when it is missing, ``ValueError`` when it cannot be decoded."""
     data = storage.read_bytes(uri)
     if kind == "jpg":
-        import cv2
+
 
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if decoded is None:
             raise ValueError("not a decodable JPEG")
         return np.ascontiguousarray(decoded[:, :, ::-1]), RGB  # OpenCV decodes to BGR
-    from rasterio.io import MemoryFile
 
     with MemoryFile(data) as memory, memory.open() as src:
         if src.count != 4:
@@ -67,8 +69,6 @@ def read_image(uri: str, kind: str) -> tuple[np.ndarray, tuple[str, ...]]:
 
 def image_names(folder: str, kind: str) -> list[str]:
     """The image names (file names without extension) of ``folder``, sorted."""
-    import posixpath
-
     return sorted(posixpath.basename(p)[: -len(kind) - 1] for p in storage.glob(storage.join(folder, f"*.{kind}")))
 
 

@@ -124,7 +124,7 @@ def application_base(arch: str, input_size: int, bands: int, weights: str | None
     if weights == "imagenet":
         try:
             rgb = build(include_top=False, weights="imagenet", input_shape=(input_size, input_size, 3))
-        except Exception as error:  # noqa: BLE001 - the download fails without internet
+        except Exception as error:
             raise RuntimeError(
                 f"could not download the ImageNet weights for {arch} ({type(error).__name__}: {error}); "
                 f"without internet, pass a local weights file: --weights /path/to/{WEIGHTS_FILES[arch]}"

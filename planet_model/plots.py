@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from planet_core.labels import LABELS
+from planet_model import thresholds
 
 
 def _png(fig) -> bytes:  # noqa: ANN001
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib and its backend (0.8 s): only when a plot is drawn
 
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
@@ -20,10 +21,10 @@ def _png(fig) -> bytes:  # noqa: ANN001
 
 
 def _figure(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 - matplotlib and its backend (0.8 s): only when a plot is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415 - matplotlib and its backend (0.8 s): only when a plot is drawn
 
     return plt.subplots(*args, **kwargs)
 
@@ -73,8 +74,6 @@ def cooccurrence(observed: np.ndarray, predicted: np.ndarray) -> bytes:
 def threshold_figures(y_true: np.ndarray, probabilities: np.ndarray, cut: np.ndarray) -> dict[str, bytes]:
     """``f2_vs_threshold.png`` and ``cooccurrence.png`` of predictions at thresholds ``cut``: the plots
     training, evaluation and ensembles all write."""
-    from planet_model import thresholds
-
     y = np.asarray(y_true, dtype=np.float32)
     predicted = thresholds.apply(probabilities, cut).astype(np.float32)
     return {"f2_vs_threshold.png": f2_curves(thresholds.f2_curves(y_true, probabilities, cut), cut,

@@ -147,7 +147,7 @@ def _int64_feature(values: Any) -> bytes:
 
 def decode(data: bytes) -> Chip:
     """Parse ``tf.train.Example`` bytes written by :func:`encode` back into a :class:`Chip`."""
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 - TensorFlow takes 5 s to import: only where tensors are made
 
     feature = tf.train.Example.FromString(data).features.feature
     shape = tuple(feature["image/shape"].int64_list.value)
@@ -178,7 +178,7 @@ def parse_fn(dtype: str, shape: tuple[int, int, int]) -> Any:
     ``dtype`` and ``shape`` are fixed per data set (see :func:`peek`): ``tf.io.decode_raw`` needs a
     static dtype, and a static shape lets the model be built before the first batch.
     """
-    import tensorflow as tf
+    import tensorflow as tf  # noqa: PLC0415 - TensorFlow takes 5 s to import: only where tensors are made
 
     spec = {
         "image/raw": tf.io.FixedLenFeature([], tf.string),

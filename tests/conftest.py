@@ -21,7 +21,7 @@ SIMPLE_EPOCHS = 80  # the session bundle: fewer leave the held-out F2 at the mer
 @pytest.fixture(scope="session")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 3 x 4 mosaic of 1024-px synthetic scenes (192 native chips) with merged ground truth."""
-    from pipelines.geo import synthetic
+    from pipelines.sources import synthetic
 
     folder = tmp_path_factory.mktemp("scenes")
     specs = synthetic.mosaic(seed=7, rows=3, cols=4, size=1024)

@@ -33,9 +33,18 @@ def write_scans(location: Path | str, partitions: Mapping[tuple[str, dt.date], S
     scan would; returns the location as a string."""
     warehouse = Warehouse(str(location))
     for (aoi, date), rows in partitions.items():
-        scans.write_rows(warehouse, date.isoformat(), aoi, [complete(r, aoi, date) for r in rows],
-                         {"run_id": publishing.new_run_id(), "pipeline": "test", "partitions": [f"{date.isoformat()}/{aoi}"],
-                          "bundle": bundle})
+        scans.write_rows(
+            warehouse,
+            date.isoformat(),
+            aoi,
+            [complete(r, aoi, date) for r in rows],
+            {
+                "run_id": publishing.new_run_id(),
+                "pipeline": "test",
+                "partitions": [f"{date.isoformat()}/{aoi}"],
+                "bundle": bundle,
+            },
+        )
     return str(location)
 
 
@@ -44,7 +53,7 @@ def read_rows(location: Path | str, aoi: str | None = None) -> list[dict]:
     return scans.read_arrow(Warehouse(str(location)), aoi).to_pylist()
 
 
-def connect(location: Path | str, aoi: str | None = None, **kwargs):  # noqa: ANN201 - duckdb connection
+def connect(location: Path | str, aoi: str | None = None, **kwargs):
     """:func:`pipelines.analysis.queries.connect` on the current snapshot of ``location``."""
     from pipelines.analysis import queries
 

@@ -11,7 +11,8 @@ import pytest
     "from pipelines.stream import main; main(['--help'])",
 ])
 def test_help_answers_without_tensorflow(command):
-    probe = f"import sys\ntry:\n    {command}\nexcept SystemExit:\n    pass\nprint('TF' if 'tensorflow' in sys.modules else 'NO-TF')"
+    probe = (f"import sys\ntry:\n    {command}\nexcept SystemExit:\n    pass\n"
+             "print('TF' if 'tensorflow' in sys.modules else 'NO-TF')")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "usage:" in result.stdout
     assert result.stdout.strip().endswith("NO-TF")
@@ -46,4 +47,29 @@ def test_judging_flags_outside_0_to_1_are_refused(tmp_path, command, flag, value
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command, flag, value], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [f"planet-tiles {command[0]}: {flag} {float(value)}: must be between 0 and 1"]
+    assert result.stderr.strip().splitlines() == [
+        f"planet-tiles {command[0]}: {flag} {float(value)}: must be between 0 and 1"
+    ]
+
+
+@pytest.mark.parametrize("command, message", [
+    (["chip", "--scenes", "s.tif", "--output", "out", "--skip_cloudier_than", "0.2", "--cloud_mask", "none"],
+     "--skip_cloudier_than needs the scenes' cloud masks; it cannot go with --cloud_mask none"),
+    (["chip", "--scenes", "s.tif", "--output", "out", "--skip_cloudier_than", "1.5"],
+     "--skip_cloudier_than 1.5: must be between 0 and 1"),
+    (["chip", "--scenes", "s.tif", "--output", "out", "--cloud_mask", "udm2"], "invalid choice: 'udm2'"),
+    (["chip", "--scenes", "nothing-*.tif", "--output", "out"], "--scenes: no scene matches 'nothing-*.tif'"),
+    (["chip", "--stac", "items.json", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out"],
+     "give either scenes (--scenes/--stac) or the Kaggle data set, not both"),
+    (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--scenes", "s.tif"],
+     "--scenes and --stac say where the scenes of the pictures and clearings are; they cannot go with both "
+     "--no_images and --no_clearings"),
+    (["report", "--scans", "scans", "--output", "out", "--min_clearing_ha", "-1"],
+     "--min_clearing_ha -1.0: must be more than 0"),
+    (["delineate", "--scans", "scans", "--event_window_days", "-3"], "--event_window_days -3: must be 0 or more"),
+])
+def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, command, message):
+    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr.strip().splitlines()[-1], result.stderr  # argparse's own errors follow usage

@@ -3,7 +3,7 @@
 For each event, the area of its tiles (with half the event's size of margin around it, so that the
 clearing is seen against the forest) is read from two scenes: the scene of the observation before (the
 last judged one of intact forest) and the scene of the first detection, both in EPSG:3857 at the
-scenes' own resolution (:meth:`pipelines.geo.scenes.SceneReader.read_area`). Each becomes a true-colour PNG
+scenes' own resolution (:meth:`pipelines.sources.reader.SceneReader.read_area`). Each becomes a true-colour PNG
 of at most :data:`MAX_PIXELS` a side with the event's outline drawn in yellow.
 
 The stretch: per band, the 2nd and 98th percentiles (:data:`STRETCH`) of the pixels that hold data map
@@ -11,24 +11,33 @@ to 0 and 255, as QGIS's and most viewers' default "cumulative count cut" does; s
 radiance or reflectance) and visual (uint8) scenes both look natural without knowing their scale. Each
 image is stretched on its own, so the two are comparable in contrast, not in absolute brightness.
 
-Scenes are found by ``scene_id`` in the scan rows, each of which records where its scene was read
-(``scene_uri``). A scene that cannot be read any more (moved, deleted) gives no image, and the report's
-card says so.
+Scenes are found by ``scene_id``: among the items of the report's imagery flags (``--scenes``,
+``--stac``: a Sentinel-2 scene is one file per band, and a moved scene can be pointed to), else where the
+scan rows say it was read (``scene_uri``). A scene that cannot be read any more gives no image, and the
+report's card says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
 from collections.abc import Mapping, Sequence
 
+import duckdb
 import numpy as np
 import shapely
+from PIL import Image, ImageDraw
+from pyproj import Transformer
 
 from pipelines.analysis.events import Event
+from pipelines.sources import files
+from pipelines.sources.base import SceneItem
+from pipelines.sources.reader import ReadOptions
 from planet_core import storage
 from planet_core.errors import UserError
+from planet_core.imagery import RGB
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +47,15 @@ OUTLINE = (255, 235, 59)
 FOLDER = "events"
 
 
-def scene_uris(con) -> dict[str, str]:  # noqa: ANN001 - duckdb.DuckDBPyConnection
-    """``scene_id -> uri`` of every scene of the scans a report reads (``planet_tiles.tile_labels`` in
-    ``con``; the latest scan's location where a scene was read from two)."""
+def scene_items(con: duckdb.DuckDBPyConnection, given: Sequence[SceneItem] = ()) -> dict[str, SceneItem]:
+    """``scene_id -> item`` of every scene of the scans a report reads (``planet_tiles.tile_labels`` in
+    ``con``): the ``given`` item of that id (the report's imagery flags), else the file the scan rows say it
+    was read from (the latest scan's, where a scene was read from two places)."""
     rows = con.execute("SELECT scene_id, arg_max(scene_uri, scan_date) FROM planet_tiles.tile_labels "
                        "GROUP BY scene_id").fetchall()
-    return dict(rows)
+    named = {item.scene_id: item for item in given}
+    return {scene_id: named.get(scene_id) or dataclasses.replace(files.item(uri), scene_id=scene_id)
+            for scene_id, uri in rows}
 
 
 def true_colour(pixels: np.ndarray) -> np.ndarray:
@@ -60,21 +72,16 @@ def true_colour(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def picture(uri: str, scene_id: str, outline: shapely.Geometry, max_pixels: int = MAX_PIXELS) -> bytes:
-    """The PNG of ``outline``'s surroundings in one scene (errors: :class:`pipelines.geo.scenes.SceneError`,
+def picture(item: SceneItem, read: ReadOptions, outline: shapely.Geometry, max_pixels: int = MAX_PIXELS) -> bytes:
+    """The PNG of ``outline``'s surroundings in one scene (errors: :class:`pipelines.sources.reader.SceneError`,
     ``OSError``)."""
-    from PIL import Image, ImageDraw
-    from pyproj import Transformer
-
-    from pipelines.geo.scenes import SceneReader, SceneSource
-
     west, south, east, north = outline.bounds
     margin = max(east - west, north - south) / 2
     bounds = (west - margin, south - margin, east + margin, north + margin)
-    with SceneReader(SceneSource(uri=uri, scene_id=scene_id), bands=("red", "green", "blue")) as reader:
+    with dataclasses.replace(read, bands=RGB).open(item) as reader:
         pixels = reader.read_area(bounds, max_pixels)
     if not (pixels > 0).any():
-        raise OSError(f"{uri}: no data over the event")
+        raise OSError(f"{item.uri}: no data over the event")
     image = Image.fromarray(true_colour(pixels))
     to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform
     left, top = to_mercator(bounds[0], bounds[3])
@@ -90,7 +97,8 @@ def picture(uri: str, scene_id: str, outline: shapely.Geometry, max_pixels: int 
     return buffer.getvalue()
 
 
-def write(found: Sequence[Event], uris: Mapping[str, str], output: str) -> dict[str, dict[str, str | None]]:
+def write(found: Sequence[Event], items: Mapping[str, SceneItem], read: ReadOptions,
+          output: str) -> dict[str, dict[str, str | None]]:
     """Write each event's before and after PNGs under ``output/events/``; ``{event_id: {"before": path
     relative to output or None, "after": ...}}``. A scene that cannot be read is logged and left out."""
     written: dict[str, dict[str, str | None]] = {}
@@ -99,11 +107,11 @@ def write(found: Sequence[Event], uris: Mapping[str, str], output: str) -> dict[
         paths: dict[str, str | None] = {}
         for side, scene_id in (("before", event.before_scene), ("after", event.detected_scene)):
             relative = f"{FOLDER}/{event.event_id}-{side}.png"
-            uri = uris.get(scene_id)
+            item = items.get(scene_id)
             try:
-                if uri is None:
+                if item is None:
                     raise OSError(f"scene {scene_id} is in no scan row under --scans")
-                storage.write_bytes(storage.join(output, relative), picture(uri, scene_id, outline))
+                storage.write_bytes(storage.join(output, relative), picture(item, read, outline))
                 paths[side] = relative
             except (OSError, ValueError, UserError) as error:  # an unreadable scene costs only its picture
                 log.warning("event %s: no %s image: %s", event.event_id, side, error)

@@ -18,6 +18,7 @@ BigQuery's SQL has no good way to express; the events table is loaded from ``eve
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 from collections import Counter, defaultdict
@@ -36,6 +37,24 @@ from planet_core.labels import LABELS
 #: Default ``--event_window_days``: alerts of one clearing first detected within a month are one event.
 EVENT_WINDOW_DAYS = 31
 _GEOD = Geod(ellps="WGS84")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--event_window_days`` and ``--min_event_ha``: how alerts become events (``report`` and
+    ``delineate`` group alike, so that a clearing's event is the report's)."""
+    parser.add_argument("--event_window_days", type=int, default=EVENT_WINDOW_DAYS,
+                        help="touching alert tiles first detected at most this many days apart are one event "
+                             f"(default {EVENT_WINDOW_DAYS})")
+    parser.add_argument("--min_event_ha", type=float, default=0.0,
+                        help="minimum mapping unit: leave out events smaller than this many hectares of alert tiles "
+                             "(default 0: every event, down to one tile)")
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    if args.event_window_days < 0:
+        raise UserError(f"--event_window_days {args.event_window_days}: must be 0 or more")
+    if args.min_event_ha < 0:
+        raise UserError(f"--min_event_ha {args.min_event_ha}: must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,9 @@ class Event:
     confidence: str
     status: str  # active while any of its alerts is
     alert_ids: tuple[str, ...]
-    zones: tuple[tuple[str, float], ...]  # (zone name, hectares of the event inside it)
+    #: (zone name, hectares of the event's tiles inside it, hectares of its clearings inside it: 0 until
+    #: delineated, see cleared_ha)
+    zones: tuple[tuple[str, float, float], ...]
     geometry: bytes
     lon: float
     lat: float
@@ -67,6 +88,8 @@ class Event:
     detected_scene: str
     before_image: str | None = None
     after_image: str | None = None
+    #: Hectares of its clearings (pipelines.analysis.clearings); None when not delineated.
+    cleared_ha: float | None = None
 
 
 def tile_position(tile_id: str) -> tuple[str, int, int]:
@@ -129,7 +152,7 @@ def events(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS, min_ev
             confidence=max((a.confidence for a in members), key=CONFIDENCE_LEVELS.index),
             status="active" if any(a.status == "active" for a in members) else "retracted",
             alert_ids=tuple(sorted(a.alert_id for a in members)),
-            zones=tuple((name, ha) for name, ha in inside if ha > 0),
+            zones=tuple((name, ha, 0.0) for name, ha in inside if ha > 0),
             geometry=shapely.to_wkb(outline), lon=centre.x, lat=centre.y, before_date=seed.before_date,
             before_scene=seed.before_scene, detected_scene=seed.detected_scene))
     return sorted(found, key=lambda e: (e.aoi, e.first_detected, -e.area_ha, e.event_id))

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from pipelines.analysis import queries
 
@@ -64,8 +65,6 @@ class AoiMap:
         return west, south, east, north
 
     def png(self, date: dt.date) -> bytes:
-        from PIL import Image
-
         image = Image.fromarray(self.rasters[date], mode="P")
         palette = [0, 0, 0]
         for _, colour, _ in STATES:

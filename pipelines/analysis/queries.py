@@ -21,6 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import sqlglot
+
 from pipelines.analysis import rules
 from pipelines.store import catalog, scans
 from pipelines.store.catalog import Warehouse
@@ -40,8 +43,6 @@ def names() -> list[str]:
 
 
 def to_duckdb(name: str) -> str:
-    import sqlglot
-
     path = SQL_DIR / f"{name}.sql"
     if not SQL_DIR.is_dir():
         raise SystemExit(f"{SQL_DIR} not found: the queries live in the repository's infra/bigquery/ "
@@ -98,7 +99,9 @@ def open_snapshot(args: argparse.Namespace, aoi: str | None = None) -> scans.Sna
         try:
             as_of = dt.datetime.fromisoformat(args.as_of)
         except ValueError:
-            raise UserError(f"--as_of {args.as_of!r}: write a time as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]") from None
+            raise UserError(
+                f"--as_of {args.as_of!r}: write a time as YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+            ) from None
         as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.timezone.utc)
     return scans.snapshot(Warehouse(args.scans, args.catalog), aoi, as_of)
 
@@ -113,8 +116,6 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
 
     Local data files are read by DuckDB itself (projection and filters pushed into the Parquet reader);
     remote ones, or a snapshot with row-level deletes another engine wrote, through pyiceberg's reader."""
-    import duckdb
-
     where = f" for AOI {snapshot.aoi}" if snapshot.aoi else ""
     if not snapshot.files:
         raise UserError(f"--scans {snapshot.warehouse.location}: no scan rows{where}")
@@ -147,6 +148,21 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def scan_dates(con) -> list[dt.date]:  # noqa: ANN001 - duckdb connection
+    """The scan dates of the snapshot in ``con``, oldest first."""
+    return [d for (d,) in con.execute(f"SELECT DISTINCT scan_date FROM {DATASET}.observations ORDER BY scan_date")
+            .fetchall()]
+
+
+def alerts(con, dates: Sequence[dt.date], min_clear_fraction: float,  # noqa: ANN001 - duckdb connection
+           highest_probability: float) -> list[rules.Alert]:
+    """``alerts.sql`` over every scan date of ``dates``, as :class:`~pipelines.analysis.rules.Alert` values:
+    what ``report`` and ``delineate`` both start from."""
+    return [rules.Alert(**{**r, "labels_gained": tuple(r["labels_gained"]), "geometry": bytes(r["geometry"])})
+            for r in run(con, "alerts", {"min_clear_fraction": min_clear_fraction, "start_date": dates[0],
+                                         "end_date": dates[-1], "highest_probability": highest_probability})]
 
 
 def parameters(name: str) -> list[str]:

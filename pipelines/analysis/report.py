@@ -30,16 +30,23 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Sequence
 
+import pyarrow as pa
 import shapely
 from shapely.geometry import mapping, shape
 
-from pipelines.analysis import events, queries, rules
+from pipelines import sources
+from pipelines.analysis import clearings, event_images, events, map_layers, queries, report_page, rules
 from pipelines.analysis.rules import Alert
+from pipelines.sources.base import SceneItem
+from pipelines.sources.masks import AUTO
+from pipelines.store import clearings as stored_clearings
 from pipelines.store import scans, schema
 from planet_core import logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
+from planet_model import bundle as bundles
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
     p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
     queries.add_judging_arguments(p)
-    p.add_argument("--event_window_days", type=int, default=events.EVENT_WINDOW_DAYS,
-                   help="touching alert tiles first detected at most this many days apart are one event "
-                        f"(default {events.EVENT_WINDOW_DAYS})")
-    p.add_argument("--min_event_ha", type=float, default=0.0,
-                   help="minimum mapping unit: leave out events smaller than this many hectares "
-                        "(default 0: every event, down to one tile)")
+    events.add_arguments(p)
     p.add_argument("--zones", help="GeoJSON of named polygons (protected areas, territories, properties): "
                                    "each event lists the zones it touches and its area inside each")
     p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
     queries.add_memory_argument(p)
     p.add_argument("--no_images", action="store_true",
                    help="skip the events' before/after pictures (they read the scenes again)")
+    clearings.add_arguments(p)
+    p.add_argument("--no_clearings", action="store_true",
+                   help="skip delineating the events' clearings (it reads the scenes of the dates before and of "
+                        "detection again); events then have no cleared_ha")
+    sources.add_arguments(p, dates=False, product=False, cloud_mask=False)
     return p
 
 
@@ -121,10 +128,11 @@ def score(found: Sequence[Alert], seen: Sequence[bytes], places: Sequence[dict])
 
 def _check(args: argparse.Namespace) -> None:
     queries.check_judging_arguments(args)
-    if args.event_window_days < 0:
-        raise UserError(f"--event_window_days {args.event_window_days}: must be 0 or more")
-    if args.min_event_ha < 0:
-        raise UserError(f"--min_event_ha {args.min_event_ha}: must be 0 or more")
+    events.check_arguments(args)
+    if args.no_images and args.no_clearings and (args.scenes or args.stac):
+        raise UserError("--scenes and --stac say where the scenes of the pictures and clearings are; they cannot go "
+                        "with both --no_images and --no_clearings")
+    clearings.check_arguments(args)
 
 
 #: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files.
@@ -167,7 +175,6 @@ def _link(output: str, version: str) -> None:
     """Point ``REPORT/current`` at the new version (a relative link, replaced atomically); local disks only."""
     if "://" in output:
         return
-    import os
 
     temporary = os.path.join(output, f".{LINK}-{version}")
     os.symlink(f"{publishing.RUNS}/{version}", temporary)
@@ -185,34 +192,38 @@ def _note_earlier_layout(output: str) -> None:
 def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa: ANN001
            version: str) -> tuple[dict, list[str]]:
     """Every file of report version ``version`` into ``folder``; the summary and the files' paths."""
-    from pipelines.analysis import event_images, map_layers, report_page
-    from planet_model import bundle as bundles
-
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
+    given = sources.discover(args) if not (args.no_images and args.no_clearings) else []
     places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
     con = queries.connect(snapshot, materialize=True, memory_limit=args.memory_limit, spill=spill)
-    dates = [d for (d,) in con.execute(f"SELECT DISTINCT scan_date FROM {queries.DATASET}.observations "
-                                       "ORDER BY scan_date").fetchall()]
+    dates = queries.scan_dates(con)
     if not dates:
         raise UserError(f"--scans {args.scans}: no scan rows" + (f" for --aoi {args.aoi}" if args.aoi else ""))
     judging = {"min_clear_fraction": args.min_clear_fraction}
-    found = [Alert(**{**r, "labels_gained": tuple(r["labels_gained"]), "geometry": bytes(r["geometry"])})
-             for r in queries.run(con, "alerts", {**judging, "start_date": dates[0], "end_date": dates[-1],
-                                                  "highest_probability": args.highest_probability})]
+    found = queries.alerts(con, dates, args.min_clear_fraction, args.highest_probability)
     grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
-    images = {} if args.no_images else event_images.write(grouped, event_images.scene_uris(con), folder)
+    items = event_images.scene_items(con, given) if given or not (args.no_images and args.no_clearings) else {}
+    images = {} if args.no_images else event_images.write(grouped, items, sources.read_options(args), folder)
+    cleared = [] if args.no_clearings else _clearings(args, snapshot, con, grouped, found, items)
+    if not args.no_clearings:
+        grouped = clearings.attach(grouped, cleared, zones)
     grouped = [dataclasses.replace(e, before_image=images.get(e.event_id, {}).get("before"),
                                    after_image=images.get(e.event_id, {}).get("after")) for e in grouped]
 
     files = {name: storage.join(folder, name) for name in
-             ("alerts.parquet", "alerts.geojson", "events.parquet", "events.geojson", "summary.json", "report.html")}
+             ("alerts.parquet", "alerts.geojson", "events.parquet", "events.geojson", "clearings.parquet",
+              "clearings.geojson", "summary.json", "report.html")}
     storage.write_bytes(files["alerts.parquet"], schema.parquet_bytes(_records(found, schema.ALERT_COLUMNS),
                                                                       schema.ALERT_COLUMNS))
     storage.write_text(files["alerts.geojson"], json.dumps(_geojson(found, schema.ALERT_COLUMNS, "alert_id")))
     event_rows = _records(grouped, schema.EVENT_COLUMNS)
     storage.write_bytes(files["events.parquet"], schema.parquet_bytes(event_rows, schema.EVENT_COLUMNS))
     storage.write_text(files["events.geojson"], json.dumps(_geojson(grouped, schema.EVENT_COLUMNS, "event_id")))
+    storage.write_bytes(files["clearings.parquet"], schema.parquet_bytes(
+        _records(cleared, schema.CLEARING_COLUMNS), schema.CLEARING_COLUMNS))
+    storage.write_text(files["clearings.geojson"],
+                       json.dumps(_geojson(cleared, schema.CLEARING_COLUMNS, "clearing_id")))
     con.register("report_events", _events_table(event_rows))
     con.execute(f"CREATE VIEW {queries.DATASET}.events AS SELECT * FROM report_events")
     zone_rows = queries.run(con, "zone_alerts") if zones else None
@@ -222,6 +233,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
         seen = [bytes(g) for (g,) in queries.execute(con, "tile_states", judging, columns=("geometry",),
                                                      where=f"judged AND scan_date = DATE '{dates[-1]}'").fetchall()]
         scored = score(found, seen, places)
+        if not args.no_clearings:
+            scored["clearings"] = clearings.score(cleared, places, grouped, args.min_clearing_ha)
     bundle_path = args.bundle or scans.latest_bundle(snapshot.warehouse, args.aoi, snapshot.snapshot_id)
     meta, figures = None, {}
     if bundle_path:
@@ -232,6 +245,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
                 figures[name] = storage.read_bytes(location)
     page = report_page.render(report_page.Content(
         scans=args.scans, dates=dates, maps=map_layers.build(con, judging), found=found, events=grouped,
+        clearings=None if args.no_clearings else cleared,
         coverage=queries.run(con, "coverage", judging), trends=queries.run(con, "label_trends"),
         zones=zone_rows, places=places, scored=scored, meta=meta, figures=figures,
         min_clear_fraction=args.min_clear_fraction, highest_probability=args.highest_probability), assets)
@@ -240,27 +254,69 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
                                  f"FROM {queries.DATASET}.tile_labels").fetchall()
     pictures = sorted(path for sides in images.values() for path in sides.values() if path)
     summary = {
-        "version": version, "scans": args.scans, "scans_snapshot": snapshot.snapshot_id,
+        "version": version,
+        "scans": args.scans,
+        "scans_snapshot": snapshot.snapshot_id,
         "scans_committed": snapshot.committed.isoformat() if snapshot.committed else None,
-        "aois": sorted(r[0] for r in con.execute(f"SELECT DISTINCT aoi FROM {queries.DATASET}.observations").fetchall()),
-        "scan_dates": [d.isoformat() for d in dates], "rows": rows, "tiles": tiles, "alerts": len(found),
-        "alerts_by_confidence": {level: sum(1 for a in found if a.confidence == level and a.status == "active")
-                                 for level in rules.CONFIDENCE_LEVELS},
-        "retracted": sum(1 for a in found if a.status == "retracted"), "events": len(grouped),
+        "aois": sorted(
+            r[0] for r in con.execute(f"SELECT DISTINCT aoi FROM {queries.DATASET}.observations").fetchall()
+        ),
+        "scan_dates": [d.isoformat() for d in dates],
+        "rows": rows,
+        "tiles": tiles,
+        "alerts": len(found),
+        "alerts_by_confidence": {
+            level: sum(1 for a in found if a.confidence == level and a.status == "active")
+            for level in rules.CONFIDENCE_LEVELS
+        },
+        "retracted": sum(1 for a in found if a.status == "retracted"),
+        "events": len(grouped),
         "event_area_ha": round(sum(e.area_ha for e in grouped), 3),
-        "bundle": bundle_path, "model_version": meta.version if meta else None, "truth": scored,
-        "files": {"alerts_parquet": "alerts.parquet", "alerts_geojson": "alerts.geojson",
-                  "events_parquet": "events.parquet", "events_geojson": "events.geojson", "report": "report.html"},
+        "clearings": None if args.no_clearings else len(cleared),
+        "cleared_ha": None if args.no_clearings else round(sum(c.area_ha for c in cleared), 3),
+        "bundle": bundle_path,
+        "model_version": meta.version if meta else None,
+        "truth": scored,
+        "files": {
+            "alerts_parquet": "alerts.parquet",
+            "alerts_geojson": "alerts.geojson",
+            "events_parquet": "events.parquet",
+            "events_geojson": "events.geojson",
+            "clearings_parquet": "clearings.parquet",
+            "clearings_geojson": "clearings.geojson",
+            "report": "report.html",
+        },
         "images": pictures,
     }
     storage.write_text(files["summary.json"], json.dumps(summary, indent=2))
     return summary, [*files.values(), *(storage.join(folder, path) for path in pictures)]
 
 
-def _events_table(rows: list[dict]):  # noqa: ANN201 - pyarrow.Table
-    """Event rows as an Arrow table of the events schema (DuckDB queries it as planet_tiles.events)."""
-    import pyarrow as pa
+def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, con,  # noqa: ANN001 - duckdb connection
+               grouped: Sequence[events.Event], found: Sequence[Alert],
+               items: dict[str, SceneItem]) -> list[clearings.Clearing]:
+    """The events' clearings: for each AOI, those ``planet-tiles delineate`` committed from the same scans
+    (the AOI's newest scans commit in this snapshot) with the same options; else delineated here."""
+    wanted, reused = clearings.options_of(args), []
+    here = sorted({e.aoi for e in grouped})
+    for aoi in list(here):
+        latest = stored_clearings.latest(snapshot.warehouse, aoi)
+        version = scans.aoi_version(snapshot.warehouse, aoi, snapshot.snapshot_id)
+        if latest and latest[0].facts.get("scans_versions", {}).get(aoi) == version \
+                and latest[0].facts.get("delineation") == wanted:
+            reused += [clearings.from_row(r) for r in latest[1].to_pylist()]
+            here.remove(aoi)
+            log.info("%s: clearings from the clearings table (delineate run %s)", aoi, latest[0].facts["run_id"])
+    todo = [e for e in grouped if e.aoi in here]
+    if todo:
+        log.info("delineating the clearings of %d events here (planet-tiles delineate does it on Beam, at scale)",
+                 len(todo))
+    read = dataclasses.replace(sources.read_options(args), cloud_mask=AUTO)
+    return reused + clearings.for_events(clearings.plan(con, todo, found, items), read, args.min_clearing_ha)
 
+
+def _events_table(rows: list[dict]) -> pa.Table:
+    """Event rows as an Arrow table of the events schema (DuckDB queries it as planet_tiles.events)."""
     return pa.Table.from_pylist(rows, schema=schema.arrow_schema(schema.EVENT_COLUMNS))
 
 

@@ -1,13 +1,14 @@
 """``report.html``: one self-contained page, viewed without network.
 
 Sections: an interactive map per AOI (Leaflet, vendored into the page: a layer per scan date from
-:mod:`pipelines.analysis.map_layers`, events outlined, a click on an event opens its card), coverage per
-date, the events with their before/after pictures, alert area per zone, label areas, the alerts, the
-model card. The pictures are PNGs beside the page (``events/``); everything else is inline.
+:mod:`pipelines.analysis.map_layers`, events outlined and their clearings filled, a click on an event opens
+its card), coverage per date, the events with their tile and cleared areas and before/after pictures, alert
+area per zone, label areas, the alerts, the model card. The pictures are PNGs beside the page
+(``events/``); everything else is inline.
 
 Elements the tests look at carry ids: ``alert-count``, ``event-count``, ``map-<aoi>`` (each map) and
-``event-<event_id>`` (each event's card); ``window.reportMaps[aoi]`` holds each Leaflet map and its date
-layers.
+``event-<event_id>`` (each event's card); ``window.reportMaps[aoi]`` holds each Leaflet map, its date
+layers and its clearings overlay.
 
 Leaflet comes from the npm registry (``npm pack leaflet@1.9.4``, which ``make`` runs once into
 ``pipelines/analysis/vendor/``) and is written into every page, so the page needs nothing else.
@@ -27,6 +28,7 @@ from pathlib import Path
 import shapely
 from shapely.geometry import mapping, shape
 
+from pipelines.analysis.clearings import Clearing
 from pipelines.analysis.events import Event
 from pipelines.analysis.map_layers import STATES, AoiMap
 from pipelines.analysis.rules import Alert
@@ -40,10 +42,12 @@ VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION
 #: them all. The outlines bound the page's size whatever the AOI: about 400 bytes each.
 MAX_EVENTS, MAX_ALERTS, MAX_MAP_EVENTS = 200, 1000, 20_000
 ALERT_COLOUR = "#d50000"
+CLEARING_COLOUR = "#ff6d00"
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #212121; }
 h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 32px; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 8px; white-space: nowrap; border-bottom: 1px solid #eee; }
+table { border-collapse: collapse; margin: 8px 0; }
+td, th { padding: 3px 8px; white-space: nowrap; border-bottom: 1px solid #eee; }
 th { text-align: left; background: #fafafa; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .map { height: 520px; border: 1px solid #ccc; background: #fff; margin: 8px 0 4px; }
 .map .tiles { image-rendering: pixelated; }
@@ -52,7 +56,8 @@ height: 12px; margin-right: 4px; vertical-align: -1px; border: 1px solid #999; }
 .bar { display: inline-block; height: 9px; background: #8d6e63; vertical-align: 0; margin-left: 6px; }
 details.event { border: 1px solid #ddd; border-radius: 4px; padding: 6px 10px; margin: 6px 0; }
 details.event summary { cursor: pointer; } .pair { display: flex; gap: 12px; margin-top: 8px; }
-.pair figure { margin: 0; } .pair img { width: 192px; height: auto; image-rendering: pixelated; border: 1px solid #ccc; }
+.pair figure { margin: 0; }
+.pair img { width: 192px; height: auto; image-rendering: pixelated; border: 1px solid #ccc; }
 .figures img { max-width: 100%; } .muted { color: #757575; } .high { color: #b71c1c; font-weight: 600; }
 """
 SCRIPT = """
@@ -70,8 +75,14 @@ SCRIPT = """
     for (const l of a.layers) { layers[l.date] = L.imageOverlay(l.src, bounds, {className: 'tiles'}); }
     const shown = a.layers[a.layers.length - 1].date;
     let events = null;
-    const drawEvents = function (date) {  // the events known on the date shown
+    const cleared = L.layerGroup().addTo(map);  // the clearings of the events shown: an overlay to switch off
+    const drawEvents = function (date) {  // the events known on the date shown, and their clearings
       if (events) { map.removeLayer(events); }
+      cleared.clearLayers();
+      cleared.addLayer(L.geoJSON(a.clearings, {
+        interactive: false,
+        filter: function (f) { return f.properties.detected_date <= date; },
+        style: {color: '%(clearing)s', weight: 1, fillColor: '%(clearing)s', fillOpacity: 0.55, opacity: 1}}));
       events = L.geoJSON(a.events, {
         filter: function (f) { return f.properties.first_detected <= date; },
         style: {color: '%(alert)s', weight: 2.5, fill: true, fillOpacity: 0, opacity: 1},
@@ -83,6 +94,7 @@ SCRIPT = """
     layers[shown].addTo(map);
     drawEvents(shown);
     const overlays = {};
+    if (a.clearings.features.length) { overlays['clearings'] = cleared; }
     if (a.places) {
       overlays[a.places.name] = L.geoJSON(a.places, {interactive: false,
         style: {color: '#000', weight: 1.2, dashArray: '3,2', fill: false}}).addTo(map);
@@ -91,13 +103,13 @@ SCRIPT = """
     L.control.scale({imperial: false}).addTo(map);
     map.on('baselayerchange', function (e) { drawEvents(e.name); });
     map.fitBounds(bounds);
-    window.reportMaps[a.aoi] = {map: map, layers: layers, bounds: bounds,
+    window.reportMaps[a.aoi] = {map: map, layers: layers, bounds: bounds, clearings: cleared,
                                 show: function (date) {
                                   for (const d in layers) { map.removeLayer(layers[d]); }
                                   layers[date].addTo(map); drawEvents(date); }};
   }
 })();
-""" % {"alert": ALERT_COLOUR}
+""" % {"alert": ALERT_COLOUR, "clearing": CLEARING_COLOUR}
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class Content:
     maps: Mapping[str, AoiMap]
     found: Sequence[Alert]
     events: Sequence[Event]
+    clearings: Sequence[Clearing] | None  # None: not delineated (report --no_clearings)
     coverage: Sequence[dict]
     trends: Sequence[dict]
     zones: Sequence[dict] | None
@@ -143,13 +156,19 @@ def _map_data(content: Content) -> list[dict]:
         west, south, east, north = m.bounds
         events = [{"type": "Feature", "id": e.event_id, "geometry": mapping(shapely.from_wkb(e.geometry)),
                    "properties": {"first_detected": e.first_detected.isoformat(),
-                                  "label": f"{e.area_ha:.1f} ha, {e.confidence}, {e.status}: "
+                                  "label": ("" if e.cleared_ha is None else f"{e.cleared_ha:.1f} ha cleared in ")
+                                           + f"{e.area_ha:.1f} ha of tiles, {e.confidence}, {e.status}: "
                                            + ", ".join(n for n, _ in e.labels_gained)}}
                   for e in _largest(content.events, MAX_MAP_EVENTS) if e.aoi == aoi]
+        shown = {f["id"] for f in events}
+        cleared = [{"type": "Feature", "id": c.clearing_id, "geometry": mapping(shapely.from_wkb(c.geometry)),
+                    "properties": {"detected_date": c.detected_date.isoformat()}}
+                   for c in content.clearings or [] if c.event_id in shown]
         box = shapely.box(west, south, east, north)
         places = [p for p in content.places or [] if shape(p["geometry"]).intersects(box)]
         out.append({"aoi": aoi, "bounds": [[south, west], [north, east]], "events": {
             "type": "FeatureCollection", "features": events},
+            "clearings": {"type": "FeatureCollection", "features": cleared},
             "places": {"type": "FeatureCollection", "name": "known change places", "features": places}
             if places else None,
             "layers": [{"date": d.isoformat(), "src": "data:image/png;base64,"
@@ -165,6 +184,8 @@ def _maps(content: Content) -> str:
     legend = "".join(f'<span><i class="swatch" style="background:{colour}"></i>{_e(text)}</span>'
                      for _, colour, text in reversed(STATES))
     legend += f'<span><i class="swatch" style="border:2px solid {ALERT_COLOUR}"></i>event (alert tiles)</span>'
+    if content.clearings is not None:
+        legend += f'<span><i class="swatch" style="background:{CLEARING_COLOUR}"></i>clearing (changed pixels)</span>'
     if content.places:
         legend += '<span><i class="swatch" style="border:1px dashed #000"></i>known change place</span>'
     maps = []
@@ -211,10 +232,13 @@ def _events(content: Content) -> str:
     cards = []
     for e in _largest(content.events, MAX_EVENTS):
         labels = ", ".join(f"{n} ({k})" for n, k in e.labels_gained)
-        zones = "; ".join(f"{n}: {ha:.2f} ha" for n, ha in e.zones) or "none"
+        zones = "; ".join(f"{n}: {ha:.2f} ha" + ("" if e.cleared_ha is None else f" ({cleared:.2f} ha cleared)")
+                          for n, ha, cleared in e.zones) or "none"
         level = f"<span class='{'high' if e.confidence != 'low' else ''}'>{_e(e.confidence)}</span>"
+        area = (f"<strong>{e.area_ha:.1f} ha</strong> of alert tiles" if e.cleared_ha is None else
+                f"<strong>{e.cleared_ha:.1f} ha cleared</strong> in {e.area_ha:.1f} ha of alert tiles")
         cards.append(
-            f"<details class='event' id='event-{_e(e.event_id)}'><summary><strong>{e.area_ha:.1f} ha</strong> in "
+            f"<details class='event' id='event-{_e(e.event_id)}'><summary>{area} in "
             f"{_e(e.aoi)}, first detected {e.first_detected.isoformat()}: {_e(labels)}; confidence {level}, "
             f"{_e(e.status)}</summary><p>{e.tiles} tiles, detected {e.first_detected.isoformat()} to "
             f"{e.last_detected.isoformat()}, at {e.lat:.5f}, {e.lon:.5f}. Zones: {_e(zones)}. Event "
@@ -224,20 +248,28 @@ def _events(content: Content) -> str:
             + "</div></details>")
     more = len(content.events) - len(cards)
     note = f"<p class='muted'>{more} smaller events are in events.parquet.</p>" if more > 0 else ""
+    cleared = ("" if content.clearings is None else
+               f" Cleared: the pixels whose vegetation index dropped between the two pictures' dates (clear on both), "
+               f"{sum(c.area_ha for c in content.clearings):.1f} ha in {len(content.clearings)} polygons "
+               f"against {sum(e.area_ha for e in content.events):.1f} ha of alert tiles; clearings.geojson has them.")
     return ("<p class='muted'>Alert tiles that touch and were first detected close in time, largest first. "
             "Pictures: true colour, each stretched from its 2nd to 98th percentile; the event outlined in "
-            "yellow.</p>" + "".join(cards) + note)
+            f"yellow.{cleared}</p>" + "".join(cards) + note)
 
 
 def _zones(content: Content) -> str:
     if content.zones is None:
         return ""
+    delineated = content.clearings is not None
     rows = "".join(f"<tr><td>{_e(r['zone'])}</td><td>{r['first_detected'].isoformat()}</td>"
-                   f"<td class='num'>{r['events']}</td><td class='num'>{r['area_ha']:.2f}</td></tr>"
+                   f"<td class='num'>{r['events']}</td><td class='num'>{r['area_ha']:.2f}</td>"
+                   + (f"<td class='num'>{r['cleared_ha']:.2f}</td>" if delineated else "") + "</tr>"
                    for r in content.zones)
-    return ("<h2>Zones</h2><p class='muted'>Event area inside each zone, by first-detection date.</p>"
-            f"<table id='zones'><tr><th>zone</th><th>first detected</th><th>events</th><th>ha</th></tr>{rows}"
-            "</table>" if rows else "<h2>Zones</h2><p>No event touches a zone.</p>")
+    cleared = "<th>cleared ha</th>" if delineated else ""
+    return ("<h2>Zones</h2><p class='muted'>Event area inside each zone, by first-detection date: hectares of alert "
+            "tiles" + (", and of the clearings delineated in them" if delineated else "") + ".</p>"
+            f"<table id='zones'><tr><th>zone</th><th>first detected</th><th>events</th><th>tile ha</th>{cleared}</tr>"
+            f"{rows}</table>" if rows else "<h2>Zones</h2><p>No event touches a zone.</p>")
 
 
 def _areas(trends: Sequence[dict]) -> str:
@@ -248,7 +280,9 @@ def _areas(trends: Sequence[dict]) -> str:
     for aoi, rows in sorted(by_aoi.items()):
         dates = sorted({r["scan_date"] for r in rows})
         cell = {(r["label"], r["scan_date"]): r for r in rows}
-        head = "".join(f"<th>{d.isoformat()}<br><span class='muted'>km² (share of cloud-free area)</span></th>" for d in dates)
+        head = "".join(
+            f"<th>{d.isoformat()}<br><span class='muted'>km² (share of cloud-free area)</span></th>" for d in dates
+        )
         body = []
         for name in LAND_LABELS:
             if not any(cell[(name, d)]["area_km2"] for d in dates):
@@ -290,7 +324,21 @@ def _score(scored: Mapping | None) -> str:
     return (f"<h2>Against known change places</h2><p>{scored['alerts']} alerts, {scored['true_alerts']} touching "
             f"a known place: precision <strong>{scored['precision']:.2f}</strong>. {scored['places']} places, "
             f"recall <strong>{scored['recall']:.2f}</strong>; among the {scored['visible_places']} places a judged "
-            f"tile saw on the last date: {scored['recall_visible']:.2f}. Found per kind: {_e(tags)}.</p>")
+            f"tile saw on the last date: {scored['recall_visible']:.2f}. Found per kind: {_e(tags)}.</p>"
+            + _clearing_score(scored.get("clearings")))
+
+
+def _clearing_score(scored: Mapping | None) -> str:
+    if not scored:
+        return ""
+    ratio = "n/a" if scored["area_ratio"] is None else f"{scored['area_ratio']:.2f}"
+    recall = "n/a" if scored["recall_iou50"] is None else f"{scored['recall_iou50']:.2f}"
+    iou = "n/a" if scored["mean_iou"] is None else f"{scored['mean_iou']:.2f}"
+    return (f"<p>Clearings: <strong>{scored['cleared_ha']:.1f} ha</strong> delineated against "
+            f"{scored['planted_ha']:.1f} ha of known change (ratio {ratio}); of the {scored['planted']} known "
+            f"places of at least the minimum size, found with an intersection over union of 0.5 or more: "
+            f"<strong>{recall}</strong>, mean IoU {iou}; {scored['false_ha']:.1f} ha delineated outside every known "
+            "place.</p>")
 
 
 def _model_card(meta: BundleMeta | None, figures: Mapping[str, bytes]) -> str:

@@ -22,6 +22,10 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 
+import google.auth
+import yaml
+from google.auth.transport.requests import AuthorizedSession
+
 from pipelines import PIPELINES
 from pipelines.cloud import templates
 from planet_core import storage
@@ -48,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduled", metavar="NAME", help="the scan of region NAME of --regions, with the flags its "
                    "scheduled job sends (pipeline flags after -- are added)")
     p.add_argument("--regions", default="infra/regions.yaml", help="regions file (default infra/regions.yaml)")
-    p.add_argument("--image", help="container image (default: REGION-docker.pkg.dev/PROJECT/planet-tiles/PIPELINE:latest)")
+    p.add_argument(
+        "--image", help="container image (default: REGION-docker.pkg.dev/PROJECT/planet-tiles/PIPELINE:latest)"
+    )
     p.add_argument("--template", help="template spec (default: gs://BUCKET/templates/PIPELINE.json)")
     p.add_argument("--machine_type", help="worker machine type (default n2-standard-4; with a GPU, one that holds it)")
     p.add_argument("--max_workers", type=int, help="autoscaling limit (default 20)")
@@ -67,7 +73,6 @@ def settings(args: argparse.Namespace, region: Mapping | None = None) -> dict:
     are an error naming them."""
     merged: dict = {}
     if args.config:
-        import yaml
 
         merged.update(yaml.safe_load(storage.read_text(args.config)) or {})
         unknown = sorted(set(merged) - set(SETTINGS))
@@ -85,7 +90,7 @@ def template_parameters(pipeline: str, argv: Sequence[str]) -> dict[str, str]:
     """The pipeline flags given, checked by the pipeline's parser, as template parameters (strings)."""
     parser = templates.parser(pipeline)
     parser.parse_args(argv)  # required flags, choices, types: fail here, not on the launcher VM
-    for action in parser._actions:
+    for action in parser._actions:  # noqa: SLF001 - argparse lists its actions nowhere public
         action.default = argparse.SUPPRESS
         action.required = False
     given = vars(parser.parse_args(argv))
@@ -100,8 +105,6 @@ def template_parameters(pipeline: str, argv: Sequence[str]) -> dict[str, str]:
 
 
 def load_region(regions_file: str, name: str) -> dict:
-    import yaml
-
     regions = yaml.safe_load(storage.read_text(regions_file))["regions"]
     if name not in regions:
         raise SystemExit(f"{regions_file}: no region {name!r}; regions: {', '.join(regions)}")
@@ -163,9 +166,6 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
 
 def send(request: Mapping) -> dict:
     """POST the request with Application Default Credentials; the launched job comes back."""
-    import google.auth
-    from google.auth.transport.requests import AuthorizedSession
-
     credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     response = AuthorizedSession(credentials).post(request["url"], json=request["body"], timeout=120)
     if response.status_code >= 400:

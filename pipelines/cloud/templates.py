@@ -1,6 +1,6 @@
 """Dataflow Flex Template metadata, generated from the pipelines' own argument parsers.
 
-    python -m pipelines.cloud.templates infra/dataflow     # rewrites chip, scan and stream .metadata.json
+    python -m pipelines.cloud.templates infra/dataflow     # rewrites every pipeline's .metadata.json
 
 A template's parameters are exactly its pipeline's flags (name, help, required or not, allowed values),
 so the template and ``python -m pipelines.<name>`` cannot drift apart; a test compares the checked-in
@@ -28,7 +28,8 @@ def parser(pipeline: str) -> argparse.ArgumentParser:
 
 def flags(pipeline: str) -> list[argparse.Action]:
     """The pipeline's own options (``--help`` excluded)."""
-    return [a for a in parser(pipeline)._actions if a.option_strings and a.dest != "help"]
+    return [a for a in parser(pipeline)._actions if  # noqa: SLF001 - argparse lists its actions nowhere public
+            a.option_strings and a.dest != "help"]
 
 
 def _regex(action: argparse.Action) -> str | None:

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 import shapely
+import yaml
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -95,8 +96,6 @@ def load(text: str, name: str | None = None) -> Aoi:
 
 def from_regions_file(path: str) -> list[Aoi]:
     """Every region of a regions file (``infra/regions.yaml``: ``regions: {NAME: {aoi: GeoJSON, ...}}``)."""
-    import yaml
-
     try:
         regions = (yaml.safe_load(storage.read_text(path)) or {}).get("regions") or {}
     except FileNotFoundError:

@@ -93,14 +93,15 @@ def _transformer(src: str, dst: str) -> Transformer:
     return Transformer.from_crs(CRS.from_user_input(src), CRS.from_user_input(dst), always_xy=True)
 
 
-def reproject(geometry: BaseGeometry, src_crs: CRS | str, dst_crs: CRS | str) -> BaseGeometry:
-    """Reproject a shapely geometry, densifying its edges first so that long edges bend correctly."""
+def reproject(geometry: BaseGeometry, src_crs: CRS | str, dst_crs: CRS | str, densify: bool = True) -> BaseGeometry:
+    """Reproject a shapely geometry, densifying its edges first so that long edges bend correctly
+    (``densify=False`` for outlines traced on pixels, whose edges are pixels long and many already)."""
     src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs)
     if src == dst:
         return geometry
     minx, miny, maxx, maxy = geometry.bounds
     step = max(maxx - minx, maxy - miny) / _DENSIFY
-    dense = shapely.segmentize(geometry, step) if step > 0 else geometry
+    dense = shapely.segmentize(geometry, step) if step > 0 and densify else geometry
     transformer = _transformer(src.to_wkt(), dst.to_wkt())
     return shapely.transform(dense, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
 
@@ -110,6 +111,25 @@ def scene_footprint(crs: CRS | str, transform: Affine, width: int, height: int) 
     corners = [transform @ (0, 0), transform @ (width, 0), transform @ (width, height), transform @ (0, height)]
     xs, ys = zip(*corners)
     return reproject(box(min(xs), min(ys), max(xs), max(ys)), crs, WGS84)
+
+
+@dataclass(frozen=True)
+class SceneGrid:
+    """A scene's pixel grid, as tiles are cut from it: what a reader says of a scene before any pixel is read."""
+
+    scene_id: str
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    def footprint(self) -> BaseGeometry:
+        """The scene's pixel extent in EPSG:4326."""
+        return scene_footprint(self.crs, self.transform, self.width, self.height)
+
+    def native(self, tile_size: int) -> NativeGrid:
+        """Tiles of ``tile_size`` pixels in the scene's own pixels."""
+        return NativeGrid(self.scene_id, self.crs, tuple(self.transform)[:6], self.width, self.height, tile_size)
 
 
 @dataclass(frozen=True)
@@ -248,8 +268,12 @@ class UtmGrid:
         c0, c1 = math.floor((minx - left) / size), math.floor((maxx - left) / size)
         r0, r1 = math.floor((top - maxy) / size), math.floor((top - miny) / size)
         prepared = prep(local)
-        return [(c, r) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)
-                if prepared.intersects(box(left + c * size, top - (r + 1) * size, left + (c + 1) * size, top - r * size))]
+        return [
+            (c, r)
+            for r in range(r0, r1 + 1)
+            for c in range(c0, c1 + 1)
+            if prepared.intersects(box(left + c * size, top - (r + 1) * size, left + (c + 1) * size, top - r * size))
+        ]
 
     @classmethod
     def for_region(cls, region: BaseGeometry, cell_size: float, tile_size: int = 256) -> UtmGrid:

@@ -76,12 +76,12 @@ class SummarizeFn(beam.CombineFn):
 
 
 def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
-                 keep: Callable[[Any, Any], Iterable], min_clear_fraction: float | None = None) -> Iterator:
+                 keep: Callable[[Any, Any], Iterable], skip_cloudier_than: float | None = None) -> Iterator:
     """Read a block of tiles of one scene; tiles that fail, hold too little data or (with
-    ``min_clear_fraction``) are too cloudy by their UDM2 become outcomes.
+    ``skip_cloudier_than``) have a larger share that their cloud mask does not call clear become outcomes.
 
     Yields what ``keep(reader, read)`` yields for each kept tile (``read`` a
-    :class:`~pipelines.geo.scenes.TileRead`) and a ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
+    :class:`~pipelines.sources.reader.TileRead`) and a ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
     """
     try:
         reader = open_reader()
@@ -100,10 +100,11 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
                     SKIPPED, source.scene_id, source.uri, tile.tile_id,
                     f"nodata: valid fraction {read.valid_fraction:.3f} below {min_valid_fraction}"))
-            elif min_clear_fraction is not None and read.mask is not None and read.mask.clear < min_clear_fraction:
+            elif skip_cloudier_than is not None and read.mask is not None and 1 - read.mask.clear > skip_cloudier_than:
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
                     SKIPPED, source.scene_id, source.uri, tile.tile_id,
-                    f"cloudy: UDM2 clear fraction {read.mask.clear:.3f} below {min_clear_fraction}"))
+                    f"cloudy: {reader.mask.kind.upper()} says {1 - read.mask.clear:.3f} of it is not clear, more than "
+                    f"{skip_cloudier_than}"))
             else:
                 yield from keep(reader, read)
 

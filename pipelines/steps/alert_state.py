@@ -19,14 +19,18 @@ import apache_beam as beam
 from apache_beam.coders import PickleCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
+    BagRuntimeState,
     BagStateSpec,
+    ReadModifyWriteRuntimeState,
     ReadModifyWriteStateSpec,
+    RuntimeTimer,
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipelines.analysis import rules
+from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
 from planet_core.errors import UserError
 
@@ -54,10 +58,12 @@ class TileAlerts(beam.DoFn):
         self.min_clear_fraction = min_clear_fraction
         self.highest_probability = highest_probability
 
-    def process(self, keyed: tuple, known: dict, timestamp=beam.DoFn.TimestampParam,  # noqa: ANN001
-                pending=beam.DoFn.StateParam(PENDING), history=beam.DoFn.StateParam(HISTORY),
-                emitted=beam.DoFn.StateParam(EMITTED), seeded=beam.DoFn.StateParam(SEEDED),
-                settle=beam.DoFn.TimerParam(SETTLE)) -> Iterable:
+    def process(self, keyed: tuple, known: dict, timestamp: Timestamp = beam.DoFn.TimestampParam,
+                pending: BagRuntimeState = beam.DoFn.StateParam(PENDING),
+                history: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(HISTORY),
+                emitted: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(EMITTED),
+                seeded: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(SEEDED),
+                settle: RuntimeTimer = beam.DoFn.TimerParam(SETTLE)) -> Iterable:
         """A new row waits for the settle timer; a tile's first one brings in what the table knew of it
         (``known``: rows per ``aoi|tile_id`` from :class:`ReadHistory`)."""
         if not seeded.read():
@@ -75,8 +81,9 @@ class TileAlerts(beam.DoFn):
                             highest_probability=self.highest_probability)
 
     @on_timer(SETTLE)
-    def flush(self, pending=beam.DoFn.StateParam(PENDING), history=beam.DoFn.StateParam(HISTORY),  # noqa: ANN001
-              emitted=beam.DoFn.StateParam(EMITTED)) -> Iterator[rules.Alert]:
+    def flush(self, pending: BagRuntimeState = beam.DoFn.StateParam(PENDING),
+              history: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(HISTORY),
+              emitted: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(EMITTED)) -> Iterator[rules.Alert]:
         rows = (history.read() or []) + list(pending.read())
         pending.clear()
         best = rules.observations(rows)
@@ -105,8 +112,6 @@ class ReadHistory(beam.DoFn):
         self.warehouse, self.aois, self.days = warehouse, tuple(aois), days
 
     def process(self, _: object) -> Iterator[tuple[str, dict]]:
-        from pipelines.store import scans
-
         if not self.warehouse.exists():
             return
         since = dt.date.today() - dt.timedelta(days=self.days)

@@ -3,6 +3,7 @@
 - :class:`CommitPartition`: a batch scan replaces its (scan date, AOI) partition of the scans table with
   the data files it wrote, in one Iceberg commit that carries the run's counts as snapshot properties.
 - :class:`CommitWindows`: the streaming scan appends each window's files in one commit.
+- :class:`CommitClearings`: ``delineate`` replaces the clearings of the AOIs it delineated in one commit.
 - :class:`PublishChips`: ``chip`` switches its folder's manifest to the chips it wrote.
 
 Each runs once, after every file of its run is complete (the file lists arrive as side inputs), and
@@ -20,7 +21,7 @@ from typing import Any
 import apache_beam as beam
 
 from pipelines.steps import accounting
-from pipelines.store import scans
+from pipelines.store import clearings, scans
 from pipelines.store.catalog import Warehouse
 from planet_core import publishing, storage
 from planet_core.errors import RunFailed
@@ -89,6 +90,29 @@ class CommitWindows(beam.DoFn):
         snapshot_id = scans.append_files(self.warehouse, sorted(files), facts)
         if snapshot_id is not None:
             yield snapshot_id
+
+
+class CommitClearings(beam.DoFn):
+    """The run's summary and its data files (one per AOI with clearings) -> one commit replacing the
+    clearings of every AOI delineated (an AOI whose events have no clearing left is emptied: that is its
+    answer); yields the run's facts with the snapshot id."""
+
+    def __init__(self, warehouse: Warehouse, aois: Sequence[str], facts: dict[str, Any], errors: str) -> None:
+        self.warehouse, self.aois, self.facts, self.errors = warehouse, list(aois), facts, errors
+
+    def process(self, summary: dict, files: Sequence[str], _errors: Sequence[str]) -> Iterator[dict]:
+        _drop_if_empty(self.errors, summary)
+        refused = accounting.refusal(summary, "delineate", "delineated")
+        if refused:
+            raise RunFailed(f"{refused}. The clearings table is unchanged" + _error_lines(summary, self.errors))
+        areas = [area for path in files for area in clearings.areas(path)]
+        facts = {**self.facts, "delineated": summary[accounting.WRITTEN], "failed": summary[accounting.FAILED],
+                 "enumerated": summary["enumerated"], "failed_reasons": summary["failed_reasons"],
+                 "clearings": len(areas), "cleared_ha": round(sum(areas), 3),
+                 "errors": self.errors if summary["failed"] else None,
+                 "committed": dt.datetime.now(dt.timezone.utc).isoformat()}
+        snapshot_id = clearings.replace_aois(self.warehouse, self.aois, sorted(files), facts)
+        yield {**facts, "snapshot_id": snapshot_id, "files": len(files)}
 
 
 class PublishChips(beam.DoFn):

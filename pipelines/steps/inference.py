@@ -3,7 +3,7 @@
 :class:`BundleModelHandler` is a Beam ``ModelHandler`` that loads ``model.keras`` once per worker and
 predicts batches (Beam 2.77's built-in TensorFlow handler needs tensorflow_hub and cannot load Keras 3
 files; this one calls :func:`planet_model.bundle.load_model` in safe mode and ``predict_on_batch``).
-:class:`LabelTiles` wraps it in RunInference between :class:`DescribeTile` and :class:`ToRow`, so the
+:class:`PredictTiles` wraps it in RunInference between :class:`DescribeTile` and :class:`ToRow`, so the
 batch and the streaming scan write the same rows.
 """
 
@@ -17,14 +17,14 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from pyproj import Geod
 
-from pipelines.geo.masks import MaskFractions
+from pipelines.sources.masks import MaskFractions
 from pipelines.steps.accounting import OUTCOMES, WRITTEN, outcome
 from pipelines.steps.tiles import TileImage
 from pipelines.store import schema
-from planet_model import thresholds
+from planet_model import bundle, thresholds
 from planet_model.bundle import BundleMeta
 
 GEOD = Geod(ellps="WGS84")
@@ -48,8 +48,6 @@ class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
         self.bundle_path, self.batch_size = bundle_path, batch_size
 
     def load_model(self) -> Any:
-        from planet_model import bundle
-
         return bundle.load_model(self.bundle_path)
 
     def run_inference(self, batch: Sequence[np.ndarray], model: Any,
@@ -99,12 +97,27 @@ class DescribeTile(beam.DoFn):
     def process(self, item: TileImage, timestamp=beam.DoFn.TimestampParam) -> Iterator[tuple[TileInfo, np.ndarray]]:  # noqa: ANN001
         polygon = item.tile.polygon_wgs84()
         day = self.scan_date or acquisition_day(item.acquired)
-        yield TileInfo(
-            tile_id=item.tile.tile_id, scene_id=item.source.scene_id, uri=item.source.uri, acquired=item.acquired,
-            geometry=polygon.wkb, bbox=schema.bbox(polygon), lon=polygon.centroid.x, lat=polygon.centroid.y,
-            area_m2=abs(GEOD.geometry_area_perimeter(polygon)[0]), valid_fraction=item.valid_fraction,
-            mask=item.mask, mask_error=item.mask_error, aoi=item.aoi or "", scan_date=day, scan_id=f"{item.aoi}:{day}:{self.version}",
-            event_time=float(timestamp)), item.image
+        yield (
+            TileInfo(
+                tile_id=item.tile.tile_id,
+                scene_id=item.source.scene_id,
+                uri=item.source.uri,
+                acquired=item.acquired,
+                geometry=polygon.wkb,
+                bbox=schema.bbox(polygon),
+                lon=polygon.centroid.x,
+                lat=polygon.centroid.y,
+                area_m2=abs(GEOD.geometry_area_perimeter(polygon)[0]),
+                valid_fraction=item.valid_fraction,
+                mask=item.mask,
+                mask_error=item.mask_error,
+                aoi=item.aoi or "",
+                scan_date=day,
+                scan_id=f"{item.aoi}:{day}:{self.version}",
+                event_time=float(timestamp),
+            ),
+            item.image,
+        )
 
 
 def acquisition_day(acquired: str | None) -> str:
@@ -170,7 +183,7 @@ def mask_columns(mask: MaskFractions | None, error: str | None = None) -> dict[s
                                       for name in ("clear", "cloud", "shadow", "haze")}}
 
 
-class LabelTiles(beam.PTransform):
+class PredictTiles(beam.PTransform):
     """:class:`TileImage` -> ``{"rows", "outcomes"}``: the bundle's model through RunInference, thresholds.
 
     RunInference's batching drops element timestamps; rows are re-stamped with their tile's, which the
@@ -184,8 +197,6 @@ class LabelTiles(beam.PTransform):
         self.weather_one = weather_one
 
     def expand(self, tiles: beam.PCollection) -> dict:
-        from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
-
         handler = KeyedModelHandler(BundleModelHandler(self.bundle_path, self.batch_size))
         rows = (tiles
                 | "DescribeTiles" >> beam.ParDo(DescribeTile(self.meta.version, self.scan_date))

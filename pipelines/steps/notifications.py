@@ -7,6 +7,7 @@ passes each object generation once and forgets it after that retention period.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import posixpath
@@ -14,28 +15,34 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
+from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import (
+    ReadModifyWriteRuntimeState,
     ReadModifyWriteStateSpec,
+    RuntimeTimer,
     TimerSpec,
     on_timer,
 )
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipelines.geo.masks import is_mask_name
-from pipelines.geo.scenes import SceneSource, scene_id_from_uri
+from pipelines.sources import files
+from pipelines.sources.base import SceneItem
+from pipelines.sources.masks import is_mask_name
 
 #: Pub/Sub's longest message retention: how long a notification can be redelivered.
 LATENESS_DAYS = 7
 
 
-def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tuple[str, SceneSource] | None:  # noqa: ANN001
-    """A GCS notification (``PubsubMessage``) -> ``(version, scene)``, or ``None`` if it announces no scene.
+def notified_scene(message: PubsubMessage, patterns: Sequence[str], object_prefix: str,
+                   product: str | None = None) -> tuple[str, SceneItem] | None:
+    """A GCS notification (``PubsubMessage``) -> ``(version, scene item)``, or ``None`` if it announces no
+    scene; ``product`` (``--product``) overrides what the name says.
 
     Only ``OBJECT_FINALIZE`` events of objects matching ``patterns`` are scenes, UDM2 masks apart (read
     with their scene, which finds them beside it). ``version`` is the
     object and its generation: a re-uploaded scene is new, a repeated notification is not. The scene id
-    is the batch scan's (the file name's stem), so both write the same rows.
+    is the batch scan's (the files source's: :func:`pipelines.sources.files.item`), so both write the same rows.
     """
     attributes = message.attributes or {}
     if attributes.get("eventType", "OBJECT_FINALIZE") != "OBJECT_FINALIZE":
@@ -48,7 +55,8 @@ def notified_scene(message, patterns: Sequence[str], object_prefix: str) -> tupl
             or not any(fnmatch.fnmatch(posixpath.basename(name), p) for p in patterns):
         return None
     uri = object_prefix.format(bucket=bucket) + name
-    return f"gs://{bucket}/{name}#{generation}", SceneSource(uri=uri, scene_id=scene_id_from_uri(uri))
+    scene = files.item(uri)
+    return f"gs://{bucket}/{name}#{generation}", dataclasses.replace(scene, product=product) if product else scene
 
 
 class FirstNotification(beam.DoFn):
@@ -61,8 +69,9 @@ class FirstNotification(beam.DoFn):
     SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
     EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 
-    def process(self, keyed: tuple, timestamp=beam.DoFn.TimestampParam, seen=beam.DoFn.StateParam(SEEN),  # noqa: ANN001
-                expire=beam.DoFn.TimerParam(EXPIRE)) -> Iterator[SceneSource]:
+    def process(self, keyed: tuple, timestamp: Timestamp = beam.DoFn.TimestampParam,
+                seen: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(SEEN),
+                expire: RuntimeTimer = beam.DoFn.TimerParam(EXPIRE)) -> Iterator[SceneItem]:
         if seen.read():
             beam.metrics.Metrics.counter("planet_tiles_stream", "duplicate_notifications").inc()
             return

@@ -11,6 +11,14 @@ import argparse
 import difflib
 from collections.abc import Sequence
 
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+    _BeamArgumentParser,
+)
+
 #: Used when no ``--runner`` is given. Beam's DirectRunner first tries to download the Prism runner,
 #: which cannot work offline; the FnApiRunner is the DirectRunner's own in-process engine.
 LOCAL_RUNNER = "FnApiRunner"
@@ -23,7 +31,8 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[
     beam = _beam_parser()
     _, unknown = beam.parse_known_args(rest)
     if unknown:
-        known = [s for p in (parser, beam) for a in p._actions for s in a.option_strings if s.startswith("--")]
+        known = [s for p in (parser, beam) for a in p._actions  # noqa: SLF001 - argparse lists them nowhere public
+                 for s in a.option_strings if s.startswith("--")]
         name = unknown[0].split("=", 1)[0]
         close = difflib.get_close_matches(name.replace("-", "_").replace("__", "--", 1), known, n=1, cutoff=0.75)
         parser.error(f"unrecognized argument {name}" + (f": did you mean {close[0]}?" if close else
@@ -33,11 +42,6 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[
 
 def _beam_parser() -> argparse.ArgumentParser:
     """A parser of every Beam pipeline option, built the way ``PipelineOptions.get_all_options`` does."""
-    from apache_beam.options.pipeline_options import (
-        PipelineOptions,
-        _BeamArgumentParser,
-    )
-
     parser = _BeamArgumentParser(allow_abbrev=False)
     classes: dict[str, type] = {}
     pending = list(PipelineOptions.__subclasses__())
@@ -46,18 +50,12 @@ def _beam_parser() -> argparse.ArgumentParser:
         classes.setdefault(str(cls), cls)
         pending.extend(cls.__subclasses__())
     for cls in classes.values():
-        cls._add_argparse_args(parser)  # noqa: SLF001 - Beam's own way to list its options
+        cls._add_argparse_args(parser)
     return parser
 
 
 def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True):  # noqa: ANN201
     """``PipelineOptions`` from the flags a pipeline's own parser did not consume."""
-    from apache_beam.options.pipeline_options import (
-        PipelineOptions,
-        SetupOptions,
-        StandardOptions,
-    )
-
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
     if not standard.runner:
@@ -69,6 +67,4 @@ def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True): 
 def submitted_only(options) -> bool:  # noqa: ANN001 - PipelineOptions
     """True when running the pipeline only writes a job template (a Flex Template launch): the job runs
     later on Dataflow, so its outputs (manifest included) do not exist when ``run`` returns."""
-    from apache_beam.options.pipeline_options import GoogleCloudOptions
-
     return bool(options.view_as(GoogleCloudOptions).template_location)

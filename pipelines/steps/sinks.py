@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 
 import apache_beam as beam
+import shapely
 from apache_beam.transforms.trigger import AccumulationMode, AfterCount, AfterWatermark
 from apache_beam.utils.timestamp import Duration
 
@@ -28,8 +29,6 @@ from planet_core import storage
 def bigquery_row(row: dict) -> dict:
     """A scan row or alert record as BigQuery's JSON rows want it (GEOGRAPHY as WKT, dates and times as
     ISO text)."""
-    import shapely
-
     return {key: shapely.from_wkb(value).wkt if key == "geometry"
             else value.isoformat() if isinstance(value, (dt.date, dt.datetime)) else value
             for key, value in row.items()}

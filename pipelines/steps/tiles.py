@@ -1,9 +1,10 @@
-"""The one tile path of every pipeline: scenes -> :class:`TileTask` blocks -> :class:`TileImage` pixels.
+"""The one tile path of every pipeline: scene items -> :class:`TileTask` blocks -> :class:`TileImage` pixels.
 
 :class:`EnumerateTiles` runs on workers (the launcher only lists scenes), opens each scene's header and
 lists the tiles of every AOI its footprint touches; :class:`ReadTiles` reads a block of tiles of one
-scene through one open reader. Both take a :class:`~pipelines.geo.tiling.TileSpec` and nothing else,
-and every tile that is not read ends as an outcome (:mod:`pipelines.steps.accounting`).
+scene through one open reader. Both take a :class:`~pipelines.geo.tiling.TileSpec` and the sources'
+:class:`~pipelines.sources.reader.ReadOptions` and nothing else, and every tile that is not read ends
+as an outcome (:mod:`pipelines.steps.accounting`).
 """
 
 from __future__ import annotations
@@ -17,15 +18,10 @@ import numpy as np
 
 from pipelines.geo.aoi import Aoi
 from pipelines.geo.grid import Tile
-from pipelines.geo.masks import MaskFractions
-from pipelines.geo.scenes import (
-    SceneError,
-    SceneReader,
-    SceneSource,
-    TileRead,
-    iter_blocks,
-)
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources.base import SceneItem
+from pipelines.sources.masks import MaskFractions
+from pipelines.sources.reader import ReadOptions, SceneError, SceneReader, TileRead, iter_blocks
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, outcome, screen_tiles
 from planet_core.imagery import UNKNOWN
 
@@ -34,7 +30,7 @@ from planet_core.imagery import UNKNOWN
 class TileTask:
     """Tiles of one scene to read together; ``aoi`` names the AOI they were listed for (None: none)."""
 
-    source: SceneSource
+    source: SceneItem
     tiles: tuple[Tile, ...]
     aoi: str | None = None
     acquired: str | None = None  # the scene's acquisition time (ISO 8601), known once its header is read
@@ -45,15 +41,15 @@ class TileImage:
     """A tile's pixels ``(size, size, bands)`` in record band order, and where they came from."""
 
     tile: Tile
-    source: SceneSource
+    source: SceneItem
     bands: tuple[str, ...]
     image: np.ndarray
     valid_fraction: float
     aoi: str | None = None
     acquired: str | None = None
     product: str = UNKNOWN  # what the values are (imagery.PRODUCTS)
-    mask: MaskFractions | None = None  # from the scene's UDM2; None without one
-    mask_error: str | None = None  # why a UDM2 beside the scene could not be used for this tile
+    mask: MaskFractions | None = None  # from the scene's cloud mask; None without one
+    mask_error: str | None = None  # why the scene's cloud mask could not be used for this tile
 
 
 class EnumerateTiles(beam.DoFn):
@@ -64,26 +60,29 @@ class EnumerateTiles(beam.DoFn):
     tiles could not be screened, and keeping them all would pass cloudy ones off as clear).
     """
 
-    def __init__(self, spec: TileSpec, aois: Sequence[Aoi] | None = None) -> None:
-        self.spec, self.aois = spec, tuple(aois) if aois else None
+    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None) -> None:
+        self.spec, self.read, self.aois = spec, read, tuple(aois) if aois else None
 
-    def process(self, source: SceneSource) -> Iterator:
+    def process(self, source: SceneItem) -> Iterator:
         try:
-            with self.spec.open(source) as reader:
+            with self.read.open(source) as reader:
                 acquired = reader.acquired
                 if reader.mask is not None:  # found once here, not again by every task's reader
                     source = dataclasses.replace(source, mask=reader.mask.uri)
-                elif self.spec.min_clear_fraction is not None and reader.mask_error is None:
+                elif self.spec.skip_cloudier_than is not None and reader.mask_error is None:
                     yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
-                        FAILED, source.scene_id, source.uri, reason=f"cloud mask: {source.uri} has no UDM2, so its "
-                        f"tiles cannot be screened by their clear fraction (--min_clear_fraction)"))
+                        FAILED, source.scene_id, source.uri, reason=f"cloud mask: {source.uri} has no cloud mask, so "
+                        f"its tiles cannot be screened by their clear fraction (--skip_cloudier_than)"))
                     return
+                grid = reader.grid
                 if self.aois is None:
-                    listed = [(None, self.spec.tiles(reader))]
+                    listed = [(None, self.spec.tiles(grid))]
                 else:
-                    listed = [(aoi.name, tiles) for aoi in self.aois if (tiles := self.spec.tiles(reader, aoi.geometry))]
+                    listed = [(aoi.name, tiles) for aoi in self.aois if (tiles := self.spec.tiles(grid, aoi.geometry))]
         except SceneError as error:
-            yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, reason=f"scene: {error}"))
+            yield beam.pvalue.TaggedOutput(
+                OUTCOMES, outcome(FAILED, source.scene_id, source.uri, reason=f"scene: {error}")
+            )
             return
         except Exception as error:  # noqa: BLE001 - an unforeseen reader error must not stop the job
             yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri,
@@ -100,30 +99,30 @@ class EnumerateTiles(beam.DoFn):
 class ReadTiles(beam.DoFn):
     """A :class:`TileTask` -> a :class:`TileImage` per kept tile, an outcome for each other one."""
 
-    def __init__(self, spec: TileSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: TileSpec, read: ReadOptions) -> None:
+        self.spec, self.read = spec, read
 
     def process(self, task: TileTask) -> Iterator:
         def keep(reader: SceneReader, read: TileRead) -> Iterator[TileImage]:
             yield TileImage(read.tile, task.source, reader.bands, read.image, read.valid_fraction, task.aoi,
                             task.acquired or reader.acquired, reader.product, read.mask, read.mask_error)
 
-        yield from screen_tiles(task.source, task.tiles, lambda: self.spec.open(task.source),
-                                self.spec.min_valid_fraction, keep, self.spec.min_clear_fraction)
+        yield from screen_tiles(task.source, task.tiles, lambda: self.read.open(task.source),
+                                self.spec.min_valid_fraction, keep, self.spec.skip_cloudier_than)
 
 
 class Tiles(beam.PTransform):
-    """Scenes -> ``{"tiles": TileImage, "outcomes": outcome}``: enumerate on workers, spread, read."""
+    """Scene items -> ``{"tiles": TileImage, "outcomes": outcome}``: enumerate on workers, spread, read."""
 
-    def __init__(self, spec: TileSpec, aois: Sequence[Aoi] | None = None) -> None:
+    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None) -> None:
         super().__init__()
-        self.spec, self.aois = spec, aois
+        self.spec, self.read, self.aois = spec, read, aois
 
-    def expand(self, sources: beam.PCollection) -> dict:
-        tasks = sources | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(self.spec, self.aois)).with_outputs(
+    def expand(self, items: beam.PCollection) -> dict:
+        tasks = items | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(self.spec, self.read, self.aois)).with_outputs(
             OUTCOMES, main="tasks")
         read = (tasks.tasks
                 | "SpreadTasks" >> beam.Reshuffle()
-                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec)).with_outputs(OUTCOMES, main="tiles"))
+                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read)).with_outputs(OUTCOMES, main="tiles"))
         outcomes = (tasks[OUTCOMES], read[OUTCOMES]) | "TileOutcomes" >> beam.Flatten()
         return {"tiles": read.tiles, "outcomes": outcomes}

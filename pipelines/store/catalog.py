@@ -32,6 +32,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from pyiceberg.catalog import load_catalog
+
 from planet_core import storage
 from planet_core.errors import UserError
 
@@ -97,7 +99,12 @@ class Warehouse:
         io = _file_io(self.location)
         spec = self.catalog
         if spec is None:
-            return "embedded", {"type": "sql", "uri": f"sqlite:///{self.path(EMBEDDED)}", "warehouse": self.path(), **io}
+            return "embedded", {
+                "type": "sql",
+                "uri": f"sqlite:///{self.path(EMBEDDED)}",
+                "warehouse": self.path(),
+                **io,
+            }
         if spec.startswith(BIGLAKE):
             project = spec[len(BIGLAKE):]
             if not project or not self.location.startswith("gs://"):
@@ -114,8 +121,6 @@ class Warehouse:
 
     def open(self):  # noqa: ANN201 - pyiceberg.catalog.Catalog
         """The catalog, with the namespace made if it is missing."""
-        from pyiceberg.catalog import load_catalog
-
         name, properties = self.properties()
         if self.embedded():
             storage.check_writable(self.location)

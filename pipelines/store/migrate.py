@@ -17,11 +17,16 @@ tool never deletes what it may not own; remove them once the table reads right.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import glob
 import json
 import logging
 import os
 from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
 
 from pipelines.store import catalog, scans, schema
 from pipelines.store.catalog import Warehouse
@@ -75,11 +80,7 @@ def _unreadable_masks(folder: str, manifest: dict) -> set[str]:
 
 def rows_of(folder: str, files: Sequence[str], manifest: dict, scan_date: str, aoi: str):  # noqa: ANN201
     """The partition's rows as a ``pyarrow.Table`` of the table's schema."""
-    import datetime as dt
 
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import shapely
 
     table = pa.concat_tables([pq.read_table(path) for path in files]) if files else pa.table({})
     rows = table.num_rows
@@ -103,8 +104,6 @@ def rows_of(folder: str, files: Sequence[str], manifest: dict, scan_date: str, a
 
 def migrate(folder: str, catalog_spec: str | None = None) -> dict:
     """Import every partition of ``folder`` that has a manifest; what was imported and what was not."""
-    import pyarrow.parquet as pq
-
     warehouse = Warehouse(folder, catalog_spec)
     found = partitions(folder)
     if not found:

@@ -19,6 +19,7 @@ DuckDB reads; nothing lists data folders, so files no snapshot names are invisib
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import json
 import logging
 import os
@@ -28,6 +29,11 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.expressions import AlwaysTrue, And, EqualTo
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.table.snapshots import ancestors_of
 
 from pipelines.store import schema
 from pipelines.store.catalog import NAMESPACE, Warehouse
@@ -70,7 +76,8 @@ def check_scan_date(text: str) -> str:
 def data_folder(warehouse: Warehouse, scan_date: str, aoi: str) -> str:
     """Where a run writes the data files of one partition (Hive-style names, for people browsing: readers
     never list it)."""
-    return warehouse.path(TABLE, "data", f"scan_date={scan_date}", f"aoi={aoi}")
+    values = {"scan_date": scan_date, "aoi": aoi}
+    return warehouse.path(TABLE, "data", *(f"{key}={values[key]}" for key in schema.PARTITION_KEYS))
 
 
 def errors_path(warehouse: Warehouse, run_id: str) -> str:
@@ -79,39 +86,40 @@ def errors_path(warehouse: Warehouse, run_id: str) -> str:
     return warehouse.path("errors", f"{run_id}.jsonl")
 
 
-def open_table(warehouse: Warehouse, create: bool = True, beside_old_layout: bool = False):  # noqa: ANN201
-    """The scans table (``pyiceberg.table.Table``); made on first use (``create``) with the schema of
+def open_table(warehouse: Warehouse, create: bool = True, beside_old_layout: bool = False,  # noqa: ANN201
+               name: str = TABLE):
+    """The scans table (or the warehouse's table ``name`` of :data:`pipelines.store.schema.TABLES`, such as
+    the clearings), a ``pyiceberg.table.Table``; made on first use (``create``) with the schema of
     :mod:`pipelines.store.schema`, and given the columns that schema has gained since (Iceberg schema
     evolution: older files read them as null). A folder holding scans of the layout before tables gets a
     table only from ``migrate`` (``beside_old_layout``): a table made beside them would hide them."""
-    from pyiceberg.exceptions import NoSuchTableError
-
+    identifier = f"{NAMESPACE}.{name}"
     if not create and not warehouse.exists():
-        raise UserError(f"{warehouse.location}: no scans there (no {TABLE} table)" + _old_layout_hint(warehouse))
+        raise UserError(f"{warehouse.location}: no scans there (no {name} table)" + _old_layout_hint(warehouse))
     catalog = warehouse.open()
+    columns = schema.TABLES[name].columns
     try:
-        table = catalog.load_table(IDENTIFIER)
+        table = catalog.load_table(identifier)
     except NoSuchTableError:
         if not create or (_old_layout_hint(warehouse) and not beside_old_layout):
-            raise UserError(f"{warehouse.location}: no scans there (no {TABLE} table)"
+            raise UserError(f"{warehouse.location}: no scans there (no {name} table)"
                             + _old_layout_hint(warehouse)) from None
-        iceberg = schema.iceberg_schema()
+        iceberg = schema.iceberg_schema(columns)
         table = catalog.create_table_if_not_exists(
-            IDENTIFIER, schema=iceberg, location=warehouse.table_location(TABLE),
-            partition_spec=schema.iceberg_partition_spec(iceberg), properties=TABLE_PROPERTIES)
+            identifier, schema=iceberg, location=warehouse.table_location(name),
+            partition_spec=schema.iceberg_partition_spec(iceberg, schema.partition_keys(columns)),
+            properties=TABLE_PROPERTIES)
     if create:
-        table = _up_to_date(catalog, table)
+        table = _up_to_date(catalog, table, identifier, columns)
     return table
 
 
-def _up_to_date(catalog, table):  # noqa: ANN001, ANN202
+def _up_to_date(catalog, table, identifier: str, columns: Sequence[schema.Column]):  # noqa: ANN001, ANN202
     """Give the table the columns :mod:`pipelines.store.schema` has gained since it was made, and a name
     mapping of its current schema (the catalog assigns field ids at creation, so the mapping is made from
     the table's own schema). Two processes may do this at once: the loser reloads and finds it done."""
-    from pyiceberg.exceptions import CommitFailedException
-
     for _ in range(ATTEMPTS):
-        missing = {c.name for c in schema.COLUMNS} - {f.name for f in table.schema().fields}
+        missing = {c.name for c in columns} - {f.name for f in table.schema().fields}
         mapping = table.schema().name_mapping.model_dump_json()
         if not missing and table.properties.get(NAME_MAPPING) == mapping:
             return table
@@ -119,19 +127,19 @@ def _up_to_date(catalog, table):  # noqa: ANN001, ANN202
             with table.transaction() as transaction:
                 if missing:
                     with transaction.update_schema() as update:
-                        update.union_by_name(schema.iceberg_schema(optional=sorted(missing)))
-                transaction.set_properties({NAME_MAPPING: transaction.table_metadata.schema().name_mapping.model_dump_json()})
+                        update.union_by_name(schema.iceberg_schema(columns, optional=sorted(missing)))
+                transaction.set_properties(
+                    {NAME_MAPPING: transaction.table_metadata.schema().name_mapping.model_dump_json()}
+                )
         except CommitFailedException:
             time.sleep(random.uniform(0.05, 0.2))
         if missing:
-            log.info("%s: added columns %s", IDENTIFIER, ", ".join(sorted(missing)))
-        table = catalog.load_table(IDENTIFIER)
+            log.info("%s: added columns %s", identifier, ", ".join(sorted(missing)))
+        table = catalog.load_table(identifier)
     return table
 
 
 def _old_layout_hint(warehouse: Warehouse) -> str:
-    import glob
-
     if warehouse.local and glob.glob(os.path.join(warehouse.path(), "scan_date=*", "aoi=*")):
         return (f"; it holds scans in the layout before tables (scan_date=/aoi= folders with _manifest.json): "
                 f"import them once with `planet-tiles migrate --scans {warehouse.location}`")
@@ -139,8 +147,6 @@ def _old_layout_hint(warehouse: Warehouse) -> str:
 
 
 def _partition_filter(scan_date: str, aoi: str):  # noqa: ANN202 - pyiceberg expression
-    from pyiceberg.expressions import And, EqualTo
-
     return And(EqualTo("scan_date", scan_date), EqualTo("aoi", aoi))
 
 
@@ -150,7 +156,7 @@ def properties(facts: Mapping[str, Any]) -> dict[str, str]:
             for key, value in facts.items() if value is not None}
 
 
-def _committed(table, run_id: str) -> int | None:  # noqa: ANN001
+def committed(table, run_id: str) -> int | None:  # noqa: ANN001
     """The snapshot a run committed, if one is in the table's current lineage."""
     for commit in commits_of(table):
         if commit.facts.get("run_id") == run_id:
@@ -167,17 +173,15 @@ def replace_partition(warehouse: Warehouse, scan_date: str, aoi: str, files: Seq
     replacing what that writer committed (the last to commit wins, never both). A retry first checks
     whether the failed attempt landed after all (a lost response), so a run is never committed twice.
     """
-    from pyiceberg.exceptions import CommitFailedException, ValidationException
-    from pyiceberg.io.pyarrow import parquet_file_to_data_file
-
     run_id = facts["run_id"]
     table = open_table(warehouse)
+
     added = [parquet_file_to_data_file(table.io, table.metadata, path) for path in files]
     _check_partition(added, scan_date, aoi)
     for attempt in range(ATTEMPTS):
         if attempt:
             table = open_table(warehouse)
-            if (done := _committed(table, run_id)) is not None:
+            if (done := committed(table, run_id)) is not None:
                 return done
         replaced = [task.file for task in table.scan(row_filter=_partition_filter(scan_date, aoi)).plan_files()]
         try:
@@ -191,7 +195,7 @@ def replace_partition(warehouse: Warehouse, scan_date: str, aoi: str, files: Seq
             log.info("%s: another writer committed first (%s); retrying", IDENTIFIER, error)
             time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
             continue
-        return _committed(table, run_id) or table.current_snapshot().snapshot_id
+        return committed(table, run_id) or table.current_snapshot().snapshot_id
     raise RuntimeError(f"{IDENTIFIER}: could not commit partition scan_date={scan_date}/aoi={aoi} after {ATTEMPTS} "
                        "attempts (too many concurrent writers)")
 
@@ -210,8 +214,6 @@ def append_files(warehouse: Warehouse, files: Sequence[str], facts: Mapping[str,
     """Add ``files`` to the table in one commit (the streaming scan's windows); files already in the table
     (a retried window) are left out, so a retry never doubles rows. Returns the snapshot id, or None when
     every file was already committed."""
-    from pyiceberg.exceptions import CommitFailedException
-
     for attempt in range(ATTEMPTS):
         table = open_table(warehouse)
         partitions = {partition_of(path) for path in files}
@@ -265,8 +267,6 @@ class Commit:
 
 def commits_of(table, snapshot_id: int | None = None) -> list[Commit]:  # noqa: ANN001 - pyiceberg.table.Table
     """The lineage of the current snapshot (or of ``snapshot_id``), newest first."""
-    from pyiceberg.table.snapshots import ancestors_of
-
     head = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
     found = []
     for snap in ancestors_of(head, table.metadata):
@@ -285,6 +285,12 @@ def commits_of(table, snapshot_id: int | None = None) -> list[Commit]:  # noqa: 
 
 def commits(warehouse: Warehouse, snapshot_id: int | None = None) -> list[Commit]:
     return commits_of(open_table(warehouse, create=False), snapshot_id)
+
+
+def aoi_version(warehouse: Warehouse, aoi: str, snapshot_id: int | None = None) -> int | None:
+    """The snapshot id of the newest commit (up to ``snapshot_id``) that wrote ``aoi``: what changes when,
+    and only when, that AOI's scans change (what derived tables such as the clearings record)."""
+    return next((c.snapshot_id for c in commits(warehouse, snapshot_id) if aoi in c.aois), None)
 
 
 def latest_bundle(warehouse: Warehouse, aoi: str | None = None, snapshot_id: int | None = None) -> str | None:
@@ -310,8 +316,6 @@ class Snapshot:
 
     def arrow_reader(self):  # noqa: ANN201 - pyarrow.RecordBatchReader
         """The snapshot's rows through pyiceberg (deletes applied; any storage pyiceberg reads)."""
-        from pyiceberg.expressions import AlwaysTrue, EqualTo
-
         table = open_table(self.warehouse, create=False)
         row_filter = EqualTo("aoi", self.aoi) if self.aoi is not None else AlwaysTrue()
         return table.scan(snapshot_id=self.snapshot_id, row_filter=row_filter).to_arrow_batch_reader()
@@ -319,8 +323,6 @@ class Snapshot:
 
 def snapshot(warehouse: Warehouse, aoi: str | None = None, as_of: dt.datetime | None = None) -> Snapshot:
     """The current snapshot (or the one current at ``as_of``), narrowed to ``aoi``'s partitions."""
-    from pyiceberg.expressions import AlwaysTrue, EqualTo
-
     table = open_table(warehouse, create=False)
     if as_of is None:
         snap = table.current_snapshot()
@@ -328,9 +330,14 @@ def snapshot(warehouse: Warehouse, aoi: str | None = None, as_of: dt.datetime | 
         snap = table.snapshot_as_of_timestamp(int(as_of.timestamp() * 1000))
         if snap is None:
             first = min((s.timestamp_ms for s in table.metadata.snapshots), default=None)
-            raise UserError(f"--as_of {as_of.isoformat()}: the scans table has no snapshot that early"
-                            + (f" (the oldest kept is {dt.datetime.fromtimestamp(first / 1000, dt.timezone.utc).isoformat()})"
-                               if first else ""))
+            raise UserError(
+                f"--as_of {as_of.isoformat()}: the scans table has no snapshot that early"
+                + (
+                    f" (the oldest kept is {dt.datetime.fromtimestamp(first / 1000, dt.timezone.utc).isoformat()})"
+                    if first
+                    else ""
+                )
+            )
     if snap is None:
         return Snapshot(warehouse, None, None, (), False, aoi)
     row_filter = EqualTo("aoi", aoi) if aoi is not None else AlwaysTrue()

@@ -1,5 +1,5 @@
 """The output tables, defined once: scan rows (:data:`COLUMNS`, the Apache Iceberg table ``tile_labels``),
-alerts (:data:`ALERT_COLUMNS`) and events (:data:`EVENT_COLUMNS`).
+alerts (:data:`ALERT_COLUMNS`), events (:data:`EVENT_COLUMNS`) and clearings (:data:`CLEARING_COLUMNS`).
 
 Each yields its pyarrow schema (GeoParquet 1.1 metadata, with a ``bbox`` covering column where the table
 has one), its BigQuery JSON schema (checked in as ``infra/bigquery/<table>.schema.json``, which Terraform
@@ -24,6 +24,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.transforms import IdentityTransform
+from pyiceberg.types import (
+    BinaryType,
+    DateType,
+    DoubleType,
+    FloatType,
+    ListType,
+    LongType,
+    NestedField,
+    StringType,
+    StructType,
+    TimestamptzType,
+)
+
 from planet_core.labels import LABELS
 
 
@@ -35,8 +53,9 @@ class Column:
     type: str
     description: str
     required: bool = True
-    #: An identity partition of the Iceberg table (scans: ``scan_date`` and ``aoi``).
-    partition_key: bool = False
+    #: An identity partition of the Iceberg table, by nesting level (0 outermost; None: not a partition):
+    #: scans are partitioned by ``scan_date``, then ``aoi``.
+    partition_level: int | None = None
     fields: tuple[tuple[str, str], ...] = ()  # RECORD_LIST: (name, type) of each record's fields
 
 
@@ -68,12 +87,19 @@ COLUMNS: tuple[Column, ...] = (
     *(Column(f"p_{name}", "FLOAT32", f"probability of {name}") for name in LABELS),
     Column("labels", "STRING_LIST", "labels at or above the bundle's threshold, in label order"),
     Column("model_version", "STRING", "version (content hash) of the model bundle"),
-    Column("aoi", "STRING", "area of interest (an identity partition of the table)", partition_key=True),
-    Column("scan_date", "DATE", "scan date (an identity partition of the table)", partition_key=True),
+    Column("aoi", "STRING", "area of interest (an identity partition of the table)", partition_level=1),
+    Column("scan_date", "DATE", "scan date (an identity partition of the table)", partition_level=0),
 )
-#: The Iceberg table's partition keys, outermost first: the columns marked ``partition_key``.
-PARTITION_KEYS: tuple[str, ...] = ("scan_date", "aoi")
-assert {c.name for c in COLUMNS if c.partition_key} == set(PARTITION_KEYS)
+
+
+def partition_keys(columns: Sequence[Column]) -> tuple[str, ...]:
+    """An Iceberg table's partition keys, outermost first: its columns with a ``partition_level``."""
+    return tuple(c.name for c in sorted((c for c in columns if c.partition_level is not None),
+                                        key=lambda c: c.partition_level))
+
+
+#: The scans table's partition keys.
+PARTITION_KEYS: tuple[str, ...] = partition_keys(COLUMNS)
 
 #: Alerts (``planet-tiles report``'s alerts.parquet and the BigQuery alerts table): see pipelines.analysis.
 ALERT_COLUMNS: tuple[Column, ...] = (
@@ -112,18 +138,44 @@ EVENT_COLUMNS: tuple[Column, ...] = (
     Column("first_detected", "DATE", "earliest first_detected of its alerts"),
     Column("last_detected", "DATE", "latest first_detected of its alerts"),
     Column("tiles", "INT64", "alert tiles in the event"),
-    Column("area_ha", "FLOAT64", "sum of the tiles' geodesic areas, hectares"),
+    Column("area_ha", "FLOAT64", "sum of the alert tiles' geodesic areas, hectares: the area searched, not the "
+                                 "area cleared (cleared_ha)"),
+    Column("cleared_ha", "FLOAT64", "hectares of the event's clearings (the clearings table): the changed pixels "
+                                    "delineated inside and around its tiles; null when not delineated", required=False),
     Column("labels_gained", "RECORD_LIST", "disturbance labels gained, with the number of tiles that gained each",
            fields=(("label", "STRING"), ("tiles", "INT64"))),
     Column("confidence", "STRING", "the highest confidence level of its alerts: low, high or highest"),
     Column("status", "STRING", "active while any of its alerts is active, else retracted"),
     Column("alert_ids", "STRING_LIST", "its alerts (alert_id in the alerts table)"),
-    Column("zones", "RECORD_LIST", "zones (report --zones) the event touches, with the hectares inside each",
-           fields=(("name", "STRING"), ("area_ha", "FLOAT64"))),
+    Column("zones", "RECORD_LIST", "zones (report --zones) the event touches, with the hectares of its tiles inside "
+                                   "each and of its clearings inside each (0 when not delineated: cleared_ha null)",
+           fields=(("name", "STRING"), ("area_ha", "FLOAT64"), ("cleared_ha", "FLOAT64"))),
     Column("before_image", "STRING", "true-colour PNG of the event from the scene before, beside the report; "
                                      "null when that scene could not be read", required=False),
     Column("after_image", "STRING", "the same from the scene of the first detection", required=False),
     Column("geometry", "GEOGRAPHY", "union of the event's tiles in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
+    Column("lon", "FLOAT64", "centroid longitude"),
+    Column("lat", "FLOAT64", "centroid latitude"),
+)
+
+
+#: Clearings (``planet-tiles report``'s clearings.parquet and the BigQuery clearings table): see
+#: pipelines.analysis.clearings.
+CLEARING_COLUMNS: tuple[Column, ...] = (
+    Column("clearing_id", "STRING", "16 hex digits of SHA-256 of event_id and a point inside the polygon"),
+    Column("event_id", "STRING", "the event it delineates (events table)"),
+    Column("aoi", "STRING", "area of interest (an identity partition of the table)", partition_level=0),
+    Column("alert_ids", "STRING_LIST", "the alerts whose tiles it touches"),
+    Column("before_date", "DATE", "the observation before (the first image compared)"),
+    Column("detected_date", "DATE", "the event's first detection (the second image compared)"),
+    Column("labels_gained", "STRING_LIST", "the event's disturbance labels"),
+    Column("confidence", "STRING", "the event's confidence level"),
+    Column("area_ha", "FLOAT64", "geodesic area of the polygon on the WGS84 ellipsoid, hectares"),
+    Column("judged_share", "FLOAT64", "share of the event's frame (its tiles and one tile around) usable on both "
+                                      "dates: with data and clear by the cloud mask"),
+    Column("change_index", "STRING", "the index whose drop was thresholded: ndvi, or ngrdi for visual products"),
+    Column("threshold", "FLOAT64", "the drop of the index above which a pixel changed, in this event's frame"),
+    Column("geometry", "GEOGRAPHY", "the cleared polygon in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
     Column("lon", "FLOAT64", "centroid longitude"),
     Column("lat", "FLOAT64", "centroid latitude"),
 )
@@ -147,6 +199,9 @@ TABLES = {
                     "Tiles that turned from intact forest to a disturbance label (pipelines/analysis/rules.py)"),
     "events": Table(EVENT_COLUMNS, "first_detected", ("aoi",),
                     "Alert tiles that touch and were first detected close in time (pipelines/analysis/events.py)"),
+    "clearings": Table(CLEARING_COLUMNS, "detected_date", ("aoi", "event_id"),
+                       "The cleared polygons of each event, in hectares: the clearings' Apache Iceberg table "
+                       "(pipelines/analysis/clearings.py)", iceberg=True),
 }
 DATASET = "planet_tiles"
 #: Column types in BigQuery (FLOAT32 is stored as FLOAT64; STRING_LIST is a REPEATED STRING).
@@ -156,7 +211,9 @@ BIGQUERY_TYPES = {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "GEOGRAPHY": "GE
 REPEATED = ("STRING_LIST", "RECORD_LIST")
 #: The GeoParquet 1.1 bounding box record's fields.
 BBOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
-GENERATED = "-- Generated by `python -m pipelines.store.schema infra/bigquery` from pipelines/store/schema.py: edit that.\n"
+GENERATED = (
+    "-- Generated by `python -m pipelines.store.schema infra/bigquery` from pipelines/store/schema.py: edit that.\n"
+)
 
 
 def bbox(geometry: Any) -> dict[str, float]:
@@ -165,8 +222,6 @@ def bbox(geometry: Any) -> dict[str, float]:
 
 
 def _arrow_type(c: Column):  # noqa: ANN202 - pyarrow.DataType
-    import pyarrow as pa
-
     types = {"STRING": pa.string(), "TIMESTAMP": pa.timestamp("us", tz="UTC"), "GEOGRAPHY": pa.binary(),
              "FLOAT64": pa.float64(), "FLOAT32": pa.float32(), "INT64": pa.int64(), "DATE": pa.date32(),
              "STRING_LIST": pa.list_(pa.string()),
@@ -179,8 +234,6 @@ def _arrow_type(c: Column):  # noqa: ANN202 - pyarrow.DataType
 def arrow_schema(columns: Sequence[Column] = COLUMNS):  # noqa: ANN201 - pyarrow.Schema
     """A Parquet file schema (scan rows by default) with GeoParquet 1.1 metadata: the ``geometry`` column
     and, where the table has one, its ``bbox`` covering column."""
-    import pyarrow as pa
-
     fields = [pa.field(c.name, _arrow_type(c), nullable=not c.required) for c in columns]
     # Event outlines (unions of tiles) may be MultiPolygons; tiles are Polygons.
     shapes = ["Polygon", "MultiPolygon"] if any(c.name == "event_id" for c in columns) else ["Polygon"]
@@ -198,9 +251,6 @@ COMPRESSION = "zstd"
 
 def parquet_bytes(rows: Sequence[dict], columns: Sequence[Column]) -> bytes:
     """``rows`` as one Parquet file (GeoParquet metadata included), ready for :func:`storage.write_bytes`."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     buffer = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist(list(rows), schema=arrow_schema(columns)), buffer, compression=COMPRESSION)
     return buffer.getvalue().to_pybytes()
@@ -211,20 +261,6 @@ def iceberg_schema(columns: Sequence[Column] = COLUMNS, optional: Sequence[str] 
     the catalog assigns its own on creation), with the columns named in ``optional`` nullable: columns
     added to an existing table must be, since its earlier rows have no value for them. Geometry is WKB in a
     binary column: the table is format v2, which has no geometry type."""
-    from pyiceberg.schema import Schema
-    from pyiceberg.types import (
-        BinaryType,
-        DateType,
-        DoubleType,
-        FloatType,
-        ListType,
-        LongType,
-        NestedField,
-        StringType,
-        StructType,
-        TimestamptzType,
-    )
-
     primitive = {"STRING": StringType(), "TIMESTAMP": TimestamptzType(), "GEOGRAPHY": BinaryType(),
                  "FLOAT64": DoubleType(), "FLOAT32": FloatType(), "INT64": LongType(), "DATE": DateType()}
     ids = iter(range(1, 10_000))
@@ -245,14 +281,12 @@ def iceberg_schema(columns: Sequence[Column] = COLUMNS, optional: Sequence[str] 
     return Schema(*fields)
 
 
-def iceberg_partition_spec(schema):  # noqa: ANN001, ANN201 - pyiceberg Schema -> PartitionSpec
-    """Identity partitions on :data:`PARTITION_KEYS`, outermost first."""
-    from pyiceberg.partitioning import PartitionField, PartitionSpec
-    from pyiceberg.transforms import IdentityTransform
-
+def iceberg_partition_spec(schema, keys: Sequence[str] = PARTITION_KEYS):  # noqa: ANN001, ANN201
+    """Identity partitions on ``keys`` (the scans' by default), outermost first (a pyiceberg ``Schema`` in,
+    a ``PartitionSpec`` out)."""
     return PartitionSpec(*(PartitionField(source_id=schema.find_field(name).field_id, field_id=1000 + i,
                                           transform=IdentityTransform(), name=name)
-                           for i, name in enumerate(PARTITION_KEYS)))
+                           for i, name in enumerate(keys)))
 
 
 def bigquery_schema(columns: Sequence[Column] = COLUMNS) -> list[dict]:
@@ -272,19 +306,22 @@ def bigquery_schema(columns: Sequence[Column] = COLUMNS) -> list[dict]:
 
 def ddl(name: str) -> str:
     """BigQuery DDL of table ``name``: ``CREATE TABLE`` of a native table (what Terraform creates, for those who
-    use ``bq``), or for the scans the view that names their Iceberg table in the dataset."""
+    use ``bq``), or for an Iceberg table (scans, clearings) the view that names it in the dataset."""
     table = TABLES[name]
     if table.iceberg:
-        return (GENERATED +
-                f"-- The scans are an Apache Iceberg table in the BigLake metastore Iceberg REST catalog of the data\n"
-                f"-- bucket; BigQuery reads it as `PROJECT.DATA_BUCKET.{DATASET}.{name}` (project, catalog, namespace,\n"
-                f"-- table). This view gives it the name the queries in infra/bigquery/ use. The first scan (or\n"
-                f"-- `planet-tiles maintain`) creates the table; then replace PROJECT and DATA_BUCKET and run\n"
-                f"--   bq query --use_legacy_sql=false < infra/bigquery/ddl_{name}.sql\n"
-                f"-- geometry is WKB bytes there: ST_GEOGFROMWKB(geometry) gives the GEOGRAPHY.\n"
-                f"CREATE OR REPLACE VIEW {DATASET}.{name}\n"
-                f"OPTIONS (description = {json.dumps(table.description)})\n"
-                f"AS SELECT * FROM `PROJECT.DATA_BUCKET.{DATASET}.{name}`;\n")
+        return (
+            GENERATED
+            + f"-- {name} is an Apache Iceberg table in the BigLake metastore Iceberg REST catalog of the data\n"
+            f"-- bucket; BigQuery reads it as `PROJECT.DATA_BUCKET.{DATASET}.{name}` (project, catalog, namespace,\n"
+            f"-- table). This view gives it the name the queries in infra/bigquery/ use. The first scan (the first\n"
+            f"-- delineate for clearings; `planet-tiles maintain` for the scans) creates the table; then replace\n"
+            f"-- PROJECT and DATA_BUCKET and run\n"
+            f"--   bq query --use_legacy_sql=false < infra/bigquery/ddl_{name}.sql\n"
+            f"-- geometry is WKB bytes there: ST_GEOGFROMWKB(geometry) gives the GEOGRAPHY.\n"
+            f"CREATE OR REPLACE VIEW {DATASET}.{name}\n"
+            f"OPTIONS (description = {json.dumps(table.description)})\n"
+            f"AS SELECT * FROM `PROJECT.DATA_BUCKET.{DATASET}.{name}`;\n"
+        )
     lines = []
     for c in table.columns:
         repeated = c.type in REPEATED

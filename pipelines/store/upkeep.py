@@ -25,6 +25,8 @@ import logging
 import time
 from collections.abc import Sequence
 
+from pyiceberg.exceptions import CommitFailedException
+
 from pipelines.store import catalog, scans
 from pipelines.store.catalog import Warehouse
 from planet_core import logs, storage
@@ -55,14 +57,18 @@ def referenced(table, expiring: set[int] = frozenset()) -> set[str]:  # noqa: AN
     commits name."""
     metadata = table.metadata
     needed = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
-    needed |= {s.statistics_path for s in metadata.statistics} | {s.statistics_path for s in metadata.partition_statistics}
+    needed |= {s.statistics_path for s in metadata.statistics} | {
+        s.statistics_path for s in metadata.partition_statistics
+    }
     for snapshot in metadata.snapshots:
         if snapshot.snapshot_id in expiring:
             continue
         needed.add(snapshot.manifest_list)
         for manifest in snapshot.manifests(table.io):
             needed.add(manifest.manifest_path)
-            needed |= {entry.data_file.file_path for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)}
+            needed |= {
+                entry.data_file.file_path for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            }
         errors = (snapshot.summary.additional_properties if snapshot.summary else {}).get(scans.PREFIX + "errors")
         if errors:
             needed.add(errors)
@@ -88,15 +94,16 @@ def orphans(warehouse: Warehouse, table, older_than: float, expiring: set[int] =
 def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: float = ORPHAN_DAYS,
              dry_run: bool = False) -> dict:
     """Expire, then sweep; what was (or, with ``dry_run``, would be) expired and deleted."""
-    from pyiceberg.exceptions import CommitFailedException
-
     table = scans.open_table(warehouse)
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
 
     def due(table) -> set[int]:  # noqa: ANN001
         current = table.current_snapshot()
-        return {s.snapshot_id for s in table.metadata.snapshots
-                if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)}
+        return {
+            s.snapshot_id
+            for s in table.metadata.snapshots
+            if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)
+        }
 
     expiring = due(table)
     if expiring and not dry_run:
@@ -114,9 +121,13 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
         storage.delete(swept)
         for folder in {path.rsplit("/", 1)[0] for path in swept}:
             storage.delete_empty_folders(folder)
-    return {"snapshots_expired": len(expiring), "snapshots_kept": len(table.metadata.snapshots) - len(expiring) * dry_run,
-            "files_deleted": len(swept), "dry_run": dry_run,
-            "deleted": [catalog.relative(warehouse, path) for path in swept]}
+    return {
+        "snapshots_expired": len(expiring),
+        "snapshots_kept": len(table.metadata.snapshots) - len(expiring) * dry_run,
+        "files_deleted": len(swept),
+        "dry_run": dry_run,
+        "deleted": [catalog.relative(warehouse, path) for path in swept],
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

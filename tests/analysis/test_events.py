@@ -9,9 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from pyproj import Geod
 from shapely.geometry import box, mapping
 
-from pipelines.analysis import events, queries, report
+from pipelines.analysis import clearings, events, queries, report
 from pipelines.analysis.rules import Alert, alert_id
 from pipelines.geo.grid import WebMercatorGrid
 from pipelines.store import schema
@@ -64,14 +65,37 @@ def test_zones_get_the_area_inside_them(tmp_path):
     tile = GRID.polygon_wgs84(X0, Y0)
     west, south, east, north = tile.bounds
     zones_file = tmp_path / "zones.geojson"
-    zones_file.write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "west half"}, "geometry": mapping(box(west, south, (west + east) / 2, north))},
-        {"type": "Feature", "properties": {"name": "far away"}, "geometry": mapping(box(10, 10, 11, 11))}]}))
+    zones_file.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {
+                        "type": "Feature",
+                        "properties": {"name": "west half"},
+                        "geometry": mapping(box(west, south, (west + east) / 2, north)),
+                    },
+                    {"type": "Feature", "properties": {"name": "far away"}, "geometry": mapping(box(10, 10, 11, 11))},
+                ],
+            }
+        )
+    )
     zones = events.read_zones(str(zones_file))
     found = events.events(FOUND[:1], zones=zones)
-    (name, ha), = found[0].zones
+    (name, ha, cleared), = found[0].zones
     # Half of the tile, by area on the ellipsoid: half the tile's own geodesic area.
-    assert name == "west half" and ha == pytest.approx(events.geodesic_ha(tile) / 2, rel=1e-3)
+    assert name == "west half" and ha == pytest.approx(events.geodesic_ha(tile) / 2, rel=1e-3) and cleared == 0
+    # A clearing over the tile's western three quarters: the zone holds two thirds of it.
+    part = box(west, south, west + 0.75 * (east - west), north)
+    clearing = clearings.Clearing(
+        "c1", found[0].event_id, "a", found[0].alert_ids, D1, D1, ("agriculture",), "low", events.geodesic_ha(part),
+        1.0, clearings.NDVI, 0.15, part.wkb, part.centroid.x, part.centroid.y)
+    found = clearings.attach(found, [clearing])
+    assert found[0].cleared_ha == pytest.approx(abs(Geod(ellps="WGS84").geometry_area_perimeter(part)[0]) / 1e4)
+    assert found[0].zones == (("west half", ha, 0.0),), "zones not given: the clearing is in none"
+    found = clearings.attach(found, [clearing], zones)
+    (name, ha, cleared), = found[0].zones
+    assert cleared == pytest.approx(2 / 3 * found[0].cleared_ha, rel=1e-3)
     # zone_alerts.sql over the events table gives the same.
     row = {"tile_id": "t", "scene_id": "s", "acquired": None, "geometry": tile.wkb, "lon": 0.0, "lat": 0.0,
            "area_m2": 1.0, "valid_fraction": 1.0, **{f"p_{n}": 0.0 for n in LABELS}, "labels": ["primary"]}
@@ -81,7 +105,8 @@ def test_zones_get_the_area_inside_them(tmp_path):
                                                           schema.EVENT_COLUMNS), schema.EVENT_COLUMNS))
     con = tables.connect(tmp_path / "scans", events=str(path))
     assert queries.run(con, "zone_alerts") == [{"zone": "west half", "first_detected": D1, "events": 2,
-                                                "area_ha": pytest.approx(2 * ha)}]
+                                                "area_ha": pytest.approx(2 * ha),
+                                                "cleared_ha": pytest.approx(2 * cleared)}]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -37,7 +37,9 @@ def chromium():
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=env, check=False, capture_output=True)
         path = shutil.which("chromium")
     if path is None:
-        message = "Chromium is not installed and cannot be installed here (needs root and apt-get: apt-get install chromium)"
+        message = (
+            "Chromium is not installed and cannot be installed here (needs root and apt-get: apt-get install chromium)"
+        )
         if os.environ.get("CI"):  # CI must run the browser test: .ci/run installs Chromium
             pytest.fail(message)
         pytest.skip(message)
@@ -131,6 +133,7 @@ ZOOM = 14
 ORIGIN = morecantile.tms.get("WebMercatorQuad").tile(-56.0, -10.0, ZOOM)
 TAG = '<img src=x onerror="window.hacked=1">'  # a zone name that would run script if not escaped
 RED = np.array([0xd5, 0x00, 0x00])
+CLEARING = np.array([0xff, 0x6d, 0x00])
 GREEN, BROWN = (34, 120, 40), (170, 110, 60)
 
 
@@ -192,10 +195,14 @@ def _look(chromium, tmp_path):
     p, browser, page = _open(out / "current" / "report.html", chromium, errors, remote)
     try:
         maps = {}
-        for date in (D1, D2):
+        page.evaluate("window.reportMaps.hand.map.removeLayer(window.reportMaps.hand.clearings)")
+        for date in (D1, D2):  # the tiles' colours, with the clearings switched off
             page.evaluate(f"window.reportMaps.hand.show('{date.isoformat()}')")
             page.wait_for_timeout(100)
             maps[date] = _shot(page.locator("#map-hand"))
+        page.evaluate("window.reportMaps.hand.clearings.addTo(window.reportMaps.hand.map)")
+        page.wait_for_timeout(100)
+        maps["cleared"] = _shot(page.locator("#map-hand"))
         centres = {(r, c): page.evaluate(f"(() => {{ const p = window.reportMaps.hand.map.latLngToContainerPoint("
                                          f"[{_outline(r, c).centroid.y}, {_outline(r, c).centroid.x}]); "
                                          "return [p.x, p.y]; })()") for r in range(3) for c in range(3)}
@@ -239,6 +246,14 @@ def _check(seen):
     assert near(at(first, *WATER), "water") and near(at(second, *WATER), "water"), "water where water is"
     assert near(at(first, 0, 0), "primary") and near(at(first, *ALERT), "primary"), "forest where forest is"
     assert near(at(second, *ALERT), "disturbed") and near(at(second, *CLOUD), "cloudy")
+    # The brown field is the whole alert tile (the scene is RGB: delineated by its green-red index): its
+    # clearing is drawn over it, the clearings' orange over the tile's colour, and not over water or forest.
+    cleared = seen["maps"]["cleared"]
+    share = 0.55  # the clearings' fill opacity
+    blend = np.round(share * CLEARING + (1 - share) * colour["disturbed"])
+    x, y = seen["centres"][ALERT]
+    assert (np.abs(cleared[round(y):round(y) + 12, round(x) - 12:round(x)] - blend).max(axis=-1) <= 12).mean() > 0.5
+    assert near(at(cleared, *WATER), "water") and near(at(cleared, 0, 0), "primary")
     # The event's red outline runs along its tile's north edge, and nowhere near the water.
     x, y = seen["north_edge"]
     band = second[round(y) - 3:round(y) + 4, round(x) - 10:round(x) + 11]
@@ -273,13 +288,23 @@ def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broke
     elif broken == "recoloured":  # water painted as forest
         def recoloured(self, date):
             r = self.rasters[date]
-            self.rasters[date] = np.where(r == map_layers.CODES["water"], map_layers.CODES["primary"], r).astype(np.uint8)
+            self.rasters[date] = np.where(r == map_layers.CODES["water"], map_layers.CODES["primary"], r).astype(
+                np.uint8
+            )
             return real_png(self, date)
         monkeypatch.setattr(map_layers.AoiMap, "png", recoloured)
     elif broken == "shifted":  # event outlines one tile (about 2.4 km) north-east of their tiles
         real = events.events
-        monkeypatch.setattr(events, "events", lambda *a, **k: [dataclasses.replace(e, geometry=shapely.affinity.translate(
-            shapely.from_wkb(e.geometry), 0.022, 0.022).wkb) for e in real(*a, **k)])
+        monkeypatch.setattr(
+            events,
+            "events",
+            lambda *a, **k: [
+                dataclasses.replace(
+                    e, geometry=shapely.affinity.translate(shapely.from_wkb(e.geometry), 0.022, 0.022).wkb
+                )
+                for e in real(*a, **k)
+            ],
+        )
     else:  # text written into the page as HTML
         monkeypatch.setattr(report_page, "_e", lambda value: str(value))
     with pytest.raises(AssertionError):
@@ -308,8 +333,9 @@ def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
     second = report.run(["--scans", str(scans), "--output", str(out)])
     new = (out / "current").resolve()
     assert second["events"] == 0 and second["images"] == [] and new != old
-    assert sorted(p.name for p in new.iterdir()) == ["alerts.geojson", "alerts.parquet", "events.geojson",
-                                                    "events.parquet", "report.html", "summary.json"]
+    assert sorted(p.name for p in new.iterdir()) == ["alerts.geojson", "alerts.parquet", "clearings.geojson",
+                                                    "clearings.parquet", "events.geojson", "events.parquet",
+                                                    "report.html", "summary.json"]
     assert [p.name for p in old.rglob("*") if p.is_file()] == ["notes.txt"], "the old version's own files went"
     assert (out / "notes.txt").read_text() == "another"
     manifest = json.loads((out / "current.json").read_text())

@@ -25,11 +25,21 @@ def row(tile, scene, labels, valid=1.0, acquired="2026-06-01T13:00:00+00:00", cl
     x = tile * 0.01
     outline = box(-56 + x, -10, -55.99 + x, -9.99)
     p = {name: probabilities.get(name, 0.9 if name in labels else 0.05) for name in LABELS}
-    return {"tile_id": f"T{tile}", "scene_id": scene, "scan_id": "x",
-            "acquired": dt.datetime.fromisoformat(acquired) if acquired else None, "geometry": outline.wkb,
-            "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": 1.0e6 + tile, "valid_fraction": valid,
-            "clear_fraction": clear_fraction, **{f"p_{n}": v for n, v in p.items()}, "labels": [n for n in LABELS if n in labels],
-            "model_version": "test"}
+    return {
+        "tile_id": f"T{tile}",
+        "scene_id": scene,
+        "scan_id": "x",
+        "acquired": dt.datetime.fromisoformat(acquired) if acquired else None,
+        "geometry": outline.wkb,
+        "lon": outline.centroid.x,
+        "lat": outline.centroid.y,
+        "area_m2": 1.0e6 + tile,
+        "valid_fraction": valid,
+        "clear_fraction": clear_fraction,
+        **{f"p_{n}": v for n, v in p.items()},
+        "labels": [n for n in LABELS if n in labels],
+        "model_version": "test",
+    }
 
 
 PRIMARY = ["clear", "primary"]
@@ -100,7 +110,9 @@ def test_rules_on_constructed_rows(constructed):
     assert ("amazonas", "T2") not in found
     # Already disturbed before: no alert. Overlapping scenes: the cloud-free row wins over a cloudy one.
     assert ("amazonas", "T3") not in found
-    assert found[("amazonas", "T4")].detected_scene == "d" and found[("amazonas", "T4")].labels_gained == ("slash_burn",)
+    assert found[("amazonas", "T4")].detected_scene == "d" and found[("amazonas", "T4")].labels_gained == (
+        "slash_burn",
+    )
     # Overlap on D1: the larger valid fraction (scene b, with a road) wins, so T5 was not intact forest.
     assert ("amazonas", "T5") not in found
     # One alert when forest turns to fields, none for fields staying fields.
@@ -125,10 +137,17 @@ def test_rules_on_constructed_rows(constructed):
     assert {k: (a.before_date, a.first_detected) for k, a in loose.items()} == {
         ("mato", "T30"): (D1, D2), ("mato", "T31"): (D1, D2), ("mato", "T33"): (D1, D2)}
     # Windows: the previous state may be older than the window.
-    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D3, D3) if a.aoi != "xingu"} == {("amazonas", "T1"), ("para", "T1"),
-                                                                        ("mato", "T30")}
-    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D1, D2) if a.aoi != "xingu"} == {("amazonas", "T4"), ("amazonas", "T6"),
-                                                                        ("amazonas", "T8"), ("mato", "T31")}
+    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D3, D3) if a.aoi != "xingu"} == {
+        ("amazonas", "T1"),
+        ("para", "T1"),
+        ("mato", "T30"),
+    }
+    assert {(a.aoi, a.tile_id) for a in rules.alerts(obs, D1, D2) if a.aoi != "xingu"} == {
+        ("amazonas", "T4"),
+        ("amazonas", "T6"),
+        ("amazonas", "T8"),
+        ("mato", "T31"),
+    }
     latest = {(o.aoi, o.tile_id): o for o in rules.latest_state(obs)}
     assert latest[("para", "T20")].scan_date == D1  # cloudy on D3: the last cloud-free state stands
     assert latest[("amazonas", "T7")].scan_date == D2
@@ -186,7 +205,9 @@ def _same(python_rows, sql_rows, key):
         for name, value in p.items():
             if isinstance(value, float) or isinstance(s[name], float):
                 # DuckDB keeps FLOAT (float32) columns in float32 arithmetic, BigQuery and Python use float64.
-                assert (value is None and s[name] is None) or math.isclose(value, s[name], rel_tol=1e-6, abs_tol=1e-6), name
+                assert (value is None and s[name] is None) or math.isclose(
+                    value, s[name], rel_tol=1e-6, abs_tol=1e-6
+                ), name
             else:
                 assert (list(value) if isinstance(value, tuple) else value) == s[name], name
 
@@ -202,8 +223,11 @@ def test_sql_and_python_agree(scans):
         python = [{c.name: getattr(a, c.name) for c in schema.ALERT_COLUMNS}
                   for a in rules.alerts(obs, start, end, **given)]
         sql = queries.run(con, "alerts", {"start_date": start, "end_date": end, **given})
-        _same(python, [{k: bytes(r[k]) if k == "geometry" else r[k] for k in python[0]} for r in sql] if python else sql,
-              key=lambda r: (r["aoi"], r["tile_id"], r["first_detected"]))
+        _same(
+            python,
+            [{k: bytes(r[k]) if k == "geometry" else r[k] for k in python[0]} for r in sql] if python else sql,
+            key=lambda r: (r["aoi"], r["tile_id"], r["first_detected"]),
+        )
     assert rules.alerts(obs, dates[0], dates[-1]), "the data sets must produce alerts to compare"
 
     python = [{"aoi": o.aoi, "tile_id": o.tile_id, "scan_date": o.scan_date, "scene_id": o.scene_id,
@@ -282,13 +306,21 @@ def test_the_edges_of_the_alert_rules_by_hand(tmp_path):
     UDM2 ranks as fully clear (a tie, broken by the valid fraction), and alerts list by probability, highest
     first. 0.75 and 0.5 are exact in float32, as the scan rows store them."""
     scans = {
-        ("edge", D1): [row(50, "a", PRIMARY), row(51, "n", PRIMARY + ["road"], valid=0.9),
-                       row(51, "m", PRIMARY, clear_fraction=1.0), row(52, "a", PRIMARY), row(53, "a", PRIMARY),
-                       row(54, "a", PRIMARY)],
-        ("edge", D2): [row(50, "b", PRIMARY + ["agriculture"], clear_fraction=0.75),
-                       row(51, "b", PRIMARY + ["agriculture"]), row(52, "b", PRIMARY + ["agriculture"], agriculture=0.5),
-                       row(53, "b", PRIMARY + ["agriculture"], agriculture=0.6),
-                       row(54, "b", PRIMARY + ["agriculture"], agriculture=0.8)],
+        ("edge", D1): [
+            row(50, "a", PRIMARY),
+            row(51, "n", PRIMARY + ["road"], valid=0.9),
+            row(51, "m", PRIMARY, clear_fraction=1.0),
+            row(52, "a", PRIMARY),
+            row(53, "a", PRIMARY),
+            row(54, "a", PRIMARY),
+        ],
+        ("edge", D2): [
+            row(50, "b", PRIMARY + ["agriculture"], clear_fraction=0.75),
+            row(51, "b", PRIMARY + ["agriculture"]),
+            row(52, "b", PRIMARY + ["agriculture"], agriculture=0.5),
+            row(53, "b", PRIMARY + ["agriculture"], agriculture=0.6),
+            row(54, "b", PRIMARY + ["agriculture"], agriculture=0.8),
+        ],
         ("edge", D3): [row(52, "c", PRIMARY + ["agriculture"], agriculture=0.5)],
     }
     obs, con = _both_engines(tmp_path, scans)

@@ -23,7 +23,7 @@ class Emulator:
     endpoint: str
     bucket: str
 
-    def client(self):  # noqa: ANN201 - google.cloud.storage.Client
+    def client(self):
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
 

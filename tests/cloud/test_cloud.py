@@ -42,9 +42,30 @@ def dry_run(*argv):
 def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, capsys):
     config = tmp_path / "submit.yaml"
     config.write_text("project: forest-watch\nregion: southamerica-east1\nbucket: fw-pipeline\nmax_workers: 8\n")
-    request = dry_run("scan", "--config", str(config), "--gpu", "nvidia-l4:2", "--job_name", "xingu-now", "--",
-                      "--aoi", "gs://fw/aois/xingu.geojson", "--aoi_name", "xingu", "--scenes", "gs://fw/s/*.tif",
-                      "--bundle", "gs://fw/bundles/v3", "--output", "gs://fw/scans", "--grid", "WebMercatorQuad", "--zoom", "15")
+    request = dry_run(
+        "scan",
+        "--config",
+        str(config),
+        "--gpu",
+        "nvidia-l4:2",
+        "--job_name",
+        "xingu-now",
+        "--",
+        "--aoi",
+        "gs://fw/aois/xingu.geojson",
+        "--aoi_name",
+        "xingu",
+        "--scenes",
+        "gs://fw/s/*.tif",
+        "--bundle",
+        "gs://fw/bundles/v3",
+        "--output",
+        "gs://fw/scans",
+        "--grid",
+        "WebMercatorQuad",
+        "--zoom",
+        "15",
+    )
     assert request["url"] == ("https://dataflow.googleapis.com/v1b3/projects/forest-watch/locations/"
                               "southamerica-east1/flexTemplates:launch")
     launch = request["body"]["launchParameter"]
@@ -131,7 +152,10 @@ def test_terraform_has_a_job_per_region_and_the_generated_schemas():
     # The scans: the data bucket's BigLake Iceberg catalog and the code's namespace; the dataset's view over
     # the table, made once the table exists, reads it by its four-part name.
     catalog = found[("google_biglake_iceberg_catalog", "scans")]
-    assert (catalog["name"], catalog["catalog_type"]) == ("${google_storage_bucket.data.name}", '"CATALOG_TYPE_GCS_BUCKET"')
+    assert (catalog["name"], catalog["catalog_type"]) == (
+        "${google_storage_bucket.data.name}",
+        '"CATALOG_TYPE_GCS_BUCKET"',
+    )
     namespace = found[("google_biglake_iceberg_namespace", "tiles")]
     assert namespace["namespace_id"] == f'"{NAMESPACE}"'
     view = tables["tile_labels"]
@@ -197,7 +221,9 @@ def test_bigquery_ddl_has_the_schema_definitions_columns_partitioning_and_cluste
         def kind(c):
             if c.type == "RECORD_LIST":
                 return f"ARRAY<STRUCT<{', '.join(f'{n} {schema.BIGQUERY_TYPES[t]}' for n, t in c.fields)}>>"
-            return f"ARRAY<{schema.BIGQUERY_TYPES[c.type]}>" if c.type == "STRING_LIST" else schema.BIGQUERY_TYPES[c.type]
+            return (
+                f"ARRAY<{schema.BIGQUERY_TYPES[c.type]}>" if c.type == "STRING_LIST" else schema.BIGQUERY_TYPES[c.type]
+            )
 
         expected = {
             "columns": [(c.name, kind(c), c.required and c.type not in ("STRING_LIST", "RECORD_LIST"))
@@ -234,7 +260,10 @@ def test_bigquery_schema_files_match_the_code():
     assert events == schema.bigquery_schema(schema.EVENT_COLUMNS)
     zones = next(c for c in events if c["name"] == "zones")
     assert (zones["type"], zones["mode"], [f["name"] for f in zones["fields"]]) == ("RECORD", "REPEATED",
-                                                                                   ["name", "area_ha"])
+                                                                                   ["name", "area_ha", "cleared_ha"])
+    assert not (folder / "clearings.schema.json").exists(), "BigQuery reads the clearings' schema from Iceberg"
+    text = (folder / "ddl_clearings.sql").read_text()
+    assert text == schema.ddl("clearings") and "CREATE OR REPLACE VIEW planet_tiles.clearings" in text
     labels = next(c for c in schema.bigquery_schema() if c["name"] == "labels")
     assert (labels["type"], labels["mode"]) == ("STRING", "REPEATED")
 
@@ -246,7 +275,7 @@ def test_schema_command_writes_exactly_the_checked_in_files(tmp_path, capsys):
     for name in written:
         assert (tmp_path / name).read_text() == (INFRA / "bigquery" / name).read_text(), name
     assert set(written) == {"alerts.schema.json", "events.schema.json", "ddl_tile_labels.sql", "ddl_alerts.sql",
-                            "ddl_events.sql"}
+                            "ddl_events.sql", "ddl_clearings.sql"}
 
 
 def test_schema_command_takes_its_folder_from_the_command_line_else_infra_bigquery(tmp_path, monkeypatch):

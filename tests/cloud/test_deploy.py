@@ -111,7 +111,7 @@ def test_every_resource_depends_on_its_api_and_exactly_those_apis_are_enabled():
         used.add(service)
         depends = " ".join(body.get("depends_on", []))
         assert f'google_project_service.apis["{service}"]' in depends, f"{kind}.{name} does not wait for {service}"
-    for (kind, name), body in found.items():
+    for (kind, _name), body in found.items():
         if kind != "google_cloud_scheduler_job":
             continue
         for service in ("dataflow.googleapis.com", "compute.googleapis.com"):

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines import chip, scan
 from pipelines.analysis import queries
-from pipelines.geo import synthetic
+from pipelines.sources import synthetic
 from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
 from planet_core import storage

@@ -100,4 +100,6 @@ def test_concurrent_publishers_leave_one_complete_set(tmp_path):
     assert manifest["files"] == [f"runs/{winner}/{i}.txt" for i in range(int(winner[1:]) + 1)]
     assert all((tmp_path / "set" / name).exists() for name in manifest["files"])
     left = {p.relative_to(tmp_path / "set").as_posix() for p in (tmp_path / "set" / "runs").rglob("*") if p.is_file()}
-    assert left == set(manifest["files"]) | {f"runs/{r}/{i}.txt" for r in manifest["runs"] for i in range(int(r[1:]) + 1)}
+    assert left == set(manifest["files"]) | {
+        f"runs/{r}/{i}.txt" for r in manifest["runs"] for i in range(int(r[1:]) + 1)
+    }

@@ -53,7 +53,9 @@ def test_utm_tiles_have_stable_ids_and_their_cell_on_the_ground():
     assert tile.ground_pixel_m() == pytest.approx(3.0, rel=1e-3)
     north = grid.UtmGrid.for_region(box(-57.9, 2.0, -57.8, 2.1), 3.0)
     assert north.name == "UTM21N-3m"
-    assert north.tile(*north.tiles(Point(-57.85, 2.05).buffer(1e-6))[0]).ground_pixel_m() == pytest.approx(3.0, rel=1e-3)
+    assert north.tile(*north.tiles(Point(-57.85, 2.05).buffer(1e-6))[0]).ground_pixel_m() == pytest.approx(
+        3.0, rel=1e-3
+    )
 
 
 def test_utm_zones_and_web_mercator_shrinking_pixel():
@@ -126,10 +128,15 @@ def test_utm_tiles_of_a_diagonal_region_are_exactly_those_it_touches():
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True)
     local = shapely.ops.transform(to_utm.transform, strip)
     minx, miny, maxx, maxy = local.bounds
-    expected = sorted(((c, r) for r in range(int((10_000_002 - maxy) // 768) - 1, int((10_000_002 - miny) // 768) + 2)
-                       for c in range(int(minx // 768) - 1, int(maxx // 768) + 2)
-                       if local.intersects(box(c * 768, 10_000_002 - (r + 1) * 768, (c + 1) * 768, 10_000_002 - r * 768))),
-                      key=lambda cr: (cr[1], cr[0]))
+    expected = sorted(
+        (
+            (c, r)
+            for r in range(int((10_000_002 - maxy) // 768) - 1, int((10_000_002 - miny) // 768) + 2)
+            for c in range(int(minx // 768) - 1, int(maxx // 768) + 2)
+            if local.intersects(box(c * 768, 10_000_002 - (r + 1) * 768, (c + 1) * 768, 10_000_002 - r * 768))
+        ),
+        key=lambda cr: (cr[1], cr[0]),
+    )
     found = g.tiles(strip)
     assert found == expected
     columns, rows = {c for c, _ in found}, {r for _, r in found}

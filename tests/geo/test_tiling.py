@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from pipelines.geo.scenes import SceneSource
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources.base import SceneItem
+from pipelines.sources.reader import ReadOptions
 from tests.conftest import RASTERS
 
 
@@ -21,16 +22,16 @@ def test_bad_specs_are_refused_naming_the_flag(kwargs, message):
 
 
 def test_native_and_web_mercator_tiles_of_a_real_scene():
-    source = SceneSource(str(RASTERS / "RGB.byte.tif"), "rgb")  # 791 x 718 px, 300 m, UTM 18N
+    source = SceneItem(str(RASTERS / "RGB.byte.tif"), "rgb")  # 791 x 718 px, 300 m, UTM 18N
     native = TileSpec(tile_size=128)
-    with native.open(source) as reader:
-        tiles = native.tiles(reader)
+    with ReadOptions().open(source) as reader:
+        tiles = native.tiles(reader.grid)
         assert len(tiles) == 7 * 6 and tiles[0].tile_id == "rgb/0/0"  # ceil(791/128) x ceil(718/128)
         centre = tiles[8].polygon_wgs84().centroid.buffer(1e-4)
-        assert [t.tile_id for t in native.tiles(reader, centre)] == [tiles[8].tile_id]
+        assert [t.tile_id for t in native.tiles(reader.grid, centre)] == [tiles[8].tile_id]
     mercator = TileSpec(grid="WebMercatorQuad", zoom=9)
-    with mercator.open(source) as reader:
-        ids = [t.tile_id for t in mercator.tiles(reader)]
+    with ReadOptions().open(source) as reader:
+        ids = [t.tile_id for t in mercator.tiles(reader.grid)]
     assert ids and all(i.startswith("WebMercatorQuad/9/") for i in ids) and len(set(ids)) == len(ids)
 
 
@@ -48,13 +49,13 @@ def test_grid_flags_that_do_not_apply_are_refused(kwargs, message):
 def test_utm_tiles_of_a_real_scene_take_the_aoi_zone():
     from shapely.geometry import box
 
-    source = SceneSource(str(RASTERS / "RGB.byte.tif"), "rgb")  # UTM 18N, 300 m
+    source = SceneItem(str(RASTERS / "RGB.byte.tif"), "rgb")  # UTM 18N, 300 m
     spec = TileSpec(grid="UTM", cell_size=300.0, tile_size=64)
-    with spec.open(source) as reader:
-        tiles = spec.tiles(reader)
+    with ReadOptions().open(source) as reader:
+        tiles = spec.tiles(reader.grid)
         assert tiles and all(t.tile_id.startswith("UTM18N-300m/") for t in tiles)
         # an AOI centred in zone 17 puts the same scene on zone 17's grid
-        west = spec.tiles(reader, box(-84.0, 20.0, -77.0, 30.0))
+        west = spec.tiles(reader.grid, box(-84.0, 20.0, -77.0, 30.0))
         assert west and all(t.tile_id.startswith("UTM17N-300m/") for t in west)
 
 
@@ -82,9 +83,9 @@ def test_a_basin_sized_aoi_gives_exactly_the_tiles_it_touches(tmp_path):
                        crs="EPSG:32722", transform=from_origin(685_000, 9_560_700, 3, 3), photometric="RGB") as dst:
         dst.write(np.ones((3, 2048, 2048), np.uint8))
     spec = TileSpec(grid="UTM", cell_size=3.0)
-    with spec.open(SceneSource(path, "edge")) as reader:
-        found = {t.tile_id for t in spec.tiles(reader, region)}
-        everything = spec.tiles(reader)
+    with ReadOptions().open(SceneItem(path, "edge")) as reader:
+        found = {t.tile_id for t in spec.tiles(reader.grid, region)}
+        everything = spec.tiles(reader.grid)
         footprint = scene_footprint(reader.crs, reader.transform, 2048, 2048)
     assert 0 < len(found) < len(everything)
     # the AOI's zone (its centre, 62 W: zone 20) cuts the scene, whatever zone the scene is in

@@ -31,7 +31,9 @@ def test_chip_files_of_different_layouts_are_named_before_training(tmp_path):
 
 
 def test_domain_facts_are_the_median_gsd_to_the_centimetre_and_one_product(tmp_path):
-    files = [write(tmp_path / "chips-a.tfrecord", [chip(name=f"a{i}", gsd=g) for i, g in enumerate((3.0008, 3.0011, 2.9))])]
+    files = [
+        write(tmp_path / "chips-a.tfrecord", [chip(name=f"a{i}", gsd=g) for i, g in enumerate((3.0008, 3.0011, 2.9))])
+    ]
     assert data.domain_facts(data.index(files, data.peek(files))) == (3.0, imagery.ANALYTIC)
     mixed = [write(tmp_path / "chips-m.tfrecord", [chip(name="v", product=imagery.VISUAL), chip(name="a")])]
     with pytest.raises(ValueError, match="mix products"):
@@ -56,4 +58,6 @@ def test_train_names_unlabelled_or_mixed_chip_files_in_one_line(tmp_path, capsys
                   str(tmp_path / f"{folder}-bundle"), "--arch", "simple_cnn", "--weights", "none"])
         err = capsys.readouterr().err.strip().splitlines()
         assert stopped.value.code == 2 and len(err) == 1, err
-        assert err[0].startswith(f"planet-tiles train: --data {tmp_path / folder / '*.tfrecord'}: ") and message in err[0]
+        assert (
+            err[0].startswith(f"planet-tiles train: --data {tmp_path / folder / '*.tfrecord'}: ") and message in err[0]
+        )

@@ -75,7 +75,9 @@ def test_tta_of_an_invariant_model_changes_nothing_and_of_another_does():
     plain = invariant.predict_on_batch(chips)
     tta = ensemble.combine([invariant], [bands], bands, 32, tta=True)
     assert len([layer for layer in tta.layers if layer.__class__.__name__ == "Dihedral"]) == 8
-    np.testing.assert_allclose(tta.predict_on_batch(chips), plain, rtol=1e-5, atol=1e-6)  # float32 sums in another order
+    np.testing.assert_allclose(
+        tta.predict_on_batch(chips), plain, rtol=1e-5, atol=1e-6
+    )  # float32 sums in another order
     directional = _directional()
     averaged = ensemble.combine([directional], [bands], bands, 32, tta=True).predict_on_batch(chips)
     assert np.abs(averaged - directional.predict_on_batch(chips)).max() > 1e-3

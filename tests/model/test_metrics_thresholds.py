@@ -157,7 +157,9 @@ def test_the_search_stops_only_where_no_single_label_can_gain():
     curves = thresholds.f2_curves(y, probs, found)
     assert curves.max() <= score + 1e-9
     one_round, _ = thresholds.search(y, probs, max_rounds=1)
-    assert thresholds.f2_curves(y, probs, one_round).max() > metrics.mean_f2(y, thresholds.apply(probs, one_round)) + 1e-9
+    assert (
+        thresholds.f2_curves(y, probs, one_round).max() > metrics.mean_f2(y, thresholds.apply(probs, one_round)) + 1e-9
+    )
 
 
 def test_a_probability_equal_to_its_threshold_is_on_in_the_search_and_in_apply():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines import chip
-from pipelines.geo import synthetic
+from pipelines.sources import synthetic
 from planet_core import imagery
 from planet_core.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from planet_model import bundle, data, losses, metrics, model, thresholds, train

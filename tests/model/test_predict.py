@@ -55,9 +55,22 @@ def test_images(tmp_path):
 def test_submission_rows_are_the_models_tags_in_the_competitions_format(tmp_path, test_images):
     net, thresholds = tiny_bundle(tmp_path / "bundle")
     out = tmp_path / "submission.csv"
-    result = predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["main"]),
-                          "--kaggle_images", str(test_images["extra"]), "--sample_submission", str(test_images["sample"]),
-                          "--output", str(out), "--batch_size", "3"])
+    result = predict.run(
+        [
+            "--bundle",
+            str(tmp_path / "bundle"),
+            "--kaggle_images",
+            str(test_images["main"]),
+            "--kaggle_images",
+            str(test_images["extra"]),
+            "--sample_submission",
+            str(test_images["sample"]),
+            "--output",
+            str(out),
+            "--batch_size",
+            "3",
+        ]
+    )
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["image_name", "tags"]
     # One row per readable image, in the sample submission's order; the two others are reported.
@@ -104,4 +117,6 @@ def test_weather_one_gives_every_image_exactly_one_weather_tag(tmp_path, test_im
         p = dict(zip(LABELS, net.predict(rgb[None].astype(np.float32), verbose=0)[0]))
         best = max(weather, key=lambda w: p[w] / thresholds[w])  # worked out here, not by the code under test
         assert [t for t in tags.split() if t in weather] == [best]
-        assert [t for t in tags.split() if t not in weather] == [t for t in plain_rows[name].split() if t not in weather]
+        assert [t for t in tags.split() if t not in weather] == [
+            t for t in plain_rows[name].split() if t not in weather
+        ]

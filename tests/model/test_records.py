@@ -42,8 +42,17 @@ def test_layout_has_exactly_the_documented_keys_and_little_endian_pixels():
 def test_records_written_before_gsd_and_product_read_as_unknown():
     import tensorflow as tf
 
-    data = records.encode(records.Chip(np.zeros((2, 2, 3), np.uint8), imagery.RGB, "k", "k", labels=labels.encode(["clear"]), gsd_m=3.0,
-                                       product=imagery.VISUAL))
+    data = records.encode(
+        records.Chip(
+            np.zeros((2, 2, 3), np.uint8),
+            imagery.RGB,
+            "k",
+            "k",
+            labels=labels.encode(["clear"]),
+            gsd_m=3.0,
+            product=imagery.VISUAL,
+        )
+    )
     example = tf.train.Example.FromString(data)
     del example.features.feature["tile/gsd_m"]
     del example.features.feature["image/product"]

@@ -11,7 +11,7 @@ from shapely.geometry import box, shape
 
 from pipelines import scan
 from pipelines.analysis import rules
-from pipelines.geo import synthetic
+from pipelines.sources import synthetic
 from tests import tables
 from tests.conftest import RUNNER
 

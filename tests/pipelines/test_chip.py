@@ -110,7 +110,7 @@ def test_kaggle_format_jpg_and_tif(tmp_path):
     jpgs.mkdir()
     tifs.mkdir()
     rows = [("train_0", ["clear", "primary"]), ("train_1", ["cloudy"]), ("train_2", ["haze", "primary", "water"])]
-    for i, (name, _) in enumerate(rows):
+    for name, _ in rows:
         rgb = np.zeros((256, 256, 3), np.uint8)
         rgb[..., 0] = 200  # red
         cv2.imwrite(str(jpgs / f"{name}.jpg"), rgb[..., ::-1])
@@ -152,7 +152,7 @@ def test_no_input_is_a_clear_error(tmp_path):
 
 
 def test_udm2_skips_chips_too_cloudy_and_a_mask_of_another_grid_is_an_error_line(tmp_path):
-    from pipelines.geo import synthetic
+    from pipelines.sources import synthetic
 
     folder = tmp_path / "scenes"
     hazy = synthetic.SceneSpec(seed=3, width=1024, height=1024, cloud_probability=1.0, haze_probability=1.0)
@@ -160,14 +160,18 @@ def test_udm2_skips_chips_too_cloudy_and_a_mask_of_another_grid_is_an_error_line
     other = synthetic.SceneSpec(seed=5, width=512, height=512, col=3)
     synthetic.write_scene(other, folder)
     (folder / f"{other.scene_id}_udm2.tif").unlink()
-    (folder / f"{other.scene_id}_udm2.tif").symlink_to(RASTERS / "planetscope" / "20151119_025740_0c74_3B_udm2_clip.tif")
+    (folder / f"{other.scene_id}_udm2.tif").symlink_to(
+        RASTERS / "planetscope" / "20151119_025740_0c74_3B_udm2_clip.tif"
+    )
     out = tmp_path / "out"
-    manifest = chip.run([*RUNNER, "--scenes", str(folder / "*.tif"), "--min_clear_fraction", "0.8", "--output", str(out)])
+    manifest = chip.run(
+        [*RUNNER, "--scenes", str(folder / "*.tif"), "--skip_cloudier_than", "0.2", "--output", str(out)]
+    )
     # The oracle: each 256-px window's share of clear pixels in the hazy scene's UDM2, read with rasterio.
     with rasterio.open(folder / f"{hazy.scene_id}_udm2.tif") as udm2:
         clear = udm2.read(1)
     shares = [clear[r:r + 256, c:c + 256].mean() for r in range(0, 1024, 256) for c in range(0, 1024, 256)]
-    cloudy = sum(share < 0.8 for share in shares)
+    cloudy = sum(1 - share > 0.2 for share in shares)
     assert 0 < cloudy < 16
     assert manifest["scenes"][hazy.scene_id] == {"written": 16 - cloudy, "skipped": cloudy, "failed": 0}
     assert manifest["skipped_reasons"] == {"cloudy": cloudy}
@@ -180,7 +184,7 @@ def test_udm2_skips_chips_too_cloudy_and_a_mask_of_another_grid_is_an_error_line
 
 
 def test_stac_band_per_file_landsat_item_is_chipped_like_one_scene(tmp_path):
-    from tests.geo.test_stac import landsat_item, write_collection
+    from tests.sources.test_stac import landsat_item, write_collection
 
     (tmp_path / "landsat8").symlink_to(RASTERS / "landsat8")
     collection = write_collection(tmp_path, landsat_item())
@@ -233,9 +237,9 @@ def test_min_label_coverage_decides_which_thin_land_covers_count(scenes, tmp_pat
 
 
 def test_screening_by_clear_fraction_fails_a_scene_without_a_udm2(scenes, tmp_path):
-    """``--min_clear_fraction`` on a scene that has no UDM2: its tiles cannot be screened, so the scene fails
+    """``--skip_cloudier_than`` on a scene that has no UDM2: its tiles cannot be screened, so the scene fails
     with a counted error line instead of passing every chip off as clear; with a UDM2 beside it, it is kept."""
-    from pipelines.geo import synthetic
+    from pipelines.sources import synthetic
 
     folder = tmp_path / "scenes"
     spec = synthetic.SceneSpec(seed=9, width=512, height=512)
@@ -244,8 +248,10 @@ def test_screening_by_clear_fraction_fails_a_scene_without_a_udm2(scenes, tmp_pa
     kept = synthetic.SceneSpec(seed=10, width=512, height=512, col=3, cloud_probability=0.0, haze_probability=0.0)
     synthetic.write_scene(kept, folder)
     out = tmp_path / "out"
-    manifest = chip.run([*RUNNER, "--scenes", str(folder / "*.tif"), "--min_clear_fraction", "0.5", "--output", str(out)])
+    manifest = chip.run(
+        [*RUNNER, "--scenes", str(folder / "*.tif"), "--skip_cloudier_than", "0.5", "--output", str(out)]
+    )
     assert manifest["scenes"][spec.scene_id] == {"written": 0, "skipped": 0, "failed": 1}
     assert manifest["scenes"][kept.scene_id]["written"] == 4
     (line,) = [e for e in errors(out) if e["scene_id"] == spec.scene_id]
-    assert line["reason"].startswith("cloud mask:") and "no UDM2" in line["reason"]
+    assert line["reason"].startswith("cloud mask:") and "has no cloud mask" in line["reason"]

@@ -87,12 +87,12 @@ def test_real_tifs_decode_to_rasterios_values_in_rgbn_order(kaggle):
 
 def test_bundles_record_the_domain_they_learned(kaggle):
     for kind, product, dtype in (("jpg", imagery.VISUAL, "uint8"), ("tif", imagery.ANALYTIC, "uint16")):
-        domain = bundle.read_metadata(kaggle[kind]["bundle"])["domain"]
-        assert (domain["gsd_m"], domain["product"], domain["dtype"]) == (3.0, product, dtype)
-        assert domain["bands"] == ["red", "green", "blue"]
+        domain = bundle.read_metadata(kaggle[kind]["bundle"]).domain
+        assert (domain.gsd_m, domain.product, domain.dtype) == (3.0, product, dtype)
+        assert domain.bands == ("red", "green", "blue")
         chips = np.stack([c.image[..., :3] for c in kaggle[kind]["chips"].values()]).reshape(-1, 3)
-        for i, band in enumerate(domain["bands"]):
-            low, high = domain["band_ranges"][band]
+        for i, band in enumerate(domain.bands):
+            low, high = domain.band_ranges[band]
             # percentiles of a sample of the training pixels: inside the data's range, ordered
             assert chips[:, i].min() <= low < high <= chips[:, i].max()
 
@@ -192,7 +192,16 @@ np.save({str(tmp_path / 'plain.npy')!r}, model.predict(np.load({str(tmp_path / '
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "plain.npy"), expected, rtol=1e-5, atol=1e-6)
-    config = json.loads(subprocess.run([sys.executable, "-c", f"import zipfile; print(zipfile.ZipFile("
-                                        f"{str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r}).read('config.json').decode())"],
-                                       capture_output=True, text=True).stdout)
+    config = json.loads(
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import zipfile; print(zipfile.ZipFile("
+                f"{str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r}).read('config.json').decode())",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     assert "compile_config" not in config or not config["compile_config"], "no training loss or optimizer inside"

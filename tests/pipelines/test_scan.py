@@ -35,15 +35,18 @@ def region_of(scenes, *names):
 
 def expected_tiles(scene_paths, region, min_valid=0.5):
     """(tile, scene) pairs the grid says intersect the region, with enough valid data."""
-    from pipelines.geo.scenes import SceneReader, SceneSource
+    from pipelines.sources.base import SceneItem
+    from pipelines.sources.reader import SceneReader
 
     pairs = set()
     grid = WebMercatorGrid(ZOOM)
     for path in scene_paths:
-        with SceneReader(SceneSource(str(path), path.stem)) as reader:
+        with SceneReader(SceneItem(str(path), path.stem)) as reader:
             footprint = scene_footprint(reader.crs, reader.transform, reader.shape[1], reader.shape[0])
             tiles = [grid.tile(x, y) for x, y in grid.tiles(footprint.intersection(region))]
-            pairs |= {(t.tile_id, path.stem) for t, _, v, e, *_ in reader.read_tiles(tiles) if e is None and v >= min_valid}
+            pairs |= {
+                (t.tile_id, path.stem) for t, _, v, e, *_ in reader.read_tiles(tiles) if e is None and v >= min_valid
+            }
     return pairs
 
 
@@ -75,7 +78,9 @@ def test_rows_are_the_tiles_the_grid_says_with_labels_from_thresholds(scenes, si
     thresholds = simple_bundle["meta"].thresholds
     for r in rows:
         assert r["labels"] == [n for n in LABELS if r[f"p_{n}"] >= np.float32(thresholds[n])]
-        assert r["model_version"] == simple_bundle["meta"].version and r["tile_id"].startswith(f"WebMercatorQuad/{ZOOM}/")
+        assert r["model_version"] == simple_bundle["meta"].version and r["tile_id"].startswith(
+            f"WebMercatorQuad/{ZOOM}/"
+        )
         assert r["acquired"].isoformat().startswith("2026-06-01T13:30")
         geometry = shapely.from_wkb(r["geometry"])
         assert geometry.is_valid and geometry.intersects(scanned["region"])
@@ -143,9 +148,26 @@ def test_all_nodata_scene_writes_nothing_says_why_and_commits_nothing(simple_bun
         west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     with pytest.raises(RunFailed, match=r"nothing was inferred \(\d+ skipped, 0 failed of \d+\); commonest reasons: "
                                         r"nodata \(\d+\)\. The scans table is unchanged"):
-        scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "empty",
-                  "--scenes", str(RASTERS / "all-nodata.tif"), "--bundle", simple_bundle["path"],
-                  "--output", str(tmp_path), "--scan_date", "2026-06-01", "--grid", "WebMercatorQuad", "--zoom", str(ZOOM)])
+        scan.run(
+            [
+                *RUNNER,
+                f"--aoi={west},{south},{east},{north}",
+                "--aoi_name",
+                "empty",
+                "--scenes",
+                str(RASTERS / "all-nodata.tif"),
+                "--bundle",
+                simple_bundle["path"],
+                "--output",
+                str(tmp_path),
+                "--scan_date",
+                "2026-06-01",
+                "--grid",
+                "WebMercatorQuad",
+                "--zoom",
+                str(ZOOM),
+            ]
+        )
     with pytest.raises(UserError, match="no scans there"):  # nothing was committed: not even a table was made
         scans.snapshot(Warehouse(str(tmp_path)))
 

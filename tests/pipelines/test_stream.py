@@ -1,8 +1,9 @@
 """The streaming scan on Beam's TestStream (DirectRunner): same rows and alert states as the batch scan and query.
 
 One place seen five times: clear (June 1), overcast (June 15), clear again (July 1, unchanged), with
-new clearings (July 20), and the clearings again (August 5, which confirms the alerts). Notifications arrive out of order, one twice, with a broken scene and a
-file that is not a scene among them; the place is split into two overlapping AOIs.
+new clearings (July 20), and the clearings again (August 5, which confirms the alerts). Notifications
+arrive out of order, one twice, with a broken scene and a file that is not a scene among them; the place
+is split into two overlapping AOIs.
 """
 
 import dataclasses
@@ -25,8 +26,8 @@ from shapely.geometry import box, mapping
 
 from pipelines import scan, stream
 from pipelines.analysis import queries
-from pipelines.geo import synthetic
 from pipelines.geo.grid import scene_footprint
+from pipelines.sources import synthetic
 from pipelines.steps import sinks
 from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
@@ -77,11 +78,32 @@ def relative(place, date):
 @pytest.fixture(scope="module")
 def streamed(place, simple_bundle, tmp_path_factory):
     out = tmp_path_factory.mktemp("stream")
-    args, _, meta, watched, spec = stream.prepare([
-        "--subscription", "projects/p/subscriptions/s", "--regions", str(place["regions"]),
-        "--bundle", simple_bundle["path"], "--grid", "WebMercatorQuad", "--zoom", str(ZOOM), "--object_prefix", f"{place['root']}/{{bucket}}/",
-        "--output", str(out / "rows"), "--alerts_output", str(out / "alerts"), "--window_minutes", "5",
-        "--settle_minutes", "2", "--min_valid_fraction", str(MIN_VALID)])
+    plan = stream.prepare(
+        [
+            "--subscription",
+            "projects/p/subscriptions/s",
+            "--regions",
+            str(place["regions"]),
+            "--bundle",
+            simple_bundle["path"],
+            "--grid",
+            "WebMercatorQuad",
+            "--zoom",
+            str(ZOOM),
+            "--object_prefix",
+            f"{place['root']}/{{bucket}}/",
+            "--output",
+            str(out / "rows"),
+            "--alerts_output",
+            str(out / "alerts"),
+            "--window_minutes",
+            "5",
+            "--settle_minutes",
+            "2",
+            "--min_valid_fraction",
+            str(MIN_VALID),
+        ]
+    )
     events = (TestStream()
               .advance_watermark_to(0)
               .add_elements([TimestampedValue(notification(relative(place, DATES[0])), 60)])
@@ -101,8 +123,8 @@ def streamed(place, simple_bundle, tmp_path_factory):
     options = PipelineOptions(["--runner", "BundleBasedDirectRunner"])
     options.view_as(StandardOptions).streaming = True
     with beam.Pipeline(options=options) as pipeline:
-        streams = pipeline | events | stream.StreamScan(args, meta, watched, spec)
-        stream.write(streams, args, meta)
+        streams = pipeline | events | stream.StreamScan(plan)
+        stream.write(streams, plan.args, plan.meta)
     alerts = [r for f in sorted(glob.glob(str(out / "alerts" / "**" / "*.parquet"), recursive=True))
               for r in pq.read_table(f).to_pylist()]
     return {"rows": tables.read_rows(out / "rows"), "alerts": alerts, "out": out}
@@ -215,7 +237,7 @@ def test_a_stream_started_over_earlier_scans_starts_from_them(place, streamed, s
         if str(row["scan_date"]) in DATES[:3]:
             earlier.setdefault((row["aoi"], row["scan_date"]), []).append(row)
     tables.write_scans(out, earlier)
-    args, _, meta, watched, spec = stream.prepare([
+    plan = stream.prepare([
         "--subscription", "projects/p/subscriptions/s", "--regions", str(place["regions"]),
         "--bundle", simple_bundle["path"], "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
         "--object_prefix", f"{place['root']}/{{bucket}}/", "--output", str(out),
@@ -231,7 +253,7 @@ def test_a_stream_started_over_earlier_scans_starts_from_them(place, streamed, s
     options = PipelineOptions(["--runner", "BundleBasedDirectRunner"])
     options.view_as(StandardOptions).streaming = True
     with beam.Pipeline(options=options) as pipeline:
-        stream.write(pipeline | events | stream.StreamScan(args, meta, watched, spec), args, meta)
+        stream.write(pipeline | events | stream.StreamScan(plan), plan.args, plan.meta)
     log = sorted((r for f in sorted(glob.glob(str(tmp_path / "alerts" / "**" / "*.parquet"), recursive=True))
                   for r in pq.read_table(f).to_pylist()), key=lambda a: a["last_judged"])
     latest = {(a["aoi"], a["alert_id"]): (a["confidence"], a["status"], a["before_date"]) for a in log}

@@ -8,7 +8,8 @@ import apache_beam as beam
 import pytest
 
 from pipelines.geo.grid import NativeGrid
-from pipelines.geo.scenes import SceneReader, SceneSource
+from pipelines.sources.base import SceneItem
+from pipelines.sources.reader import SceneReader
 from pipelines.steps import accounting, commits
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, WRITTEN, outcome
 from planet_core import publishing, storage
@@ -32,7 +33,7 @@ def test_summary_counts_totals_reasons_and_scenes():
 
 
 def test_screen_tiles_on_a_partly_corrupt_scene():
-    source = SceneSource(str(RASTERS / "corrupt.tif"), "corrupt")
+    source = SceneItem(str(RASTERS / "corrupt.tif"), "corrupt")
     with SceneReader(source) as reader:
         grid = NativeGrid("corrupt", reader.crs, tuple(reader.transform)[:6], 1024, 1024)
     tiles = [grid.tile(r, c) for r, c in grid.tiles()]
@@ -100,5 +101,6 @@ def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
     assert all(storage.exists(p) for p in publishing.paths(original, first["files"])), "the original is intact"
     assert not any(storage.exists(p) for p in publishing.paths(copy, first["files"])), "the copy was replaced"
     # a manifest of the old form (full paths) is honoured only inside its own folder
-    assert publishing.paths(copy, [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord", "../x", "/etc/passwd"]) == [
-        f"{copy}/chips-y.tfrecord"]
+    assert publishing.paths(
+        copy, [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord", "../x", "/etc/passwd"]
+    ) == [f"{copy}/chips-y.tfrecord"]

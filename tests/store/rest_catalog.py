@@ -31,7 +31,7 @@ class _Catalog(BaseHTTPRequestHandler):
     lock = threading.Lock()
     requests: list[str] = []
 
-    def log_message(self, *args) -> None:  # noqa: ANN002 - quiet
+    def log_message(self, *args) -> None:
         pass
 
     def _send(self, code: int, body: dict | None) -> None:
@@ -45,11 +45,11 @@ class _Catalog(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-    def _table(self, table) -> dict:  # noqa: ANN001
+    def _table(self, table) -> dict:
         return {"metadata-location": table.metadata_location,
                 "metadata": json.loads(table.metadata.model_dump_json()), "config": {}}
 
-    def do_GET(self) -> None:  # noqa: N802 - the handler's name
+    def do_GET(self) -> None:
         from pyiceberg.exceptions import NoSuchTableError
 
         self.requests.append(f"GET {self.path}")
@@ -63,7 +63,7 @@ class _Catalog(BaseHTTPRequestHandler):
                 return self._send(*_error(404, "NoSuchTableException", str(error)))
         return self._send(*_error(404, "NotFound", path))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         from pyiceberg.catalog.rest import CreateTableRequest
         from pyiceberg.exceptions import (
             CommitFailedException,

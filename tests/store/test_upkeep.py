@@ -82,14 +82,20 @@ def old_layout(root):
     part.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([row("t1", 0.9), row("t2")], schema=schema.arrow_schema(old)),
                    part / "part-r1-00000-of-00001.parquet")
-    pq.write_table(pa.Table.from_pylist([row("orphan")], schema=schema.arrow_schema(old)), part / "part-r0-00000-of-00001.parquet")
-    (part / "errors-r1-00000-of-00001.jsonl").write_text(json.dumps({"item": "t1", "mask_error": "bad", "status": "written"}))
+    pq.write_table(
+        pa.Table.from_pylist([row("orphan")], schema=schema.arrow_schema(old)), part / "part-r0-00000-of-00001.parquet"
+    )
+    (part / "errors-r1-00000-of-00001.jsonl").write_text(
+        json.dumps({"item": "t1", "mask_error": "bad", "status": "written"})
+    )
     (part / "_manifest.json").write_text(json.dumps({
         "run_id": "r1", "bundle": "bundles/v1", "model_version": "v", "scene_uris": {"s1": "/scenes/s1.tif"},
         "files": ["part-r1-00000-of-00001.parquet", "errors-r1-00000-of-00001.jsonl"]}))
     lone = root / "scan_date=2026-07-01" / "aoi=a"
     lone.mkdir(parents=True)
-    pq.write_table(pa.Table.from_pylist([row("t9")], schema=schema.arrow_schema(old)), lone / "part-r2-00000-of-00001.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([row("t9")], schema=schema.arrow_schema(old)), lone / "part-r2-00000-of-00001.parquet"
+    )
 
 
 def test_migrate_imports_what_each_manifest_lists_once_and_names_the_rest(tmp_path):

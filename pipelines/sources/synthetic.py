@@ -22,18 +22,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import cv2
+import morecantile
 import numpy as np
 import rasterio
 import shapely
 from affine import Affine
 from rasterio.enums import ColorInterp
 from rasterio.features import rasterize
+from rasterio.shutil import copy as copy_dataset
 from shapely.geometry import LineString, Polygon, box, mapping
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.geo.grid import WGS84, NativeGrid, reproject
-from pipelines.geo.labelling import PolygonLabeller
-from pipelines.geo.masks import UDM2_BANDS
+from pipelines.geo.ground_truth import PolygonTruth
+from pipelines.sources.masks import UDM2_BANDS
+from planet_core.errors import UserError
 from planet_core.imagery import SURFACE_REFLECTANCE
 from planet_core.labels import write_kaggle_csv
 
@@ -210,8 +214,6 @@ def _near(rng: np.random.Generator, roads: Sequence[LineString], w: int, h: int)
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
-    import cv2
-
     small = rng.normal(0, 1, (cells, cells)).astype(np.float32)
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
@@ -294,7 +296,7 @@ def _write_truth(spec: SceneSpec, directory: Path, land: Landscape, sky: list[tu
     truth = directory / f"{stem}.truth.geojson"
     truth.write_text(json.dumps(_collection(tagged, spec.scene_id)))
     grid = NativeGrid(spec.scene_id, spec.crs, tuple(spec.transform)[:6], spec.width, spec.height)
-    labeller = PolygonLabeller(tagged)
+    labeller = PolygonTruth(tagged)
     rows = [(grid.tile(r, c).tile_id, labeller.labels(grid.tile(r, c))) for r, c in grid.tiles()]
     csv_path = directory / f"{stem}.labels.csv"
     write_kaggle_csv(csv_path, rows)
@@ -360,8 +362,6 @@ def quad_specs(seed: int, month: str, cols: int, rows: int, quad_size: int = QUA
     """Specs of a ``rows x cols`` block of basemap quads of one month, from the quad holding the synthetic
     scenes' origin (Mato Grosso). The landscape is drawn in pixels, as for scenes; the same ``seed`` gives
     the same land every month, and ``changed`` adds the planted disturbances."""
-    import morecantile
-
     level = quad_level(quad_size)
     tms = morecantile.tms.get("WebMercatorQuad")
     lon, lat = reproject(shapely.Point(ORIGIN), CRS, WGS84).coords[0]
@@ -384,8 +384,6 @@ def write_quad(spec: SceneSpec, directory: str | Path, product: str, first_colum
     4 bands uint16 blue, green, red, NIR (surface reflectance x 10,000) for ``normalized_analytic``, or
     RGB uint8 for ``visual`` (``255 * (reflectance / 3000) ^ (1 / 2.2)``, clipped: a display stretch).
     Returns its summary, with ``scene`` the quad's path."""
-    from rasterio.shutil import copy as copy_dataset
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     land, sky, pixels = _draw(spec)
@@ -439,6 +437,94 @@ def write_basemap(seed: int, months: Sequence[str], cols: int, rows: int, direct
     return out
 
 
+#: Sentinel-2 L2A as Earth Search v1 serves it: 10 m bands as single-band COGs (uint16, nodata 0), the
+#: scene classification at 20 m, and an item naming them; values carry BOA_ADD_OFFSET (+1000) since
+#: processing baseline 04.00.
+SENTINEL2_PIXEL = 10.0
+SENTINEL2_BANDS = {"blue": 0, "green": 1, "red": 2, "nir": 3}  # asset key -> band of the drawn scene
+SCL_CLEAR, SCL_CLOUD_HIGH, SCL_SHADOW, SCL_CIRRUS = 4, 9, 3, 10
+
+
+def write_sentinel2(spec: SceneSpec, directory: str | Path, baseline: str = "05.10") -> dict:
+    """A Sentinel-2 L2A-shaped scene of ``spec``'s place at 10 m: ``B02``..``B08`` COGs (+1000 for a
+    baseline of 04.00 or later), ``SCL.tif`` at 20 m (cloud, shadow, cirrus from the drawn sky: a 20 m
+    pixel takes the class of its top-left 10 m pixel) and ``item.json``, an ItemCollection of one
+    Earth Search-style item. Returns the paths and the drawn bands (reflectance x 10000, ``(4, h, w)``
+    in blue, green, red, nir order) as the oracle."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = replace(spec, pixel=SENTINEL2_PIXEL)
+    land, sky, pixels = _draw(spec)
+    offset = 1000 if float(baseline) >= 4.0 else 0
+    profile = dict(driver="COG", width=spec.width, height=spec.height, count=1, dtype="uint16", crs=spec.crs,
+                   transform=spec.transform, nodata=0, compress="deflate", blocksize=256)
+    hrefs = {}
+    for key, band in SENTINEL2_BANDS.items():
+        name = {"blue": "B02", "green": "B03", "red": "B04", "nir": "B08"}[key]
+        with rasterio.open(directory / f"{name}.tif", "w", **profile) as dst:
+            dst.write(np.where(pixels[band] > 0, pixels[band] + offset, 0).astype(np.uint16), 1)
+        hrefs[key] = f"{name}.tif"
+    shape = (spec.height, spec.width)
+
+    def layer(geoms: Sequence[BaseGeometry]) -> np.ndarray:
+        geoms = [g for g in geoms if not g.is_empty]
+        if not geoms:
+            return np.zeros(shape, dtype=bool)
+        return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=Affine.identity()).astype(bool)
+
+    cloud = layer([g for t, g in sky if t == "cloudy"])
+    shadow = layer([shadows(sky)]) & ~cloud
+    cirrus = layer([g for t, g in sky if t == "haze"]) & ~cloud & ~shadow
+    classes = np.full(shape, SCL_CLEAR, np.uint8)
+    classes[cirrus], classes[shadow], classes[cloud] = SCL_CIRRUS, SCL_SHADOW, SCL_CLOUD_HIGH
+    scl = classes[::2, ::2]
+    with rasterio.open(
+        directory / "SCL.tif",
+        "w",
+        **{
+            **profile,
+            "width": scl.shape[1],
+            "height": scl.shape[0],
+            "dtype": "uint8",
+            "transform": spec.transform * Affine.scale(2),
+        },
+    ) as dst:
+        dst.write(scl, 1)
+    hrefs["scl"] = "SCL.tif"
+    footprint = scene_outline(spec)
+    acquired = dt.datetime.fromisoformat(spec.acquired).astimezone(dt.timezone.utc)
+    item_id = f"S2B_21LXL_{acquired:%Y%m%d}_0_L2A"
+    item = {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "collection": "sentinel-2-l2a",
+        "geometry": mapping(footprint),
+        "bbox": list(footprint.bounds),
+        "properties": {
+            "datetime": acquired.isoformat().replace("+00:00", "Z"),
+            "platform": "sentinel-2b",
+            "s2:processing_baseline": baseline,
+            "earthsearch:boa_offset_applied": False,
+        },
+        "links": [],
+        "assets": {
+            key: {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["data"]}
+            for key, href in hrefs.items()
+        },
+    }
+    path = directory / "item.json"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [item]}))
+    return {"stac": str(path), "item_id": item_id, "pixels": pixels, "classes": classes,
+            "bands": {key: str(directory / href) for key, href in hrefs.items()}}
+
+
+def scene_outline(spec: SceneSpec) -> BaseGeometry:
+    """The scene's extent in EPSG:4326."""
+    return reproject(shapely.affinity.affine_transform(box(0, 0, spec.width, spec.height), spec.transform.to_shapely()),
+                     spec.crs, WGS84)
+
+
 def _collection(tagged: list[tuple[str, BaseGeometry]], scene_id: str) -> dict:
     return {
         "type": "FeatureCollection",
@@ -490,8 +576,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from planet_core.errors import UserError
-
     args = build_parser().parse_args(argv)
     scene_flags = {"size": 2048, "acquired": "2026-06-01T13:30:00+00:00"}
     basemap_flags = {"months": ["2026-06", "2026-07"], "product": "normalized_analytic", "quad_size": QUAD_SIZE}

@@ -5,14 +5,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from pipelines.geo import synthetic
-from pipelines.geo.scenes import (
-    SceneSource,
-    mosaic_month,
-    resolve_sources,
-    scene_id_from_uri,
-)
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources import files, synthetic
+from pipelines.sources.basemap import mosaic_month
+from pipelines.sources.files import scene_id_from_uri
+from pipelines.sources.reader import ReadOptions
 
 Z15 = TileSpec(grid="WebMercatorQuad", zoom=15, min_valid_fraction=0.0)
 
@@ -29,11 +26,11 @@ def test_a_quad_is_16_by_16_z15_tiles_read_without_resampling(quad):
         assert src.crs.to_epsg() == 3857 and src.res[0] == pytest.approx(4.777314, abs=1e-6)
         assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.count == 5
         bands, transform = src.read(), src.transform
-    [source] = resolve_sources([quad])
+    [source] = files.Files([quad]).discover()
     assert source.scene_id == "planet_medres_normalized_analytic_2026-06_mosaic/" + source.uri.rsplit("/", 1)[1][:-4]
-    with Z15.open(source) as reader:
+    with ReadOptions().open(source) as reader:
         assert reader.product == "surface_reflectance" and reader.layout.alpha == 5
-        tiles = Z15.tiles(reader)
+        tiles = Z15.tiles(reader.grid)
         reads = list(reader.read_tiles(tiles))
     assert len(reads) == 256 and len({t.tile_id for t in tiles}) == 256
     for read in reads:
@@ -52,9 +49,9 @@ def test_visual_quads_are_rgba_bytes_and_their_mosaic_names_the_product(tmp_path
     [month] = synthetic.write_basemap(11, ["2026-07"], 1, 1, tmp_path, product="visual", quad_size=1024)
     path = month["quads"][0]["scene"]
     assert mosaic_month(path) == "2026-07" and "planet_medres_visual_2026-07_mosaic" in scene_id_from_uri(path)
-    with Z15.open(SceneSource(path, "q")) as reader:
+    with ReadOptions().open(files.item(path)) as reader:
         assert reader.product == "visual" and reader.dtype == "uint8" and reader.bands == ("red", "green", "blue")
-        reads = list(reader.read_tiles(Z15.tiles(reader)))
+        reads = list(reader.read_tiles(Z15.tiles(reader.grid)))
     with rasterio.open(path) as src:
         rgba = src.read()
     assert len(reads) == 16
@@ -74,8 +71,8 @@ def test_a_quad_with_a_broken_block_loses_that_tile_only(tmp_path):
     with open(path, "r+b") as f:
         f.seek(offset)
         f.write(bytes(range(256)) * (size // 256) + bytes(size % 256))
-    with Z15.open(SceneSource(path, "q")) as reader:
-        reads = list(reader.read_tiles(Z15.tiles(reader)))
+    with ReadOptions().open(files.item(path)) as reader:
+        reads = list(reader.read_tiles(Z15.tiles(reader.grid)))
         broken = [(r.tile.tile_id, reader.window_of(r.tile)) for r in reads if r.error is not None]
     assert len(reads) == 16 and [window for _, window in broken] == [[512, 256, 256, 256]]
     assert all(r.image is not None for r in reads if r.error is None)

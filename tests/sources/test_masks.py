@@ -12,13 +12,15 @@ from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 from shapely.geometry import box, shape
 
-from pipelines.geo import masks, synthetic
 from pipelines.geo.grid import reproject as reproject_geometry
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, resolve_sources
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources import files, masks, synthetic
+from pipelines.sources.base import SceneItem
+from pipelines.sources.reader import ReadOptions, SceneError, SceneReader
 from tests.conftest import RASTERS
 
 PLANETSCOPE = RASTERS / "planetscope"
+AUTO = ReadOptions(cloud_mask="auto")
 REAL_UDM2 = PLANETSCOPE / "20151119_025740_0c74_3B_udm2_clip.tif"
 
 
@@ -52,15 +54,17 @@ def oracle(udm2_path, scene_path, window):
 
 
 def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene):
-    source = SceneSource(str(real_scene), "20151119_025740_0c74_3B_AnalyticMS_clip")
+    source = SceneItem(str(real_scene), "20151119_025740_0c74_3B_AnalyticMS_clip")
     spec = TileSpec(min_valid_fraction=0.0)
-    with spec.open(source) as reader:
+    with AUTO.open(source) as reader:
         assert reader.mask is not None and reader.mask.uri.endswith(REAL_UDM2.name)
-        reads = list(reader.read_tiles(spec.tiles(reader)))
+        reads = list(reader.read_tiles(spec.tiles(reader.grid)))
     assert len(reads) == 7 * 6
     hazy = 0
     for read in reads:
-        col, row = (round(v) for v in ~rasterio.open(real_scene).transform * (read.tile.transform[2], read.tile.transform[5]))
+        col, row = (
+            round(v) for v in ~rasterio.open(real_scene).transform * (read.tile.transform[2], read.tile.transform[5])
+        )
         expected = oracle(REAL_UDM2, real_scene, Window(col, row, 256, 256))
         assert read.mask is not None and read.mask_error is None
         for name, value in expected.items():
@@ -70,10 +74,10 @@ def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene):
 
 
 def test_a_warped_grid_reads_the_mask_by_nearest_neighbour_like_gdal_reproject(real_scene):
-    source = SceneSource(str(real_scene), "scene")
+    source = SceneItem(str(real_scene), "scene")
     spec = TileSpec(grid="WebMercatorQuad", zoom=16, min_valid_fraction=0.0)
-    with spec.open(source) as reader:
-        reads = [r for r in reader.read_tiles(spec.tiles(reader)) if r.mask is not None]
+    with AUTO.open(source) as reader:
+        reads = [r for r in reader.read_tiles(spec.tiles(reader.grid)) if r.mask is not None]
     with rasterio.open(REAL_UDM2) as udm2, rasterio.open(real_scene) as scene:
         flags, valid_source = udm2.read(), (scene.read(1) > 0).astype(np.uint8)
         crs, transform = udm2.crs, udm2.transform
@@ -102,8 +106,8 @@ def test_a_warped_grid_reads_the_mask_by_nearest_neighbour_like_gdal_reproject(r
 
 def test_a_udm2_is_refused_as_a_scene_and_passed_over_by_globs(real_scene):
     with pytest.raises(SceneError, match="usable data mask"):
-        SceneReader(SceneSource(str(REAL_UDM2), "udm2"))
-    found = resolve_sources([str(real_scene.parent / "*.tif")])
+        SceneReader(SceneItem(str(REAL_UDM2), "udm2"))
+    found = files.Files([str(real_scene.parent / "*.tif")]).discover()
     assert [s.uri for s in found] == [str(real_scene)]
 
 
@@ -113,24 +117,24 @@ def test_a_udm2_of_another_grid_keeps_the_tiles_without_fractions(tmp_path):
     (tmp_path / f"{spec.scene_id}_udm2.tif").unlink()
     (tmp_path / f"{spec.scene_id}_udm2.tif").symlink_to(REAL_UDM2)  # UTM 46N, 1578 x 1352: not this scene's
     tiles = TileSpec()
-    with tiles.open(SceneSource(written["scene"], spec.scene_id)) as reader:
-        reads = list(reader.read_tiles(tiles.tiles(reader)))
+    with AUTO.open(SceneItem(written["scene"], spec.scene_id)) as reader:
+        reads = list(reader.read_tiles(tiles.tiles(reader.grid)))
     assert len(reads) == 4 and all(r.image is not None and r.mask is None for r in reads)
     assert all("is not its scene's" in r.mask_error and "1578x1352" in r.mask_error for r in reads)
 
 
-def test_cloud_mask_udm2_requires_one_and_none_ignores_it(tmp_path, real_scene):
+def test_cloud_mask_required_requires_one_and_none_ignores_it(tmp_path, real_scene):
     spec = synthetic.SceneSpec(seed=5, width=256, height=256)
     written = synthetic.write_scene(spec, tmp_path)
     (tmp_path / f"{spec.scene_id}_udm2.tif").unlink()
-    with pytest.raises(SceneError, match=f"--cloud_mask udm2: no UDM2 beside the scene .*{spec.scene_id}_udm2.tif"):
-        TileSpec(cloud_mask="udm2").open(SceneSource(written["scene"], spec.scene_id))
-    with TileSpec(cloud_mask="auto").open(SceneSource(written["scene"], spec.scene_id)) as reader:
+    with pytest.raises(SceneError, match=f"--cloud_mask required: no UDM2 beside the scene .*{spec.scene_id}_udm2.tif"):
+        ReadOptions(cloud_mask="required").open(SceneItem(written["scene"], spec.scene_id))
+    with ReadOptions(cloud_mask="auto").open(SceneItem(written["scene"], spec.scene_id)) as reader:
         assert reader.mask is None and reader.mask_error is None
-    with TileSpec(cloud_mask="none").open(SceneSource(str(real_scene), "s")) as reader:
+    with ReadOptions(cloud_mask="none").open(SceneItem(str(real_scene), "s")) as reader:
         assert reader.mask is None
-    with pytest.raises(ValueError, match="--min_clear_fraction needs"):
-        TileSpec(cloud_mask="none", min_clear_fraction=0.5)
+    with pytest.raises(ValueError, match="--cloud_mask 'udm2': choose from auto, required, none"):
+        ReadOptions(cloud_mask="udm2")
 
 
 def test_planet_names_lead_to_the_udm2():
@@ -147,8 +151,8 @@ def test_synthetic_udm2_flags_the_planted_clouds_shadows_and_haze(tmp_path):
     planted = {tag: shapely.union_all([reproject_geometry(shape(f["geometry"]), "EPSG:4326", synthetic.CRS)
                                        for f in truth if f["properties"]["tag"] == tag]) for tag in ("cloudy", "haze")}
     tiles = TileSpec(min_valid_fraction=0.0)
-    with tiles.open(SceneSource(written["scene"], spec.scene_id)) as reader:
-        reads = list(reader.read_tiles(tiles.tiles(reader)))
+    with AUTO.open(SceneItem(written["scene"], spec.scene_id)) as reader:
+        reads = list(reader.read_tiles(tiles.tiles(reader.grid)))
         pixels = rasterio.open(written["scene"]).read(3)
     checked = {"cloud": 0, "haze": 0}
     for read in reads:

@@ -1,4 +1,4 @@
-"""Labels for a chip from tagged ground-truth polygons (GeoJSON), the way a Kaggle annotator would tag it.
+"""Ground truth for a chip: its labels from tagged polygons (GeoJSON), the way a Kaggle annotator would tag it.
 
 Rules (all fractions are of the chip's area, measured on the chip's own pixel grid):
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 from rasterio.features import rasterize
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
@@ -29,17 +30,17 @@ CLOUD_TAGS = ("cloudy", "partly_cloudy")
 
 
 @dataclass(frozen=True)
-class LabelRules:
+class TruthRules:
     min_coverage: float = 0.01
     cloudy_fraction: float = 0.7
     partly_cloudy_fraction: float = 0.05
     haze_fraction: float = 0.5
 
 
-class PolygonLabeller:
+class PolygonTruth:
     """Labels chips from ``(tag, geometry in EPSG:4326)`` pairs; geometries are indexed once."""
 
-    def __init__(self, features: Sequence[tuple[str, BaseGeometry]], rules: LabelRules = LabelRules()) -> None:
+    def __init__(self, features: Sequence[tuple[str, BaseGeometry]], rules: TruthRules = TruthRules()) -> None:
         unknown = sorted({tag for tag, _ in features if tag not in LABEL_INDEX})
         if unknown:
             raise ValueError(f"ground truth has unknown tag(s) {unknown}")
@@ -49,10 +50,8 @@ class PolygonLabeller:
         self._index = STRtree(self._geoms)
 
     @classmethod
-    def from_geojson(cls, document: dict, rules: LabelRules = LabelRules()) -> PolygonLabeller:
+    def from_geojson(cls, document: dict, rules: TruthRules = TruthRules()) -> PolygonTruth:
         """From a FeatureCollection whose features carry a ``tag`` property (EPSG:4326 coordinates)."""
-        from shapely.geometry import shape
-
         features = []
         for i, feature in enumerate(document.get("features", [])):
             tag = (feature.get("properties") or {}).get("tag")

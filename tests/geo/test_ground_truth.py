@@ -12,7 +12,7 @@ from pyproj import Transformer
 from shapely.geometry import box
 
 from pipelines.geo.grid import Tile
-from pipelines.geo.labelling import LabelRules, PolygonLabeller
+from pipelines.geo.ground_truth import PolygonTruth, TruthRules
 
 X0, Y0, PX = 600_000.0, 8_900_000.0, 3.0
 TILE = Tile("t/0/0", "EPSG:32721", (PX, 0.0, X0, 0.0, -PX, Y0), 256)
@@ -26,7 +26,7 @@ def columns(first: int, count: int):
 
 
 def labels(*features):
-    return PolygonLabeller([(tag, columns(a, n)) for tag, a, n in features]).labels(TILE)
+    return PolygonTruth([(tag, columns(a, n)) for tag, a, n in features]).labels(TILE)
 
 
 @pytest.mark.parametrize(("cloud_columns", "expected"), [
@@ -58,9 +58,9 @@ def test_a_tag_under_a_cloud_cannot_be_seen():
 
 
 def test_rules_are_settable_and_unknown_tags_refused():
-    assert PolygonLabeller([("road", columns(0, 2))], LabelRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
+    assert PolygonTruth([("road", columns(0, 2))], TruthRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
     with pytest.raises(ValueError, match="unknown tag"):
-        PolygonLabeller([("forest", columns(0, 2))])
+        PolygonTruth([("forest", columns(0, 2))])
 
 
 def test_ground_truth_geojson_needs_a_tag_on_every_feature():
@@ -68,18 +68,18 @@ def test_ground_truth_geojson_needs_a_tag_on_every_feature():
                "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}}
     untagged = {**feature, "properties": {"name": "river"}}
     with pytest.raises(ValueError, match="ground-truth feature 1 has no 'tag' property"):
-        PolygonLabeller.from_geojson({"features": [feature, untagged]})
+        PolygonTruth.from_geojson({"features": [feature, untagged]})
     with pytest.raises(ValueError, match=r"unknown tag\(s\) \['lake'\]"):
-        PolygonLabeller.from_geojson({"features": [{**feature, "properties": {"tag": "lake"}}]})
+        PolygonTruth.from_geojson({"features": [{**feature, "properties": {"tag": "lake"}}]})
 
 
 def test_ground_truth_geojson_keeps_the_rules_given():
     """The same two-column road, from GeoJSON: tagged under a 0.5 % cut, not under the default 1 %."""
     road = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"tag": "road"}, "geometry": shapely.geometry.mapping(columns(0, 2))}]}
-    assert PolygonLabeller.from_geojson(road, LabelRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
-    assert PolygonLabeller.from_geojson(road).labels(TILE) == ["clear"]
-    assert PolygonLabeller.from_geojson({"type": "FeatureCollection"}).labels(TILE) == ["clear"]  # nothing drawn
+    assert PolygonTruth.from_geojson(road, TruthRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
+    assert PolygonTruth.from_geojson(road).labels(TILE) == ["clear"]
+    assert PolygonTruth.from_geojson({"type": "FeatureCollection"}).labels(TILE) == ["clear"]  # nothing drawn
 
 
 def test_every_cut_is_inclusive():
@@ -88,7 +88,7 @@ def test_every_cut_is_inclusive():
     tile = Tile("t/0/0", "EPSG:32721", (PX, 0.0, X0, 0.0, -PX, Y0), 100)
 
     def on_small(*features):
-        return PolygonLabeller([(tag, columns(a, n)) for tag, a, n in features]).labels(tile)
+        return PolygonTruth([(tag, columns(a, n)) for tag, a, n in features]).labels(tile)
 
     assert on_small(("cloudy", 0, 70)) == ["cloudy"]
     assert on_small(("cloudy", 0, 69)) == ["partly_cloudy"]

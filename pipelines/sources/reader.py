@@ -1,22 +1,23 @@
-"""Opening scenes and reading tiles from them: band order, nodata, windows and reprojection.
+"""Opening scene items and reading tiles from them: band order, nodata, windows and reprojection.
 
-Everything that touches a scene's pixels goes through :class:`SceneReader`, shared by the chipping and
-scan pipelines. It reads window by window (never a whole scene), turns the source's band order into the
-record order ``red, green, blue[, nir]``, reports how much of each tile holds data and sets every pixel
-without data to :data:`FILL_VALUE`. Tiles in the
+Everything that touches a scene's pixels goes through :class:`SceneReader`, whatever source found the
+scene (:mod:`pipelines.sources`) and whichever pipeline reads it. It reads window by window (never a
+whole scene), turns the source's band order into the record order ``red, green, blue[, nir]``, reports
+how much of each tile holds data and sets every pixel without data to :data:`FILL_VALUE`. Tiles in the
 scene's own pixel grid are plain windowed reads; tiles of another grid (WebMercatorQuad) are read from
 one ``WarpedVRT`` per batch of tiles, aligned to that grid so that every tile is an integer window.
-A scene's UDM2 cloud mask (:mod:`pipelines.geo.masks`) is read through the same windows or warp.
+A scene's cloud mask (:mod:`pipelines.sources.masks`) is read through the same windows or warp. A scene
+delivered one file per band is read through a VRT stacking them (:func:`band_vrt`), built where the
+scene is opened, so windowed reads stay windowed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import html
 import math
 import os
 import posixpath
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -26,20 +27,15 @@ import rasterio
 from affine import Affine
 from rasterio.enums import ColorInterp, MaskFlags, Resampling
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from pipelines.geo import masks
-from pipelines.geo.grid import Tile, ground_pixel_m
-from pipelines.geo.masks import MaskError, MaskFractions
+from pipelines.geo.grid import SceneGrid, Tile, ground_pixel_m
+from pipelines.sources import masks
+from pipelines.sources.base import UDM2, SceneItem
+from pipelines.sources.masks import MaskError, MaskFractions
 from planet_core.errors import UserError
-from planet_core.imagery import (
-    ANALYTIC,
-    DTYPES,
-    RGBN,
-    SURFACE_REFLECTANCE,
-    UNKNOWN,
-    VISUAL,
-)
+from planet_core.imagery import DTYPES, PRODUCTS, RGBN, UNKNOWN
 
 #: GDAL lists a file's folder when it opens it, looking for sidecar files (.aux.xml, .ovr, .msk). Planet,
 #: Landsat and Sentinel-2 deliveries have none, and on Cloud Storage each listing is one more request per
@@ -62,22 +58,25 @@ class SceneError(UserError):
 
 
 @dataclass(frozen=True)
-class SceneSource:
-    """Where a scene lives and what is known of it before it is opened."""
+class ReadOptions:
+    """How a pipeline reads its scenes, from the flags of :func:`pipelines.sources.add_arguments`."""
 
-    uri: str
-    scene_id: str
-    acquired: str | None = None  # ISO 8601 UTC, from STAC or known in advance
-    product: str | None = None  # from STAC or the user (--product); else read from the file and its name
-    mask: str | None = None  # its UDM2, from STAC; else looked for beside the scene (pipelines.geo.masks)
-    #: ``(role, uri)`` per band of a scene delivered one file per band (STAC: Landsat, Sentinel-2); then
-    #: ``uri`` is its red band's file and the scene is read through a VRT stacking them.
-    band_files: tuple[tuple[str, str], ...] = ()
+    band_order: tuple[str, ...] | None = None  # source band roles, when colour interpretation does not say
+    bands: tuple[str, ...] | None = None  # record bands to read; None: every one the scene has
+    cloud_mask: str = masks.AUTO  # read each scene's cloud mask: auto (when it has one), required, none
+
+    def __post_init__(self) -> None:
+        if self.cloud_mask not in masks.CLOUD_MASKS:
+            raise ValueError(f"--cloud_mask {self.cloud_mask!r}: choose from {', '.join(masks.CLOUD_MASKS)}")
+
+    def open(self, item: SceneItem) -> SceneReader:
+        """The scene, opened to read these bands (a context manager)."""
+        return SceneReader(item, self.band_order, self.bands, self.cloud_mask)
 
 
 class TileRead(NamedTuple):
     """One tile as read from a scene: pixels ``(size, size, bands)`` or the error that stopped the read,
-    the share of pixels with data, and the UDM2 fractions (``None`` without a usable mask, and then
+    the share of pixels with data, and the cloud mask's fractions (``None`` without a usable mask, and then
     ``mask_error`` says why when a mask was there but could not be used)."""
 
     tile: Tile
@@ -86,84 +85,6 @@ class TileRead(NamedTuple):
     error: Exception | None
     mask: MaskFractions | None = None
     mask_error: str | None = None
-
-
-#: Planet's names for its products, in file names (``..._3B_AnalyticMS_SR.tif``, ``..._Visual_clip.tif``),
-#: asset types (``ortho_analytic_4b_sr``, ``ortho_visual``) and basemap mosaics (``normalized_analytic``),
-#: most specific first: the product a name says.
-_PRODUCT_NAMES = (
-    ("analyticms_sr", SURFACE_REFLECTANCE), ("analytic_sr", SURFACE_REFLECTANCE), ("_sr_", SURFACE_REFLECTANCE),
-    ("normalized_analytic", SURFACE_REFLECTANCE), ("analytic_4b_sr", SURFACE_REFLECTANCE),
-    ("analytic_8b_sr", SURFACE_REFLECTANCE), ("surface_reflectance", SURFACE_REFLECTANCE),
-    ("analyticms", ANALYTIC), ("analytic", ANALYTIC),
-    ("visual", VISUAL),
-)
-
-
-def product_from_name(name: str) -> str:
-    """The product a Planet file, asset or mosaic name says (``unknown`` when it says none): the file
-    name first, then the folders (a basemap quad's mosaic name is its folder)."""
-    for part in (posixpath.basename(name.rstrip("/")), name):
-        text = part.lower().replace("-", "_")
-        text = f"_{text.rsplit('.', 1)[0] if '.' in posixpath.basename(text) else text}_"
-        found = next((product for key, product in _PRODUCT_NAMES if key in text), None)
-        if found:
-            return found
-    return UNKNOWN
-
-
-#: A Planet basemap's name: ``planet_medres_normalized_analytic_2026-06_mosaic`` (the month it shows), or
-#: any name ending ``_mosaic``; its quads lie in a folder of that name.
-_MOSAIC = re.compile(r"_mosaic$")
-_MOSAIC_MONTH = re.compile(r"_(?P<month>\d{4}-\d{2})_mosaic$")
-
-
-def scene_id_from_uri(uri: str) -> str:
-    """Scene id from a file name: the base name without its extension; for a basemap quad, the mosaic's
-    name and the quad's (``planet_medres_normalized_analytic_2026-06_mosaic/704-1080``), since quad ids
-    repeat in every month's mosaic."""
-    name = posixpath.basename(uri.rstrip("/"))
-    for suffix in (".tiff", ".tif", ".TIF", ".TIFF"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    folder = posixpath.basename(posixpath.dirname(uri.rstrip("/")))
-    return f"{folder}/{name}" if _MOSAIC.search(folder) else name
-
-
-def mosaic_month(uri: str) -> str | None:
-    """``YYYY-MM`` of the monthly basemap a quad belongs to, from its folder's mosaic name (None: not a quad
-    of a monthly mosaic)."""
-    match = _MOSAIC_MONTH.search(posixpath.basename(posixpath.dirname(uri.rstrip("/"))))
-    return match["month"] if match else None
-
-
-def resolve_sources(scenes: Sequence[str] = (), stac: str | None = None) -> list[SceneSource]:
-    """Expand scene paths and globs (local or ``gs://``) and a STAC ItemCollection into sources.
-
-    A pattern that matches nothing is an error: a typo must not look like an empty region. A pattern
-    passes over UDM2 masks (``*_udm2*.tif``), which lie beside their scenes and are read with them.
-    """
-    from planet_core import storage
-
-    sources: list[SceneSource] = []
-    for pattern in scenes:
-        glob = any(ch in pattern for ch in "*?[")
-        matches = [m for m in storage.glob(pattern) if not masks.is_mask_name(m)] if glob else [pattern]
-        if not matches:
-            raise SceneError(f"no scene matches {pattern!r}")
-        sources.extend(SceneSource(uri, scene_id_from_uri(uri)) for uri in matches)
-    if stac:
-        from pipelines.geo import stac as stac_items
-
-        try:
-            document = json.loads(storage.read_text(stac))
-        except json.JSONDecodeError as error:
-            raise SceneError(f"--stac {stac}: not JSON: {error}") from None
-        sources.extend(stac_items.sources(document, stac))
-    seen: set[str] = set()
-    unique = [s for s in sources if not (s.uri in seen or seen.add(s.uri))]  # type: ignore[func-returns-value]
-    return sorted(unique, key=lambda s: s.uri)
 
 
 @dataclass(frozen=True)
@@ -238,10 +159,10 @@ def band_layout(src: rasterio.DatasetReader, band_order: Sequence[str] | None = 
     return BandLayout(roles["red"], roles["green"], roles["blue"], roles.get("nir"), roles.get("alpha"))
 
 
-def scene_product(src: rasterio.DatasetReader, uri: str) -> str:
-    """The scene's product: a ``product`` tag (synthetic scenes carry one), else what its name says."""
+def tagged_product(src: rasterio.DatasetReader) -> str:
+    """The product a ``product`` tag names (synthetic scenes carry one), else ``unknown``."""
     tagged = src.tags().get("product")
-    return tagged if tagged in (VISUAL, ANALYTIC, SURFACE_REFLECTANCE) else product_from_name(uri)
+    return tagged if tagged in PRODUCTS else UNKNOWN
 
 
 def acquired_time(src: rasterio.DatasetReader) -> str | None:
@@ -266,13 +187,13 @@ class SceneReader:
     and NIR when the scene has it.
     """
 
-    def __init__(self, source: SceneSource, band_order: Sequence[str] | None = None,
+    def __init__(self, item: SceneItem, band_order: Sequence[str] | None = None,
                  bands: Sequence[str] | None = None, cloud_mask: str = masks.NONE) -> None:
-        self.source = source
+        self.item = item
         try:
-            self._src = rasterio.open(self._gdal_source(source))
+            self._src = rasterio.open(band_vrt(item) if item.band_files else item.uri)
         except rasterio.errors.RasterioIOError as error:
-            raise SceneError(f"{source.uri}: cannot open: {describe(error)}") from error
+            raise SceneError(f"{item.uri}: cannot open: {describe(error)}") from error
         try:
             self._check()
             self.layout = band_layout(self._src, band_order)
@@ -281,38 +202,29 @@ class SceneReader:
             self.mask, self.mask_error = self._open_mask(cloud_mask)
         except SceneError as error:
             self._src.close()
-            raise SceneError(f"{source.uri}: {error}") from None
+            raise SceneError(f"{item.uri}: {error}") from None
         except Exception:
             self._src.close()
             raise
-        self.acquired = source.acquired or acquired_time(self._src)
-        self.product = source.product or scene_product(self._src, source.uri)
+        self.acquired = item.acquired or acquired_time(self._src)
+        self.product = item.product or tagged_product(self._src)
 
-    @staticmethod
-    def _gdal_source(source: SceneSource) -> str:
-        """What GDAL opens: the scene's file, or a VRT stacking its band files."""
-        if not source.band_files:
-            return source.uri
-        from pipelines.geo import stac
-
-        try:
-            return stac.band_vrt(source.band_files)
-        except stac.StacError as error:
-            raise SceneError(str(error)) from None
-
-    def _open_mask(self, cloud_mask: str) -> tuple[masks.Udm2 | None, str | None]:
-        """The scene's UDM2 (``None`` with ``--cloud_mask none`` or, with ``auto``, when it has none) and,
-        when one was found but cannot be used, why: its tiles are then kept without mask fractions."""
+    def _open_mask(self, cloud_mask: str) -> tuple[masks.CloudMask | None, str | None]:
+        """The scene's cloud mask (``None`` with ``--cloud_mask none`` or, with ``auto``, when it has none)
+        and, when one was found but cannot be used, why: its tiles are then kept without mask fractions.
+        An item names its mask when its source knows it (STAC); else a UDM2 is looked for beside the scene."""
         if cloud_mask == masks.NONE:
             return None, None
-        uri = self.source.mask or masks.find(self.source.uri)
+        uri = self.item.mask or (masks.find(self.item.uri) if self.item.mask_kind == UDM2 else None)
         if uri is None:
-            if cloud_mask == masks.UDM2:
-                raise SceneError(f"--cloud_mask udm2: no UDM2 beside the scene (looked for "
-                                 f"{', '.join(posixpath.basename(c) for c in masks.candidates(self.source.uri))})")
+            if cloud_mask == masks.REQUIRED:
+                looked = (f"no UDM2 beside the scene (looked for "
+                          f"{', '.join(posixpath.basename(c) for c in masks.candidates(self.item.uri))})"
+                          if self.item.mask_kind == UDM2 else f"its item names no {self.item.mask_kind.upper()} mask")
+                raise SceneError(f"--cloud_mask required: {looked}")
             return None, None
         try:
-            return masks.Udm2(uri, self._src), None
+            return masks.open_mask(self.item.mask_kind, uri, self._src), None
         except MaskError as error:
             return None, str(error)
 
@@ -358,6 +270,11 @@ class SceneReader:
         return self._src.dtypes[0]
 
     @property
+    def grid(self) -> SceneGrid:
+        """The scene's pixel grid: what tiles are cut from."""
+        return SceneGrid(self.item.scene_id, self.crs, self.transform, self._src.width, self._src.height)
+
+    @property
     def gsd_m(self) -> float:
         """Ground sample distance in metres at the scene's centre (geodesic, so right in any CRS)."""
         return ground_pixel_m(self._src.crs, self.transform, self._src.width / 2, self._src.height / 2)
@@ -366,7 +283,7 @@ class SceneReader:
         """A :class:`TileRead` per tile, in order; a failed read has ``error`` set.
 
         Tiles aligned to the scene's own pixels are read directly; the rest from one WarpedVRT covering
-        all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do). The UDM2,
+        all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do). The cloud mask,
         when there is one, is read through the same windows or an identical VRT with nearest neighbour.
         """
         if not tiles:
@@ -398,8 +315,6 @@ class SceneReader:
         """The scene's pixels over ``bounds`` (west, south, east, north, EPSG:4326) in EPSG:3857, at the
         scene's ground resolution or coarser so that neither side exceeds ``max_pixels``:
         ``(height, width, bands)`` in record band order, 0 where the scene has no data."""
-        from rasterio.warp import transform_bounds
-
         left, bottom, right, top = transform_bounds("EPSG:4326", "EPSG:3857", *bounds)
         stretch = 1 / math.cos(math.radians((bounds[1] + bounds[3]) / 2))  # Web Mercator metres per ground metre
         res = max(self.gsd_m * stretch, (right - left) / max_pixels, (top - bottom) / max_pixels)
@@ -435,39 +350,77 @@ class SceneReader:
         return WarpedVRT(self._src, **options)
 
     def _warped_mask(self, tiles: Sequence[Tile]) -> WarpedVRT | None:
-        """The UDM2 on exactly the grid of :meth:`_warped`, nearest neighbour (flags stay 0/1)."""
+        """The cloud mask on exactly the grid of :meth:`_warped`, nearest neighbour (flags stay flags)."""
         if self.mask is None:
             return None
-        return WarpedVRT(self.mask.dataset, **_warp_grid(tiles), resampling=Resampling.nearest)
+        return self.mask.warped(**_warp_grid(tiles))
+
+    def read_pixels(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        """``tile``'s pixels ``(size, size, bands)`` in record band order and where they are usable
+        ``(size, size)``: holding data and, when the scene has a cloud mask, clear in it. Read as
+        :meth:`read_tiles` reads (the scene's own window when aligned, else a WarpedVRT); ``tile`` may be any
+        frame, such as a clearing's (:mod:`pipelines.analysis.clearings`). Raises ``OSError`` on a failed read."""
+        if self._aligned(tile):
+            dataset, mask = self._src, (self.mask.dataset if self.mask else None)
+            col = round((tile.transform[2] - self.transform.c) / self.transform.a)
+            row = round((tile.transform[5] - self.transform.f) / self.transform.e)
+            window, opened = Window(col, row, tile.size, tile.size), []
+        else:
+            dataset, mask = self._warped([tile]), self._warped_mask([tile])
+            window, opened = Window(0, 0, tile.size, tile.size), [dataset, mask]
+        try:
+            image, valid, inner = self._pixels(dataset, tile.size, window)
+            usable = valid.copy()
+            if mask is not None and inner is not None:
+                r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
+                part = usable[r0:r0 + int(inner.height), c0:c0 + int(inner.width)]
+                part &= self.mask.clear(mask.read(list(self.mask.bands), window=inner), part)
+        except rasterio.errors.RasterioIOError as error:
+            raise OSError(f"{self.item.uri}: cannot read {list(self.window_of(tile))}: {describe(error)}") from error
+        finally:
+            for each in opened:
+                if each is not None:
+                    each.close()
+        return image.transpose(1, 2, 0), usable
+
+    def _pixels(self, dataset: rasterio.io.DatasetReaderBase, size: int,
+                window: Window) -> tuple[np.ndarray, np.ndarray, Window | None]:
+        """``window`` of ``dataset`` as ``(bands, size, size)`` with what lies outside it (and nodata) set
+        to :data:`FILL_VALUE`, the valid pixels, and the part of the window inside ``dataset`` (``None``
+        when none is)."""
+        image = np.full((len(self._indexes), size, size), FILL_VALUE, dtype=self.dtype)
+        valid = np.zeros((size, size), dtype=bool)
+        if not _overlaps(window, dataset):
+            return image, valid, None
+        inner = window.intersection(Window(0, 0, dataset.width, dataset.height))
+        r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
+        h, w = int(inner.height), int(inner.width)
+        alpha = self._alpha_index(dataset)
+        data = dataset.read(self._indexes + ([alpha] if alpha else []), window=inner)
+        image[:, r0:r0 + h, c0:c0 + w] = data[: len(self._indexes)]
+        valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, data, alpha, inner)
+        if not valid.all():
+            image[:, ~valid] = FILL_VALUE
+        return image, valid, inner
 
     def _read_window(self, dataset: rasterio.io.DatasetReaderBase, tile: Tile, window: Window,
                      mask: rasterio.io.DatasetReaderBase | None = None) -> TileRead:
         """Read one window, padding what lies outside ``dataset`` with nodata, its valid fraction and,
-        from ``mask`` (the UDM2 on the same grid as ``dataset``), its mask fractions."""
-        size = tile.size
-        inner = window.intersection(Window(0, 0, dataset.width, dataset.height)) if _overlaps(window, dataset) else None
-        image = np.full((len(self._indexes), size, size), FILL_VALUE, dtype=self.dtype)
-        valid = np.zeros((size, size), dtype=bool)
-        if inner is None:
-            return TileRead(tile, image.transpose(1, 2, 0), 0.0, None, None, self.mask_error)
-        r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
-        h, w = int(inner.height), int(inner.width)
+        from ``mask`` (the cloud mask on the same grid as ``dataset``), its mask fractions."""
         try:
-            alpha = self._alpha_index(dataset)
-            indexes = self._indexes + ([alpha] if alpha else [])
-            data = dataset.read(indexes, window=inner)
-            image[:, r0:r0 + h, c0:c0 + w] = data[: len(self._indexes)]
-            valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, data, alpha, inner)
+            image, valid, inner = self._pixels(dataset, tile.size, window)
         except rasterio.errors.RasterioIOError as error:
             return TileRead(tile, None, 0.0, RuntimeError(describe(error)))
-        if not valid.all():
-            image[:, ~valid] = FILL_VALUE
+        if inner is None:
+            return TileRead(tile, image.transpose(1, 2, 0), 0.0, None, None, self.mask_error)
         fractions, mask_error = None, self.mask_error
         if mask is not None:
+            r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
             try:
-                fractions = masks.fractions(mask, inner, valid[r0:r0 + h, c0:c0 + w])
+                fractions = self.mask.fractions(mask, inner, valid[r0:r0 + int(inner.height), c0:c0 + int(inner.width)])
             except rasterio.errors.RasterioIOError as error:
-                mask_error = f"UDM2 {self.mask.uri}: cannot read window {list(self.window_of(tile))}: {describe(error)}"
+                mask_error = (f"{self.mask.kind.upper()} {self.mask.uri}: cannot read window "
+                              f"{list(self.window_of(tile))}: {describe(error)}")
         return TileRead(tile, image.transpose(1, 2, 0), float(valid.mean()), None, fractions, mask_error)
 
     def _alpha_index(self, dataset: rasterio.io.DatasetReaderBase) -> int | None:
@@ -502,6 +455,65 @@ def _warp_grid(tiles: Sequence[Tile]) -> dict:
     bottom = min(t.transform[5] + size * res_y for t in tiles)
     return dict(crs=tiles[0].crs, transform=Affine(res_x, 0.0, left, 0.0, res_y, top),
                 width=round((right - left) / res_x), height=round((bottom - top) / res_y))
+
+
+def gdal_path(uri: str) -> str:
+    """The name GDAL opens inside a VRT: ``gs://`` -> ``/vsigs/``, ``s3://`` -> ``/vsis3/``, ``http(s)://`` ->
+    ``/vsicurl/`` (rasterio does this for a path it opens itself, not for paths inside a VRT)."""
+    for scheme, prefix in (("gs://", "/vsigs/"), ("s3://", "/vsis3/")):
+        if uri.startswith(scheme):
+            return prefix + uri[len(scheme):]
+    if uri.startswith(("http://", "https://")):
+        return "/vsicurl/" + uri
+    return uri
+
+
+_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float32": "Float32"}
+
+
+def band_vrt(item: SceneItem) -> str:
+    """A VRT (XML, opened by GDAL as it is) stacking the item's single-band files in its ``band_files``
+    order, each band described by its role, with the item's ``value_offset`` added (values below 0 after
+    it clip to 0, which is no data). The files must share CRS, grid and size: a scene whose bands differ
+    in resolution (Sentinel-2's 20 m bands beside its 10 m ones) is refused, not resampled silently."""
+    profiles = []
+    for role, uri in item.band_files:
+        try:
+            with rasterio.open(uri) as src:
+                profiles.append((role, uri, src.crs, src.transform, src.width, src.height, src.dtypes[0], src.nodata,
+                                 src.count))
+        except rasterio.errors.RasterioIOError as error:
+            raise SceneError(f"{role} band {uri}: cannot open: {describe(error)}") from error
+    _, first_uri, crs, transform, width, height, dtype, _, _ = profiles[0]
+    for role, uri, other_crs, other_transform, w, h, other_dtype, _, count in profiles:
+        if count != 1:
+            raise SceneError(f"{role} band {uri}: has {count} bands; a band file holds one")
+        if (other_crs, other_transform, w, h, other_dtype) != (crs, transform, width, height, dtype):
+            raise SceneError(
+                f"{role} band {uri}: its grid ({w}x{h} px, {other_transform.a:g} m, {other_dtype}) differs "
+                f"from {first_uri}'s ({width}x{height} px, {transform.a:g} m, {dtype}); resample the "
+                "bands to one grid first"
+            )
+    kind = "ComplexSource" if item.value_offset else "SimpleSource"
+    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+             f"<SRS>{html.escape(crs.to_wkt())}</SRS>",
+             f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>"]
+    for index, (role, uri, *_, nodata, _) in enumerate(profiles, start=1):
+        lines += [f'<VRTRasterBand dataType="{_GDAL_TYPES.get(dtype, dtype)}" band="{index}">',
+                  f"<Description>{role}</Description>"]
+        if nodata is not None:
+            lines.append(f"<NoDataValue>{nodata!r}</NoDataValue>")
+        lines += [f"<{kind}>", f'<SourceFilename relativeToVRT="0">{html.escape(gdal_path(uri))}</SourceFilename>',
+                  "<SourceBand>1</SourceBand>",
+                  f'<SrcRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>',
+                  f'<DstRect xOff="0" yOff="0" xSize="{width}" ySize="{height}"/>']
+        if item.value_offset:
+            lines.append(f"<ScaleOffset>{item.value_offset}</ScaleOffset><ScaleRatio>1</ScaleRatio>")
+            if nodata is not None:
+                lines.append(f"<NODATA>{nodata!r}</NODATA>")
+        lines += [f"</{kind}>", "</VRTRasterBand>"]
+    lines.append("</VRTDataset>")
+    return "".join(lines)
 
 
 def describe(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 Landsat 8 bands in the shared data), read as one scene with rasterio's own reads of the band files as oracle."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,9 +11,10 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from shapely.geometry import box, mapping
 
-from pipelines.geo import stac
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource, resolve_sources
 from pipelines.geo.tiling import TileSpec
+from pipelines.sources import stac
+from pipelines.sources.base import DateRange, SceneItem
+from pipelines.sources.reader import ReadOptions, SceneError, SceneReader, gdal_path
 from tests.conftest import RASTERS
 
 LANDSAT = RASTERS / "landsat8"
@@ -58,28 +60,28 @@ def landsat_folder(tmp_path):
 ])
 def test_band_per_file_item_reads_as_one_scene_with_the_band_files_pixels(landsat_folder, keys, common_names):
     path = write_collection(landsat_folder, landsat_item(keys=keys, common_names=common_names))
-    [source] = resolve_sources(stac=str(path))
+    [source] = stac.StacItems(str(path)).discover()
     assert [role for role, _ in source.band_files] == ["red", "green", "blue", "nir"]
     assert source.acquired.startswith("2015-08-04T16:19:21") and source.scene_id == "LC80200392015216LGN00"
     spec = TileSpec(min_valid_fraction=0.0)
-    with spec.open(source) as reader:
+    with ReadOptions().open(source) as reader:
         assert reader.bands == ("red", "green", "blue", "nir") and reader.shape == (603, 627)
-        reads = list(reader.read_tiles(spec.tiles(reader)))
+        reads = list(reader.read_tiles(spec.tiles(reader.grid)))
     assert len(reads) == 9
-    files = {role: rasterio.open(LANDSAT / f"l8_{band}.tif") for band, role in
+    bands = {role: rasterio.open(LANDSAT / f"l8_{band}.tif") for band, role in
              zip(LANDSAT_BANDS, ("blue", "green", "red", "nir"))}
     try:
         for read in reads:
-            col, row = (round(v) for v in ~files["red"].transform * (read.tile.transform[2], read.tile.transform[5]))
+            col, row = (round(v) for v in ~bands["red"].transform * (read.tile.transform[2], read.tile.transform[5]))
             window = Window(col, row, 256, 256)
-            expected = np.stack([files[r].read(1, window=window, boundless=True, fill_value=0)
+            expected = np.stack([bands[r].read(1, window=window, boundless=True, fill_value=0)
                                  for r in ("red", "green", "blue", "nir")], axis=-1)
             inside = np.zeros((256, 256), dtype=bool)
             inside[: max(0, 603 - row), : max(0, 627 - col)] = True
             assert np.array_equal(read.image[inside], expected[inside]), read.tile.tile_id
             assert read.valid_fraction == pytest.approx(inside.mean())
     finally:
-        for src in files.values():
+        for src in bands.values():
             src.close()
 
 
@@ -89,7 +91,7 @@ def test_an_item_missing_a_band_asset_is_a_clear_error(landsat_folder):
     path = write_collection(landsat_folder, broken)
     with pytest.raises(stac.StacError, match=r"item 'LC80200392015216LGN00' has one asset per band but no blue band "
                                              r"asset \(its band assets: B3 \(green\), B4 \(red\), B5 \(nir\)\)"):
-        resolve_sources(stac=str(path))
+        stac.StacItems(str(path)).discover()
 
 
 def test_band_files_of_different_grids_are_refused_not_resampled(tmp_path):
@@ -98,20 +100,32 @@ def test_band_files_of_different_grids_are_refused_not_resampled(tmp_path):
     profile.update(width=300, height=300, transform=src.transform * src.transform.scale(2))
     with rasterio.open(tmp_path / "coarse.tif", "w", **profile) as dst:
         dst.write(data[:300, :300], 1)
-    source = SceneSource(str(LANDSAT / "l8_B4.tif"), "mixed", band_files=(
-        ("red", str(LANDSAT / "l8_B4.tif")), ("green", str(tmp_path / "coarse.tif")), ("blue", str(LANDSAT / "l8_B2.tif"))))
+    source = SceneItem(
+        str(LANDSAT / "l8_B4.tif"),
+        "mixed",
+        band_files=(
+            ("red", str(LANDSAT / "l8_B4.tif")),
+            ("green", str(tmp_path / "coarse.tif")),
+            ("blue", str(LANDSAT / "l8_B2.tif")),
+        ),
+    )
     with pytest.raises(SceneError, match=r"green band .*coarse.tif: its grid \(300x300 px, 60 m, uint16\) differs"):
         SceneReader(source)
 
 
 def test_planet_item_gives_its_scene_product_and_udm2(tmp_path):
-    assets = {"ortho_analytic_4b_sr": {"href": "scenes/a_3B_AnalyticMS_SR.tif", "type": "image/tiff; application=geotiff",
-                                       "roles": ["data"]},
-              "ortho_udm2": {"href": "scenes/a_3B_udm2.tif", "type": "image/tiff; application=geotiff"},
-              "thumbnail": {"href": "https://example.com/a.png", "type": "image/png", "roles": ["thumbnail"]}}
+    assets = {
+        "ortho_analytic_4b_sr": {
+            "href": "scenes/a_3B_AnalyticMS_SR.tif",
+            "type": "image/tiff; application=geotiff",
+            "roles": ["data"],
+        },
+        "ortho_udm2": {"href": "scenes/a_3B_udm2.tif", "type": "image/tiff; application=geotiff"},
+        "thumbnail": {"href": "https://example.com/a.png", "type": "image/png", "roles": ["thumbnail"]},
+    }
     path = write_collection(tmp_path, item("a", assets, "2026-06-01T13:30:00Z", (-56, -10, -55.9, -9.9)))
-    [source] = resolve_sources(stac=str(path))
-    assert source == SceneSource(str(tmp_path / "scenes" / "a_3B_AnalyticMS_SR.tif"), "a", "2026-06-01T13:30:00+00:00",
+    [source] = stac.StacItems(str(path)).discover()
+    assert source == SceneItem(str(tmp_path / "scenes" / "a_3B_AnalyticMS_SR.tif"), "a", "2026-06-01T13:30:00+00:00",
                                  "surface_reflectance", str(tmp_path / "scenes" / "a_3B_udm2.tif"))
 
 
@@ -123,10 +137,45 @@ def test_what_is_not_stac_is_named(tmp_path, document, message):
     path = tmp_path / "items.json"
     path.write_text(json.dumps(document))
     with pytest.raises(stac.StacError, match=f"{path}: {message}"):
-        resolve_sources(stac=str(path))
+        stac.StacItems(str(path)).discover()
 
 
 def test_gdal_paths_inside_a_vrt():
-    assert stac.gdal_path("gs://bucket/LC08/B4.TIF") == "/vsigs/bucket/LC08/B4.TIF"
-    assert stac.gdal_path("https://landsat.example/B4.TIF") == "/vsicurl/https://landsat.example/B4.TIF"
-    assert stac.gdal_path("/data/B4.TIF") == "/data/B4.TIF"
+    assert gdal_path("gs://bucket/LC08/B4.TIF") == "/vsigs/bucket/LC08/B4.TIF"
+    assert gdal_path("https://landsat.example/B4.TIF") == "/vsicurl/https://landsat.example/B4.TIF"
+    assert gdal_path("/data/B4.TIF") == "/data/B4.TIF"
+
+
+def test_discovery_leaves_out_items_outside_the_aoi_or_the_dates_from_their_metadata_alone(tmp_path):
+    """Items are chosen before any file is opened: their hrefs here point nowhere."""
+    def planet(item_id, when, bounds):
+        return item(item_id, {"analytic": {"href": f"scenes/{item_id}.tif", "type": "image/tiff; application=geotiff",
+                                           "roles": ["data"]}}, when, bounds)
+
+    path = write_collection(tmp_path, planet("june-here", "2026-06-10T13:00:00Z", (-56, -10, -55.9, -9.9)),
+                            planet("june-there", "2026-06-11T13:00:00Z", (-50, -5, -49.9, -4.9)),
+                            planet("may-here", "2026-05-31T23:59:59Z", (-56, -10, -55.9, -9.9)))
+    items = stac.StacItems(str(path))
+    assert [i.scene_id for i in items.discover()] == ["june-here", "june-there", "may-here"]
+    assert [i.scene_id for i in items.discover(box(-56.5, -10.5, -55.5, -9.5))] == ["june-here", "may-here"]
+    june = DateRange.parse("2026-06-01/2026-06-30")
+    assert [i.scene_id for i in items.discover(when=june)] == ["june-here", "june-there"]
+    assert [i.scene_id for i in items.discover(box(-56.5, -10.5, -55.5, -9.5), june)] == ["june-here"]
+    assert [i.scene_id for i in items.discover(when=DateRange.parse("/2026-05-31"))] == ["may-here"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("2026-06-31/", "write START/END as YYYY-MM-DD"), ("June", "write START/END"),
+    ("2026-07-01/2026-06-01", "the start is after the end"),
+])
+def test_acquired_ranges_that_mean_nothing_are_refused(text, message):
+    with pytest.raises(ValueError, match=f"--acquired '{re.escape(text)}': {message}"):
+        DateRange.parse(text)
+
+
+def test_one_day_and_times_of_other_zones():
+    day = DateRange.parse("2026-06-01")
+    assert day.holds("2026-06-01T23:30:00Z") and not day.holds("2026-06-02T00:00:00Z")
+    assert day.holds("2026-06-01T21:30:00-02:00") is True  # 23:30 UTC on the 1st
+    assert day.holds("2026-06-01T22:30:00-02:00") is False  # 00:30 UTC on the 2nd: days are UTC days
+    assert day.holds(None) is None

@@ -5,7 +5,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import ColorInterp
 
-from pipelines.geo import synthetic
+from pipelines.sources import synthetic
 from planet_core.labels import WEATHER_LABELS, read_kaggle_csv
 
 

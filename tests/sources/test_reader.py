@@ -10,23 +10,22 @@ import rasterio
 import rasterio.transform
 from rasterio.windows import Window
 
-from pipelines.geo import scenes
-from pipelines.geo.grid import NativeGrid
-from pipelines.geo.scenes import SceneError, SceneReader, SceneSource
+from pipelines.sources import files
+from pipelines.sources.base import SceneItem, SourceError
+from pipelines.sources.reader import ReadOptions, SceneError, SceneReader, parse_band_order
 from tests.conftest import RASTERS
 
 PLANETSCOPE = RASTERS / "planetscope"
 
 
 def native_tiles(reader, size=256):
-    height, width = reader.shape
-    grid = NativeGrid(reader.source.scene_id, reader.crs, tuple(reader.transform)[:6], width, height, size)
+    grid = reader.grid.native(size)
     return [grid.tile(r, c) for r, c in grid.tiles()]
 
 
 def test_blue_green_red_alpha_file_reads_as_red_green_blue_with_the_alpha_mask():
     path = RASTERS / "RGBA.uint16.tif"  # colour interpretation blue, green, red, alpha
-    with SceneReader(SceneSource(str(path), "rgba")) as reader:
+    with SceneReader(files.item(str(path))) as reader:
         assert reader.bands == ("red", "green", "blue") and reader.layout.alpha == 4
         results = list(reader.read_tiles(native_tiles(reader)))
     with rasterio.open(path) as src:
@@ -42,7 +41,7 @@ def test_blue_green_red_alpha_file_reads_as_red_green_blue_with_the_alpha_mask()
 
 def test_nodata_collar_gives_the_valid_fraction_rasterio_gives():
     path = RASTERS / "RGB.byte.tif"  # nodata 0 around a Landsat 7 excerpt
-    with SceneReader(SceneSource(str(path), "rgb")) as reader:
+    with SceneReader(files.item(str(path))) as reader:
         results = list(reader.read_tiles(native_tiles(reader)))
     with rasterio.open(path) as src:
         mask = src.dataset_mask()
@@ -57,29 +56,29 @@ def test_nodata_collar_gives_the_valid_fraction_rasterio_gives():
 def test_band_roles_only_an_explicit_order_can_give():
     path = PLANETSCOPE / "color_balance_source.tif"  # gray, undefined, undefined
     with pytest.raises(SceneError, match="--band_order"):
-        SceneReader(SceneSource(str(path), "cb"))
-    with SceneReader(SceneSource(str(path), "cb"), scenes.parse_band_order("blue,green,red")) as reader:
+        SceneReader(files.item(str(path)))
+    with SceneReader(files.item(str(path)), parse_band_order("blue,green,red")) as reader:
         assert (reader.layout.red, reader.layout.green, reader.layout.blue) == (3, 2, 1)
         [(tile, image, *_)] = list(reader.read_tiles(native_tiles(reader, 128)[:1]))
     with rasterio.open(path) as src:
         assert np.array_equal(image, src.read([3, 2, 1], window=Window(0, 0, 128, 128)).transpose(1, 2, 0))
     with pytest.raises(ValueError, match="unknown band role"):
-        scenes.parse_band_order("blue,green,red,infrared")
+        parse_band_order("blue,green,red,infrared")
     with pytest.raises(SceneError, match="names 4 bands but the scene has 3"):
-        SceneReader(SceneSource(str(path), "cb"), scenes.parse_band_order("blue,green,red,nir"))
+        SceneReader(files.item(str(path)), parse_band_order("blue,green,red,nir"))
 
 
 def test_unusable_scenes_are_refused_with_the_reason():
     with pytest.raises(SceneError, match="unusable georeferencing"):
-        SceneReader(SceneSource(str(RASTERS / "rotated.tif"), "rotated"))
+        SceneReader(files.item(str(RASTERS / "rotated.tif")))
     with pytest.raises(SceneError, match="cannot open"):
-        SceneReader(SceneSource(str(RASTERS / "missing.tif"), "missing"))
-    with pytest.raises(SceneError, match="no scene matches"):
-        scenes.resolve_sources([str(RASTERS / "nothing-*.tif")])
+        SceneReader(files.item(str(RASTERS / "missing.tif")))
+    with pytest.raises(SourceError, match="no scene matches"):
+        files.Files([str(RASTERS / "nothing-*.tif")]).discover()
 
 
 def test_corrupt_blocks_fail_alone():
-    with SceneReader(SceneSource(str(RASTERS / "corrupt.tif"), "corrupt")) as reader:
+    with SceneReader(files.item(str(RASTERS / "corrupt.tif"))) as reader:
         results = list(reader.read_tiles(native_tiles(reader)))
     failed = [read.tile.tile_id for read in results if read.error is not None]
     assert len(results) == 16 and len(failed) == 4  # the shared README: 4 of the 16 windows are broken
@@ -95,12 +94,12 @@ def test_corrupt_blocks_fail_alone():
     ("synth_20260601_r0c0.tif", "unknown"),
 ])
 def test_products_from_planet_names(name, product):
-    assert scenes.product_from_name(name) == product
+    assert files.product_from_name(name) == product
 
 
 def test_a_real_visual_product_says_so_and_measures_its_pixel():
     path = PLANETSCOPE / "1056417_2017-03-08_RE3_3A_Visual_clip.tif"  # RapidEye visual, 5 m, UTM 10N
-    with SceneReader(SceneSource(str(path), "re")) as reader:
+    with SceneReader(files.item(str(path))) as reader:
         assert reader.product == "visual" and reader.gsd_m == pytest.approx(5.0, rel=2e-3)
 
 
@@ -118,8 +117,10 @@ def test_nodata_pixels_read_the_same_whatever_the_nodata_value(tmp_path):
                            crs="EPSG:32721", transform=rasterio.transform.from_origin(600000, 8900000, 3, 3),
                            photometric="RGB") as dst:
             dst.write(data)
-        with SceneReader(SceneSource(str(path), "s")) as reader:
-            tiles[nodata] = [(t.tile_id, image, valid) for t, image, valid, *_ in reader.read_tiles(native_tiles(reader))]
+        with SceneReader(SceneItem(str(path), "s")) as reader:
+            tiles[nodata] = [
+                (t.tile_id, image, valid) for t, image, valid, *_ in reader.read_tiles(native_tiles(reader))
+            ]
     for (id0, image0, valid0), (id1, image1, valid1) in zip(tiles[0], tiles[65535]):
         assert id0 == id1 and valid0 == valid1 and np.array_equal(image0, image1)
     assert tiles[0][0][1][:, :40].max() == 0 and tiles[0][0][2] == pytest.approx((256 - 40) / 256)
@@ -132,7 +133,7 @@ def test_superdove_band_descriptions_give_the_roles(tmp_path):
                        transform=rasterio.transform.from_origin(600000, 8900000, 3, 3)) as dst:
         dst.write(np.stack([np.full((64, 64), 100 * (i + 1), np.uint16) for i in range(8)]))
         dst.descriptions = names
-    with SceneReader(SceneSource(str(path), "sd")) as reader:
+    with SceneReader(files.item(str(path))) as reader:
         layout = reader.layout
         assert (layout.red, layout.green, layout.blue, layout.nir) == (6, 4, 2, 8)
         assert reader.product == "surface_reflectance"
@@ -143,7 +144,7 @@ def test_superdove_band_descriptions_give_the_roles(tmp_path):
 def test_a_real_udm2_mask_is_never_read_as_an_image():
     path = PLANETSCOPE / "20151119_025740_0c74_3B_udm2_clip.tif"  # its first bands are flagged red, green, blue
     with pytest.raises(SceneError, match="usable data mask"):
-        SceneReader(SceneSource(str(path), "udm2"))
+        SceneReader(files.item(str(path)))
 
 
 def test_web_mercator_tiles_are_what_gdal_reproject_makes_of_the_same_window():
@@ -155,8 +156,8 @@ def test_web_mercator_tiles_are_what_gdal_reproject_makes_of_the_same_window():
 
     path = RASTERS / "RGB.byte.tif"  # UTM 18N, 300 m, nodata collar
     spec = TileSpec(grid="WebMercatorQuad", zoom=9, min_valid_fraction=0.0)
-    with spec.open(SceneSource(str(path), "rgb")) as reader:
-        reads = list(reader.read_tiles(spec.tiles(reader)))
+    with ReadOptions().open(files.item(str(path))) as reader:
+        reads = list(reader.read_tiles(spec.tiles(reader.grid)))
     with rasterio.open(path) as src:
         data, crs, transform = src.read(), src.crs, src.transform
     compared = 0

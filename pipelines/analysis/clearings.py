@@ -1,0 +1,471 @@
+"""Clearings: the changed pixels of each event, as polygons in hectares.
+
+An alert says that a tile (768 m a side at 3 m) turned from forest into something else; an event is the
+touching alert tiles of one change. Its tiles' area is not the cleared area: a 2-ha clearing and a 59-ha
+one raise the same alert. The people who act on alerts (DETER's polygons from 3 ha, MapBiomas Alerta's
+refined polygons, embargoes per hectare) need the clearing itself. This module measures it from the
+pixels, per event, on the grid of the scene of detection:
+
+1. **Two observations**, the date before and the date of detection, each the mosaic of that date's scenes
+   over the event's frame: its alert tiles with one tile of margin all round (a clearing crosses tile
+   edges). A pixel is *usable* where a scene holds data and, where the scene has a cloud mask (UDM2, SCL),
+   the mask says clear; of several scenes of one date, the first usable pixel wins.
+2. **Radiometric normalisation.** The second date, band by band, is mapped onto the first by the linear
+   map that matches mean and standard deviation over the pixels both dates agree are forest (*pseudo-
+   invariant features*: each date's forest is the pixels whose vegetation index is close to that date's
+   own canopy level, :func:`forest_cut`).
+   Haze adds light and takes contrast, a brighter sun or another sensor scales: per band, both are close
+   to linear, so a uniformly brighter or hazier second date does not light up as change.
+3. **The change index**: the drop of a vegetation index from the first date to the second, over pixels
+   usable on both dates that were forest on the first. The index is NDVI where the scene has a near-
+   infrared band; for visual (RGB) products it is the normalised green-red difference index
+   (NGRDI = (green - red) / (green + red), Tucker 1979), the visible-band greenness that separates canopy
+   from soil and burn.
+4. **The threshold**: Otsu's within the frame, over those pixels' drops, but never below a floor
+   (:data:`FLOORS`: 0.15 NDVI, 0.08 NGRDI). Otsu adapts to each frame's contrast (a clearing into pasture
+   drops less than one into bare soil); the floor keeps a frame of intact forest, whose drops are noise,
+   from being split in two. The floors are the lower end of the NDVI-difference thresholds of the
+   deforestation literature, and ``benchmarks/delineation.py`` measures the rule against Otsu alone and
+   the floor alone on the synthetic truth.
+5. **Clean-up and polygons**: a 3 x 3 opening (speckle: single pixels, selective-logging-like gaps), a
+   3 x 3 closing, holes smaller than the minimum filled; vectorised (``rasterio.features.shapes``),
+   simplified by one pixel with topology kept, reprojected to EPSG:4326 and measured on the WGS84
+   ellipsoid (pyproj). Polygons under ``min_clearing_ha`` and those that touch none of the event's alert
+   tiles are dropped.
+
+What it cannot see: change under cloud or shadow on either date (``judged_share`` says how much of the
+frame was judged); changes that keep a forest-like index (selective logging under the canopy); without a
+cloud mask, a cloud on the second date over forest is a drop like a clearing, which the floor does not
+stop, so scenes without masks give clearings only as good as their weather.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import rasterio.features
+import shapely
+from affine import Affine
+from scipy import ndimage
+
+from pipelines.analysis.events import Event, Zone, geodesic_ha
+from pipelines.analysis.rules import Alert
+from pipelines.geo.grid import WGS84, Tile, reproject
+from pipelines.sources.base import SceneItem
+from pipelines.sources.reader import ReadOptions, SceneError
+from planet_core.errors import UserError
+
+log = logging.getLogger(__name__)
+
+#: Default ``--min_clearing_ha``: the smallest clearing kept (DETER maps from 3 ha, MapBiomas Alerta 0.3 ha).
+MIN_CLEARING_HA = 1.0
+NDVI, NGRDI = "ndvi", "ngrdi"
+#: The lowest threshold on each index's drop (see the module docstring, step 4).
+FLOORS = {NDVI: 0.15, NGRDI: 0.08}
+#: Threshold rules (:func:`threshold_of`): the one used, and the two it is measured against.
+OTSU_FLOOR, OTSU, FLOOR = "otsu+floor", "otsu", "floor"
+RULES = (OTSU_FLOOR, OTSU, FLOOR)
+#: Fewer forest pixels on both dates than this share of the usable ones: the dates are not normalised
+#: (too little invariant ground to fit the map on).
+MIN_INVARIANT_SHARE = 0.05
+_SQUARE = np.ones((3, 3), dtype=bool)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One date's pixels over a frame: ``image`` ``(height, width, bands)`` in record band order, and
+    ``usable`` ``(height, width)``: holding data and clear."""
+
+    image: np.ndarray
+    usable: np.ndarray
+
+
+@dataclass(frozen=True)
+class Change:
+    """What :func:`detect` found in a frame: the index and its threshold, the pixels judged (usable on both
+    dates and forest on the first), the cleaned changed pixels, and the share of the frame usable on both."""
+
+    index: str
+    threshold: float
+    judged: np.ndarray
+    changed: np.ndarray
+    judged_share: float
+
+
+@dataclass(frozen=True)
+class Clearing:
+    """One cleared polygon of an event (the ``clearings`` table's row)."""
+
+    clearing_id: str
+    event_id: str
+    aoi: str
+    alert_ids: tuple[str, ...]
+    before_date: dt.date
+    detected_date: dt.date
+    labels_gained: tuple[str, ...]
+    confidence: str
+    area_ha: float
+    judged_share: float
+    change_index: str
+    threshold: float
+    geometry: bytes
+    lon: float
+    lat: float
+
+
+def row(clearing: Clearing) -> dict:
+    """A clearing as a row of the clearings table (:data:`pipelines.store.schema.CLEARING_COLUMNS`)."""
+    return {f.name: list(v) if isinstance(v := getattr(clearing, f.name), tuple) else v
+            for f in dataclasses.fields(Clearing)}
+
+
+def from_row(values: Mapping) -> Clearing:
+    """A row of the clearings table (as pyarrow's ``to_pylist`` gives it) as a :class:`Clearing`."""
+    return Clearing(**{f.name: tuple(values[f.name]) if isinstance(values[f.name], list) else values[f.name]
+                       for f in dataclasses.fields(Clearing)})
+
+
+def vegetation_index(image: np.ndarray, bands: Sequence[str]) -> tuple[str, np.ndarray]:
+    """``(name, index)``: NDVI with a ``nir`` band, else NGRDI; 0 where the denominator is 0."""
+    band = {name: image[..., i].astype(np.float32) for i, name in enumerate(bands)}
+    high, low, name = (band["nir"], band["red"], NDVI) if "nir" in band else (band["green"], band["red"], NGRDI)
+    total = high + low
+    return name, np.divide(high - low, total, out=np.zeros_like(total), where=total != 0)
+
+
+def otsu(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of ``values`` (1-D): the cut that maximises the between-class variance."""
+    if values.size == 0:
+        return 0.0
+    values = values.astype(np.float64)
+    if values.max() - values.min() < 1e-6:
+        return float(values.max())
+    counts, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    weight_low = np.cumsum(counts)
+    weight_high = weight_low[-1] - weight_low
+    sum_low = np.cumsum(counts * centres)
+    mean_low = sum_low / np.maximum(weight_low, 1)
+    mean_high = (sum_low[-1] - sum_low) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return float(edges[1:][np.argmax(between)])
+
+
+def forest_cut(index: np.ndarray, name: str) -> float:
+    """The index value above which a pixel of a frame is forest, from ``index`` (its usable pixels'
+    values): the forest's level is the median of the upper half of the values (the frame is mostly forest:
+    it surrounds an alert of forest lost), its spread their scaled median absolute deviation, and a pixel is
+    forest within three spreads of the level, or within the index's floor where the forest is more uniform
+    than that. Fields, roads and water, well below the canopy's greenness, fall outside."""
+    if index.size == 0:
+        return math.inf
+    upper = index[index >= np.median(index)]
+    level = float(np.median(upper))
+    spread = 1.4826 * float(np.median(np.abs(upper - level)))
+    return level - max(3 * spread, FLOORS[name])
+
+
+def normalise(before: Observation, after: Observation, bands: Sequence[str]) -> np.ndarray:
+    """``after``'s image mapped band by band onto ``before``'s over the pixels both call forest (step 2);
+    unchanged when there are too few of them."""
+    both = before.usable & after.usable
+    name, index_before = vegetation_index(before.image, bands)
+    _, index_after = vegetation_index(after.image, bands)
+    forest = (both & (index_before > forest_cut(index_before[both], name))
+              & (index_after > forest_cut(index_after[both], name)))
+    image = after.image.astype(np.float32)
+    if forest.sum() < max(MIN_INVARIANT_SHARE * both.sum(), 2):
+        return image
+    out = np.empty_like(image)
+    for b in range(image.shape[-1]):
+        reference, moving = before.image[..., b][forest].astype(np.float64), image[..., b][forest]
+        gain = reference.std() / moving.std() if moving.std() > 0 else 1.0
+        out[..., b] = (image[..., b] - moving.mean()) * gain + reference.mean()
+    return out
+
+
+def threshold_of(drops: np.ndarray, name: str, rule: str = OTSU_FLOOR) -> float:
+    """The drop above which a pixel changed, by ``rule`` (:data:`RULES`): Otsu's threshold of ``drops``
+    never below the index's floor (the default), Otsu's alone, or the floor alone."""
+    if rule == FLOOR:
+        return FLOORS[name]
+    cut = otsu(drops)
+    return cut if rule == OTSU else max(cut, FLOORS[name])
+
+
+def detect(before: Observation, after: Observation, bands: Sequence[str], min_pixels: int = 1,
+           rule: str = OTSU_FLOOR) -> Change:
+    """The changed pixels between two observations of one frame (steps 2 to 5 but the polygons);
+    components smaller than ``min_pixels`` are dropped and holes smaller than it filled."""
+    both = before.usable & after.usable
+    name, index_before = vegetation_index(before.image, bands)
+    _, index_after = vegetation_index(np.maximum(normalise(before, after, bands), 0), bands)
+    forest_before = both & (index_before > forest_cut(index_before[both], name))
+    drop = index_before - index_after
+    threshold = threshold_of(drop[forest_before], name, rule) if forest_before.any() else math.inf
+    changed = forest_before & (drop > threshold)
+    changed = ndimage.binary_closing(ndimage.binary_opening(changed, _SQUARE), _SQUARE) & both
+    labelled, count = ndimage.label(changed, _SQUARE)
+    if count:
+        sizes = np.bincount(labelled.ravel())
+        small = sizes < min_pixels
+        small[0] = False
+        changed[small[labelled]] = False
+    holes, count = ndimage.label(~changed)
+    if count:
+        sizes = np.bincount(holes.ravel())
+        filled = sizes < min_pixels
+        filled[0] = False
+        changed |= filled[holes]
+    return Change(name, float(threshold), forest_before, changed, float(both.mean()) if both.size else 0.0)
+
+
+def polygons(changed: np.ndarray, crs: str, transform: Affine, min_ha: float) -> list[tuple[shapely.Geometry, float]]:
+    """The changed pixels as ``(polygon in EPSG:4326, geodesic hectares)``, largest first, those under
+    ``min_ha`` left out."""
+    pixel = abs(transform.a)
+    found = []
+    for geometry, _ in rasterio.features.shapes(changed.astype(np.uint8), mask=changed, transform=transform):
+        outline = shapely.geometry.shape(geometry).simplify(pixel, preserve_topology=True)
+        lonlat = reproject(outline, crs, WGS84, densify=False)
+        area = geodesic_ha(lonlat)
+        if area >= min_ha:
+            found.append((lonlat, area))
+    return sorted(found, key=lambda pair: -pair[1])
+
+
+def frame(alert_tiles: Sequence[shapely.Geometry], crs: str, resolution: float) -> Tile:
+    """The square frame of an event on a scene's grid (``crs`` and pixel ``resolution``, snapped to whole
+    pixels of it): the bounds of its alert tiles (EPSG:4326) with one tile of margin all round."""
+    projected = [reproject(t, WGS84, crs, densify=False) for t in alert_tiles]  # their own vertices suffice
+    outline = shapely.union_all(projected)
+    margin = max(max(t.bounds[2] - t.bounds[0], t.bounds[3] - t.bounds[1]) for t in projected)
+    west, south, east, north = outline.bounds
+    # whole pixels outward, forgiving the round trip through EPSG:4326 (well under a millimetre)
+    left = math.floor((west - margin) / resolution + 1e-3) * resolution
+    top = math.ceil((north + margin) / resolution - 1e-3) * resolution
+    size = math.ceil(max(east + margin - left, top - (south - margin)) / resolution - 1e-3)
+    return Tile("frame", crs, (resolution, 0.0, left, 0.0, -resolution, top), size)
+
+
+def observe(items: Sequence[SceneItem], read: ReadOptions, where: Tile) -> Observation | None:
+    """The mosaic of ``items`` (one date's scenes) over ``where``: the first usable pixel of each, in order;
+    ``None`` when no scene could be read there. A scene that fails costs only its own pixels."""
+    image, usable = None, None
+    for item in items:
+        try:
+            with read.open(item) as reader:
+                pixels, clear = reader.read_pixels(where)
+        except (SceneError, OSError) as error:
+            log.warning("clearings: scene %s skipped: %s", item.scene_id, error)
+            continue
+        if image is None:
+            image, usable = pixels.astype(np.float32), clear.copy()
+            continue
+        take = clear & ~usable
+        image[take] = pixels[take]
+        usable |= take
+    return Observation(image, usable) if image is not None else None
+
+
+def clearing_id(event_id: str, geometry: shapely.Geometry) -> str:
+    """16 hex digits of SHA-256 of the event id and the polygon's representative point (metre-rounded):
+    the same from a re-run on the same scenes."""
+    point = geometry.representative_point()
+    key = f"{event_id}|{point.x:.5f}|{point.y:.5f}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Work:
+    """One event to delineate, with all it needs (a Beam element): its alert tiles' outlines (WKB, EPSG:4326,
+    by alert id) and the scenes of the date before and of the date of detection that cover its frame, the
+    scene of detection first, then by how many tiles each gave the scan."""
+
+    event: Event
+    alert_tiles: tuple[tuple[str, bytes], ...]
+    before: tuple[SceneItem, ...]
+    after: tuple[SceneItem, ...]
+
+
+class ClearingError(Exception):
+    """An event that could not be delineated (its scenes unreadable): one counted error line."""
+
+
+def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequence[Alert],
+         items: Mapping[str, SceneItem]) -> list[Work]:
+    """The :class:`Work` of each event: the scenes of its two dates whose scanned tiles (``planet_tiles.
+    tile_labels`` in ``con``) overlap its frame, as ``items`` (by scene id) says where they are now."""
+    tiles = {a.alert_id: a.geometry for a in alerts}
+    frames = []
+    for e in found:
+        outlines = [shapely.from_wkb(tiles[i]) for i in e.alert_ids if i in tiles]
+        margin = max(max(o.bounds[2] - o.bounds[0], o.bounds[3] - o.bounds[1]) for o in outlines)
+        west, south, east, north = shapely.union_all(outlines).bounds
+        for side, date in (("before", e.before_date), ("after", e.first_detected)):
+            frames.append({"event_id": e.event_id, "side": side, "aoi": e.aoi, "scan_date": date,
+                           "west": west - margin, "south": south - margin, "east": east + margin,
+                           "north": north + margin})
+    scenes: dict[tuple[str, str], list[str]] = {}
+    if frames:
+        con.register("clearing_frames", pa.Table.from_pylist(frames))
+        rows = con.execute(
+            "SELECT f.event_id, f.side, t.scene_id, COUNT(*) AS n FROM clearing_frames f "
+            "JOIN planet_tiles.tile_labels t ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
+            "AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
+            "GROUP BY ALL ORDER BY f.event_id, f.side, n DESC, t.scene_id").fetchall()
+        con.unregister("clearing_frames")
+        for event_id, side, scene_id, _ in rows:
+            scenes.setdefault((event_id, side), []).append(scene_id)
+
+    def chosen(event: Event, side: str, first: str) -> tuple[SceneItem, ...]:
+        ids = scenes.get((event.event_id, side), [])
+        ordered = [first] * (first in ids) + [i for i in ids if i != first]
+        return tuple(items[i] for i in ordered if i in items)
+
+    return [Work(e, tuple((i, tiles[i]) for i in e.alert_ids if i in tiles),
+                 chosen(e, "before", e.before_scene), chosen(e, "after", e.detected_scene)) for e in found]
+
+
+def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
+              rule: str = OTSU_FLOOR) -> list[Clearing]:
+    """The clearings of one event, on the grid of its first scene of detection, through the record bands
+    that scene has (NIR where it has it); :class:`ClearingError` when either date cannot be read."""
+    event = work.event
+    if not work.before or not work.after:
+        raise ClearingError(f"no scenes: the scans name none of the {'date before' if not work.before else 'detection'}"
+                            " over the event (or --scenes/--stac do not hold them)")
+    try:
+        with read.open(work.after[0]) as reader:
+            crs, resolution, bands = reader.crs, abs(reader.transform.a), reader.bands
+    except (SceneError, OSError) as error:
+        raise ClearingError(f"scene {work.after[0].scene_id}: {error}") from None
+    outlines = {alert_id: shapely.from_wkb(wkb) for alert_id, wkb in work.alert_tiles}
+    where = frame(list(outlines.values()), crs, resolution)
+    bands_read = dataclasses.replace(read, bands=tuple(bands))
+    before, after = observe(work.before, bands_read, where), observe(work.after, bands_read, where)
+    if before is None or after is None:
+        side = work.before if before is None else work.after
+        date = event.before_date if before is None else event.first_detected
+        raise ClearingError(f"none of the {len(side)} scenes of {date} could be read "
+                            f"({', '.join(i.scene_id for i in side)})")
+    pixel_ha = (resolution * resolution) / 1e4
+    change = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
+    tree = shapely.STRtree(list(outlines.values()))
+    ids = list(outlines)
+    labels = tuple(label for label, _ in event.labels_gained)
+    found = []
+    for outline, area in polygons(change.changed, crs, where.affine, min_clearing_ha):
+        touched = sorted(ids[i] for i in tree.query(outline, predicate="intersects").tolist())
+        if not touched:
+            continue
+        centre = outline.centroid
+        found.append(Clearing(
+            clearing_id=clearing_id(event.event_id, outline), event_id=event.event_id, aoi=event.aoi,
+            alert_ids=tuple(touched), before_date=event.before_date, detected_date=event.first_detected,
+            labels_gained=labels, confidence=event.confidence, area_ha=area, judged_share=change.judged_share,
+            change_index=change.index, threshold=change.threshold, geometry=shapely.to_wkb(outline),
+            lon=centre.x, lat=centre.y))
+    return found
+
+
+def for_events(works: Sequence[Work], read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
+               rule: str = OTSU_FLOOR) -> list[Clearing]:
+    """The clearings of every event, here (the report's small runs; ``planet-tiles delineate`` runs the same
+    per event on Beam); an event that cannot be delineated is logged and has none."""
+    out: list[Clearing] = []
+    for work in works:
+        try:
+            out += delineate(work, read, min_clearing_ha, rule)
+        except ClearingError as error:
+            log.warning("event %s: no clearings: %s", work.event.event_id, error)
+    return out
+
+
+def attach(found: Sequence[Event], cleared: Sequence[Clearing], zones: Sequence[Zone] = ()) -> list[Event]:
+    """``found`` with their cleared hectares: ``cleared_ha`` (the sum of their clearings) and, for each zone
+    an event touches, the hectares of its clearings inside that zone."""
+    mine: dict[str, list[Clearing]] = {}
+    for c in cleared:
+        mine.setdefault(c.event_id, []).append(c)
+    shapes = {z.name: z.geometry for z in zones}
+    out = []
+    for event in found:
+        outlines = [shapely.from_wkb(c.geometry) for c in mine.get(event.event_id, [])]
+        union = shapely.union_all(outlines) if outlines else None
+        inside = tuple((name, ha, round(geodesic_ha(shapes[name].intersection(union)), 4)
+                        if union is not None and name in shapes else 0.0) for name, ha, _ in event.zones)
+        out.append(dataclasses.replace(event, zones=inside, cleared_ha=round(
+            sum(c.area_ha for c in mine.get(event.event_id, [])), 4)))
+    return out
+
+
+def score(found: Sequence[Clearing], places: Sequence[dict], events: Sequence[Event] = (),
+          min_ha: float = MIN_CLEARING_HA) -> dict:
+    """Clearings against planted or mapped clearings (GeoJSON features, EPSG:4326), as :func:`measure`
+    says, over every place and (``in_events``) over the places that touch an event's tiles: those the
+    delineation had a chance at, whatever the tile classifier missed."""
+    shapes = [shapely.make_valid(shapely.geometry.shape(p["geometry"])) for p in places]
+    outlines = [shapely.from_wkb(c.geometry) for c in found]
+    result = measure(outlines, shapes, min_ha)
+    if events:
+        searched = shapely.union_all([shapely.from_wkb(e.geometry) for e in events])
+        result["in_events"] = measure(outlines, [s for s in shapes if s.intersects(searched)], min_ha)
+    return result
+
+
+def measure(found: Sequence[shapely.Geometry], planted: Sequence[shapely.Geometry], min_ha: float) -> dict:
+    """Total area found against planted; per planted polygon of at least ``min_ha``: found when the
+    clearings that touch it cover it with an intersection over union of 0.5 or more, and the mean of that
+    IoU; and the hectares found outside every planted polygon (false clearings)."""
+    tree = shapely.STRtree(found) if found else None
+    planted_all = shapely.union_all(planted) if planted else shapely.Polygon()
+    found_all = shapely.union_all(found) if found else shapely.Polygon()
+    ious = []
+    for place in planted:
+        if geodesic_ha(place) < min_ha:
+            continue
+        touching = tree.query(place, predicate="intersects").tolist() if tree is not None else []
+        mine = shapely.union_all([found[i] for i in touching]) if touching else shapely.Polygon()
+        union = geodesic_ha(place.union(mine))
+        ious.append(geodesic_ha(place.intersection(mine)) / union if union else 0.0)
+    planted_ha, found_ha = geodesic_ha(planted_all), geodesic_ha(found_all)
+    return {
+        "planted_ha": round(planted_ha, 3),
+        "cleared_ha": round(found_ha, 3),
+        "area_ratio": round(found_ha / planted_ha, 4) if planted_ha else None,
+        "planted": len(ious),
+        "recall_iou50": round(sum(1 for v in ious if v >= 0.5) / len(ious), 4) if ious else None,
+        "mean_iou": round(sum(ious) / len(ious), 4) if ious else None,
+        "false_ha": round(geodesic_ha(found_all.difference(planted_all)), 3),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--min_clearing_ha``, for ``delineate`` and ``report``."""
+    parser.add_argument("--min_clearing_ha", type=float, default=MIN_CLEARING_HA,
+                        help="leave out cleared polygons smaller than this many hectares "
+                             f"(default {MIN_CLEARING_HA:g})")
+
+
+def options_of(args: argparse.Namespace) -> dict:
+    """The options clearings depend on beside the scans they come from (judging, grouping, minimum size):
+    ``report`` reuses a stored delineation only when they are the same."""
+    return {"min_clear_fraction": args.min_clear_fraction, "highest_probability": args.highest_probability,
+            "event_window_days": args.event_window_days, "min_event_ha": args.min_event_ha,
+            "min_clearing_ha": args.min_clearing_ha}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    if not args.min_clearing_ha > 0:
+        raise UserError(f"--min_clearing_ha {args.min_clearing_ha}: must be more than 0")

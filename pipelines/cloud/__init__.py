@@ -1,0 +1,1 @@
+"""Google Cloud: Dataflow Flex Template metadata, job submission, and the project's set-up."""
