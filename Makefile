@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report_scale.py
 	$(BIN)/python benchmarks/recipe_options.py
 	$(BIN)/python benchmarks/tta.py
+	$(BIN)/python benchmarks/delineation.py
 
 # Mutation score of the pure modules (setup.cfg [mutmut]); not part of `make test`.
 mutation: $(STAMP)

@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS planet_tiles.alerts (
   geometry GEOGRAPHY NOT NULL OPTIONS (description = "tile outline in EPSG:4326 (WKB in Parquet, GeoParquet 1.1)"),
   lon FLOAT64 NOT NULL OPTIONS (description = "tile centroid longitude"),
   lat FLOAT64 NOT NULL OPTIONS (description = "tile centroid latitude"),
-  area_m2 FLOAT64 NOT NULL OPTIONS (description = "geodesic area of the tile, m2")
+  area_m2 FLOAT64 NOT NULL OPTIONS (description = "geodesic area of the tile, m2"),
+  cleared_ha FLOAT64 OPTIONS (description = "hectares of its event's clearings inside the tile (the clearings table); null when not delineated (report --no_clearings, the streaming scan)")
 )
 PARTITION BY first_detected
 CLUSTER BY aoi, tile_id

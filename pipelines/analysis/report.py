@@ -208,6 +208,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     cleared = [] if args.no_clearings else _clearings(args, snapshot, con, grouped, found, items)
     if not args.no_clearings:
         grouped = clearings.attach(grouped, cleared, zones)
+        found = clearings.attach_alerts(found, cleared)
     grouped = [dataclasses.replace(e, before_image=images.get(e.event_id, {}).get("before"),
                                    after_image=images.get(e.event_id, {}).get("after")) for e in grouped]
 

@@ -120,6 +120,8 @@ class Alert:
     lon: float
     lat: float
     area_m2: float
+    #: Hectares of its event's clearings inside the tile (pipelines.analysis.clearings); None until delineated.
+    cleared_ha: float | None = None
 
 
 def observations(rows: Iterable[dict]) -> list[Observation]:

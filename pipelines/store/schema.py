@@ -128,6 +128,8 @@ ALERT_COLUMNS: tuple[Column, ...] = (
     Column("lon", "FLOAT64", "tile centroid longitude"),
     Column("lat", "FLOAT64", "tile centroid latitude"),
     Column("area_m2", "FLOAT64", "geodesic area of the tile, m2"),
+    Column("cleared_ha", "FLOAT64", "hectares of its event's clearings inside the tile (the clearings table); null "
+                                    "when not delineated (report --no_clearings, the streaming scan)", required=False),
 )
 
 
