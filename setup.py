@@ -33,6 +33,8 @@ setup(
         # the scans table (Apache Iceberg): commits, snapshots, the embedded SQLite catalog, REST catalogs
         "pyiceberg[sql-sqlite,pyarrow]==0.12.*",
         "gcsfs>=2026.9",  # pyiceberg's file IO for gs:// warehouses (fsspec)
+        "pyogrio>=0.10,<0.14",  # vector inputs in any format GDAL reads (--aoi, --zones, --truth)
+        "scipy>=1.11,<2",  # the clearings' morphology (scipy.ndimage)
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
@@ -49,6 +51,8 @@ setup(
             # the style and layer rules of `make lint` (ruff.toml, setup.cfg [importlinter])
             "ruff==0.17.6",
             "import-linter==2.17",
+            # the exported and written GeoParquet, GeoPackage and FlatGeobuf files opened as GIS users open them
+            "geopandas>=1.0,<2",
         ],
     },
     entry_points={"console_scripts": ["planet-tiles=pipelines.cli:main"]},

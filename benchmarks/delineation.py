@@ -105,6 +105,13 @@ def main() -> None:
         m = hard_measures(pair, rule, normalised)
         print(f"{name:<22} {m['planted_ha']:>10.1f} {m['cleared_ha']:>9.1f} {m['area_ratio']:>6.2f} "
               f"{m['recall_iou50']:>10.2f} {m['mean_iou']:>8.2f} {m['false_ha']:>8.1f}")
+    m = hard_measures(pair, clearings.FLOOR, growth=True)
+    print(f"{'growth, date 2 to 3':<22} {m['planted_ha']:>10.1f} {m['cleared_ha']:>9.1f} {m['area_ratio']:>6.2f} "
+          f"{m['recall_iou50']:>10.2f} {m['mean_iou']:>8.2f} {m['false_ha']:>8.1f}")
+    if args.work:
+        path = Path(args.work) / "hard-truth.geojson"
+        path.write_text(json.dumps(truth_geojson(pair)))
+        print(f"the hard pair's truth: {path}")
     calibrated = clearings.FLOORS[clearings.NDVI]
     try:
         for value in (0.08, 0.10, 0.12, 0.15, 0.18, 0.22):
@@ -147,6 +154,8 @@ class HardPair:
     after: clearings.Observation
     planted: list[shapely.Geometry]  # in pixel coordinates (column, row)
     quiet: list[tuple[float, float]]  # centres of frames where nothing was cleared
+    third: clearings.Observation  # a third date, on which some clearings grew
+    grown: list[tuple[shapely.Geometry, shapely.Geometry]]  # (outline on the second date, on the third)
 
 
 def _smooth(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -203,51 +212,83 @@ def hard_pair(seed: int = 11, size: int = 3072) -> HardPair:
     patch = rasterize([(speckle, 1)], out_shape=(size, size), transform=Affine.identity()) > 0
     logged = patch & (rng.random((size, size)) < 0.03)
     after[logged] = CLEARED["soil"]
-    # the non-changes: brighter, under thin haze that thickens and thins across the scene (25 % give or take
-    # 8: too thin for the mask to flag), and a seasonal NIR shift
-    alpha = np.clip(0.25 + 0.08 * _smooth(rng, size, 10), 0.05, 0.45)[..., None]
-    after = (after * 1.15) * (1 - alpha) + HAZE * alpha
-    after[..., 3] *= 0.92
-    after = noisy(after)
-    # a cloud over half of the largest clearing, flagged by the mask (and drawn, as clouds are)
+    # a third date: four clearings (not the clouded one) grow, each by a blob on its edge
     biggest = max(planted, key=lambda g: g.area)
+    third, grown = after.copy(), []
+    for shape in [g for g in planted if g is not biggest][:4]:
+        edge = shape.exterior.interpolate(rng.uniform(0, shape.exterior.length))
+        larger = shape.union(_irregular(rng, edge.x, edge.y, 0.6 * shape.area))
+        ring = rasterize([(larger.difference(shape), 1)], out_shape=(size, size), transform=Affine.identity()) > 0
+        third[ring] = CLEARED["pasture"] * texture[ring]
+        grown.append((shape, larger))
+
+    def weathered(land: np.ndarray) -> np.ndarray:
+        """The non-changes: brighter, under thin haze that thickens and thins across the scene (25 % give
+        or take 8: too thin for a mask to flag), and a seasonal NIR shift."""
+        alpha = np.clip(0.25 + 0.08 * _smooth(rng, size, 10), 0.05, 0.45)[..., None]
+        image = (land * 1.15) * (1 - alpha) + HAZE * alpha
+        image[..., 3] *= 0.92
+        return np.clip(noisy(image), 1, None)
+
+    after, third = weathered(after), weathered(third)
+    # a cloud over half of the largest clearing on the second date, flagged by the mask (and drawn)
     west, south, east, north = biggest.bounds
     cloud = shapely.box((west + east) / 2, south - 40, east + 40, north + 40)
     clouded = rasterize([(cloud, 1)], out_shape=(size, size), transform=Affine.identity()) > 0
     after[clouded] = np.array([4650, 4600, 4600, 4900], np.float32)
-    usable = ~clouded
     quiet = [(400.0, 400.0), (400.0, 1600.0), speckle_at, (400.0, 1000.0)]  # river, old field, speckle, forest
-    return HardPair(clearings.Observation(np.clip(before, 1, None), np.ones((size, size), bool)),
-                    clearings.Observation(np.clip(after, 1, None), usable), planted, quiet)
+    everywhere = np.ones((size, size), bool)
+    return HardPair(clearings.Observation(np.clip(before, 1, None), everywhere),
+                    clearings.Observation(after, ~clouded), planted, quiet,
+                    clearings.Observation(third, everywhere), grown)
 
 
-def hard_measures(pair: HardPair, rule: str, normalised: bool = True) -> dict:
-    """Delineate each planted clearing's frame (and the quiet frames) as an event would be; score."""
+def truth_geojson(pair: HardPair) -> dict:
+    """The hard pair's planted clearings (EPSG:4326) with the date each was cleared by (2, or 3 for growth)."""
+    def lonlat(g: shapely.Geometry) -> dict:
+        return shapely.geometry.mapping(_to_lonlat(g))
+
+    features = [{"type": "Feature", "properties": {"date": 2, "area_ha": round(g.area * PIXEL**2 / 1e4, 3)},
+                 "geometry": lonlat(g)} for g in pair.planted]
+    features += [{"type": "Feature", "properties": {"date": 3, "grows": i,
+                                                    "area_ha": round((b.area - a.area) * PIXEL**2 / 1e4, 3)},
+                  "geometry": lonlat(b.difference(a))} for i, (a, b) in enumerate(pair.grown)]
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _to_lonlat(g: shapely.Geometry) -> shapely.Geometry:
+    return reproject(shapely.affinity.affine_transform(g, [PIXEL, 0, 0, -PIXEL, *ORIGIN]), CRS, WGS84)
+
+
+def hard_measures(pair: HardPair, rule: str, normalised: bool = True, growth: bool = False) -> dict:
+    """Delineate each planted clearing's frame (and the quiet frames) as an event would be; score. With
+    ``growth``: the second date against the third, in the frames of the clearings that grew, scored against
+    what they grew by."""
     transform = Affine(PIXEL, 0, ORIGIN[0], 0, -PIXEL, ORIGIN[1])
     bands = ("red", "green", "blue", "nir")
     size = pair.before.image.shape[0]
+    first, second = (pair.after, pair.third) if growth else (pair.before, pair.after)
+    targets = [b.difference(a) for a, b in pair.grown] if growth else pair.planted
+    centres = [(g.centroid.x, g.centroid.y) for g in targets] + ([] if growth else pair.quiet)
     found = []
     original = clearings.normalise
     if not normalised:
         clearings.normalise = lambda before, after, bands: after.image.astype(np.float32)
     try:
-        for cx, cy in [(g.centroid.x, g.centroid.y) for g in pair.planted] + pair.quiet:
+        for cx, cy in centres:
             col = int(min(max(cx - 384, 0), size - 768))
             row = int(min(max(cy - 384, 0), size - 768))
             window = (slice(row, row + 768), slice(col, col + 768))
-            cut = [clearings.Observation(o.image[window], o.usable[window]) for o in (pair.before, pair.after)]
+            cut = [clearings.Observation(o.image[window], o.usable[window]) for o in (first, second)]
             change = clearings.detect(*cut, bands, min_pixels=math.floor(1.0 / (PIXEL**2 / 1e4)), rule=rule)
-            middle = shapely.box(*(transform * (cx - 128, cy + 128)), *(transform * (cx + 128, cy - 128)))
-            middle = reproject(middle, CRS, WGS84)
+            middle = _to_lonlat(shapely.box(cx - 128, cy - 128, cx + 128, cy + 128))
             for outline, _ in clearings.polygons(change.changed, CRS, transform * Affine.translation(col, row), 1.0):
                 if outline.intersects(middle):
                     found.append(outline)
     finally:
         clearings.normalise = original
     merged = list(getattr(u := shapely.union_all(found), "geoms", [u])) if found else []
-    planted = [reproject(shapely.affinity.affine_transform(g, [PIXEL, 0, 0, -PIXEL, *ORIGIN]), CRS, WGS84)
-               for g in pair.planted]
-    return clearings.measure(merged, planted, 1.0)
+    return clearings.measure(merged, [_to_lonlat(g) for g in targets], 1.0)
 
 
 def _frame_km2(work: clearings.Work) -> float:

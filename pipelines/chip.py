@@ -34,7 +34,7 @@ from pipelines.steps.accounting import FAILED, OUTCOMES, WRITTEN, outcome
 from pipelines.steps.commits import ERRORS, PublishChips
 from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.steps.tiles import TileImage, Tiles
-from planet_core import logs, publishing, storage
+from planet_core import commands, logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
 from planet_core.labels import encode as encode_labels
 from planet_model import kaggle, records
@@ -42,14 +42,15 @@ from planet_model.records import MANIFEST, Chip
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="planet-tiles chip", description=__doc__.split("\n\n")[0])
+    parser = commands.parser("chip", __doc__)
     sources.add_arguments(parser, kaggle=True)
     parser.add_argument("--labels", help="ground truth: GeoJSON of polygons with a 'tag' property (EPSG:4326)")
     parser.add_argument("--output", required=True, help="output prefix (folder), local or gs://")
     parser.add_argument("--overwrite", action="store_true",
                         help="write into an output folder that holds files this tool did not write (they are "
                              "left alone; the tool only ever deletes files its own manifests list)")
-    parser.add_argument("--aoi", help="only tiles intersecting this GeoJSON or west,south,east,north")
+    parser.add_argument("--aoi", help="only tiles intersecting this area: a vector file GDAL reads (any CRS) or "
+                                      "west,south,east,north")
     parser.add_argument("--min_label_coverage", type=float, default=0.01,
                         help="a land tag needs this share of a chip (outside clouds)")
     parser.add_argument("--compression", choices=("none", "gzip"), default="none",

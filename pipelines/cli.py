@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "pipelines.analysis.queries",
         "run a BigQuery query of infra/bigquery/ locally in DuckDB on the scans table",
     ),
+    "export": ("pipelines.analysis.export", "a table as GeoPackage, FlatGeobuf or GeoJSON, for QGIS and other GIS"),
     "maintain": (
         "pipelines.store.upkeep",
         "expire old snapshots of the scans table and delete the files none references",

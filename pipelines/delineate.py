@@ -34,14 +34,14 @@ from pipelines.steps.commits import CommitClearings
 from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.store import clearings as stored
 from pipelines.store import scans
-from planet_core import logs, publishing
+from planet_core import commands, logs, publishing
 from planet_core.errors import RunFailed, UserError
 
 log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles delineate", description=__doc__.split("\n\n")[0])
+    p = commands.parser("delineate", __doc__)
     queries.add_snapshot_arguments(p)
     p.add_argument("--aoi", help="only this AOI (default: every AOI of the scans)")
     queries.add_judging_arguments(p)

@@ -37,27 +37,28 @@ from pipelines import chip, scan
 from pipelines.analysis import report
 from pipelines.geo.grid import scene_footprint
 from pipelines.sources import synthetic
-from planet_core import logs
+from planet_core import commands, logs
 from planet_model import train as training
 
 TRAIN_ROW_OFFSET = 4  # the training region lies south of the watched one, with a gap of one scene
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles demo", description=__doc__.split("\n\n")[0])
+    p = commands.parser("demo", __doc__)
     p.add_argument("--output", default="demo-output", help="folder for everything the demo makes")
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic scenes (the same seed, the same land)")
     p.add_argument("--rows", type=int, default=3, help="scenes north to south in each region")
     p.add_argument("--cols", type=int, default=4, help="scenes west to east in each region")
     p.add_argument("--size", type=int, default=1024, help="scene size in pixels (3 m)")
     p.add_argument("--dates", nargs=3, default=["2026-06-01", "2026-07-13", "2026-07-27"],
                    metavar=("FIRST", "SECOND", "THIRD"),
                    help="the acquisition and scan dates of the watched region (the land changes after the first)")
-    p.add_argument("--arch", choices=("simple_cnn", "inception_v3"), default="simple_cnn")
+    p.add_argument("--arch", choices=("simple_cnn", "inception_v3"), default="simple_cnn",
+                   help="the model to train (inception_v3 is the study's, slow on a laptop)")
     p.add_argument("--weights", default="none", help="Inception V3 weights: imagenet, none or a local file")
     p.add_argument("--epochs", type=int, default=80, help="epochs of the first (or only) training stage")
     p.add_argument("--finetune_epochs", type=int, default=10, help="Inception V3 fine-tuning epochs")
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--batch_size", type=int, default=32, help="training batch size")
     return p
 
 

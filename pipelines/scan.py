@@ -37,7 +37,7 @@ from pipelines.steps.options import parse, pipeline_options, submitted_only
 from pipelines.steps.tiles import Tiles
 from pipelines.store import catalog, scans, schema
 from pipelines.store.catalog import Warehouse
-from planet_core import logs, publishing, storage
+from planet_core import commands, logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
 from planet_model.bundle import read_metadata
 
@@ -48,15 +48,20 @@ DRIFT_WARNING = 0.2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles scan", description=__doc__.split("\n\n")[0])
-    p.add_argument("--aoi", required=True, help="area of interest: GeoJSON file or west,south,east,north (EPSG:4326)")
-    p.add_argument("--aoi_name", help="name of the AOI in the output (default: the GeoJSON file's name)")
+    p = commands.parser("scan", __doc__)
+    p.add_argument("--aoi", required=True, help="area of interest: a vector file GDAL reads (GeoJSON, GeoPackage, "
+                                                "Shapefile, FlatGeobuf...; any CRS; FILE|layername=NAME for one "
+                                                "layer) or west,south,east,north (EPSG:4326)")
+    p.add_argument("--aoi_name", help="name of the AOI in the output (default: the file's name)")
     sources.add_arguments(p)
     p.add_argument("--output", required=True, help="the scans' warehouse folder, local or gs://")
     catalog.add_argument(p)
     p.add_argument("--scan_date", help="YYYY-MM-DD (default: for basemap quads the first day of their mosaic's "
                                        "month, else today, UTC)")
     scan_setup.add_bundle_arguments(p)
+    p.add_argument("--allow_resampling", action="store_true",
+                   help="scan scenes whose own ground pixel is more than 10%% off the bundle's (refused by default: "
+                        "the model would see them resampled to its scale)")
     tiling.add_arguments(p, grid_default=UTM, tile_size=False)
     return p
 
@@ -91,7 +96,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     read = sources.read_options(args, meta.bands)
     items = sources.discover(args, aoi.geometry)
     scan_date = args.scan_date or default_scan_date(items)
-    refused = scan_setup.check_scenes(items, meta, read, args.product, aoi.geometry)
+    refused = scan_setup.check_scenes(items, meta, read, args.product, aoi.geometry, args.allow_resampling)
     items = [i for i in items if i.uri not in {o["uri"] for o in refused}]
     if warehouse.local:
         storage.check_writable(args.output)

@@ -47,13 +47,13 @@ from pipelines.steps.options import parse, pipeline_options
 from pipelines.steps.tiles import Tiles
 from pipelines.store import catalog, schema
 from pipelines.store.catalog import Warehouse
-from planet_core import logs, publishing
+from planet_core import commands, logs, publishing
 from planet_core.errors import UserError
 from planet_model.bundle import BundleMeta, read_metadata
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles stream", description=__doc__.split("\n\n")[0])
+    p = commands.parser("stream", __doc__)
     p.add_argument(
         "--subscription", required=True, help="Pub/Sub subscription of GCS notifications: projects/P/subscriptions/S"
     )
@@ -62,8 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--object_prefix", default="gs://{bucket}/",
                    help="where notified objects are read: {bucket} is the notification's bucket "
                         "(default gs://{bucket}/; a local mirror or FUSE mount for development)")
-    p.add_argument("--aoi", help="one area of interest: GeoJSON file or west,south,east,north (EPSG:4326)")
-    p.add_argument("--aoi_name", help="its name (default: the GeoJSON file's name)")
+    p.add_argument("--aoi", help="one area of interest: a vector file GDAL reads (any CRS) or "
+                                 "west,south,east,north (EPSG:4326)")
+    p.add_argument("--aoi_name", help="its name (default: the file's name)")
     p.add_argument("--regions", help="regions file (infra/regions.yaml): every region's AOI is watched")
     p.add_argument("--output", required=True, help="the scans' warehouse (as the batch scan's --output): each "
                                                    "window's rows are committed to its table")

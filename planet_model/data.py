@@ -204,7 +204,12 @@ def dataset(files: Sequence[str], info: DataInfo, bands: Sequence[str], keep_ids
     if training:
         ds = ds.shuffle(2048, seed=seed, reshuffle_each_iteration=True)
         ds = ds.map(lambda x, y: (dihedral(x), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if keep_ids is not None:
+        # The filter hides the count from tf.data; Keras, not knowing how many batches an epoch has, warns
+        # "Your input ran out of data" at the end of every first epoch. The split's keys are unique chips.
+        ds = ds.apply(tf.data.experimental.assert_cardinality(-(-len(keep_ids) // batch_size)))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from planet_core import logs
+from planet_core import commands, logs
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from planet_model import bundle, evaluate, metrics, plots, thresholds
@@ -93,7 +93,7 @@ def _common(metas: Sequence[BundleMeta]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles ensemble", description=__doc__.split("\n\n")[0])
+    p = commands.parser("ensemble", __doc__)
     p.add_argument("--bundle", action="append", required=True, help="a member bundle; repeat for each (one with --tta)")
     p.add_argument("--data", required=True, nargs="+", help="labelled chip records to search the thresholds on")
     p.add_argument("--split", choices=evaluate.SPLITS, default="validation",

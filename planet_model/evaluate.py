@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planet_core import logs, storage
+from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 from planet_core.labels import LABELS, WEATHER_INDICES
 from planet_model import bundle, metrics, plots, thresholds
@@ -139,7 +139,7 @@ def figures(y: np.ndarray, probabilities: np.ndarray, cut: np.ndarray) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles evaluate", description=__doc__.split("\n\n")[0])
+    p = commands.parser("evaluate", __doc__)
     p.add_argument("--bundle", action="append", required=True, help="model bundle; repeat to compare several")
     p.add_argument("--data", required=True, nargs="+", help="labelled chip records (folder, file or glob; local or gs://)")
     p.add_argument("--split", choices=SPLITS, default="all",

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from planet_core import logs, storage
+from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 from planet_core.imagery import UNKNOWN
 from planet_model import bundle, kaggle, thresholds
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles predict", description=__doc__.split("\n\n")[0])
+    p = commands.parser("predict", __doc__)
     p.add_argument("--bundle", required=True, help="model bundle folder, local or gs://")
     p.add_argument("--kaggle_images", action="append", required=True,
                    help="a folder of test images (test-jpg/, test-jpg-additional/); repeat for several")

@@ -22,11 +22,13 @@ all of them; ``--jit_compile`` turns on XLA. The same code runs on a CPU.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import sys
 from collections.abc import Sequence
 
-from planet_core import logs
+from planet_core import commands, logs
 from planet_model.architectures import ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
 from planet_model.bundle import BundleMeta
 
@@ -34,36 +36,41 @@ log = logging.getLogger("planet_model.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles train", description=__doc__.split("\n\n")[0])
+    p = commands.parser("train", __doc__)
     p.add_argument("--data", required=True, nargs="+", help="chip sets (folders `chip` wrote), globs or files "
                                                             "(local or gs://); several are read as one")
     p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
     p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
-    p.add_argument("--arch", choices=ARCHS, default="inception_v3")
+    p.add_argument("--arch", choices=ARCHS, default="inception_v3",
+                   help="the model: the study's Inception V3, two other ImageNet models, or the small CNN")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet, none, or a local notop weights file of the --arch application")
     p.add_argument("--bands", default="red,green,blue", help="bands fed to the model, e.g. red,green,blue,nir")
     p.add_argument("--input_size", type=int, help="model input size (default 140; 64 for simple_cnn)")
     p.add_argument("--weather_head", choices=WEATHER_HEADS, default="sigmoid",
                    help="softmax over the 4 weather labels, or sigmoid for all 17 (the study)")
-    p.add_argument("--head_epochs", type=int, default=20)
-    p.add_argument("--finetune_epochs", type=int, default=70)
+    p.add_argument("--head_epochs", type=int, default=20, help="epochs of stage 1: the new head alone, Adam")
+    p.add_argument("--finetune_epochs", type=int, default=70,
+                   help="epochs of stage 2: the head and the upper layers, SGD (0: no stage 2)")
     p.add_argument("--finetune_from_layer", type=int,
                    help="stage 2 unfreezes the base from this layer on (default per arch: "
                         + ", ".join(f"{a} {n}" for a, n in FINETUNE_FROM.items()) + ")")
-    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--batch_size", type=int, default=128, help="chips per training step")
     p.add_argument("--head_learning_rate", type=float, default=1e-3, help="Adam, stage 1")
     p.add_argument("--finetune_learning_rate", type=float, default=0.01, help="SGD, stage 2")
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum of stage 2")
     p.add_argument("--lr_schedule", choices=LR_SCHEDULES, default="constant",
                    help="constant (the study), cosine decay over each stage, or halve on a validation-loss plateau")
     p.add_argument("--label_smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0: off)")
     p.add_argument("--l2", type=float, default=0.01, help="L2 factor of the Dense(512) layer")
-    p.add_argument("--cooccurrence_weight", type=float, default=1e-4)
+    p.add_argument("--cooccurrence_weight", type=float, default=1e-4,
+                   help="weight of the co-occurrence penalty added to binary cross-entropy (the study's 0.0001)")
     p.add_argument("--cooccurrence_penalty", choices=("weather", "labels"), default="weather",
                    help="weather: the study's C_o; labels: every pair never seen together in training")
-    p.add_argument("--val_fraction", type=float, default=0.3)
-    p.add_argument("--split_by", choices=("chip", "scene"), default="chip")
+    p.add_argument("--val_fraction", type=float, default=0.3,
+                   help="share of the chips held out for validation and the threshold search")
+    p.add_argument("--split_by", choices=("chip", "scene"), default="chip",
+                   help="hold out whole scenes (scene) or single chips (chip) for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="none", help="none, memory, or a file path for tf.data's cache")
     p.add_argument("--max_stat_chips", type=int, default=4000, help="chips used for band statistics")
@@ -103,7 +110,9 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
 
 def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
-    meta = run(argv)
+    build_parser().parse_args(argv)  # --help and usage errors on stdout and stderr as usual, before the redirect
+    with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars are logs: stdout is the result alone
+        meta = run(argv)
     print(json.dumps({"bundle": meta.version, "f2": meta.metrics["searched"]}))
 
 

@@ -193,7 +193,9 @@ def fit(net: keras.Model, planned: Sequence[Stage], chips: Chips, inputs: Inputs
                         jit_compile=options["jit_compile"])
         log.info("stage %d: %d epochs, %s, %d trainable weights", stage.number, stage.epochs,
                  type(optimizer).__name__, len(net.trainable_weights))
-        net.fit(inputs.train, validation_data=inputs.val, epochs=stage.epochs, verbose=options["verbose"], callbacks=[
+        # shuffle=False: the training pipeline shuffles itself (Keras would say it ignores shuffle=True)
+        net.fit(inputs.train, validation_data=inputs.val, epochs=stage.epochs, verbose=options["verbose"],
+                shuffle=False, callbacks=[
             keras.callbacks.BackupAndRestore(os.path.join(workdir, WORKDIR_FILES[1].format(stage=stage.number))),
             LearningRate(),  # before the logger: it adds the epoch's rate to what is logged
             keras.callbacks.CSVLogger(os.path.join(workdir, WORKDIR_FILES[2].format(stage=stage.number)), append=True),

@@ -1,13 +1,19 @@
+import argparse
+import importlib
+import re
 import subprocess
 import sys
 
 import pytest
 
+from pipelines.cli import COMMANDS
+
 
 @pytest.mark.parametrize("command", [
     "from pipelines.cli import main; main(['--help'])",
     *(f"from pipelines.cli import main; main(['{name}', '--help'])"
-      for name in ("chip", "scan", "stream", "train", "report", "query", "demo", "submit", "synth", "predict")),
+      for name in ("chip", "scan", "stream", "delineate", "train", "report", "query", "demo", "submit", "synth",
+                   "predict")),
     "from pipelines.stream import main; main(['--help'])",
 ])
 def test_help_answers_without_tensorflow(command):
@@ -16,6 +22,24 @@ def test_help_answers_without_tensorflow(command):
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "usage:" in result.stdout
     assert result.stdout.strip().endswith("NO-TF")
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_with_a_default_shows_it_in_help(command, capsys):
+    """Each option that has a default says it in --help: in its own words or as argparse's (default: X)."""
+    from pipelines.cli import main
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    printed = capsys.readouterr().out
+    entries = re.split(r"\n  (?=-)", printed.split("\noptions:", 1)[1])  # one per option, flags first
+    parser = importlib.import_module(COMMANDS[command][0]).build_parser()
+    for action in parser._actions:
+        if action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            continue
+        flag = action.option_strings[-1]
+        (entry,) = [e for e in entries if re.match(rf"(-\S+ \S+, )?{flag}\b", e.strip())]
+        assert "default" in " ".join(entry.split()).lower(), (command, flag, entry)
 
 
 def test_unknown_command_is_refused():

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import shapely
 from pyproj import Geod
-from shapely.geometry import shape
 
 from pipelines.analysis.rules import CONFIDENCE_LEVELS, Alert
-from planet_core import storage
+from pipelines.geo import vectors
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 
@@ -164,26 +162,17 @@ def geodesic_ha(geometry: shapely.Geometry) -> float:
 
 
 def read_zones(path: str, name_property: str = "name") -> list[Zone]:
-    """Polygons with a name from a GeoJSON FeatureCollection (EPSG:4326); a clear error naming ``--zones``
-    for anything else."""
-    try:
-        collection = json.loads(storage.read_text(path))
-    except (OSError, ValueError) as error:
-        raise UserError(f"--zones {path}: not readable GeoJSON ({error})") from None
+    """Polygons with a name from any vector file GDAL reads, in any CRS (:mod:`pipelines.geo.vectors`:
+    reprojected to EPSG:4326); a clear error naming ``--zones`` for anything else."""
     zones = []
-    for i, feature in enumerate(collection.get("features", []) if isinstance(collection, dict) else []):
-        name = (feature.get("properties") or {}).get(name_property)
+    for i, feature in enumerate(vectors.read(path, "--zones")):
+        name = feature.properties.get(name_property)
         if name is None:
             raise UserError(f"--zones {path}: feature {i} has no {name_property!r} property "
                             "(--zone_name_property names the property that holds the zone's name)")
-        try:
-            geometry = shape(feature["geometry"])
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise UserError(f"--zones {path}: feature {i} ({name}) has no usable geometry ({error})") from None
-        if geometry.geom_type not in ("Polygon", "MultiPolygon"):
-            raise UserError(f"--zones {path}: feature {i} ({name}) is a {geometry.geom_type}, not a polygon")
-        zones.append(Zone(str(name), shapely.make_valid(geometry)))
+        if feature.geometry.geom_type not in ("Polygon", "MultiPolygon"):
+            raise UserError(f"--zones {path}: feature {i} ({name}) is a {feature.geometry.geom_type}, not a polygon")
+        zones.append(Zone(str(name), shapely.make_valid(feature.geometry)))
     if not zones:
-        raise UserError(f"--zones {path}: no features (a GeoJSON FeatureCollection of named polygons)")
+        raise UserError(f"--zones {path}: no features (named polygons)")
     return zones
-

@@ -27,6 +27,7 @@ import sqlglot
 from pipelines.analysis import rules
 from pipelines.store import catalog, scans
 from pipelines.store.catalog import Warehouse
+from planet_core import commands
 from planet_core.errors import UserError
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
@@ -225,7 +226,7 @@ def _param(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles query", description=__doc__.split("\n\n")[0])
+    p = commands.parser("query", __doc__)
     p.add_argument("name", help="query: the name of a file in infra/bigquery/ (alerts, latest_state, ...)")
     add_snapshot_arguments(p)
     p.add_argument("--events", help="a report's events.parquet, as planet_tiles.events (for zone_alerts)")

@@ -40,11 +40,12 @@ from shapely.geometry import mapping, shape
 from pipelines import sources
 from pipelines.analysis import clearings, event_images, events, map_layers, queries, report_page, rules
 from pipelines.analysis.rules import Alert
+from pipelines.geo import vectors
 from pipelines.sources.base import SceneItem
 from pipelines.sources.masks import AUTO
 from pipelines.store import clearings as stored_clearings
 from pipelines.store import scans, schema
-from planet_core import logs, publishing, storage
+from planet_core import commands, logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
 from planet_model import bundle as bundles
 
@@ -52,17 +53,18 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles report", description=__doc__.split("\n\n")[0])
+    p = commands.parser("report", __doc__)
     queries.add_snapshot_arguments(p)
     p.add_argument("--output", required=True, help="the report folder, local or gs:// (each run writes a new "
                                                    "version and switches the folder to it; open current/report.html)")
     p.add_argument("--aoi", help="only this AOI (default: all under --scans)")
     p.add_argument("--bundle", help="model bundle for the model card (default: from the latest scan's manifest)")
-    p.add_argument("--truth", help="GeoJSON of known change places: score the alerts against them")
+    p.add_argument("--truth", help="known change places (any vector file GDAL reads, any CRS): score the alerts and "
+                                   "clearings against them")
     queries.add_judging_arguments(p)
     events.add_arguments(p)
-    p.add_argument("--zones", help="GeoJSON of named polygons (protected areas, territories, properties): "
-                                   "each event lists the zones it touches and its area inside each")
+    p.add_argument("--zones", help="named polygons (protected areas, territories, properties; any vector file GDAL "
+                                   "reads, any CRS): each event lists the zones it touches and its area inside each")
     p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
     queries.add_memory_argument(p)
     p.add_argument("--no_images", action="store_true",
@@ -120,10 +122,15 @@ def score(found: Sequence[Alert], seen: Sequence[bytes], places: Sequence[dict])
         "recall": len(found_places) / len(shapes) if shapes else 0.0,
         "visible_places": len(visible),
         "recall_visible": len(found_places & set(visible)) / len(visible) if visible else 0.0,
-        "per_tag": {tag: {"places": sum(1 for p in places if p["properties"]["tag"] == tag),
-                          "found": sum(1 for i in found_places if places[i]["properties"]["tag"] == tag)}
-                    for tag in sorted({p["properties"]["tag"] for p in places})},
+        "per_tag": {tag: {"places": sum(1 for p in places if _tag(p) == tag),
+                          "found": sum(1 for i in found_places if _tag(places[i]) == tag)}
+                    for tag in sorted({_tag(p) for p in places})},
     }
+
+
+def _tag(place: dict) -> str:
+    """A known change place's kind: its ``tag`` property (the synthetic truth's), else "place"."""
+    return str((place.get("properties") or {}).get("tag", "place"))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -194,7 +201,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     """Every file of report version ``version`` into ``folder``; the summary and the files' paths."""
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
     given = sources.discover(args) if not (args.no_images and args.no_clearings) else []
-    places = json.loads(storage.read_text(args.truth))["features"] if args.truth else None
+    places = [{"type": "Feature", "properties": f.properties, "geometry": mapping(f.geometry)}
+              for f in vectors.read(args.truth, "--truth")] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
     con = queries.connect(snapshot, materialize=True, memory_limit=args.memory_limit, spill=spill)
     dates = queries.scan_dates(con)

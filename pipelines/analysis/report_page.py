@@ -147,7 +147,8 @@ def _e(value: object) -> str:
 
 
 def _pct(share: float | None) -> str:
-    return "n/a" if share is None else f"{share:.1%}"
+    """A share as a percentage; "n/a" when there is none, and never "-0.0 %" (a rounding of a tiny negative)."""
+    return "n/a" if share is None else f"{0.0 if abs(share) < 5e-4 else share:.1%}"
 
 
 def _map_data(content: Content) -> list[dict]:
@@ -239,9 +240,10 @@ def _events(content: Content) -> str:
                 f"<strong>{e.cleared_ha:.1f} ha cleared</strong> in {e.area_ha:.1f} ha of alert tiles")
         cards.append(
             f"<details class='event' id='event-{_e(e.event_id)}'><summary>{area} in "
-            f"{_e(e.aoi)}, first detected {e.first_detected.isoformat()}: {_e(labels)}; confidence {level}, "
+            f"{_e(e.aoi)} at {_e(e.zones[0][0]) + ', ' if e.zones else ''}lon, lat {e.lon:.4f}, {e.lat:.4f}, "
+            f"first detected {e.first_detected.isoformat()}: {_e(labels)}; confidence {level}, "
             f"{_e(e.status)}</summary><p>{e.tiles} tiles, detected {e.first_detected.isoformat()} to "
-            f"{e.last_detected.isoformat()}, at {e.lat:.5f}, {e.lon:.5f}. Zones: {_e(zones)}. Event "
+            f"{e.last_detected.isoformat()}, at lon, lat {e.lon:.5f}, {e.lat:.5f}. Zones: {_e(zones)}. Event "
             f"<code>{_e(e.event_id)}</code>; alerts {_e(', '.join(e.alert_ids))}.</p><div class='pair'>"
             + _picture(e.before_image, f"before: {e.before_date.isoformat()}", e.before_scene)
             + _picture(e.after_image, f"after: {e.first_detected.isoformat()}", e.detected_scene)
@@ -348,7 +350,8 @@ def _model_card(meta: BundleMeta | None, figures: Mapping[str, bytes]) -> str:
     per_label = m.get("per_label", {})
     rows = "".join(
         f"<tr><td>{_e(name)}</td><td class='num'>{meta.thresholds[name]:.2f}</td>"
-        + "".join(f"<td class='num'>{per_label[name][k]:.3f}</td>" if name in per_label else "<td></td>"
+        + "".join(f"<td class='num'>{per_label[name][k]:.3f}</td>" if per_label.get(name, {}).get("support")
+                  else "<td class='num'>n/a</td>"
                   for k in ("precision", "recall", "f2"))
         + (f"<td class='num'>{per_label[name]['support']}</td>" if name in per_label else "<td></td>") + "</tr>"
         for name in meta.labels)

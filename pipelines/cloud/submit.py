@@ -28,7 +28,7 @@ from google.auth.transport.requests import AuthorizedSession
 
 from pipelines import PIPELINES
 from pipelines.cloud import templates
-from planet_core import storage
+from planet_core import commands, storage
 
 LAUNCH_URL = "https://dataflow.googleapis.com/v1b3/projects/{project}/locations/{region}/flexTemplates:launch"
 SETTINGS = ("project", "region", "bucket", "data_bucket", "image", "template", "machine_type", "max_workers",
@@ -40,7 +40,7 @@ GPU_MACHINES = {"nvidia-l4": "g2-standard-8", "nvidia-tesla-t4": "n1-standard-8"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles submit", description=__doc__.split("\n\n")[0],
+    p = commands.parser("submit", __doc__,
                                 epilog="Pipeline flags follow '--'.")
     p.add_argument("pipeline", choices=PIPELINES)
     p.add_argument("--config", help="YAML file with any of the settings below (flags win)")

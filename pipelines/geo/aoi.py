@@ -1,4 +1,4 @@
-"""Areas of interest: a name and a polygon in EPSG:4326, from a bounding box, a GeoJSON file or a regions file.
+"""Areas of interest: a name and a polygon in EPSG:4326, from a bounding box, a vector file or a regions file.
 
 Every pipeline that limits its work to a region (chip ``--aoi``, scan ``--aoi``, stream ``--aoi`` or
 ``--regions``) turns its flags into :class:`Aoi` values here, once, on the launcher; the workers receive
@@ -18,6 +18,7 @@ import yaml
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
+from pipelines.geo import vectors
 from pipelines.geo.grid import WGS84, reproject
 from planet_core import storage
 
@@ -32,22 +33,33 @@ class Aoi:
     geometry: BaseGeometry
 
 
-def parse_region(text: str) -> BaseGeometry:
-    """An AOI from ``west,south,east,north`` (EPSG:4326) or a GeoJSON file (any CRS named in it).
-
-    A GeoJSON FeatureCollection gives the union of its features. A legacy ``crs`` member is honoured;
-    without it coordinates are EPSG:4326 as RFC 7946 says.
-    """
+def bounding_box(text: str) -> BaseGeometry | None:
+    """``west,south,east,north`` (EPSG:4326) as a box; ``None`` when ``text`` is not four numbers."""
     parts = text.split(",")
-    if len(parts) == 4:
-        try:
-            west, south, east, north = (float(p) for p in parts)
-        except ValueError:
-            pass
-        else:
-            if not (west < east and south < north):
-                raise ValueError(f"bounding box {text!r} must be west,south,east,north with west<east, south<north")
-            return box(west, south, east, north)
+    if len(parts) != 4:
+        return None
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError:
+        return None
+    if not (west < east and south < north):
+        raise ValueError(f"bounding box {text!r} must be west,south,east,north with west<east, south<north")
+    return box(west, south, east, north)
+
+
+def parse_region(text: str, flag: str = "--aoi") -> BaseGeometry:
+    """An AOI from ``west,south,east,north`` (EPSG:4326) or a vector file: GeoJSON (a FeatureCollection,
+    Feature or bare geometry; a legacy ``crs`` member is honoured, without one coordinates are EPSG:4326 as
+    RFC 7946 says), or any format GDAL reads in any CRS (GeoPackage, Shapefile, FlatGeobuf, KML...;
+    ``path|layername=NAME`` for one layer of several: :mod:`pipelines.geo.vectors`). Its polygons' union."""
+    region = bounding_box(text)
+    if region is not None:
+        return region
+    if not text.lower().endswith((".geojson", ".json")):
+        polygons = [f.geometry for f in vectors.read(text, flag) if f.geometry.area > 0]
+        if not polygons:
+            raise ValueError(f"{flag} {text}: no polygon in it")
+        return shapely.union_all([shapely.make_valid(g) for g in polygons])
     try:
         document = json.loads(storage.read_text(text))
     except FileNotFoundError as error:
@@ -88,9 +100,9 @@ def load(text: str, name: str | None = None) -> Aoi:
     """``--aoi`` (and ``--aoi_name``) -> an :class:`Aoi`. A bounding box needs a name; a file's name
     defaults to its base name without extension."""
     if not name:
-        if not text.endswith((".geojson", ".json")):
+        if bounding_box(text) is not None:
             raise ValueError("--aoi_name is required when --aoi is a bounding box")
-        name = posixpath.basename(text).rsplit(".", 1)[0]
+        name = posixpath.basename(text.split(vectors.LAYER)[0]).rsplit(".", 1)[0]
     return Aoi(check_name(name), parse_region(text))
 
 

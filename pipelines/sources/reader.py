@@ -125,8 +125,9 @@ def band_layout(src: rasterio.DatasetReader, band_order: Sequence[str] | None = 
     A band described ``red``, ``green``, ``blue``, ``nir`` (or near-infrared) or ``alpha`` is that role, as
     in PlanetScope's 8-band SuperDove files (``coastal_blue, blue, green_i, green, yellow, red, rededge,
     nir``), whose other described bands are left out. Otherwise colour interpretation names red, green,
-    blue and alpha, and the one undefined band of a 4-band scene with RGB found is NIR (Planet's analytic
-    ``blue, green, red, nir`` files). A usable data mask (UDM2) is refused: it is never an image.
+    blue and alpha, and the one undefined band of a 4-band scene with RGB found, alpha apart, is NIR
+    (Planet's analytic ``blue, green, red, nir`` files, and its basemap quads' ``blue, green, red, nir, alpha``
+    wherever they lie, whatever their folder is called). A usable data mask (UDM2) is refused: it is never an image.
     """
     descriptions = tuple((d or "").strip().lower() for d in src.descriptions)
     if masks.is_udm2(src.descriptions):
@@ -148,7 +149,8 @@ def band_layout(src: rasterio.DatasetReader, band_order: Sequence[str] | None = 
                 roles.setdefault(interp.name, i)
             elif interp == ColorInterp.undefined:
                 undefined.append(i)
-        if "nir" not in roles and len(undefined) == 1 and src.count == 4:
+        image_bands = src.count - ("alpha" in roles)
+        if "nir" not in roles and len(undefined) == 1 and image_bands == 4:
             roles["nir"] = undefined[0]
     if not {"red", "green", "blue"} <= roles.keys():
         interps = ", ".join(c.name for c in src.colorinterp)

@@ -37,6 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from pipelines.geo.grid import WGS84, NativeGrid, reproject
 from pipelines.geo.ground_truth import PolygonTruth
 from pipelines.sources.masks import UDM2_BANDS
+from planet_core import commands
 from planet_core.errors import UserError
 from planet_core.imagery import SURFACE_REFLECTANCE
 from planet_core.labels import write_kaggle_csv
@@ -556,7 +557,7 @@ def later(spec: SceneSpec, acquired: str, disturbance_seed: int) -> SceneSpec:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="planet-tiles synth", description=__doc__.split("\n\n")[0])
+    parser = commands.parser("synth", __doc__)
     parser.add_argument("--output", required=True, help="folder for scenes, ground truth and labels")
     parser.add_argument("--layout", choices=("scenes", "basemap"), default="scenes",
                         help="scenes: PlanetScope-like scenes with their UDM2 (default); basemap: Planet monthly "

@@ -101,17 +101,19 @@ def check_resolution(spec: tiling.TileSpec, region: BaseGeometry, gsd: float) ->
 
 
 def check_scenes(items: Sequence[SceneItem], meta: BundleMeta, read: ReadOptions, product: str | None,
-                 region: BaseGeometry) -> list[dict]:
+                 region: BaseGeometry, allow_resampling: bool = False) -> list[dict]:
     """Check every scene's header against the bundle's domain before any work.
 
     A product that differs from the bundle's (both known) refuses the scan, naming both and the fix:
-    a model applied to another product's values fails silently. A scene that cannot give the bundle's
+    a model applied to another product's values fails silently. So does a scene whose own ground pixel is
+    more than :data:`UTM_TOLERANCE` off the bundle's (a 30-m Landsat scene under a 3-m bundle: its tiles
+    would be its pixels blown up tenfold), unless ``allow_resampling``. A scene that cannot give the bundle's
     bands, or has another dtype (unless ``--product`` says the user knows better), becomes a failed
     outcome, unless no scene can, which refuses the scan. Scenes that cannot be opened are left to the
     pipeline's error lines.
     """
     domain = meta.domain
-    wrong_product, failed, touching, opened = [], [], 0, 0
+    wrong_product, wrong_pixel, failed, touching, opened = [], [], [], 0, 0
     every_band = dataclasses.replace(read, bands=None, cloud_mask=NONE)  # every band, to name the missing ones
     for item in items:
         try:
@@ -122,6 +124,8 @@ def check_scenes(items: Sequence[SceneItem], meta: BundleMeta, read: ReadOptions
                 scene_product = product or reader.product
                 if UNKNOWN not in (scene_product, domain.product) and scene_product != domain.product:
                     wrong_product.append(f"{item.uri} is {scene_product}")
+                elif domain.gsd_m and not allow_resampling and abs(reader.gsd_m / domain.gsd_m - 1) > UTM_TOLERANCE:
+                    wrong_pixel.append(f"{item.uri} has {reader.gsd_m:.2f} m")
                 elif missing:
                     failed.append(outcome(FAILED, item.scene_id, item.uri, reason=(
                         f"bands: it provides {', '.join(reader.layout.available())}, not {', '.join(missing)}")))
@@ -140,6 +144,14 @@ def check_scenes(items: Sequence[SceneItem], meta: BundleMeta, read: ReadOptions
             + (f" and {len(wrong_product) - 3} more" if len(wrong_product) > 3 else "")
             + f". Scan {domain.product} scenes, or pass --product {domain.product} if these are "
             "that product whatever their names say"
+        )
+    if wrong_pixel:
+        raise UserError(
+            f"the bundle learned from {domain.gsd_m:.2f} m pixels; "
+            + "; ".join(wrong_pixel[:3])
+            + (f" and {len(wrong_pixel) - 3} more" if len(wrong_pixel) > 3 else "")
+            + f" (more than {UTM_TOLERANCE:.0%} off): the model would see them resampled to its scale. Scan "
+            "scenes of its resolution, or pass --allow_resampling to scan these all the same"
         )
     if failed and len(failed) == len(items):
         raise UserError(f"the bundle needs bands {', '.join(meta.bands)} ({meta.dtype}); no scene can give "

@@ -30,7 +30,7 @@ import shapely
 
 from pipelines.store import catalog, scans, schema
 from pipelines.store.catalog import Warehouse
-from planet_core import logs, publishing, storage
+from planet_core import commands, logs, publishing, storage
 from planet_core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ BATCH, STREAM = "_manifest.json", "_manifest-stream.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles migrate", description=__doc__.split("\n\n")[0])
+    p = commands.parser("migrate", __doc__)
     p.add_argument("--scans", required=True, help="a local folder of scans in the layout before tables")
     catalog.add_argument(p)
     return p

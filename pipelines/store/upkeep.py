@@ -29,7 +29,7 @@ from pyiceberg.exceptions import CommitFailedException
 
 from pipelines.store import catalog, scans
 from pipelines.store.catalog import Warehouse
-from planet_core import logs, storage
+from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ ORPHAN_DAYS = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="planet-tiles maintain", description=__doc__.split("\n\n")[0])
+    p = commands.parser("maintain", __doc__)
     p.add_argument("--scans", required=True, help="the scans' warehouse (what scan's --output was), local or gs://")
     catalog.add_argument(p)
     p.add_argument("--keep_days", type=float, default=KEEP_DAYS,

@@ -110,11 +110,12 @@ def test_zones_get_the_area_inside_them(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("not json", "not readable GeoJSON"),
+    ("not json", "not a vector file GDAL can read"),
     (json.dumps({"type": "FeatureCollection", "features": []}), "no features"),
-    (json.dumps({"type": "FeatureCollection", "features": [{"properties": {}, "geometry": mapping(box(0, 0, 1, 1))}]}),
+    (json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"kind": "x"},
+                                                            "geometry": mapping(box(0, 0, 1, 1))}]}),
      "has no 'name' property"),
-    (json.dumps({"type": "FeatureCollection", "features": [{"properties": {"name": "p"},
+    (json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"name": "p"},
                                                             "geometry": {"type": "Point", "coordinates": [0, 0]}}]}),
      "is a Point, not a polygon"),
 ])

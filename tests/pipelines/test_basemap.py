@@ -35,7 +35,8 @@ def test_two_monthly_mosaics_find_the_change_planted_between_them(mosaics, simpl
     for month in mosaics:
         manifest = scan.run([*RUNNER, "--aoi=" + ",".join(str(v) for v in region.bounds), "--aoi_name", "mato",
                              "--scenes", f"{month['folder']}/*.tif", "--bundle", simple_bundle["path"],
-                             "--output", str(out), "--grid", "WebMercatorQuad", "--zoom", "15"])
+                             "--output", str(out), "--grid", "WebMercatorQuad", "--zoom", "15",
+                             "--allow_resampling"])  # the session bundle learned from 3 m; the quads are 4.7 m
         # No --scan_date: the mosaic's month. 6 quads of 4 x 4 tiles; in the 2 quads of the mosaic's first
         # column the first tile column holds no data (alpha 0: skipped) and the second half (kept at 0.5).
         assert manifest["scan_date"] == f"{month['month']}-01"

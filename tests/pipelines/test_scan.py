@@ -185,5 +185,28 @@ def test_bundle_bands_the_scene_cannot_provide_fail_before_any_work(simple_bundl
     with pytest.raises(UserError, match=r"needs bands red, green, blue, nir.*RGB.byte.tif: bands: it provides red, "
                                          r"green, blue, not nir"):
         scan.run([*RUNNER, "--aoi=-80,30,-76,34", "--aoi_name", "x", "--scenes", str(RASTERS / "RGB.byte.tif"),
-                  "--bundle", str(bundle), "--output", str(tmp_path / "out")])
+                  "--bundle", str(bundle), "--output", str(tmp_path / "out"), "--allow_resampling"])
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scene_of_another_resolution_is_refused_before_any_work_unless_allowed(scenes, simple_bundle, tmp_path):
+    """The issue's case: a 30-m scene under a 3-m bundle ran, and every tile came out cloudy."""
+    source = scenes["folder"] / "synth_20260601_r0c0.tif"
+    coarse = tmp_path / "landsat_like.tif"
+    with rasterio.open(source) as src:
+        data = src.read(out_shape=(src.count, src.height // 10, src.width // 10),
+                        resampling=rasterio.enums.Resampling.average)
+        profile = {**src.profile, "width": src.width // 10, "height": src.height // 10,
+                   "transform": src.transform * src.transform.scale(10, 10), "blockxsize": 64, "blockysize": 64}
+        region = scene_footprint(src.crs, src.transform, src.width, src.height).buffer(-0.002)
+    with rasterio.open(coarse, "w", **profile) as dst:
+        dst.write(data)
+    args = [*RUNNER, "--aoi=" + ",".join(str(v) for v in region.bounds), "--aoi_name", "coarse", "--scenes",
+            str(coarse), "--band_order", "blue,green,red,nir", "--bundle", simple_bundle["path"], "--output",
+            str(tmp_path / "out"), "--scan_date", "2026-06-01"]
+    with pytest.raises(UserError, match=r"the bundle learned from 3\.00 m pixels; .*landsat_like.tif has 30\.0\d m "
+                                         r"\(more than 10% off\).*--allow_resampling"):
+        scan.run(args)
+    assert not (tmp_path / "out").exists(), "refused before any work"
+    manifest = scan.run([*args, "--allow_resampling"])
+    assert manifest["inferred"] > 0

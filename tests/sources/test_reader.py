@@ -141,6 +141,25 @@ def test_superdove_band_descriptions_give_the_roles(tmp_path):
     assert image[0, 0].tolist() == [600, 400, 200, 800]
 
 
+def test_a_basemap_quad_anywhere_keeps_its_nir_band(tmp_path):
+    """Planet's quads are blue, green, red, NIR (undefined) and alpha: recognised by what the file holds,
+    in a folder of any name (the issue's quad lost its NIR band outside a mosaic-named folder)."""
+    from rasterio.enums import ColorInterp
+
+    path = tmp_path / "downloads" / "1234-5678_quad.tif"
+    path.parent.mkdir()
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=5, dtype="uint16", crs="EPSG:3857",
+                       transform=rasterio.transform.from_origin(-6240000, -1100000, 4.77, 4.77)) as dst:
+        dst.write(np.stack([np.full((64, 64), v, np.uint16) for v in (350, 600, 330, 3000, 65535)]))
+        dst.colorinterp = [ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined,
+                           ColorInterp.alpha]
+    with SceneReader(files.item(str(path))) as reader:
+        layout = reader.layout
+        assert (layout.red, layout.green, layout.blue, layout.nir, layout.alpha) == (3, 2, 1, 4, 5)
+        [(_, image, valid, *_)] = list(reader.read_tiles(native_tiles(reader, 64)))
+    assert image[0, 0].tolist() == [330, 600, 350, 3000] and valid == 1.0
+
+
 def test_a_real_udm2_mask_is_never_read_as_an_image():
     path = PLANETSCOPE / "20151119_025740_0c74_3B_udm2_clip.tif"  # its first bands are flagged red, green, blue
     with pytest.raises(SceneError, match="usable data mask"):

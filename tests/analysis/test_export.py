@@ -1,0 +1,75 @@
+"""`planet-tiles export`: tables as GeoPackage, FlatGeobuf and GeoJSON, opened back with geopandas (GDAL)."""
+
+import datetime as dt
+import json
+
+import geopandas
+import pytest
+import shapely
+
+from pipelines.analysis import export, report
+from pipelines.geo.grid import WebMercatorGrid
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
+from tests import tables
+
+D1, D2 = dt.date(2026, 6, 1), dt.date(2026, 7, 1)
+GRID = WebMercatorGrid(14)
+
+
+def _row(col, labels):
+    outline = GRID.polygon_wgs84(5000 + col, 8600)
+    return {"tile_id": f"WebMercatorQuad/14/{5000 + col}/8600", "scene_id": "s", "acquired": None,
+            "geometry": outline.wkb, "lon": outline.centroid.x, "lat": outline.centroid.y, "area_m2": 1.0,
+            "valid_fraction": 1.0, **{f"p_{n}": 0.9 if n in labels else 0.05 for n in LABELS}, "labels": labels}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("export")
+    scans = tables.write_scans(folder / "scans", {
+        ("a", D1): [_row(c, ["clear", "primary"]) for c in range(3)],
+        ("a", D2): [_row(0, ["clear", "primary", "agriculture"]), *(_row(c, ["clear", "primary"]) for c in (1, 2))],
+        ("b", D1): [_row(9, ["clear", "water"])]})
+    report.run(["--scans", scans, "--output", str(folder / "report"), "--no_images", "--no_clearings"])
+    return {"scans": scans, "report": str(folder / "report")}
+
+
+@pytest.mark.parametrize("extension", ["gpkg", "fgb", "geojson"])
+def test_scans_open_in_gis_with_their_geometry_and_columns(made, tmp_path, extension):
+    out = tmp_path / f"scans.{extension}"
+    result = export.run(["tile_labels", "--scans", made["scans"], "--aoi", "a", "--output", str(out)])
+    frame = geopandas.read_file(out)
+    assert result["rows"] == len(frame) == 6 and frame.crs.to_epsg() == 4326
+    assert set(frame["aoi"]) == {"a"} and "bbox" not in frame.columns
+    rows = {(r["tile_id"], str(r["scan_date"])[:10]): r for r in tables.read_rows(made["scans"], "a")}
+    for _, got in frame.iterrows():
+        want = rows[(got["tile_id"], str(got["scan_date"])[:10])]
+        assert got.geometry.equals_exact(shapely.from_wkb(want["geometry"]), 1e-9)
+        # lists become JSON text (a GeoJSON reader gives it back as the list it is in the file)
+        labels = got["labels"]
+        assert (json.loads(labels) if isinstance(labels, str) else list(labels)) == want["labels"]
+    assert not list(tmp_path.glob(".partial-*")), "nothing left beside the file"
+
+
+def test_a_reports_alerts_and_events_export_as_it_has_them(made, tmp_path):
+    alerts = export.run(["alerts", "--report", made["report"], "--output", str(tmp_path / "alerts.fgb")])
+    events = export.run(["events", "--report", made["report"], "--output", str(tmp_path / "e.json"),
+                         "--format", "geojson"])
+    assert alerts["rows"] == events["rows"] == 1
+    frame = geopandas.read_file(tmp_path / "alerts.fgb")
+    assert frame.loc[0, "tile_id"] == "WebMercatorQuad/14/5000/8600" and frame.crs.to_epsg() == 4326
+
+
+@pytest.mark.parametrize("args, message", [
+    (["events", "--scans", "S", "--output", "x.gpkg"], "events is read from --report"),
+    (["tile_labels", "--report", "R", "--output", "x.gpkg"], "tile_labels is read from --scans"),
+    (["alerts", "--output", "x.gpkg"], "give either --scans"),
+    (["tile_labels", "--scans", "S", "--output", "x.txt"], "say the format with --format"),
+    (["alerts", "--report", "R", "--aoi", "a", "--output", "x.gpkg"], "--as_of and --aoi apply to --scans"),
+])
+def test_misuse_is_one_line(made, args, message):
+    args = [a.replace("S", made["scans"]) if a == "S" else a.replace("R", made["report"]) if a == "R" else a
+            for a in args]
+    with pytest.raises(UserError, match=message):
+        export.run(args)
