@@ -12,6 +12,8 @@ setup(
     packages=find_packages(
         include=["pipelines", "pipelines.*", "planet_core", "planet_core.*", "planet_model", "planet_model.*"]
     ),
+    # The queries, and Leaflet (which `make vendor` fetches from npm into the package before a build).
+    package_data={"pipelines.analysis": ["sql/*.sql", "vendor/leaflet-*/*"]},
     install_requires=[
         # Versions seen installing together (Python 3.11, 2026-11).
         "apache-beam[gcp]==2.77.*",

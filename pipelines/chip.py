@@ -33,6 +33,7 @@ from pipelines.steps import accounting
 from pipelines.steps.accounting import FAILED, OUTCOMES, WRITTEN, outcome
 from pipelines.steps.commits import ERRORS, PublishChips
 from pipelines.steps.options import parse, pipeline_options, submitted_only
+from pipelines.steps.progress import Progress
 from pipelines.steps.tiles import TileImage, Tiles
 from planet_core import commands, logs, publishing, storage
 from planet_core.errors import RunFailed, UserError
@@ -173,6 +174,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
             chips, outcomes = _chips(pipeline, args, spec, read, kaggle_set, found, region)
             written = (
                 chips
+                | "Progress" >> beam.ParDo(Progress("chip: chips cut"))
                 | "Encode" >> beam.Map(records.encode)
                 | "WriteChips" >> beam.io.WriteToTFRecord(
                     storage.join(folder, "chips"), file_name_suffix=suffix,

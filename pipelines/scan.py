@@ -34,6 +34,7 @@ from pipelines.steps import accounting, scan_setup
 from pipelines.steps.commits import CommitPartition
 from pipelines.steps.inference import PredictTiles
 from pipelines.steps.options import parse, pipeline_options, submitted_only
+from pipelines.steps.progress import Progress
 from pipelines.steps.tiles import Tiles
 from pipelines.store import catalog, scans, schema
 from pipelines.store.catalog import Warehouse
@@ -115,10 +116,12 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
             tiles = pipeline | "Scenes" >> beam.Create(items) | "Tiles" >> Tiles(spec, read, [aoi])
             rows = tiles["tiles"] | "Predict" >> PredictTiles(args.bundle, meta, args.batch_size, scan_date,
                                                               args.weather_one)
-            written = rows["rows"] | "WriteParquet" >> beam.io.WriteToParquet(
-                storage.join(scans.data_folder(warehouse, scan_date, aoi.name), f"part-{this_run}"),
-                schema.arrow_schema(), codec=schema.COMPRESSION, file_name_suffix=".parquet",
-                use_compliant_nested_type=True)  # list items named "element", as Iceberg and the spec name them
+            written = (rows["rows"] | "Progress" >> beam.ParDo(Progress("scan: tiles labelled"))
+                       | "WriteParquet" >> beam.io.WriteToParquet(
+                           storage.join(scans.data_folder(warehouse, scan_date, aoi.name), f"part-{this_run}"),
+                           schema.arrow_schema(), codec=schema.COMPRESSION, file_name_suffix=".parquet",
+                           # list items named "element", as Iceberg and the spec name them
+                           use_compliant_nested_type=True))
             refused_scenes = pipeline | "RefusedScenes" >> beam.Create(refused)
             outcomes = (tiles["outcomes"], rows["outcomes"], refused_scenes) | "AllOutcomes" >> beam.Flatten()
             summary, error_files = outcomes | "Account" >> accounting.Account(errors)

@@ -1,4 +1,5 @@
-"""The BigQuery queries of ``infra/bigquery/``, run locally in DuckDB on one snapshot of the scans table.
+"""The BigQuery queries (``pipelines/analysis/sql/``, linked from ``infra/bigquery/``), run locally in DuckDB
+on one snapshot of the scans table.
 
     planet-tiles query alerts --scans scans/ --param start_date=2026-06-01 --param end_date=2026-07-31
 
@@ -18,7 +19,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import duckdb
@@ -30,7 +31,8 @@ from pipelines.store.catalog import Warehouse
 from planet_core import commands
 from planet_core.errors import UserError
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "infra" / "bigquery"
+#: The SQL, package data (``infra/bigquery/`` links to the same files, for analysts running them in BigQuery).
+SQL_DIR = resources.files("pipelines.analysis") / "sql"
 DATASET = "planet_tiles"
 VIEWS = ("observations",)
 #: Parameters that have a default here (in BigQuery, pass them with ``--parameter``).
@@ -39,18 +41,20 @@ DEFAULTS: dict[str, Any] = {"min_clear_fraction": rules.MIN_CLEAR_FRACTION,
 
 
 def names() -> list[str]:
-    """The queries (SQL files that are not views or table definitions, ``ddl_*.sql``)."""
-    return sorted(p.stem for p in SQL_DIR.glob("*.sql") if p.stem not in VIEWS and not p.stem.startswith("ddl_"))
+    """The queries (SQL files that are not views)."""
+    return sorted(p.name[:-4] for p in SQL_DIR.iterdir() if p.name.endswith(".sql") and p.name[:-4] not in VIEWS)
+
+
+def sql(name: str) -> str:
+    """The BigQuery SQL of query (or view) ``name``."""
+    path = SQL_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise UserError(f"no query {name!r}; queries: {', '.join(names())}")
+    return path.read_text(encoding="utf-8")
 
 
 def to_duckdb(name: str) -> str:
-    path = SQL_DIR / f"{name}.sql"
-    if not SQL_DIR.is_dir():
-        raise SystemExit(f"{SQL_DIR} not found: the queries live in the repository's infra/bigquery/ "
-                         "(install with pip install -e from a checkout)")
-    if not path.exists():
-        raise UserError(f"no query {name!r}; queries: {', '.join(names())}")
-    return ";\n".join(sqlglot.transpile(path.read_text(), read="bigquery", write="duckdb"))
+    return ";\n".join(sqlglot.transpile(sql(name), read="bigquery", write="duckdb"))
 
 
 def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +172,7 @@ def alerts(con, dates: Sequence[dt.date], min_clear_fraction: float,  # noqa: AN
 
 def parameters(name: str) -> list[str]:
     """The ``@name`` parameters query ``name`` takes."""
-    return sorted(set(re.findall(r"@(\w+)", (SQL_DIR / f"{name}.sql").read_text())))
+    return sorted(set(re.findall(r"@(\w+)", sql(name))))
 
 
 def run(con, name: str, params: Mapping[str, Any] | None = None) -> list[dict]:  # noqa: ANN001
@@ -227,7 +231,7 @@ def _param(text: str) -> tuple[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = commands.parser("query", __doc__)
-    p.add_argument("name", help="query: the name of a file in infra/bigquery/ (alerts, latest_state, ...)")
+    p.add_argument("name", help="query: the name of a file in pipelines/analysis/sql/ (alerts, latest_state, ...)")
     add_snapshot_arguments(p)
     p.add_argument("--events", help="a report's events.parquet, as planet_tiles.events (for zone_alerts)")
     p.add_argument("--param", action="append", default=[],

@@ -23,7 +23,7 @@ import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
 
 import shapely
 from shapely.geometry import mapping, shape
@@ -37,7 +37,8 @@ from planet_core.labels import LAND_LABELS
 from planet_model.bundle import BundleMeta
 
 LEAFLET_VERSION = "1.9.4"
-VENDOR = Path(__file__).resolve().parent / "vendor" / f"leaflet-{LEAFLET_VERSION}"
+#: The vendored Leaflet, package data (``make vendor`` puts it there with ``npm pack``).
+VENDOR = resources.files("pipelines.analysis") / "vendor" / f"leaflet-{LEAFLET_VERSION}"
 #: Cards, table rows and event outlines on the map shown in the page (largest events first); the files hold
 #: them all. The outlines bound the page's size whatever the AOI: about 400 bytes each.
 MAX_EVENTS, MAX_ALERTS, MAX_MAP_EVENTS = 200, 1000, 20_000
