@@ -92,8 +92,10 @@ class GroundTruthChips(beam.DoFn):
 class ReadKaggleChips(beam.DoFn):
     """Kaggle chips (``train_N.jpg`` RGB or ``train_N.tif`` BGRN uint16, no georeferencing) -> chips.
 
-    They carry no georeferencing, so their ground sample distance is Planet's published figure,
-    :data:`planet_model.kaggle.GSD_M`, and their product is what the format is: JPG = visual, TIF = analytic.
+    They carry no georeferencing, so their ground sample distance is Planet's published figure for the
+    256-px chips (:data:`planet_model.kaggle.GSD_M`), scaled by their size (a 32-px thumbnail of the same
+    768 m has 24 m pixels: :func:`planet_model.kaggle.gsd_of`), and their product is what the format is:
+    JPG = visual, TIF = analytic.
     """
 
     def __init__(self, kaggle_set: KaggleSet) -> None:
@@ -111,7 +113,7 @@ class ReadKaggleChips(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, name, uri, name, f"read: {error}"))
                 continue
             yield Chip(image=image, bands=bands, tile_id=name, scene_id=name, labels=encode_labels(chip.tags),
-                       gsd_m=kaggle.GSD_M, product=self.kaggle_set.product)
+                       gsd_m=kaggle.gsd_of(image.shape[0]), product=self.kaggle_set.product)
             yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, name, uri, name))
 
 

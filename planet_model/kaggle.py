@@ -29,6 +29,13 @@ TIF_BAND_ORDER = ("blue", "green", "red", "nir")
 #: The chips' pixel size: "orthorectified pixel size 3 m" (Planet's description of the data set,
 #: planetlabs/planet-amazon-deforestation, README "Chip Data Format"; ground sample distance about 3.7 m).
 GSD_M = 3.0
+#: The published chips' side: a chip always covers 768 m, so a downsampled copy has larger pixels.
+CHIP_PIXELS = 256
+
+
+def gsd_of(pixels: int) -> float:
+    """The ground pixel of a Kaggle chip ``pixels`` a side: 3 m at 256 px, 24 m for a 32-px thumbnail."""
+    return GSD_M * CHIP_PIXELS / pixels
 #: JPG: Planet's visual product (colour-corrected 8-bit); TIF: the analytic product (12-bit DNs in uint16).
 PRODUCTS = {"jpg": VISUAL, "tif": ANALYTIC}
 #: The competition's submission header: one row per test image, tags space-separated.

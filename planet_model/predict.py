@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=64, help="images per model call")
     p.add_argument("--weather_one", action="store_true",
                    help="exactly one weather label per image (the one with the largest probability relative to its "
-                        "threshold): every image of the competition's data has exactly one")
+                        "threshold): every image of the competition's data has exactly one; it costs mean F2 "
+                        "(see planet_model/thresholds.py)")
     return p
 
 

@@ -10,27 +10,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from planet_core.labels import WEATHER_INDICES
+from planet_core.labels import LABEL_INDEX, LAND_LABELS, WEATHER_INDICES
 from planet_model.metrics import _f2, mean_f2
 
 CANDIDATES = np.round(np.arange(0.0, 1.0, 0.01), 2)
 
 
-def apply(probabilities: np.ndarray, thresholds: np.ndarray, weather_one: bool = False) -> np.ndarray:
+#: Decodings of one weather label per chip (``apply(..., weather_one=...)``; ``True`` is the first):
+#: ``relative``: the weather label largest relative to its threshold (``p / threshold``), land labels as they
+#: are; ``weather_first``: the weather label of largest probability, and a cloudy chip has no land labels (in
+#: the Kaggle data none has: the ground cannot be seen). Measured on 6,493 held-out real chips
+#: (``benchmarks/kaggle_real.py``): no decoding 0.852, relative 0.840, weather_first 0.832. Mean F2 weighs
+#: recall four times precision, so a second weather label kept when the model is unsure earns more than
+#: exactly one loses; and clearing the land of a chip wrongly called cloudy loses every one of its labels.
+WEATHER_RELATIVE, WEATHER_FIRST = "relative", "weather_first"
+WEATHER_DECODINGS = (WEATHER_RELATIVE, WEATHER_FIRST)
+_CLOUDY = LABEL_INDEX["cloudy"]
+_LAND = np.array([LABEL_INDEX[n] for n in LAND_LABELS])
+
+
+def apply(probabilities: np.ndarray, thresholds: np.ndarray, weather_one: bool | str = False) -> np.ndarray:
     """0/1 predictions: a label is on when its probability is at or above its threshold.
 
-    ``weather_one``: the four weather labels become exactly one per chip, as every chip of the Kaggle data
-    has: the one whose probability is largest relative to its threshold (``p / threshold``), whether or
-    not it passes it.
+    ``weather_one`` (``True`` or a name of :data:`WEATHER_DECODINGS`): the four weather labels become
+    exactly one per chip, as every chip of the Kaggle data has.
     """
     probabilities = np.asarray(probabilities)
     thresholds = np.asarray(thresholds, dtype=np.float64)
     on = probabilities >= thresholds[None, :]
-    if weather_one:
-        weather = np.array(WEATHER_INDICES)
-        ratio = probabilities[:, weather] / np.maximum(thresholds[weather], 1e-6)[None, :]
-        on[:, weather] = False
-        on[np.arange(len(on)), weather[np.argmax(ratio, axis=1)]] = True
+    if not weather_one:
+        return on
+    decoding = WEATHER_RELATIVE if weather_one is True else weather_one
+    if decoding not in WEATHER_DECODINGS:
+        raise ValueError(f"weather decoding {decoding!r}: choose from {', '.join(WEATHER_DECODINGS)}")
+    weather = np.array(WEATHER_INDICES)
+    score = probabilities[:, weather]
+    if decoding == WEATHER_RELATIVE:
+        score = score / np.maximum(thresholds[weather], 1e-6)[None, :]
+    chosen = weather[np.argmax(score, axis=1)]
+    on[:, weather] = False
+    on[np.arange(len(on)), chosen] = True
+    if decoding == WEATHER_FIRST:
+        on[np.ix_(chosen == _CLOUDY, _LAND)] = False
     return on
 
 

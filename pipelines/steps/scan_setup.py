@@ -35,7 +35,8 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=64, help="tiles per model call")
     parser.add_argument("--weather_one", action="store_true",
                         help="exactly one weather label per tile (clear, cloudy, haze or partly_cloudy: the one "
-                             "with the largest probability relative to its threshold), as in the Kaggle data")
+                             "with the largest probability relative to its threshold), as in the Kaggle data; it "
+                             "costs mean F2 (see planet_model/thresholds.py)")
 
 
 def check_batch_size(args: argparse.Namespace) -> None:

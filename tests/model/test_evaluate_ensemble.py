@@ -13,7 +13,7 @@ from planet_core.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
 from planet_model import bundle, ensemble, evaluate, thresholds
 
 
-def test_weather_one_keeps_exactly_the_weather_label_largest_against_its_threshold():
+def test_relative_weather_decoding_keeps_the_weather_label_largest_against_its_threshold():
     cut = np.full(len(LABELS), 0.5)
     cut[LABEL_INDEX["haze"]] = 0.2
     p = np.full((3, len(LABELS)), 0.1)
@@ -21,10 +21,26 @@ def test_weather_one_keeps_exactly_the_weather_label_largest_against_its_thresho
     p[1, LABEL_INDEX["haze"]], p[1, LABEL_INDEX["clear"]] = 0.15, 0.3  # none passes: haze 0.75x beats clear 0.6x
     p[2, LABEL_INDEX["primary"]] = 0.9  # all weather at 0.1: haze (0.1 / 0.2) beats the rest (0.1 / 0.5)
     on = thresholds.apply(p, cut, weather_one=True)
+    assert (on == thresholds.apply(p, cut, thresholds.WEATHER_RELATIVE)).all(), "the default decoding"
     weather = [LABELS[i] for i in WEATHER_INDICES]
     assert [[w for w in weather if on[r, LABEL_INDEX[w]]] for r in range(3)] == [["clear"], ["haze"], ["haze"]]
     assert on[2, LABEL_INDEX["primary"]] and not on[0, LABEL_INDEX["primary"]]
     assert (thresholds.apply(p, cut)[:, WEATHER_INDICES].sum(axis=1) == [2, 0, 0]).all()  # without it
+
+
+def test_weather_first_decoding_takes_the_likeliest_weather_and_a_cloudy_chip_has_no_land():
+    cut = np.full(len(LABELS), 0.5)
+    cut[LABEL_INDEX["haze"]] = 0.2
+    p = np.full((4, len(LABELS)), 0.1)
+    p[0, [LABEL_INDEX["clear"], LABEL_INDEX["cloudy"]]] = 0.9, 0.8      # clear, the likelier
+    p[1, LABEL_INDEX["haze"]], p[1, LABEL_INDEX["clear"]] = 0.15, 0.3  # clear: probabilities, not ratios
+    p[2, LABEL_INDEX["partly_cloudy"]], p[2, LABEL_INDEX["road"]] = 0.4, 0.7
+    p[3, [LABEL_INDEX["cloudy"], LABEL_INDEX["primary"], LABEL_INDEX["agriculture"]]] = 0.7, 0.9, 0.8
+    on = thresholds.apply(p, cut, thresholds.WEATHER_FIRST)
+    named = [[LABELS[j] for j in np.flatnonzero(row)] for row in on]
+    assert named == [["clear"], ["clear"], ["partly_cloudy", "road"], ["cloudy"]]
+    with pytest.raises(ValueError, match="weather decoding 'softmax'"):
+        thresholds.apply(p, cut, "softmax")
 
 
 def test_figures_agree_with_scikit_learn():

@@ -85,6 +85,36 @@ def test_real_tifs_decode_to_rasterios_values_in_rgbn_order(kaggle):
         assert (chip_.gsd_m, chip_.product) == (3.0, imagery.ANALYTIC)
 
 
+def test_real_thumbnails_are_24_m_chips_and_their_bundle_is_refused_on_3_m_scenes(tmp_path):
+    """A 32-px thumbnail covers the 768 m of its 256-px chip: 24 m pixels, whatever Planet says of the
+    full-size chips; a bundle trained on them refuses a 3-m scene unless told."""
+    import tarfile
+
+    with tarfile.open(SHARED / "planet" / "train-jpg-32.tar.gz") as archive:
+        members = [m for m in archive.getmembers() if m.name.endswith(".jpg")][:40]
+        archive.extractall(tmp_path, members=members, filter="data")
+    folder = tmp_path / "train-jpg-32"
+    present = {p.stem for p in folder.glob("*.jpg")}
+    rows = [(n, t) for n, t in read_kaggle_csv(SHARED / "planet" / "train_v2.csv") if n in present]
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image_name,tags\n" + "".join(f"{n},{' '.join(t)}\n" for n, t in rows))
+    chip.run([*RUNNER, "--kaggle_csv", str(csv), "--kaggle_images", str(folder), "--output", str(tmp_path / "c")])
+    chips = read_records(tmp_path / "c")
+    assert len(chips) == len(rows) == 40
+    assert {(c.image.shape[:2], c.gsd_m) for c in chips.values()} == {((32, 32), 24.0)}
+    meta = train.run(["--data", str(tmp_path / "c"), "--output", str(tmp_path / "b"), "--arch", "simple_cnn",
+                      "--weights", "none", "--input_size", "32", "--head_epochs", "1", "--batch_size", "8",
+                      "--verbose", "0"])
+    assert meta.domain.gsd_m == 24.0
+    scene = tmp_path / "20160601_133000_0e0e_3B_Visual.tif"
+    write_visual_scene(scene, "EPSG:32721", 600_000.0, 8_896_000.0)
+    with rasterio.open(scene) as src:
+        bounds = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    with pytest.raises(UserError, match=r"learned from 24\.00 m pixels; .* has 3\.00 m"):
+        scan.run([*RUNNER, "--aoi=" + ",".join(f"{v:.6f}" for v in bounds), "--aoi_name", "x", "--scenes",
+                  str(scene), "--bundle", str(tmp_path / "b"), "--output", str(tmp_path / "s")])
+
+
 def test_bundles_record_the_domain_they_learned(kaggle):
     for kind, product, dtype in (("jpg", imagery.VISUAL, "uint8"), ("tif", imagery.ANALYTIC, "uint16")):
         domain = bundle.read_metadata(kaggle[kind]["bundle"]).domain

@@ -136,7 +136,7 @@ def test_corrupt_scene_gives_error_lines_and_every_good_tile(simple_bundle, tmp_
         west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     manifest = scan.run([*RUNNER, f"--aoi={west},{south},{east},{north}", "--aoi_name", "corrupt",
                          "--scenes", str(RASTERS / "corrupt.tif"), "--bundle", str(bundle), "--output", str(tmp_path),
-                         "--scan_date", "2026-06-01", "--grid", "native"])
+                         "--scan_date", "2026-06-01", "--grid", "native", "--allow_resampling"])  # 0.47 m pixels
     assert manifest["failed"] == 4 and manifest["inferred"] == 12
     errors = [json.loads(line) for line in open(manifest["errors"])]
     assert len(errors) == 4 and all(e["reason"].startswith("read:") for e in errors)
