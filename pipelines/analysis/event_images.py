@@ -1,10 +1,13 @@
 """Before and after pictures of each event: what an analyst looks at before sending someone out.
 
-For each event, the area of its tiles (with half the event's size of margin around it, so that the
-clearing is seen against the forest) is read from two scenes: the scene of the observation before (the
-last judged one of intact forest) and the scene of the first detection, both in EPSG:3857 at the
-scenes' own resolution (:meth:`pipelines.sources.reader.SceneReader.read_area`). Each becomes a true-colour PNG
-of at most :data:`MAX_PIXELS` a side with the event's outline drawn in yellow.
+For each of the largest events (``--max_pictures``, default :data:`MAX_PICTURES`: a report of thousands
+of events would spend most of its time here), the area of its tiles (with half the event's size of
+margin around it, so that the clearing is seen against the forest) is read on two dates: the observation
+before (the last judged one of intact forest) and the first detection, each the mosaic of the scenes of
+that date that cover the event (the scene of the observation first; the others fill where it has no
+data, so a scene's edge does not black out half the picture), in EPSG:3857 at the scenes' own
+resolution (:meth:`pipelines.sources.reader.SceneReader.read_area`). Each becomes a true-colour PNG of
+at most :data:`MAX_PIXELS` a side with the event's outline drawn in yellow.
 
 The stretch: per band, the 2nd and 98th percentiles (:data:`STRETCH`) of the pixels that hold data map
 to 0 and 255, as QGIS's and most viewers' default "cumulative count cut" does; so analytic (uint16
@@ -13,8 +16,8 @@ image is stretched on its own, so the two are comparable in contrast, not in abs
 
 Scenes are found by ``scene_id``: among the items of the report's imagery flags (``--scenes``,
 ``--stac``: a Sentinel-2 scene is one file per band, and a moved scene can be pointed to), else where the
-scan rows say it was read (``scene_uri``). A scene that cannot be read any more gives no image, and the
-report's card says so.
+scan rows say it was read (``scene_uri``). A date whose scenes cannot be read any more gives no image,
+and the report's card says so.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import shapely
 from PIL import Image, ImageDraw
 from pyproj import Transformer
 
+from pipelines.analysis.clearings import Work
 from pipelines.analysis.events import Event
 from pipelines.sources import files
 from pipelines.sources.base import SceneItem
@@ -41,7 +45,9 @@ from planet_core.imagery import RGB
 
 log = logging.getLogger(__name__)
 
-MAX_PIXELS = 192
+MAX_PIXELS = 512
+#: Default ``--max_pictures``: pictures of the largest events only (each reads its scenes again).
+MAX_PICTURES = 200
 STRETCH = (2.0, 98.0)
 OUTLINE = (255, 235, 59)
 FOLDER = "events"
@@ -67,21 +73,36 @@ def true_colour(pixels: np.ndarray) -> np.ndarray:
         return out
     for band in range(3):
         low, high = np.percentile(data[..., band][valid], STRETCH)
-        scaled = (data[..., band] - low) / max(high - low, 1e-9) * 255
+        if high - low < 1:  # one flat colour (a uniform field): keep it, not black
+            low, high = 0.0, max(high * 1.25, 1.0)
+        scaled = (data[..., band] - low) / (high - low) * 255
         out[..., band] = np.where(valid, np.clip(scaled, 0, 255), 0).astype(np.uint8)
     return out
 
 
-def picture(item: SceneItem, read: ReadOptions, outline: shapely.Geometry, max_pixels: int = MAX_PIXELS) -> bytes:
-    """The PNG of ``outline``'s surroundings in one scene (errors: :class:`pipelines.sources.reader.SceneError`,
-    ``OSError``)."""
+def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geometry,
+            max_pixels: int = MAX_PIXELS) -> bytes:
+    """The PNG of ``outline``'s surroundings in the mosaic of ``items`` (one date's scenes, the likeliest
+    first: each fills what the ones before left without data). An item that cannot be read costs only its
+    own pixels; ``OSError`` when none holds data there."""
     west, south, east, north = outline.bounds
     margin = max(east - west, north - south) / 2
     bounds = (west - margin, south - margin, east + margin, north + margin)
-    with dataclasses.replace(read, bands=RGB).open(item) as reader:
-        pixels = reader.read_area(bounds, max_pixels)
-    if not (pixels > 0).any():
-        raise OSError(f"{item.uri}: no data over the event")
+    pixels, problems = None, []
+    for item in items:
+        try:
+            with dataclasses.replace(read, bands=RGB).open(item) as reader:
+                more = reader.read_area(bounds, max_pixels)
+        except (OSError, ValueError, UserError) as error:
+            problems.append(f"{item.scene_id}: {error}")
+            continue
+        if pixels is None:
+            pixels = more
+        elif more.shape == pixels.shape:  # scenes of one product and resolution: the same raster
+            empty = ~(pixels > 0).any(axis=-1)
+            pixels[empty] = more[empty]
+    if pixels is None or not (pixels > 0).any():
+        raise OSError("no scene holds data over the event" + (f" ({'; '.join(problems)})" if problems else ""))
     image = Image.fromarray(true_colour(pixels))
     to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform
     left, top = to_mercator(bounds[0], bounds[3])
@@ -97,23 +118,26 @@ def picture(item: SceneItem, read: ReadOptions, outline: shapely.Geometry, max_p
     return buffer.getvalue()
 
 
-def write(found: Sequence[Event], items: Mapping[str, SceneItem], read: ReadOptions,
-          output: str) -> dict[str, dict[str, str | None]]:
-    """Write each event's before and after PNGs under ``output/events/``; ``{event_id: {"before": path
-    relative to output or None, "after": ...}}``. A scene that cannot be read is logged and left out."""
+def write(found: Sequence[Event], works: Mapping[str, Work], read: ReadOptions, output: str,
+          max_pictures: int = MAX_PICTURES) -> dict[str, dict[str, str | None]]:
+    """Write the before and after PNGs of the ``max_pictures`` largest events under ``output/events/``:
+    each the mosaic of its date's scenes over the event (``works``: by event id, the scenes of the date
+    before and of detection that cover it, :func:`pipelines.analysis.clearings.plan`). Returns
+    ``{event_id: {"before": path relative to output or None, "after": ...}}`` for the events pictured.
+    A side whose scenes cannot be read is logged and left out."""
     written: dict[str, dict[str, str | None]] = {}
-    for event in found:
+    for event in sorted(found, key=lambda e: (-e.area_ha, e.event_id))[:max_pictures]:
         outline = shapely.from_wkb(event.geometry)
+        work = works.get(event.event_id)
         paths: dict[str, str | None] = {}
-        for side, scene_id in (("before", event.before_scene), ("after", event.detected_scene)):
+        for side, items in (("before", work.before if work else ()), ("after", work.after if work else ())):
             relative = f"{FOLDER}/{event.event_id}-{side}.png"
-            item = items.get(scene_id)
             try:
-                if item is None:
-                    raise OSError(f"scene {scene_id} is in no scan row under --scans")
-                storage.write_bytes(storage.join(output, relative), picture(item, read, outline))
+                if not items:
+                    raise OSError("its scenes are in no scan row under --scans, nor in --scenes/--stac")
+                storage.write_bytes(storage.join(output, relative), picture(items, read, outline))
                 paths[side] = relative
-            except (OSError, ValueError, UserError) as error:  # an unreadable scene costs only its picture
+            except (OSError, ValueError, UserError) as error:  # an unreadable date costs only its picture
                 log.warning("event %s: no %s image: %s", event.event_id, side, error)
                 paths[side] = None
         written[event.event_id] = paths

@@ -41,7 +41,6 @@ from pipelines import sources
 from pipelines.analysis import clearings, event_images, events, map_layers, queries, report_page, rules
 from pipelines.analysis.rules import Alert
 from pipelines.geo import vectors
-from pipelines.sources.base import SceneItem
 from pipelines.sources.masks import AUTO
 from pipelines.store import clearings as stored_clearings
 from pipelines.store import scans, schema
@@ -69,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_memory_argument(p)
     p.add_argument("--no_images", action="store_true",
                    help="skip the events' before/after pictures (they read the scenes again)")
+    p.add_argument("--max_pictures", type=int, default=event_images.MAX_PICTURES,
+                   help="pictures for this many of the largest events (default "
+                        f"{event_images.MAX_PICTURES}; each reads its scenes again)")
     clearings.add_arguments(p)
     p.add_argument("--no_clearings", action="store_true",
                    help="skip delineating the events' clearings (it reads the scenes of the dates before and of "
@@ -140,6 +142,8 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("--scenes and --stac say where the scenes of the pictures and clearings are; they cannot go "
                         "with both --no_images and --no_clearings")
     clearings.check_arguments(args)
+    if args.max_pictures < 0:
+        raise UserError(f"--max_pictures {args.max_pictures}: must be 0 or more")
 
 
 #: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files.
@@ -212,8 +216,11 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     found = queries.alerts(con, dates, args.min_clear_fraction, args.highest_probability)
     grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
     items = event_images.scene_items(con, given) if given or not (args.no_images and args.no_clearings) else {}
-    images = {} if args.no_images else event_images.write(grouped, items, sources.read_options(args), folder)
-    cleared = [] if args.no_clearings else _clearings(args, snapshot, con, grouped, found, items)
+    works = {} if args.no_images and args.no_clearings else {
+        w.event.event_id: w for w in clearings.plan(con, grouped, found, items)}
+    images = {} if args.no_images else event_images.write(grouped, works, sources.read_options(args), folder,
+                                                          args.max_pictures)
+    cleared = [] if args.no_clearings else _clearings(args, snapshot, grouped, works)
     if not args.no_clearings:
         grouped = clearings.attach(grouped, cleared, zones)
         found = clearings.attach_alerts(found, cleared)
@@ -257,7 +264,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
         clearings=None if args.no_clearings else cleared,
         coverage=queries.run(con, "coverage", judging), trends=queries.run(con, "label_trends"),
         zones=zone_rows, places=places, scored=scored, meta=meta, figures=figures,
-        min_clear_fraction=args.min_clear_fraction, highest_probability=args.highest_probability), assets)
+        min_clear_fraction=args.min_clear_fraction, highest_probability=args.highest_probability,
+        pictured=frozenset(images)), assets)
     storage.write_text(files["report.html"], page)
     (rows, tiles), = con.execute(f"SELECT COUNT(*), COUNT(DISTINCT aoi || chr(31) || tile_id) "
                                  f"FROM {queries.DATASET}.tile_labels").fetchall()
@@ -301,9 +309,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     return summary, [*files.values(), *(storage.join(folder, path) for path in pictures)]
 
 
-def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, con,  # noqa: ANN001 - duckdb connection
-               grouped: Sequence[events.Event], found: Sequence[Alert],
-               items: dict[str, SceneItem]) -> list[clearings.Clearing]:
+def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, grouped: Sequence[events.Event],
+               works: dict[str, clearings.Work]) -> list[clearings.Clearing]:
     """The events' clearings: for each AOI, those ``planet-tiles delineate`` committed from the same scans
     (the AOI's newest scans commit in this snapshot) with the same options; else delineated here."""
     wanted, reused = clearings.options_of(args), []
@@ -316,12 +323,12 @@ def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, con,  # noqa:
             reused += [clearings.from_row(r) for r in latest[1].to_pylist()]
             here.remove(aoi)
             log.info("%s: clearings from the clearings table (delineate run %s)", aoi, latest[0].facts["run_id"])
-    todo = [e for e in grouped if e.aoi in here]
+    todo = [works[e.event_id] for e in grouped if e.aoi in here]
     if todo:
         log.info("delineating the clearings of %d events here (planet-tiles delineate does it on Beam, at scale)",
                  len(todo))
     read = dataclasses.replace(sources.read_options(args), cloud_mask=AUTO)
-    return reused + clearings.for_events(clearings.plan(con, todo, found, items), read, args.min_clearing_ha)
+    return reused + clearings.for_events(todo, read, args.min_clearing_ha)
 
 
 def _events_table(rows: list[dict]) -> pa.Table:

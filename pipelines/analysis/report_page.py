@@ -132,6 +132,7 @@ class Content:
     figures: Mapping[str, bytes]
     min_clear_fraction: float
     highest_probability: float
+    pictured: frozenset[str] = frozenset()  # the events whose pictures were drawn (report --max_pictures)
 
 
 def leaflet() -> dict[str, str]:
@@ -220,10 +221,11 @@ def _coverage(content: Content) -> str:
             f"<th>mask unreadable</th><th>not covered</th><th>new alerts</th></tr>{rows}</table>")
 
 
-def _picture(path: str | None, caption: str, scene: str) -> str:
+def _picture(path: str | None, caption: str, scene: str, drawn: bool = True) -> str:
     if path is None:
-        return (f"<figure><figcaption>{_e(caption)}</figcaption><p class='muted'>no image: scene "
-                f"<code>{_e(scene)}</code> could not be read</p></figure>")
+        why = (f"its scenes (<code>{_e(scene)}</code> and those of its date) could not be read" if drawn else
+               "pictures are drawn for the largest events only (report --max_pictures)")
+        return f"<figure><figcaption>{_e(caption)}</figcaption><p class='muted'>no image: {why}</p></figure>"
     return (f"<figure><figcaption>{_e(caption)}</figcaption><img src='{_e(path)}' alt='{_e(caption)}'>"
             f"</figure>")
 
@@ -246,8 +248,10 @@ def _events(content: Content) -> str:
             f"{_e(e.status)}</summary><p>{e.tiles} tiles, detected {e.first_detected.isoformat()} to "
             f"{e.last_detected.isoformat()}, at lon, lat {e.lon:.5f}, {e.lat:.5f}. Zones: {_e(zones)}. Event "
             f"<code>{_e(e.event_id)}</code>; alerts {_e(', '.join(e.alert_ids))}.</p><div class='pair'>"
-            + _picture(e.before_image, f"before: {e.before_date.isoformat()}", e.before_scene)
-            + _picture(e.after_image, f"after: {e.first_detected.isoformat()}", e.detected_scene)
+            + _picture(e.before_image, f"before: {e.before_date.isoformat()}", e.before_scene,
+                       e.event_id in content.pictured)
+            + _picture(e.after_image, f"after: {e.first_detected.isoformat()}", e.detected_scene,
+                       e.event_id in content.pictured)
             + "</div></details>")
     more = len(content.events) - len(cards)
     note = f"<p class='muted'>{more} smaller events are in events.parquet.</p>" if more > 0 else ""

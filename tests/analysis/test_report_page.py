@@ -18,8 +18,10 @@ import shapely.affinity
 from PIL import Image
 from rasterio.transform import from_bounds
 
-from pipelines.analysis import events, map_layers, report, report_page
+from pipelines.analysis import event_images, events, map_layers, report, report_page
 from pipelines.geo.grid import WebMercatorGrid
+from pipelines.sources import files
+from pipelines.sources.reader import ReadOptions
 from planet_core.labels import LABELS
 from tests import tables
 
@@ -309,6 +311,37 @@ def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broke
         monkeypatch.setattr(report_page, "_e", lambda value: str(value))
     with pytest.raises(AssertionError):
         _check(_look(chromium, tmp_path))
+
+
+def test_pictures_are_drawn_for_the_largest_events_only_and_mosaic_their_dates(tmp_path):
+    scans = _hand_scans(tmp_path)
+    none = report.run(["--scans", str(scans), "--output", str(tmp_path / "r0"), "--max_pictures", "0"])
+    page = (tmp_path / "r0" / "current" / "report.html").read_text()
+    assert none["events"] == 1 and none["images"] == [] and "largest events only (report --max_pictures)" in page
+    one = report.run(["--scans", str(scans), "--output", str(tmp_path / "r1"), "--max_pictures", "1"])
+    assert len(one["images"]) == 2
+
+    # A date of two scenes: one with data in its western half only, one with all of it. The picture of
+    # the first alone is half black; the mosaic of both has data everywhere the second has.
+    west, south, east, north = shapely.union_all([_outline(r, c) for r in range(3) for c in range(3)]).bounds
+    half = tmp_path / "half.tif"
+    with rasterio.open(half, "w", driver="GTiff", width=96, height=96, count=3, dtype="uint8", nodata=0,
+                       crs="EPSG:4326", transform=from_bounds(west, south, east, north, 96, 96)) as dst:
+        data = np.zeros((3, 96, 96), np.uint8)
+        data[:, :, :48] = np.random.default_rng(0).integers(40, 200, (3, 96, 48))
+        dst.write(data)
+    full = _scene(tmp_path / "full.tif", True)
+    items = [files.item(str(half)), files.item(full)]
+    outline = _outline(1, 1)  # the middle tile: its surroundings lie inside the scenes
+    read = ReadOptions()
+
+    def covered(png):
+        image = np.asarray(Image.open(io.BytesIO(png)))[..., :3]
+        return (image.max(axis=-1) > 0).mean(), max(image.shape[:2])
+
+    alone, size = covered(event_images.picture(items[:1], read, outline))
+    both, _ = covered(event_images.picture(items, read, outline))
+    assert alone < 0.7 and both > 0.99 and size <= event_images.MAX_PIXELS
 
 
 def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
