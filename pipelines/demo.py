@@ -199,14 +199,13 @@ def main(argv: Sequence[str] | None = None) -> None:
           f"{summary['retracted']} retracted); against the {score['places']} planted places: precision "
           f"{score['precision']:.2f}, recall {score['recall']:.2f} "
           f"({score['recall_visible']:.2f} of those a cloud-free tile saw)")
-    cleared = score.get("clearings")
-    if cleared:
-        inside = cleared["in_events"]
+    inside = (score.get("clearings") or {}).get("in_events")
+    if inside and inside["planted_ha"]:
         print(f"  {summary['cleared_ha']:.0f} ha cleared in {summary['clearings']} polygons, in "
               f"{summary['event_area_ha']:.0f} ha of event tiles; of the {inside['planted_ha']:.0f} ha planted where "
-              f"events are: {inside['area_ratio']:.2f} found, mean IoU {inside['mean_iou']:.2f}, "
-              f"{inside['false_ha']:.1f} ha outside it (all {cleared['planted_ha']:.0f} ha planted: "
-              f"{cleared['area_ratio']:.2f} found)")
+              f"events are: {inside['area_ratio']:.2f} found, mean IoU {inside['mean_iou'] or 0:.2f}, "
+              f"{inside['false_ha']:.1f} ha outside it (all {score['clearings']['planted_ha']:.0f} ha planted: "
+              f"{score['clearings']['area_ratio'] or 0:.2f} found)")
     print(f"Open the report in a browser: file://{Path(summary['folder']) / summary['files']['report']}")
     command = os.path.join(os.path.dirname(sys.executable), "planet-tiles")
     print(f"Query the scans locally: {command} query alerts --scans {done['scans']} "

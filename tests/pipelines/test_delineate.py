@@ -42,7 +42,8 @@ def test_the_report_delineates_the_planted_clearings(demo):
         outline = shapely.from_wkb(c["geometry"])
         assert outline.is_valid and any(outline.intersects(shapely.from_wkb(alerts[i]["geometry"]))
                                         for i in c["alert_ids"])
-        assert (c["before_date"], c["detected_date"]) == (alerts[c["alert_ids"][0]]["before_date"],
+        # the dates the event's first alert compared (the event's id is that alert's)
+        assert (c["before_date"], c["detected_date"]) == (alerts[event["event_id"]]["before_date"],
                                                          event["first_detected"])
     for event in events.values():
         mine = sum(c["area_ha"] for c in found if c["event_id"] == event["event_id"])
