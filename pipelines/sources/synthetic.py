@@ -310,9 +310,9 @@ def _write_truth(spec: SceneSpec, directory: Path, land: Landscape, sky: list[tu
     }
 
 
-def write_udm2(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]], path: Path, profile: dict) -> Path:
-    """The scene's UDM2: one class per pixel (cloud over shadow over haze over clear, as Planet's are
-    exclusive), haze as ``haze_light``, confidence 100 (the truth is known), ``udm1`` bit 1 on cloud."""
+def sky_layers(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]]) -> tuple[np.ndarray, ...]:
+    """``(cloud, shadow, haze)`` pixel masks of a scene's sky, exclusive as cloud masks' classes are: cloud
+    over shadow over haze."""
     shape = (spec.height, spec.width)
 
     def layer(geoms: Sequence[BaseGeometry]) -> np.ndarray:
@@ -324,6 +324,14 @@ def write_udm2(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]], path: P
     cloud = layer([g for t, g in sky if t == "cloudy"])
     shadow = layer([shadows(sky)]) & ~cloud
     haze = layer([g for t, g in sky if t == "haze"]) & ~cloud & ~shadow
+    return cloud, shadow, haze
+
+
+def write_udm2(spec: SceneSpec, sky: Sequence[tuple[str, BaseGeometry]], path: Path, profile: dict) -> Path:
+    """The scene's UDM2: one class per pixel (cloud over shadow over haze over clear, as Planet's are
+    exclusive), haze as ``haze_light``, confidence 100 (the truth is known), ``udm1`` bit 1 on cloud."""
+    shape = (spec.height, spec.width)
+    cloud, shadow, haze = sky_layers(spec, sky)
     bands = {name: np.zeros(shape, dtype=np.uint8) for name in UDM2_BANDS}
     bands["clear"][~(cloud | shadow | haze)] = 1
     bands["shadow"][shadow] = 1
@@ -466,16 +474,7 @@ def write_sentinel2(spec: SceneSpec, directory: str | Path, baseline: str = "05.
             dst.write(np.where(pixels[band] > 0, pixels[band] + offset, 0).astype(np.uint16), 1)
         hrefs[key] = f"{name}.tif"
     shape = (spec.height, spec.width)
-
-    def layer(geoms: Sequence[BaseGeometry]) -> np.ndarray:
-        geoms = [g for g in geoms if not g.is_empty]
-        if not geoms:
-            return np.zeros(shape, dtype=bool)
-        return rasterize([(g, 1) for g in geoms], out_shape=shape, transform=Affine.identity()).astype(bool)
-
-    cloud = layer([g for t, g in sky if t == "cloudy"])
-    shadow = layer([shadows(sky)]) & ~cloud
-    cirrus = layer([g for t, g in sky if t == "haze"]) & ~cloud & ~shadow
+    cloud, shadow, cirrus = sky_layers(spec, sky)
     classes = np.full(shape, SCL_CLEAR, np.uint8)
     classes[cirrus], classes[shadow], classes[cloud] = SCL_CIRRUS, SCL_SHADOW, SCL_CLOUD_HIGH
     scl = classes[::2, ::2]

@@ -140,19 +140,15 @@ def check_scenes(items: Sequence[SceneItem], meta: BundleMeta, read: ReadOptions
             continue
     if wrong_product:
         raise UserError(
-            f"the bundle was trained on {domain.product} imagery; "
-            + "; ".join(wrong_product[:3])
-            + (f" and {len(wrong_product) - 3} more" if len(wrong_product) > 3 else "")
-            + f". Scan {domain.product} scenes, or pass --product {domain.product} if these are "
-            "that product whatever their names say"
+            f"the bundle was trained on {domain.product} imagery; {_first_three(wrong_product)}. Scan "
+            f"{domain.product} scenes, or pass --product {domain.product} if these are that product whatever "
+            "their names say"
         )
     if wrong_pixel:
         raise UserError(
-            f"the bundle learned from {domain.gsd_m:.2f} m pixels; "
-            + "; ".join(wrong_pixel[:3])
-            + (f" and {len(wrong_pixel) - 3} more" if len(wrong_pixel) > 3 else "")
-            + f" (more than {UTM_TOLERANCE:.0%} off): the model would see them resampled to its scale. Scan "
-            "scenes of its resolution, or pass --allow_resampling to scan these all the same"
+            f"the bundle learned from {domain.gsd_m:.2f} m pixels; {_first_three(wrong_pixel)} (more than "
+            f"{UTM_TOLERANCE:.0%} off): the model would see them resampled to its scale. Scan scenes of its "
+            "resolution, or pass --allow_resampling to scan these all the same"
         )
     if failed and len(failed) == len(items):
         raise UserError(f"the bundle needs bands {', '.join(meta.bands)} ({meta.dtype}); no scene can give "
@@ -163,3 +159,8 @@ def check_scenes(items: Sequence[SceneItem], meta: BundleMeta, read: ReadOptions
         raise RunFailed(f"scan: the AOI touches none of the {len(items)} scenes, so there is nothing to scan; "
                         "the scans table is unchanged")
     return failed
+
+
+def _first_three(found: Sequence[str]) -> str:
+    """Scenes named in a refusal: the first three, and how many more."""
+    return "; ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")

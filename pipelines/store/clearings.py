@@ -11,23 +11,17 @@ failed or killed run commits nothing, and its files are in no snapshot.
 
 from __future__ import annotations
 
-import logging
-import random
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import EqualTo, In
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
 from pipelines.store import scans, schema
 from pipelines.store.catalog import NAMESPACE, Warehouse
 from planet_core import storage
-
-log = logging.getLogger(__name__)
 
 TABLE = "clearings"
 IDENTIFIER = f"{NAMESPACE}.{TABLE}"
@@ -52,30 +46,9 @@ def areas(path: str) -> list[float]:
 
 def replace_aois(warehouse: Warehouse, aois: Sequence[str], files: Sequence[str], facts: Mapping[str, Any]) -> int:
     """Make ``files`` the whole of the clearings of ``aois`` in one commit carrying ``facts``; return its
-    snapshot id. Retried on a fresh load when another writer committed first (the last to commit wins, never
-    both), after checking that a lost response did not hide our own commit."""
-    run_id = facts["run_id"]
-    table = scans.open_table(warehouse, name=TABLE)
-    added = [parquet_file_to_data_file(table.io, table.metadata, path) for path in files]
-    for attempt in range(scans.ATTEMPTS):
-        if attempt:
-            table = scans.open_table(warehouse, name=TABLE)
-            if (done := scans.committed(table, run_id)) is not None:
-                return done
-        replaced = [task.file for task in table.scan(row_filter=In("aoi", set(aois))).plan_files()]
-        try:
-            with table.transaction() as transaction, transaction.update_snapshot(
-                    snapshot_properties=scans.properties(facts)).overwrite() as overwrite:
-                for data_file in replaced:
-                    overwrite.delete_data_file(data_file)
-                for data_file in added:
-                    overwrite.append_data_file(data_file)
-        except (CommitFailedException, ValidationException) as error:
-            log.info("%s: another writer committed first (%s); retrying", IDENTIFIER, error)
-            time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
-            continue
-        return scans.committed(table, run_id) or table.current_snapshot().snapshot_id
-    raise RuntimeError(f"{IDENTIFIER}: could not commit after {scans.ATTEMPTS} attempts (too many concurrent writers)")
+    snapshot id (:func:`pipelines.store.scans.replace`: retried, never twice, the last writer wins)."""
+    return scans.replace(warehouse, files, facts, In("aoi", set(aois)), f"the clearings of {', '.join(aois)}",
+                         name=TABLE)
 
 
 def latest(warehouse: Warehouse, aoi: str) -> tuple[scans.Commit, pa.Table] | None:

@@ -26,7 +26,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,23 +167,33 @@ def committed(table, run_id: str) -> int | None:  # noqa: ANN001
 def replace_partition(warehouse: Warehouse, scan_date: str, aoi: str, files: Sequence[str],
                       facts: Mapping[str, Any]) -> int:
     """Make ``files`` (data files of that partition, already written) the whole of partition (``scan_date``,
-    ``aoi``) in one commit whose snapshot carries ``facts``; return its snapshot id.
+    ``aoi``) in one commit whose snapshot carries ``facts``; return its snapshot id (:func:`replace`)."""
+    return replace(warehouse, files, facts, _partition_filter(scan_date, aoi),
+                   f"partition scan_date={scan_date}/aoi={aoi}",
+                   check=lambda added: _check_partition(added, scan_date, aoi))
+
+
+def replace(warehouse: Warehouse, files: Sequence[str], facts: Mapping[str, Any], row_filter: Any, what: str,
+            name: str = TABLE, check: Callable[[list[Any]], None] | None = None) -> int:
+    """Make ``files`` (data files already written) the whole of what ``row_filter`` selects in the table
+    ``name`` (``what`` names it in errors) in one commit whose snapshot carries ``facts``; return its
+    snapshot id. ``check`` sees the files' Iceberg entries first.
 
     A writer that committed between our load and our commit makes ours fail; it is retried on a fresh load,
     replacing what that writer committed (the last to commit wins, never both). A retry first checks
     whether the failed attempt landed after all (a lost response), so a run is never committed twice.
     """
-    run_id = facts["run_id"]
-    table = open_table(warehouse)
-
+    run_id, identifier = facts["run_id"], f"{NAMESPACE}.{name}"
+    table = open_table(warehouse, name=name)
     added = [parquet_file_to_data_file(table.io, table.metadata, path) for path in files]
-    _check_partition(added, scan_date, aoi)
+    if check is not None:
+        check(added)
     for attempt in range(ATTEMPTS):
         if attempt:
-            table = open_table(warehouse)
+            table = open_table(warehouse, name=name)
             if (done := committed(table, run_id)) is not None:
                 return done
-        replaced = [task.file for task in table.scan(row_filter=_partition_filter(scan_date, aoi)).plan_files()]
+        replaced = [task.file for task in table.scan(row_filter=row_filter).plan_files()]
         try:
             with table.transaction() as transaction, \
                     transaction.update_snapshot(snapshot_properties=properties(facts)).overwrite() as overwrite:
@@ -192,12 +202,12 @@ def replace_partition(warehouse: Warehouse, scan_date: str, aoi: str, files: Seq
                 for data_file in added:
                     overwrite.append_data_file(data_file)
         except (CommitFailedException, ValidationException) as error:
-            log.info("%s: another writer committed first (%s); retrying", IDENTIFIER, error)
+            log.info("%s: another writer committed first (%s); retrying", identifier, error)
             time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
             continue
         return committed(table, run_id) or table.current_snapshot().snapshot_id
-    raise RuntimeError(f"{IDENTIFIER}: could not commit partition scan_date={scan_date}/aoi={aoi} after {ATTEMPTS} "
-                       "attempts (too many concurrent writers)")
+    raise RuntimeError(f"{identifier}: could not commit {what} after {ATTEMPTS} attempts (too many concurrent "
+                       "writers)")
 
 
 def _check_partition(data_files: Iterable[Any], scan_date: str, aoi: str) -> None:
