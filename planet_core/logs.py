@@ -10,14 +10,62 @@ errors; ``planet-tiles --verbose COMMAND`` (or ``PLANET_TILES_VERBOSE=1``) shows
 
 from __future__ import annotations
 
+import contextlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import sys
+import types
+from collections.abc import Iterator, Sequence
 
 OURS = ("pipelines", "planet_model", "planet_core")
 #: Libraries whose INFO and WARNING lines are noise to a user (each still logs its errors).
 QUIET = ("apache_beam", "absl", "tensorflow", "keras", "pyiceberg", "h5py", "matplotlib", "urllib3",
          "google", "fsspec", "gcsfs", "sqlalchemy")
+
+
+@contextlib.contextmanager
+def _native_stderr_off() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null for the block: what C++ code writes there is dropped, Python's
+    own errors (raised after the block) still reach the user."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs TensorFlow's package module with native stderr off: its oneDNN banner is written by absl
+    before ``TF_CPP_MIN_LOG_LEVEL`` is read, twice per process, and no setting turns it off."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        with _native_stderr_off():
+            self.loader.exec_module(module)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds ``tensorflow`` as usual and hands it to :class:`_QuietLoader`; every other import untouched."""
+
+    def find_spec(self, name: str, path: Sequence[str] | None = None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "tensorflow":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
 
 
 class _Plain(logging.Formatter):
@@ -42,6 +90,8 @@ def configure() -> None:
     loud = verbose()
     if not loud:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO and WARNING lines
+        if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+            sys.meta_path.insert(0, _QuietTensorFlow())
     root = logging.getLogger()
     if not any(getattr(h, "_planet_tiles", False) for h in root.handlers):
         handler = logging.StreamHandler(sys.stderr)

@@ -53,6 +53,17 @@ def read_text(path: str) -> str:
     return read_bytes(path).decode("utf-8")
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+#: The mode ``open()`` gives a new file under this process's umask: ``mkstemp`` makes its files 0600, which
+#: would leave manifests unreadable to the group that reads the data beside them.
+_ORDINARY = 0o666 & ~_umask()
+
+
 def write_bytes(path: str, data: bytes) -> None:
     """Write a whole file, never seen half-written: a Cloud Storage object appears when its upload
     completes; a local file is written under a temporary name in its folder and renamed into place."""
@@ -67,7 +78,7 @@ def write_bytes(path: str, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, _ORDINARY)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -147,7 +158,7 @@ def _swap_local(path: str, make: Callable[[bytes | None], bytes]) -> bytes | Non
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)
+            os.chmod(temporary, _ORDINARY)
             os.replace(temporary, path)
         except BaseException:
             if os.path.exists(temporary):

@@ -303,7 +303,9 @@ def clearing_id(event_id: str, geometry: shapely.Geometry) -> str:
 class Work:
     """One event to delineate, with all it needs (a Beam element): its alert tiles' outlines (WKB, EPSG:4326,
     by alert id) and the scenes of the date before and of the date of detection that cover its frame, the
-    scene of detection first, then by how many tiles each gave the scan."""
+    clearest first (by the UDM2 clear fractions of its tiles in the frame; where scenes have no mask, the one
+    that gave the scan more tiles there): its pixels are the picture's and the delineation's grid, the
+    others fill where it has no data or cloud."""
 
     event: Event
     alert_tiles: tuple[tuple[str, bytes], ...]
@@ -318,7 +320,9 @@ class ClearingError(Exception):
 def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequence[Alert],
          items: Mapping[str, SceneItem]) -> list[Work]:
     """The :class:`Work` of each event: the scenes of its two dates whose scanned tiles (``planet_tiles.
-    tile_labels`` in ``con``) overlap its frame, as ``items`` (by scene id) says where they are now."""
+    tile_labels`` in ``con``) overlap its frame, clearest first, as ``items`` (by scene id) says where they
+    are now. A scene's clearness is the sum of its frame tiles' clear fractions: a scene that saw the frame
+    clear beats one that saw a corner of it clear, and one that saw it under cloud."""
     tiles = {a.alert_id: a.geometry for a in alerts}
     frames = []
     for e in found:
@@ -333,21 +337,19 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
     if frames:
         con.register("clearing_frames", pa.Table.from_pylist(frames))
         rows = con.execute(
-            "SELECT f.event_id, f.side, t.scene_id, COUNT(*) AS n FROM clearing_frames f "
-            "JOIN planet_tiles.tile_labels t ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
+            "SELECT f.event_id, f.side, t.scene_id, SUM(COALESCE(t.clear_fraction, 0)) AS clear, COUNT(*) AS n "
+            "FROM clearing_frames f JOIN planet_tiles.tile_labels t ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
             "AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
-            "GROUP BY ALL ORDER BY f.event_id, f.side, n DESC, t.scene_id").fetchall()
+            "GROUP BY ALL ORDER BY f.event_id, f.side, clear DESC, n DESC, t.scene_id").fetchall()
         con.unregister("clearing_frames")
-        for event_id, side, scene_id, _ in rows:
+        for event_id, side, scene_id, _, _ in rows:
             scenes.setdefault((event_id, side), []).append(scene_id)
 
-    def chosen(event: Event, side: str, first: str) -> tuple[SceneItem, ...]:
-        ids = scenes.get((event.event_id, side), [])
-        ordered = [first] * (first in ids) + [i for i in ids if i != first]
-        return tuple(items[i] for i in ordered if i in items)
+    def chosen(event: Event, side: str) -> tuple[SceneItem, ...]:
+        return tuple(items[i] for i in scenes.get((event.event_id, side), []) if i in items)
 
-    return [Work(e, tuple((i, tiles[i]) for i in e.alert_ids if i in tiles),
-                 chosen(e, "before", e.before_scene), chosen(e, "after", e.detected_scene)) for e in found]
+    return [Work(e, tuple((i, tiles[i]) for i in e.alert_ids if i in tiles), chosen(e, "before"), chosen(e, "after"))
+            for e in found]
 
 
 def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,

@@ -1,11 +1,13 @@
-"""Before and after pictures of each event: what an analyst looks at before sending someone out.
+"""Before and after pictures of each event, what an analyst looks at before sending someone out, and the
+map's imagery layers.
 
 For each of the largest events (``--max_pictures``, default :data:`MAX_PICTURES`: a report of thousands
 of events would spend most of its time here), the area of its tiles (with half the event's size of
 margin around it, so that the clearing is seen against the forest) is read on two dates: the observation
 before (the last judged one of intact forest) and the first detection, each the mosaic of the scenes of
-that date that cover the event (the scene of the observation first; the others fill where it has no
-data, so a scene's edge does not black out half the picture), in EPSG:3857 at the scenes' own
+that date that cover the event (the clearest first, by the UDM2 clear fractions the scan recorded over
+the event, :func:`pipelines.analysis.clearings.plan`; the others fill where it has no data, so a scene's
+edge does not black out half the picture), in EPSG:3857 at the scenes' own
 resolution (:meth:`pipelines.sources.reader.SceneReader.read_area`). Each becomes a true-colour PNG of
 at most :data:`MAX_PIXELS` a side with the event's outline drawn in yellow.
 
@@ -13,6 +15,9 @@ The stretch: per band, the 2nd and 98th percentiles (:data:`STRETCH`) of the pix
 to 0 and 255, as QGIS's and most viewers' default "cumulative count cut" does; so analytic (uint16
 radiance or reflectance) and visual (uint8) scenes both look natural without knowing their scale. Each
 image is stretched on its own, so the two are comparable in contrast, not in absolute brightness.
+
+The same mosaics, over each AOI's map at :data:`IMAGERY_PIXELS` a side, are the map's imagery layers
+(``report --imagery``, :func:`imagery`): one per scan date, under the tiles.
 
 Scenes are found by ``scene_id``: among the items of the report's imagery flags (``--scenes``,
 ``--stac``: a Sentinel-2 scene is one file per band, and a moved scene can be pointed to), else where the
@@ -23,6 +28,7 @@ and the report's card says so.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import logging
 import math
@@ -46,6 +52,8 @@ from planet_core.imagery import RGB
 log = logging.getLogger(__name__)
 
 MAX_PIXELS = 512
+#: The map's imagery layers (report --imagery): a side's pixels, whatever the AOI (the page stays small).
+IMAGERY_PIXELS = 1024
 #: Default ``--max_pictures``: pictures of the largest events only (each reads its scenes again).
 MAX_PICTURES = 200
 STRETCH = (2.0, 98.0)
@@ -80,14 +88,12 @@ def true_colour(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
-def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geometry,
-            max_pixels: int = MAX_PIXELS) -> bytes:
-    """The PNG of ``outline``'s surroundings in the mosaic of ``items`` (one date's scenes, the likeliest
-    first: each fills what the ones before left without data). An item that cannot be read costs only its
-    own pixels; ``OSError`` when none holds data there."""
-    west, south, east, north = outline.bounds
-    margin = max(east - west, north - south) / 2
-    bounds = (west - margin, south - margin, east + margin, north + margin)
+def mosaic(items: Sequence[SceneItem], read: ReadOptions, bounds: tuple[float, float, float, float],
+           max_pixels: int, what: str) -> np.ndarray:
+    """Red, green and blue of the mosaic of ``items`` (one date's scenes, the clearest first: each fills
+    what the ones before left without data) over ``bounds`` (EPSG:4326) in EPSG:3857, at most
+    ``max_pixels`` a side (:meth:`pipelines.sources.reader.SceneReader.read_area`). An item that cannot be
+    read costs only its own pixels; ``OSError`` naming ``what`` when none holds data there."""
     pixels, problems = None, []
     for item in items:
         try:
@@ -102,8 +108,48 @@ def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geom
             empty = ~(pixels > 0).any(axis=-1)
             pixels[empty] = more[empty]
     if pixels is None or not (pixels > 0).any():
-        raise OSError("no scene holds data over the event" + (f" ({'; '.join(problems)})" if problems else ""))
-    image = Image.fromarray(true_colour(pixels))
+        raise OSError(f"no scene holds data over {what}" + (f" ({'; '.join(problems)})" if problems else ""))
+    return pixels
+
+
+def imagery(con: duckdb.DuckDBPyConnection, frames: Mapping[str, tuple[float, float, float, float]],
+            items: Mapping[str, SceneItem], read: ReadOptions,
+            max_pixels: int = IMAGERY_PIXELS) -> dict[str, dict[dt.date, bytes]]:
+    """The report map's imagery layers: for each AOI (``frames``: the bounds of its map, EPSG:4326) and scan
+    date, the mosaic of the scenes the scan read that date, clearest first (by the UDM2 clear fractions of
+    their tiles; where there is no mask, the one that gave the scan more tiles), true colour, as WebP with
+    transparency where no scene has data, at most ``max_pixels`` a side: about 100 to 300 kB a layer,
+    whatever the AOI. A date none of whose scenes can be read any more has no layer, with a warning."""
+    rows = con.execute("SELECT aoi, scan_date, scene_id, SUM(COALESCE(clear_fraction, 0)) AS clear, COUNT(*) AS n "
+                       "FROM planet_tiles.tile_labels GROUP BY ALL "
+                       "ORDER BY aoi, scan_date, clear DESC, n DESC, scene_id").fetchall()
+    scenes: dict[tuple[str, dt.date], list[SceneItem]] = {}
+    for aoi, date, scene_id, _, _ in rows:
+        if aoi in frames and scene_id in items:
+            scenes.setdefault((aoi, date), []).append(items[scene_id])
+    layers: dict[str, dict[dt.date, bytes]] = {}
+    for (aoi, date), chosen in scenes.items():
+        try:
+            pixels = mosaic(chosen, read, frames[aoi], max_pixels, f"AOI {aoi}")
+        except OSError as error:
+            log.warning("AOI %s, %s: no imagery layer: %s", aoi, date.isoformat(), error)
+            continue
+        rgba = np.dstack([true_colour(pixels), np.where((pixels > 0).any(axis=-1), 255, 0).astype(np.uint8)])
+        buffer = io.BytesIO()
+        Image.fromarray(rgba, mode="RGBA").save(buffer, format="WEBP", quality=80, method=4)
+        layers.setdefault(aoi, {})[date] = buffer.getvalue()
+    return layers
+
+
+def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geometry,
+            max_pixels: int = MAX_PIXELS) -> bytes:
+    """The PNG of ``outline``'s surroundings in the mosaic of ``items`` (one date's scenes, the likeliest
+    first: each fills what the ones before left without data). An item that cannot be read costs only its
+    own pixels; ``OSError`` when none holds data there."""
+    west, south, east, north = outline.bounds
+    margin = max(east - west, north - south) / 2
+    bounds = (west - margin, south - margin, east + margin, north + margin)
+    image = Image.fromarray(true_colour(mosaic(items, read, bounds, max_pixels, "the event")))
     to_mercator = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform
     left, top = to_mercator(bounds[0], bounds[3])
     right, bottom = to_mercator(bounds[2], bounds[1])

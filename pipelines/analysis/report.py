@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_pictures", type=int, default=event_images.MAX_PICTURES,
                    help="pictures for this many of the largest events (default "
                         f"{event_images.MAX_PICTURES}; each reads its scenes again)")
+    p.add_argument("--imagery", action="store_true",
+                   help="lay each scan date's scenes under the map's tiles (a true-colour mosaic at "
+                        f"{event_images.IMAGERY_PIXELS} px a side; it reads the scenes again)")
     clearings.add_arguments(p)
     p.add_argument("--no_clearings", action="store_true",
                    help="skip delineating the events' clearings (it reads the scenes of the dates before and of "
@@ -138,9 +141,9 @@ def _tag(place: dict) -> str:
 def _check(args: argparse.Namespace) -> None:
     queries.check_judging_arguments(args)
     events.check_arguments(args)
-    if args.no_images and args.no_clearings and (args.scenes or args.stac):
-        raise UserError("--scenes and --stac say where the scenes of the pictures and clearings are; they cannot go "
-                        "with both --no_images and --no_clearings")
+    if args.no_images and args.no_clearings and not args.imagery and (args.scenes or args.stac):
+        raise UserError("--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they "
+                        "cannot go with both --no_images and --no_clearings unless --imagery")
     clearings.check_arguments(args)
     if args.max_pictures < 0:
         raise UserError(f"--max_pictures {args.max_pictures}: must be 0 or more")
@@ -182,6 +185,15 @@ def run(argv: Sequence[str] | None = None) -> dict:
     return {**summary, "folder": where}
 
 
+def _from(folder: str, path: str) -> str:
+    """``path`` as the report's files name it: relative to the version's folder for a local path (the
+    report folder may be copied or served elsewhere; this machine's absolute paths mean nothing there),
+    unchanged for a URI."""
+    if "://" in path or "://" in folder:
+        return path
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
 def _link(output: str, version: str) -> None:
     """Point ``REPORT/current`` at the new version (a relative link, replaced atomically); local disks only."""
     if "://" in output:
@@ -204,7 +216,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
            version: str) -> tuple[dict, list[str]]:
     """Every file of report version ``version`` into ``folder``; the summary and the files' paths."""
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
-    given = sources.discover(args) if not (args.no_images and args.no_clearings) else []
+    reads_scenes = args.imagery or not (args.no_images and args.no_clearings)
+    given = sources.discover(args) if reads_scenes else []
     places = [{"type": "Feature", "properties": f.properties, "geometry": mapping(f.geometry)}
               for f in vectors.read(args.truth, "--truth")] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
@@ -215,7 +228,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     judging = {"min_clear_fraction": args.min_clear_fraction}
     found = queries.alerts(con, dates, args.min_clear_fraction, args.highest_probability)
     grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
-    items = event_images.scene_items(con, given) if given or not (args.no_images and args.no_clearings) else {}
+    items = event_images.scene_items(con, given) if reads_scenes else {}
     works = {} if args.no_images and args.no_clearings else {
         w.event.event_id: w for w in clearings.plan(con, grouped, found, items)}
     images = {} if args.no_images else event_images.write(grouped, works, sources.read_options(args), folder,
@@ -259,8 +272,11 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
             location = storage.join(bundle_path, name)
             if storage.exists(location):
                 figures[name] = storage.read_bytes(location)
+    maps = map_layers.build(con, judging)
+    imagery = event_images.imagery(con, {aoi: m.bounds for aoi, m in maps.items()}, items,
+                                   sources.read_options(args)) if args.imagery else {}
     page = report_page.render(report_page.Content(
-        scans=args.scans, dates=dates, maps=map_layers.build(con, judging), found=found, events=grouped,
+        scans=_from(folder, args.scans), dates=dates, maps=maps, imagery=imagery, found=found, events=grouped,
         clearings=None if args.no_clearings else cleared,
         coverage=queries.run(con, "coverage", judging), trends=queries.run(con, "label_trends"),
         zones=zone_rows, places=places, scored=scored, meta=meta, figures=figures,
@@ -272,7 +288,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     pictures = sorted(path for sides in images.values() for path in sides.values() if path)
     summary = {
         "version": version,
-        "scans": args.scans,
+        "scans": _from(folder, args.scans),
         "scans_snapshot": snapshot.snapshot_id,
         "scans_committed": snapshot.committed.isoformat() if snapshot.committed else None,
         "aois": sorted(
@@ -291,7 +307,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
         "event_area_ha": round(sum(e.area_ha for e in grouped), 3),
         "clearings": None if args.no_clearings else len(cleared),
         "cleared_ha": None if args.no_clearings else round(sum(c.area_ha for c in cleared), 3),
-        "bundle": bundle_path,
+        "bundle": _from(folder, bundle_path) if bundle_path else None,
         "model_version": meta.version if meta else None,
         "truth": scored,
         "files": {

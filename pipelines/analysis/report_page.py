@@ -1,14 +1,15 @@
 """``report.html``: one self-contained page, viewed without network.
 
 Sections: an interactive map per AOI (Leaflet, vendored into the page: a layer per scan date from
-:mod:`pipelines.analysis.map_layers`, events outlined and their clearings filled, a click on an event opens
-its card), coverage per date, the events with their tile and cleared areas and before/after pictures, alert
-area per zone, label areas, the alerts, the model card. The pictures are PNGs beside the page
+:mod:`pipelines.analysis.map_layers`, with ``report --imagery`` the date's scenes under the tiles, events
+outlined and their clearings filled, a click on an event opens its card), coverage per date, the events
+with their tile and cleared areas and before/after pictures, alert area per zone, label areas, the
+alerts, the model card. The pictures are PNGs beside the page
 (``events/``); everything else is inline.
 
 Elements the tests look at carry ids: ``alert-count``, ``event-count``, ``map-<aoi>`` (each map) and
 ``event-<event_id>`` (each event's card); ``window.reportMaps[aoi]`` holds each Leaflet map, its date
-layers and its clearings overlay.
+layers, its clearings and imagery overlays and ``show(date)``.
 
 Leaflet comes from the npm registry (``npm pack leaflet@1.9.4``, which ``make`` runs once into
 ``pipelines/analysis/vendor/``) and is written into every page, so the page needs nothing else.
@@ -22,7 +23,7 @@ import html
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import shapely
@@ -44,6 +45,8 @@ VENDOR = resources.files("pipelines.analysis") / "vendor" / f"leaflet-{LEAFLET_V
 MAX_EVENTS, MAX_ALERTS, MAX_MAP_EVENTS = 200, 1000, 20_000
 ALERT_COLOUR = "#d50000"
 CLEARING_COLOUR = "#ff6d00"
+#: The tiles' opacity while the imagery layer is on: the scenes show through, the states still read.
+TRANSLUCENT = 0.45
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #212121; }
 h1 { font-size: 24px; } h2 { font-size: 19px; margin-top: 32px; border-bottom: 1px solid #ddd; }
@@ -74,7 +77,19 @@ SCRIPT = """
     const bounds = L.latLngBounds(a.bounds);
     const layers = {};
     for (const l of a.layers) { layers[l.date] = L.imageOverlay(l.src, bounds, {className: 'tiles'}); }
-    const shown = a.layers[a.layers.length - 1].date;
+    let shown = a.layers[a.layers.length - 1].date;
+    // The scenes under the tiles (report --imagery): the date's mosaic in a pane below the tiles, which
+    // turn translucent while it is on.
+    map.createPane('imagery').style.zIndex = 350;
+    const imagery = L.layerGroup();
+    const drawImagery = function () {
+      imagery.clearLayers();
+      if (a.imagery[shown]) { imagery.addLayer(L.imageOverlay(a.imagery[shown], bounds, {pane: 'imagery'})); }
+    };
+    const tileOpacity = function () {
+      const value = map.hasLayer(imagery) ? %(translucent)s : 1;
+      for (const d in layers) { layers[d].setOpacity(value); }
+    };
     let events = null;
     const cleared = L.layerGroup().addTo(map);  // the clearings of the events shown: an overlay to switch off
     const drawEvents = function (date) {  // the events known on the date shown, and their clearings
@@ -95,6 +110,11 @@ SCRIPT = """
     layers[shown].addTo(map);
     drawEvents(shown);
     const overlays = {};
+    if (Object.keys(a.imagery).length) {
+      overlays['imagery'] = imagery;
+      drawImagery();
+      imagery.addTo(map);
+    }
     if (a.clearings.features.length) { overlays['clearings'] = cleared; }
     if (a.places) {
       overlays[a.places.name] = L.geoJSON(a.places, {interactive: false,
@@ -102,15 +122,18 @@ SCRIPT = """
     }
     L.control.layers(layers, overlays, {collapsed: false}).addTo(map);
     L.control.scale({imperial: false}).addTo(map);
-    map.on('baselayerchange', function (e) { drawEvents(e.name); });
+    map.on('baselayerchange', function (e) { shown = e.name; drawEvents(shown); drawImagery(); });
+    map.on('overlayadd overlayremove', tileOpacity);
+    tileOpacity();
     map.fitBounds(bounds);
-    window.reportMaps[a.aoi] = {map: map, layers: layers, bounds: bounds, clearings: cleared,
+    window.reportMaps[a.aoi] = {map: map, layers: layers, bounds: bounds, clearings: cleared, imagery: imagery,
                                 show: function (date) {
                                   for (const d in layers) { map.removeLayer(layers[d]); }
-                                  layers[date].addTo(map); drawEvents(date); }};
+                                  shown = date; layers[date].addTo(map); drawEvents(date); drawImagery();
+                                  tileOpacity(); }};
   }
 })();
-""" % {"alert": ALERT_COLOUR, "clearing": CLEARING_COLOUR}
+""" % {"alert": ALERT_COLOUR, "clearing": CLEARING_COLOUR, "translucent": TRANSLUCENT}
 
 
 @dataclass(frozen=True)
@@ -133,6 +156,8 @@ class Content:
     min_clear_fraction: float
     highest_probability: float
     pictured: frozenset[str] = frozenset()  # the events whose pictures were drawn (report --max_pictures)
+    #: The map's imagery layers (report --imagery): WebP bytes by AOI and scan date.
+    imagery: Mapping[str, Mapping[dt.date, bytes]] = field(default_factory=dict)
 
 
 def leaflet() -> dict[str, str]:
@@ -175,7 +200,9 @@ def _map_data(content: Content) -> list[dict]:
             "places": {"type": "FeatureCollection", "name": "known change places", "features": places}
             if places else None,
             "layers": [{"date": d.isoformat(), "src": "data:image/png;base64,"
-                        + base64.b64encode(m.png(d)).decode()} for d in sorted(m.rasters)]})
+                        + base64.b64encode(m.png(d)).decode()} for d in sorted(m.rasters)],
+            "imagery": {d.isoformat(): "data:image/webp;base64," + base64.b64encode(picture).decode()
+                        for d, picture in sorted(content.imagery.get(aoi, {}).items())}})
     return out
 
 

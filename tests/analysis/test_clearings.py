@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import shapely
 from affine import Affine
-from pyproj import CRS, Proj, Transformer
+from pyproj import CRS, Geod, Proj, Transformer
 from shapely import ops
 
 from pipelines.analysis import clearings
@@ -133,3 +133,57 @@ def test_frame_is_the_alert_tiles_with_a_tile_of_margin_on_whole_pixels():
     assert where.transform[2] == pytest.approx(ORIGIN[0] - 768, abs=3)
     assert where.transform[5] == pytest.approx(ORIGIN[1] + 768, abs=3)
     assert where.transform[2] % 3 == 0 and where.transform[5] % 3 == 0
+
+
+def test_plan_puts_the_clearest_scene_of_each_date_first():
+    """Pictures and delineation start from the scene that saw the event clearest (by the clear fractions the
+    scan recorded over its frame), not from the one that gave the scan the most tiles; without masks, the
+    one with the most tiles."""
+    import datetime as dt
+
+    import duckdb
+
+    from pipelines.analysis.events import Event
+    from pipelines.analysis.rules import Alert
+    from pipelines.sources.base import SceneItem
+
+    before, after = dt.date(2024, 1, 1), dt.date(2024, 2, 1)
+    tile = shapely.box(-55.0, -10.0, -54.99, -9.99)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA planet_tiles")
+    con.execute("CREATE TABLE planet_tiles.tile_labels (aoi VARCHAR, scan_date DATE, scene_id VARCHAR, "
+                "clear_fraction FLOAT, bbox STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE))")
+    rows = [  # (date, scene, clear fraction, tiles): on each date, the scene with most tiles is the cloudier
+        (before, "b_many_cloudy", 0.1, 3), (before, "b_few_clear", 0.9, 2),
+        (after, "a_many_unmasked", None, 3), (after, "a_few_unmasked", None, 2),
+        (after, "far_away", 1.0, 5),
+    ]
+    for date, scene_id, fraction, n in rows:
+        west = 10.0 if scene_id == "far_away" else -55.0
+        for _ in range(n):
+            con.execute("INSERT INTO planet_tiles.tile_labels VALUES ('a', ?, ?, ?, {'xmin': ?, 'ymin': -10.0, "
+                        "'xmax': ?, 'ymax': -9.99})", [date, scene_id, fraction, west, west + 0.01])
+    alert = Alert("x", "a", "t", before, "b_many_cloudy", after, "a_few_unmasked", None, ("agriculture",), 0.9,
+                  "high", None, "active", None, after, shapely.to_wkb(tile), -54.995, -9.995, 1e4)
+    event = Event("e", "a", after, after, 1, 1.0, (("agriculture", 1),), "high", "active", ("x",), (),
+                  shapely.to_wkb(tile), -54.995, -9.995, before, "b_many_cloudy", "a_few_unmasked")
+    items = {r[1]: SceneItem(uri=f"/s/{r[1]}.tif", scene_id=r[1]) for r in rows}
+    [work] = clearings.plan(con, [event], [alert], items)
+    assert [i.scene_id for i in work.before] == ["b_few_clear", "b_many_cloudy"]
+    assert [i.scene_id for i in work.after] == ["a_many_unmasked", "a_few_unmasked"]
+
+
+def test_the_minimum_clearing_area_keeps_a_clearing_of_exactly_that_area():
+    """--min_clearing_ha: a 20 x 20-pixel clearing (3 m pixels: 0.36 ha on the map, its geodesic area by
+    pyproj's geodesic area of its corners) is kept at a cut of exactly its area and dropped a square metre
+    above it."""
+    changed = np.zeros((60, 60), bool)
+    changed[10:30, 10:30] = True
+    left, top = TRANSFORM.c + 10 * 3.0, TRANSFORM.f - 10 * 3.0
+    corners = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True).transform(
+        [left, left + 60, left + 60, left], [top, top, top - 60, top - 60])
+    area_ha = abs(Geod(ellps="WGS84").polygon_area_perimeter(*corners)[0]) / 1e4
+    assert area_ha == pytest.approx(0.36, rel=2e-3)  # the UTM scale factor near the central meridian
+    [(outline, area)] = clearings.polygons(changed, CRS_UTM, TRANSFORM, min_ha=area_ha)
+    assert area == pytest.approx(area_ha, rel=1e-9)
+    assert clearings.polygons(changed, CRS_UTM, TRANSFORM, min_ha=area_ha + 1e-4) == []

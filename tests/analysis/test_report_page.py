@@ -278,6 +278,54 @@ def test_the_report_shows_what_the_data_says(chromium, tmp_path):
     _check(_look(chromium, tmp_path))
 
 
+def test_the_imagery_layer_lies_under_the_tiles(chromium, tmp_path):
+    """``report --imagery``: each date's scene under its tiles, which turn translucent while it is on. What
+    the tiles let through is the scene where the tile is: on the second date, under the alert tile, the
+    field, unlike the forest under the tile beside it; on the first date, forest under both. Switched off,
+    the tiles' own colours."""
+    scans = _hand_scans(tmp_path)
+    out = tmp_path / "report"
+    report.run(["--scans", str(scans), "--output", str(out), "--imagery", "--no_clearings", "--no_images"])
+    errors, remote = [], []
+    forest = (2, 1)  # intact on both dates, away from the scene's darker patch
+    p, browser, page = _open(out / "current" / "report.html", chromium, errors, remote)
+    try:
+        centre = lambda r, c: page.evaluate(  # noqa: E731
+            f"(() => {{ const p = window.reportMaps.hand.map.latLngToContainerPoint([{_outline(r, c).centroid.y}, "
+            f"{_outline(r, c).centroid.x}]); return [p.x, p.y]; }})()")
+        seen = {}
+        for date in (D1, D2):
+            page.evaluate(f"window.reportMaps.hand.show('{date.isoformat()}')")
+            page.wait_for_timeout(150)
+            shot = _shot(page.locator("#map-hand")).astype(float)
+            seen[date] = {rc: shot[round(centre(*rc)[1]), round(centre(*rc)[0])] for rc in (ALERT, forest)}
+        page.evaluate("window.reportMaps.hand.map.removeLayer(window.reportMaps.hand.imagery)")
+        page.wait_for_timeout(150)
+        shot = _shot(page.locator("#map-hand"))
+        off = shot[round(centre(*ALERT)[1]), round(centre(*ALERT)[0])]
+        legend = page.evaluate("""[...document.querySelectorAll('.legend span')].map(s => [s.innerText.trim(),
+            getComputedStyle(s.querySelector('.swatch')).backgroundColor])""")
+    finally:
+        browser.close()
+        p.stop()
+    assert errors == [] and remote == []
+    colour = {text: np.array([int(v) for v in c[c.index("(") + 1:-1].split(",")[:3]]) for text, c in legend
+              if "rgb" in c}
+    disturbed = next(v for k, v in colour.items() if k.startswith("forest disturbed"))
+    primary = next(v for k, v in colour.items() if k.startswith("intact primary"))
+    assert np.abs(off - disturbed).max() <= 8, "imagery off: the tile's own colour"
+
+    def under(shown, tile):  # the scene's colour behind a translucent tile
+        return (shown - report_page.TRANSLUCENT * tile) / (1 - report_page.TRANSLUCENT)
+
+    assert np.abs(under(seen[D2][ALERT], disturbed) - under(seen[D2][forest], primary)).max() > 60, \
+        "the field under the alert tile, unlike the forest beside it"
+    assert np.abs(under(seen[D1][ALERT], primary) - under(seen[D1][forest], primary)).max() < 15, \
+        "forest under both on the first date"
+    assert np.abs(seen[D2][forest] - primary).max() > 20, "the scene shows through"
+    assert (out / "current" / "report.html").stat().st_size < 3_000_000
+
+
 @pytest.mark.parametrize("broken", ["flipped", "recoloured", "shifted", "unescaped"])
 def test_a_broken_renderer_fails_the_look(chromium, tmp_path, monkeypatch, broken):
     """Each way a renderer can go wrong, planted, must fail :func:`_check`: the test can see."""

@@ -18,15 +18,21 @@ from tests.conftest import SHARED
 JPGS = sorted((SHARED / "planet" / "chips" / "jpg").glob("train_*.jpg"))
 
 
-def tiny_bundle(folder, product="visual"):
-    net = model.build("simple_cnn", 256, 3, 64, [90.0] * 3, [900.0] * 3)
-    thresholds = {n: float(t) for n, t in zip(LABELS, np.linspace(0.3, 0.7, len(LABELS)))}
+def tiny_bundle(folder, product="visual", bands=("red", "green", "blue"), dtype="uint8", mean=90.0,
+                variance=900.0, gain=1.0):
+    """An untrained simple CNN as a bundle: its answers still depend on every band and pixel it reads
+    (``gain`` scales its last layer: probabilities far from 0.5, so that other inputs change the tags)."""
+    n = len(bands)
+    net = model.build("simple_cnn", 256, n, 64, [mean] * n, [variance] * n)
+    last = net.layers[-1]
+    last.set_weights([w * gain for w in last.get_weights()])
+    thresholds = {name: float(t) for name, t in zip(LABELS, np.linspace(0.3, 0.7, len(LABELS)))}
+    top = 255 if dtype == "uint8" else 65535
     bundle.save(net, str(folder), {"thresholds": thresholds, "chip_size": 256, "input_size": 64,
-                                   "bands": ["red", "green", "blue"], "dtype": "uint8",
-                                   "normalization": {"mean": [90.0] * 3, "variance": [900.0] * 3},
-                                   "domain": {"gsd_m": 3.0, "product": product, "dtype": "uint8",
-                                              "bands": ["red", "green", "blue"],
-                                              "band_ranges": {b: [0, 255] for b in ("red", "green", "blue")}},
+                                   "bands": list(bands), "dtype": dtype,
+                                   "normalization": {"mean": [mean] * n, "variance": [variance] * n},
+                                   "domain": {"gsd_m": 3.0, "product": product, "dtype": dtype, "bands": list(bands),
+                                              "band_ranges": {b: [0, top] for b in bands}},
                                    "arch": "simple_cnn", "training": {}, "metrics": {}})
     return net, thresholds
 
@@ -85,6 +91,7 @@ def test_submission_rows_are_the_models_tags_in_the_competitions_format(tmp_path
         assert tags.split() == expected and all(t in LABELS for t in tags.split())
 
 
+@pytest.mark.slow  # other processes or servers: not for `make check`
 def test_missing_images_fail_the_run_in_one_line(tmp_path, test_images):
     tiny_bundle(tmp_path / "bundle")
     result = subprocess.run([sys.executable, "-m", "pipelines.cli", "predict", "--bundle", str(tmp_path / "bundle"),
@@ -92,6 +99,8 @@ def test_missing_images_fail_the_run_in_one_line(tmp_path, test_images):
                              "--sample_submission", str(test_images["sample"]), "--output", str(tmp_path / "s.csv")],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
+    # Nothing but the project's lines: TensorFlow's oneDNN banner and Keras' chatter stay off.
+    assert "oneDNN" not in result.stderr and "absl" not in result.stderr, result.stderr
     [line] = [x for x in result.stderr.splitlines() if x.startswith("planet-tiles predict:")]
     assert "2 of 9 images have no row" in line and "Kaggle rejects" in line
     assert len((tmp_path / "s.csv.errors.jsonl").read_text().splitlines()) == 2
@@ -120,3 +129,28 @@ def test_weather_one_gives_every_image_exactly_one_weather_tag(tmp_path, test_im
         assert [t for t in tags.split() if t not in weather] == [
             t for t in plain_rows[name].split() if t not in weather
         ]
+
+
+@pytest.mark.parametrize("bands", [("red", "green", "blue", "nir"), ("nir", "red"), ("blue",)])
+def test_tif_images_are_read_in_the_kaggle_band_order(tmp_path, bands):
+    """The competition's TIFs hold blue, green, red, NIR (Planet's analytic order): the model gets the
+    bands it names, whatever their order in the file, as rasterio reads them here."""
+    import rasterio
+
+    folder = tmp_path / "test-tif-v2"
+    folder.mkdir()
+    sources = sorted((SHARED / "planet" / "chips" / "tif").glob("train_*.tif"))[:4]
+    for i, source in enumerate(sources):
+        shutil.copy(source, folder / f"test_{i}.tif")
+    net, thresholds = tiny_bundle(tmp_path / "bundle", product="analytic", bands=bands, dtype="uint16",
+                                  mean=5000.0, variance=4e6, gain=40.0)
+    out = tmp_path / "submission.csv"
+    predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(folder), "--output", str(out)])
+    rows = dict(list(csv.reader(out.open()))[1:])
+    file_order = ("blue", "green", "red", "nir")
+    assert len(rows) == len(sources)
+    for i in range(len(sources)):
+        with rasterio.open(folder / f"test_{i}.tif") as src:
+            pixels = src.read([file_order.index(b) + 1 for b in bands]).transpose(1, 2, 0).astype(np.float32)
+        p = net.predict(pixels[None], verbose=0)[0]
+        assert rows[f"test_{i}"].split() == [label for label, value in zip(LABELS, p) if value >= thresholds[label]]

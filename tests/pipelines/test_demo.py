@@ -114,7 +114,12 @@ def test_events_hold_every_alert_with_pictures_and_zones(demo):
 
 def test_report_command_finds_the_bundle_from_the_scans_commits(demo, tmp_path):
     again = report.run(["--scans", demo["scans"], "--output", str(tmp_path), "--aoi", "watched"])
-    assert again["bundle"] == demo["bundle"]
+    # Paths in the report are relative to its version's folder: the folder can be copied or served elsewhere.
+    version = os.path.realpath(again["folder"])
+    assert os.path.realpath(os.path.join(version, again["bundle"])) == os.path.realpath(demo["bundle"])
+    assert os.path.realpath(os.path.join(version, again["scans"])) == os.path.realpath(demo["scans"])
+    written = (tmp_path / "current" / "summary.json").read_text() + (tmp_path / "current" / "report.html").read_text()
+    assert str(tmp_path) not in written and os.path.dirname(demo["scans"]) not in written
     assert again["alerts"] == demo["report"]["alerts"]
     page = (tmp_path / "current" / "report.html").read_text()
     assert again["model_version"] in page and "known change place" not in page

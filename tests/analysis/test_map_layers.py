@@ -1,0 +1,121 @@
+"""The report map's tile layers against the tiles' true outlines: each pixel shows the tile that holds its
+centre (shapely on the grid's own polygons, reprojected by pyproj), wherever the grid is turned against
+Web Mercator."""
+
+import datetime as dt
+
+import numpy as np
+import pytest
+import shapely
+
+from pipelines.analysis import events, map_layers
+from pipelines.geo.grid import NativeGrid, UtmGrid, WebMercatorGrid
+from planet_core.labels import LABELS
+from tests import tables
+
+DATE = dt.date(2026, 6, 1)
+#: Label sets that give each map state (tile_states.sql), cloud-free ones judged (no mask: clear_fraction null).
+STATE_LABELS = {"primary": ["clear", "primary"], "water": ["clear", "water"], "cloudy": ["cloudy"],
+                "disturbed": ["clear", "agriculture"], "other": ["haze"]}
+
+
+def _rows(tiles, rng):
+    """One scan row per ``(tile id, outline)``, each with a random state; ``{tile id: state}``."""
+    rows, states = [], {}
+    for tile_id, outline in tiles:
+        state = rng.choice(list(STATE_LABELS))
+        states[tile_id] = state
+        labels = STATE_LABELS[state]
+        rows.append({"tile_id": tile_id, "scene_id": "s", "acquired": None, "valid_fraction": 1.0,
+                     "clear_fraction": None, "labels": labels, **{f"p_{n}": 0.9 if n in labels else 0.05
+                                                                   for n in LABELS},
+                     "geometry": outline.wkb, "lon": outline.centroid.x, "lat": outline.centroid.y,
+                     "area_m2": events.geodesic_ha(outline) * 1e4})
+    return rows, states
+
+
+def _drawn(tmp_path, tiles, seed=0):
+    rows, states = _rows(tiles, np.random.default_rng(seed))
+    scans = tables.write_scans(tmp_path / "scans", {("a", DATE): rows})
+    con = tables.connect(scans, materialize=True)
+    [(name, m)] = map_layers.build(con, {"min_clear_fraction": 0.8}).items()
+    return m, states
+
+
+def _oracle(m, tiles, states, drawn):
+    """The code each pixel should show: that of the tile whose true outline holds the pixel's centre; and,
+    where ``drawn`` shows another, how far (in tile sides) that centre lies from the nearest tile edge."""
+    lon, lat = m.pixel_centres()
+    points = shapely.points(lon.ravel(), lat.ravel())
+    outlines = [outline for _, outline in tiles]
+    tree = shapely.STRtree(outlines)
+    expected = np.zeros(points.shape, np.uint8)
+    pixel, tile = tree.query(points, predicate="within")
+    expected[pixel] = [map_layers.CODES[states[tiles[t][0]]] for t in tile]
+    margin = np.full(points.shape, np.inf)
+    wrong = np.flatnonzero(drawn.ravel() != expected)
+    if len(wrong):
+        edges = shapely.union_all([o.boundary for o in outlines])
+        margin[wrong] = shapely.distance(points[wrong], edges) / np.sqrt(np.median([o.area for o in outlines]))
+    return expected.reshape(m.height, m.width), margin.reshape(m.height, m.width)
+
+
+@pytest.mark.parametrize("grid", ["utm", "native", "mercator"])
+def test_tiles_are_drawn_where_their_outlines_are(tmp_path, grid):
+    """A UTM grid 2.9 degrees west of its zone's central meridian at 30 S is turned 1.5 degrees against
+    Web Mercator: placed by their centres on a Web Mercator lattice, tiles 12 columns from the middle were
+    drawn a sixth of a tile off their outlines. Each pixel must show the tile that holds its centre."""
+    if grid == "utm":
+        g = UtmGrid(21, True, 30.0, 32)
+        c0, r0 = (np.array(g.tms().tile(-59.9, -30.0, 0)[:2]))
+        tiles = [(t.tile_id, t.polygon_wgs84()) for t in (g.tile(c0 + c, r0 + r) for r in range(14) for c in range(25))]
+    elif grid == "native":  # a scene in the next zone's CRS: its grid is fitted, turned further
+        scene = NativeGrid("scene1", "EPSG:32722", (30.0, 0.0, 200_000.0, 0.0, -30.0, 6_700_000.0), 800, 448, 32)
+        tiles = [(t.tile_id, t.polygon_wgs84()) for t in (scene.tile(r, c) for r, c in scene.tiles())]
+    else:
+        g = WebMercatorGrid(14)
+        x0, y0 = g.tms().tile(-59.9, -30.0, 14)[:2]
+        tiles = [(f"WebMercatorQuad/14/{x0 + c}/{y0 + r}", g.polygon_wgs84(x0 + c, y0 + r))
+                 for r in range(9) for c in range(11)]
+    m, states = _drawn(tmp_path, tiles)
+    drawn = m.rasters[DATE]
+    expected, margin = _oracle(m, tiles, states, drawn)
+    assert m.k == 1 and (expected > 0).sum() >= 4 * len(tiles)  # drawn in the grid, several pixels a tile
+    wrong = drawn != expected
+    # Pixels a hair from an edge may go either way (the outlines are densified lines); none further off.
+    assert not (wrong & (margin > 0.02)).any(), f"{(wrong & (margin > 0.02)).sum()} pixels show another tile"
+    assert wrong.mean() < 0.005
+    # Every tile is seen, in its state.
+    for code in set(expected.ravel()) - {0}:
+        assert (drawn == code).sum() == pytest.approx((expected == code).sum(), rel=0.02)
+
+
+def test_a_tile_alone_or_a_row_of_tiles_is_drawn_on_its_outline(tmp_path):
+    """One tile, or tiles in one row, do not give both axes of their grid: drawn north up, a tile's side
+    from its area."""
+    g = UtmGrid(21, True, 30.0, 32)
+    c0, r0 = g.tms().tile(-57.0, -10.0, 0)[:2]
+    for n in (1, 5):
+        tiles = [(t.tile_id, t.polygon_wgs84()) for t in (g.tile(c0 + c, r0) for c in range(n))]
+        m, states = _drawn(tmp_path / str(n), tiles)
+        expected, margin = _oracle(m, tiles, states, m.rasters[DATE])
+        wrong = m.rasters[DATE] != expected
+        assert not (wrong & (margin > 0.03)).any() and (expected > 0).sum() > 8 * n
+
+
+def test_a_large_aoi_keeps_every_disturbed_tile_when_drawn_by_centres(tmp_path, monkeypatch):
+    """Past MAX_SIDE pixels at 1.5 a tile, a pixel holds several tiles and shows the most telling state."""
+    monkeypatch.setattr(map_layers, "MAX_SIDE", 16)
+    g = WebMercatorGrid(14)
+    x0, y0 = g.tms().tile(-57.0, -10.0, 14)[:2]
+    tiles = [(f"WebMercatorQuad/14/{x0 + c}/{y0 + r}", g.polygon_wgs84(x0 + c, y0 + r))
+             for r in range(40) for c in range(40)]
+    m, states = _drawn(tmp_path, tiles)
+    assert m.k == 3 and m.width == m.height == 14
+    drawn = m.rasters[DATE]
+    for (tile_id, outline) in tiles:
+        if states[tile_id] == "disturbed":
+            col = int((map_layers._mercator(outline.centroid.x, 0)[0] - m.x0) // m.cell)
+            row = int((m.y1 - map_layers._mercator(0, outline.centroid.y)[1]) // m.cell)
+            assert drawn[row, col] == map_layers.CODES["disturbed"]
+    assert m.counts[DATE]["disturbed"] == sum(s == "disturbed" for s in states.values())
