@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install vendor demo test check lint bench mutation clean
+.PHONY: install vendor demo test check lint bench mutation mutation-changed clean
 
 install: $(STAMP) vendor
 
@@ -29,7 +29,7 @@ demo: $(STAMP) vendor
 	$(BIN)/planet-tiles demo --output demo-output
 
 test: lint vendor
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=10 tests
 
 # Style and layer rules (ruff.toml; setup.cfg [importlinter]): part of `make check` and `make test`.
 lint: $(STAMP)
@@ -58,6 +58,11 @@ bench: $(STAMP)
 mutation: $(STAMP)
 	$(BIN)/pip install --quiet 'mutmut==3.8.1'
 	$(BIN)/mutmut run --max-children 2
+
+# The edit loop's mutation check: only the mutants of those modules changed since main.
+mutation-changed: $(STAMP)
+	$(BIN)/pip install --quiet 'mutmut==3.8.1'
+	$(BIN)/python tools/mutation_changed.py
 	$(BIN)/mutmut results
 
 clean:

@@ -41,6 +41,9 @@ from planet_core import commands, logs
 from planet_model import train as training
 
 TRAIN_ROW_OFFSET = 4  # the training region lies south of the watched one, with a gap of one scene
+#: The simple CNN's epochs: fewer leave its validation F2 at the mercy of the initialisation (0.86 at 30,
+#: even with a higher learning rate and a cosine schedule, against 0.90 to 0.91 at 80).
+EPOCHS = 80
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=("simple_cnn", "inception_v3"), default="simple_cnn",
                    help="the model to train (inception_v3 is the study's, slow on a laptop)")
     p.add_argument("--weights", default="none", help="Inception V3 weights: imagenet, none or a local file")
-    p.add_argument("--epochs", type=int, default=80, help="epochs of the first (or only) training stage")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="epochs of the first (or only) training stage")
     p.add_argument("--finetune_epochs", type=int, default=10, help="Inception V3 fine-tuning epochs")
     p.add_argument("--batch_size", type=int, default=32, help="training batch size")
     return p

@@ -7,6 +7,9 @@ APPLICATIONS = ("inception_v3", "resnet50", "efficientnet_b0")
 ARCHS = (*APPLICATIONS, "simple_cnn")
 WEATHER_HEADS = ("sigmoid", "softmax")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
+#: ``train --cache`` default: tf.data keeps the parsed chips in memory when they fit
+#: (:func:`planet_model.training.cache_for`).
+AUTO_CACHE = "auto"
 #: Stage 2 fine-tunes the base from this layer index on (the input layer counts as layer 0): the study's
 #: 172 for Inception V3 (its last two inception blocks); the first layer of the last stage for the others
 #: (ResNet50's conv5_block1, EfficientNetB0's block6a).

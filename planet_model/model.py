@@ -84,8 +84,17 @@ class SelectBands(layers.Layer):
 
 
 def preprocessing(inputs, input_size: int, mean: Sequence[float], variance: Sequence[float]):  # noqa: ANN001, ANN201
-    """Area resize (like OpenCV's INTER_AREA) and per-band standardisation, as model layers."""
-    x = layers.Resizing(input_size, input_size, interpolation="area", name="resize")(inputs)
+    """Area resize (like OpenCV's INTER_AREA) and per-band standardisation, as model layers.
+
+    By a whole factor (256 px chips to 64, 128 or 256) the area resize is the mean of each k x k block,
+    average pooling: equal to ``Resizing(interpolation="area")`` to float rounding, a tenth faster in
+    training on a CPU, and compiled by XLA, which has no area resize (``train --jit_compile`` crashed in
+    its first step). Other sizes (Inception V3's 140) keep Keras's area resize."""
+    chip_size = inputs.shape[1]
+    if chip_size % input_size == 0:
+        x = layers.AveragePooling2D(chip_size // input_size, name="resize")(inputs)
+    else:
+        x = layers.Resizing(input_size, input_size, interpolation="area", name="resize")(inputs)
     return layers.Normalization(mean=list(mean), variance=list(variance), name="normalize")(x)
 
 

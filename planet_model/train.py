@@ -29,7 +29,8 @@ import sys
 from collections.abc import Sequence
 
 from planet_core import commands, logs
-from planet_model.architectures import ARCHS, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
+from planet_core.errors import UserError
+from planet_model.architectures import ARCHS, AUTO_CACHE, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger("planet_model.train")
@@ -72,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split_by", choices=("chip", "scene"), default="chip",
                    help="hold out whole scenes (scene) or single chips (chip) for validation")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--cache", default="none", help="none, memory, or a file path for tf.data's cache")
+    p.add_argument("--cache", default=AUTO_CACHE,
+                   help="where parsed chips are kept after the first epoch: none (read again every epoch), "
+                        "memory, a file path for tf.data's cache, or auto (memory when the chips' bands "
+                        "fit in a quarter of the machine's free memory, else none)")
     p.add_argument("--max_stat_chips", type=int, default=4000, help="chips used for band statistics")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from --workdir")
     p.add_argument("--jit_compile", action="store_true", help="XLA compilation")
@@ -92,10 +96,15 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
 
     bands = tuple(b.strip() for b in args.bands.split(","))
     chips = training.read_chips(args.data, args.val_fraction, args.seed, args.split_by)
+    input_size = args.input_size or DEFAULT_INPUT_SIZE[args.arch]
+    chip_size = chips.info.shape[0]
+    if args.jit_compile and chip_size % input_size:
+        raise UserError(f"--jit_compile: XLA cannot resize {chip_size}-px chips to {input_size} px (it has no area "
+                        f"resize); pass an --input_size that divides {chip_size} (e.g. {chip_size // 2} or "
+                        f"{chip_size // 4}), or train without --jit_compile")
     workdir = training.prepare_workdir(args.workdir or args.output.rstrip("/") + ".work", args.resume)
     strategy = training.devices(args.seed, args.mixed_precision)
     inputs = training.inputs(chips, bands, args.batch_size, args.cache, args.max_stat_chips, args.seed)
-    input_size = args.input_size or DEFAULT_INPUT_SIZE[args.arch]
     weights = None if args.weights in ("none", "") else args.weights
     with strategy.scope():
         net = training.build(args.arch, chips, inputs, input_size, weights, args.weather_head, args.l2)

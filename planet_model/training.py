@@ -24,7 +24,7 @@ import tensorflow as tf
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from planet_model import bundle, data, evaluate, losses, metrics, model, plots, thresholds
-from planet_model.architectures import APPLICATIONS, FINETUNE_FROM
+from planet_model.architectures import APPLICATIONS, AUTO_CACHE, FINETUNE_FROM
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger("planet_model.train")
@@ -128,11 +128,34 @@ def devices(seed: int, mixed_precision: str) -> tf.distribute.Strategy:
     return strategy
 
 
+def cache_for(chips: Chips, bands: Sequence[str], cache: str) -> str | None:
+    """tf.data's cache for ``--cache``: ``None`` for none; for auto, memory when the parsed chips (float32,
+    the bands used) take under a quarter of the memory free now, else none. Reading and parsing the records
+    again is a third of an epoch's time for the simple CNN on 2 cores (2.1 s against 1.4 s an epoch)."""
+    if cache == AUTO_CACHE:
+        height, width, _ = chips.info.shape
+        needed = len(chips.index.keys) * height * width * len(bands) * 4
+        return "memory" if needed < _free_memory() / 4 else None
+    return None if cache == "none" else cache
+
+
+def _free_memory() -> int:
+    """Bytes of memory available to this process now (Linux ``MemAvailable``; 0 where unknown)."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def inputs(chips: Chips, bands: Sequence[str], batch_size: int, cache: str, max_stat_chips: int, seed: int) -> Inputs:
     """Band statistics of (up to ``max_stat_chips``) training chips, and the shuffled training and the
-    ordered validation pipelines; ``cache`` is none, memory or a file path for tf.data's cache."""
+    ordered validation pipelines; ``cache``: ``--cache`` (:func:`cache_for`)."""
     stats = data.band_statistics(chips.files, chips.info, bands, chips.train_keys, max_stat_chips, seed)
-    cached = None if cache == "none" else cache
+    cached = cache_for(chips, bands, cache)
     train = data.dataset(chips.files, chips.info, bands, chips.train_keys, batch_size, True, cached, seed)
     val = data.dataset(chips.files, chips.info, bands, chips.val_keys, batch_size, False,
                        cached and (cached if cached == "memory" else cached + ".val"))

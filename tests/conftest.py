@@ -15,7 +15,19 @@ SHARED = next((folder / "shared" / "data" for folder in Path(__file__).resolve()
 RASTERS = SHARED / "rasters"
 TRAIN_CSV = SHARED / "planet" / "train_v2.csv"
 RUNNER = ["--runner", "FnApiRunner"]
-SIMPLE_EPOCHS = 80  # the session bundle: fewer leave the held-out F2 at the mercy of the initialisation
+
+
+def refused(capsys: pytest.CaptureFixture, *args: str) -> str:
+    """Run ``planet-tiles ARGS`` in this process through the CLI's entry point: it must exit 2 (bad usage)
+    without a traceback. Returns what it printed on stderr."""
+    from pipelines.cli import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(list(args))
+    stderr = capsys.readouterr().err
+    assert stopped.value.code == 2 and "Traceback" not in stderr, stderr
+    return stderr
 
 
 @pytest.fixture(scope="session")
@@ -42,14 +54,15 @@ def chips(scenes: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 @pytest.fixture(scope="session")
-def simple_bundle(chips: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A simple_cnn bundle trained on the session's chips (RGB, 64 px): used by model and scan tests."""
-    from planet_model import train
+def simple_bundle(demo: dict) -> dict:
+    """The session's one trained bundle, used by the model, scan and stream tests: the demo's simple_cnn
+    (RGB, 64 px, ``demo.EPOCHS`` epochs on the chips of its training region, ``data``). Training is the
+    suite's single largest cost; the demo's own test of training is this bundle."""
+    from planet_model import bundle
 
-    output = tmp_path_factory.mktemp("bundle") / "simple"
-    meta = train.run(["--data", str(chips["folder"]), "--output", str(output), "--arch", "simple_cnn",
-                      "--head_epochs", str(SIMPLE_EPOCHS), "--batch_size", "32", "--verbose", "0"])
-    return {"path": str(output), "meta": meta}
+    chips = Path(demo["chips"])
+    return {"path": demo["bundle"], "meta": bundle.read_metadata(demo["bundle"]),
+            "data": [str(chips / "train-1"), str(chips / "train-2")]}
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +75,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 #: Fixtures that run pipelines or train models: tests using them are end to end (marker ``slow``).
 SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streamed", "batch", "place", "chromium",
-                 "gcs"}
+                 "gcs", "quad"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,21 +7,30 @@ import sys
 import pytest
 
 from pipelines.cli import COMMANDS
+from tests.conftest import refused
+
+HELPED = tuple(sorted(COMMANDS))
 
 
-@pytest.mark.parametrize("command", [
-    "from pipelines.cli import main; main(['--help'])",
-    *(f"from pipelines.cli import main; main(['{name}', '--help'])"
-      for name in ("chip", "scan", "stream", "delineate", "train", "report", "query", "demo", "submit", "synth",
-                   "predict")),
-    "from pipelines.stream import main; main(['--help'])",
-])
-def test_help_answers_without_tensorflow(command):
-    probe = (f"import sys\ntry:\n    {command}\nexcept SystemExit:\n    pass\n"
-             "print('TF' if 'tensorflow' in sys.modules else 'NO-TF')")
+def test_help_answers_without_tensorflow():
+    """``planet-tiles --help`` and every command's ``--help``, one after another in one fresh process: each
+    prints its usage, and none has imported TensorFlow by then (the first that did is named)."""
+    probe = "\n".join([
+        "import sys",
+        "from pipelines.cli import main",
+        "from pipelines import stream",
+        f"for argv in [['--help'], *[[name, '--help'] for name in {HELPED!r}], 'stream']:",
+        "    try:",
+        "        stream.main(['--help']) if argv == 'stream' else main(argv)",
+        "    except SystemExit:",
+        "        pass",
+        "    print('#', argv, 'TF' if 'tensorflow' in sys.modules else 'NO-TF')",
+    ])
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
-    assert "usage:" in result.stdout
-    assert result.stdout.strip().endswith("NO-TF")
+    marks = [line for line in result.stdout.splitlines() if line.startswith("# ")]
+    assert len(marks) == len(HELPED) + 2, result.stderr
+    assert all(line.endswith("NO-TF") for line in marks), marks
+    assert result.stdout.count("usage:") >= len(HELPED) + 1
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
@@ -53,11 +62,9 @@ def test_unknown_command_is_refused():
     (["--layout", "basemap", "--quad_size", "1000"], "--quad_size 1000: must be 256 times a power of two"),
     (["--layout", "basemap", "--months", "2026-13"], "--months 2026-13: not a month (YYYY-MM)"),
 ])
-def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, args, message):
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "synth", "--output", str(tmp_path), *args],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, capsys, args, message):
+    stderr = refused(capsys, "synth", "--output", str(tmp_path), *args)
+    assert message in stderr and len(stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("command, flag, value", [
@@ -66,12 +73,10 @@ def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, args, 
     (["stream", "--subscription", "projects/p/subscriptions/s", "--aoi=-56,-10,-55.9,-9.9", "--bundle", "b",
       "--output", "out"], "--min_clear_fraction", "1.01"),
 ])
-def test_judging_flags_outside_0_to_1_are_refused(tmp_path, command, flag, value):
+def test_judging_flags_outside_0_to_1_are_refused(tmp_path, monkeypatch, capsys, command, flag, value):
     """report and the stream share the judging flags (:func:`queries.add_judging_arguments`) and refuse alike."""
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command, flag, value], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
+    monkeypatch.chdir(tmp_path)
+    assert refused(capsys, *command, flag, value).strip().splitlines() == [
         f"planet-tiles {command[0]}: {flag} {float(value)}: must be between 0 and 1"
     ]
 
@@ -86,14 +91,13 @@ def test_judging_flags_outside_0_to_1_are_refused(tmp_path, command, flag, value
     (["chip", "--stac", "items.json", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out"],
      "give either scenes (--scenes/--stac) or the Kaggle data set, not both"),
     (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--scenes", "s.tif"],
-     "--scenes and --stac say where the scenes of the pictures and clearings are; they cannot go with both "
-     "--no_images and --no_clearings"),
+     "--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they cannot go with "
+     "both --no_images and --no_clearings unless --imagery"),
     (["report", "--scans", "scans", "--output", "out", "--min_clearing_ha", "-1"],
      "--min_clearing_ha -1.0: must be more than 0"),
     (["delineate", "--scans", "scans", "--event_window_days", "-3"], "--event_window_days -3: must be 0 or more"),
 ])
-def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, command, message):
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *command], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert message in result.stderr.strip().splitlines()[-1], result.stderr  # argparse's own errors follow usage
+def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, monkeypatch, capsys, command, message):
+    monkeypatch.chdir(tmp_path)
+    stderr = refused(capsys, *command)
+    assert message in stderr.strip().splitlines()[-1], stderr  # argparse's own errors follow usage

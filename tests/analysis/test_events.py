@@ -61,6 +61,40 @@ def test_touching_alerts_close_in_time_are_one_event():
     assert [e.tiles for e in events.events(FOUND, window_days=90, min_event_ha=0.3)] == [3]
 
 
+@pytest.mark.parametrize("days_apart, joined", [(30, True), (31, True), (32, False)])
+def test_the_event_window_joins_alerts_up_to_its_days_apart(days_apart, joined):
+    """--event_window_days 31 (the default): neighbours first detected 31 days apart are one event, 32
+    apart two; a shorter window splits them."""
+    pair = [alert(0, 0), alert(1, 0, D1 + dt.timedelta(days=days_apart))]
+    assert len(events.events(pair, window_days=31)) == (1 if joined else 2)
+    assert len(events.events(pair, window_days=days_apart)) == 1
+    assert len(events.events(pair, window_days=days_apart - 1)) == 2
+
+
+def test_the_minimum_event_area_keeps_an_event_of_exactly_that_area():
+    """--min_event_ha: an event of exactly that many hectares is kept, one of a square metre less dropped."""
+    single = alert(5, 5)  # area_m2 100 x (10 + 5 + 5): 0.2 ha
+    assert [e.area_ha for e in events.events([single], min_event_ha=0.2)] == [pytest.approx(0.2)]
+    assert events.events([single], min_event_ha=0.2 + 1e-4) == []
+    assert len(events.events([single], min_event_ha=0.2 - 1e-4)) == 1
+
+
+def test_an_event_keeps_its_id_when_it_grows_onto_a_tile_with_a_smaller_id():
+    """The id is its first alert's: a later alert next to it, on a tile whose id sorts first (a smaller
+    column), joins the event and leaves the id as it was, so the events table and the links to a card
+    stay valid from one report to the next."""
+    early = alert(3, 3)
+    later = alert(2, 3, D1 + dt.timedelta(days=14))
+    assert later.tile_id < early.tile_id and later.alert_id != early.alert_id
+    [before] = events.events([early])
+    [after] = events.events([early, later])
+    assert after.tiles == 2 and after.event_id == before.event_id == early.alert_id
+    # Found on the same day, the smaller tile id leads: the id does not depend on the input order.
+    same_day = alert(2, 3)
+    assert {e.event_id for e in events.events([early, same_day])} == {same_day.alert_id}
+    assert {e.event_id for e in events.events([same_day, early])} == {same_day.alert_id}
+
+
 def test_zones_get_the_area_inside_them(tmp_path):
     tile = GRID.polygon_wgs84(X0, Y0)
     west, south, east, north = tile.bounds
@@ -83,8 +117,10 @@ def test_zones_get_the_area_inside_them(tmp_path):
     zones = events.read_zones(str(zones_file))
     found = events.events(FOUND[:1], zones=zones)
     (name, ha, cleared), = found[0].zones
-    # Half of the tile, by area on the ellipsoid: half the tile's own geodesic area.
-    assert name == "west half" and ha == pytest.approx(events.geodesic_ha(tile) / 2, rel=1e-3) and cleared == 0
+    # Half of the tile, by area on the ellipsoid (pyproj's geodesic area, not planar degrees): the halves of a
+    # tile split at its middle meridian are mirror images.
+    geodesic_ha = abs(Geod(ellps="WGS84").geometry_area_perimeter(tile)[0]) / 1e4
+    assert name == "west half" and ha == pytest.approx(geodesic_ha / 2, rel=1e-6) and cleared == 0
     # A clearing over the tile's western three quarters: the zone holds two thirds of it.
     part = box(west, south, west + 0.75 * (east - west), north)
     clearing = clearings.Clearing(

@@ -335,6 +335,11 @@ def test_the_edges_of_the_alert_rules_by_hand(tmp_path):
     assert {a.tile_id: a.confidence for a in rules.alerts(obs, D1, D3, min_clear_fraction=0.75,
                                                           highest_probability=0.51)}["T52"] == "high"
     assert "T50" not in {a.tile_id for a in rules.alerts(obs, D1, D3, min_clear_fraction=0.76)}
+    # The map's states cut at the same place: T50's 0.75 clear is judged at a 0.75 cut, obscured above it.
+    for cut, expected_state in ((0.74, ("disturbed", True)), (0.75, ("disturbed", True)), (0.76, ("obscured", False))):
+        states = {(r["tile_id"], r["scan_date"]): (r["state"], r["judged"])
+                  for r in queries.run(con, "tile_states", {"min_clear_fraction": cut})}
+        assert states[("T50", D2)] == expected_state, cut
 
 
 def test_label_areas_and_trends_by_hand(tmp_path):

@@ -83,6 +83,7 @@ def _race(folder, number, barrier):
         pass
 
 
+@pytest.mark.slow  # other processes or servers: not for `make check`
 def test_concurrent_publishers_leave_one_complete_set(tmp_path):
     """Real processes publishing into one folder at once: the manifest names one run's files, all of which
     exist, and nothing else of any run is left but what a later-started run still owns."""

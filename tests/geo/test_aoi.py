@@ -56,3 +56,15 @@ def test_regions_file(tmp_path):
     path.write_text("regions: {}\n")
     with pytest.raises(ValueError, match="no regions"):
         aoi.from_regions_file(str(path))
+
+
+def test_every_feature_of_a_collection_is_the_aoi(tmp_path):
+    """Two separate polygons (two reserves watched as one AOI): the region is both, not the first."""
+    west, east = box(-56, -10, -55.5, -9.5), box(-55, -10, -54.5, -9.8)
+    path = tmp_path / "two.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": g.__geo_interface__} for g in (west, east)]}))
+    region = aoi.parse_region(str(path))
+    assert region.bounds == (-56, -10, -54.5, -9.5)
+    assert region.area == pytest.approx(west.area + east.area)
+    assert region.covers(west) and region.covers(east)

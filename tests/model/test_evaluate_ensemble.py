@@ -68,6 +68,13 @@ def test_figures_agree_with_scikit_learn():
         fbeta_score(y, weather_one, beta=2, average="samples", zero_division=0))
     # Thresholds searched on the data can only do as well or better than fixed ones on it.
     assert got["mean_f2"]["searched_thresholds"] >= got["mean_f2"]["bundle_thresholds"]
+    # "searched, one weather label": the searched thresholds (as the file lists them), then the decoding.
+    searched = np.array([got["searched_thresholds"][n] for n in LABELS])
+    assert not np.allclose(searched, cut)
+    assert got["mean_f2"]["searched_thresholds_weather_one"] == pytest.approx(
+        fbeta_score(y, thresholds.apply(p, searched, True), beta=2, average="samples", zero_division=0))
+    assert got["mean_f2"]["searched_thresholds_weather_one"] != pytest.approx(
+        got["mean_f2"]["bundle_thresholds_weather_one"])
 
 
 def _invariant(chip=32, bands=3):
@@ -113,9 +120,9 @@ def test_members_get_their_own_bands():
     np.testing.assert_allclose(model.predict_on_batch(chips), expected, atol=1e-6)
 
 
-def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_bundle, chips, tmp_path):
-    report = evaluate.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--split", "validation",
-                           "--output", str(tmp_path)])
+def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_bundle, tmp_path):
+    report = evaluate.run(["--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--split",
+                           "validation", "--output", str(tmp_path)])
     (result,) = report["bundles"]
     meta = simple_bundle["meta"]
     # The split is rebuilt exactly: same chips, same predictions, so the F2 at the bundle's thresholds (searched
@@ -125,41 +132,42 @@ def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_b
     assert result["mean_f2"]["at_0.5"] == pytest.approx(meta.metrics["at_0.5"], abs=1e-6)
     assert (tmp_path / meta.version / "f2_vs_threshold.png").stat().st_size > 0
     assert json.loads((tmp_path / "evaluation.json").read_text()) == json.loads(json.dumps(report))
-    every = evaluate.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(tmp_path)])
+    every = evaluate.run(["--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output",
+                          str(tmp_path)])
     assert every["bundles"][0]["chips"] == meta.metrics["validation_chips"] + meta.metrics["training_chips"]
 
 
-def test_validation_split_of_other_chips_is_refused(simple_bundle, chips, tmp_path):
+def test_validation_split_of_other_chips_is_refused(simple_bundle, tmp_path):
     original = simple_bundle["meta"]
     split = {**original.training["split"], "validation_keys_sha256": "0" * 64}  # as if trained on other chips
     meta = dataclasses.replace(original, training={**original.training, "split": split})
     with pytest.raises(UserError, match="not the chips bundle"):
-        evaluate.load_chips(str(chips["folder"]), meta, "validation")
+        evaluate.load_chips(simple_bundle["data"], meta, "validation")
 
 
-def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, chips, tmp_path):
+def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, tmp_path):
     out = tmp_path / "ensemble"
-    meta = ensemble.run(["--bundle", simple_bundle["path"], "--data", str(chips["folder"]), "--output", str(out)])
+    meta = ensemble.run(["--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output", str(out)])
     original = simple_bundle["meta"]
     assert meta.thresholds == original.thresholds
     assert meta.metrics["searched"] == pytest.approx(original.metrics["searched"], abs=1e-6)
     assert (meta.arch, meta.tta, meta.bands) == ("ensemble", False, original.bands)
     loaded = bundle.read_metadata(str(out))
-    data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
+    data = evaluate.load_chips(simple_bundle["data"], loaded, "validation")
     ours, _ = evaluate.predict(bundle.load_model(str(out), loaded), data, loaded.bands)
     theirs, _ = evaluate.predict(bundle.load_model(simple_bundle["path"], original), data, original.bands)
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
-def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, chips, tmp_path):
+def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, tmp_path):
     """Members as bundles load them (a loaded model answers with a list): two copies of one bundle average to
     it, and TTA over a bundle is the mean of its answers on the 8 views, worked out here with numpy."""
     out = tmp_path / "twice"
     meta = ensemble.run(["--bundle", simple_bundle["path"], "--bundle", simple_bundle["path"], "--tta",
-                         "--data", str(chips["folder"]), "--output", str(out)])
+                         "--data", *simple_bundle["data"], "--output", str(out)])
     assert meta.tta and len(meta.training["members"]) == 2
     loaded = bundle.read_metadata(str(out))
-    data = evaluate.load_chips(str(chips["folder"]), loaded, "validation")
+    data = evaluate.load_chips(simple_bundle["data"], loaded, "validation")
     from planet_model import data as chipdata
 
     x, _ = next(iter(chipdata.dataset(data.files, data.info, loaded.bands, data.keys[:4], 4, training=False)))

@@ -7,12 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from pipelines import chip
+from pipelines import chip, demo
 from pipelines.sources import synthetic
 from planet_core import imagery
 from planet_core.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from planet_model import bundle, data, losses, metrics, model, thresholds, train
-from tests.conftest import RUNNER, SIMPLE_EPOCHS
+from tests.conftest import RUNNER, refused
 
 
 def test_cooccurrence_loss_on_a_hand_computed_example():
@@ -95,7 +95,7 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
     assert {"model.keras", "bundle.json", "training_curves.png", "f2_vs_threshold.png",
             "cooccurrence.png"} <= set(os.listdir(path))
     assert len(meta.version) == 16 and meta.format_version == bundle.FORMAT_VERSION == 2
-    assert len(meta.training["history"]) == SIMPLE_EPOCHS
+    assert len(meta.training["history"]) == demo.EPOCHS
     assert set(meta.metrics["per_label"]) == set(meta.labels)
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
@@ -110,6 +110,26 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
     assert "thresholds missing for ['road']" in message and "'water'" in message and "swir" in message
     with pytest.raises(bundle.BundleError, match="not a bundle"):
         bundle.read_metadata(str(tmp_path))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"product": "photograph"}, "domain.product 'photograph' not in"),
+    ({"gsd_m": 0}, "domain.gsd_m 0 must be positive"),
+    ({"gsd_m": "3 m"}, "domain.gsd_m '3 m' must be positive"),
+    ({"band_ranges": {"red": [10, 1], "green": [0, 1], "blue": [0, 1]}}, "needs [low, high] for each band"),
+    ({"band_ranges": {"red": [0, 1]}}, "needs [low, high] for each band"),
+])
+def test_a_bundle_whose_domain_means_nothing_is_refused(simple_bundle, tmp_path, change, message):
+    """The domain decides whether a scan may apply the bundle to a scene: a product, ground pixel or value
+    range that means nothing is refused when the bundle is read, naming what is wrong."""
+    broken = tmp_path / "broken"
+    shutil.copytree(simple_bundle["path"], broken)
+    doc = json.loads((broken / "bundle.json").read_text())
+    doc["domain"] = {**doc["domain"], **change}
+    (broken / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(bundle.BundleError) as error:
+        bundle.read_metadata(str(broken))
+    assert message in str(error.value) and str(broken) in str(error.value)
 
 
 def test_a_format_1_bundle_loads_through_the_upgrader_with_a_warning(simple_bundle, tmp_path, caplog):
@@ -153,6 +173,7 @@ def test_inception_v3_two_short_stages_export_a_bundle_that_loads_and_predicts(s
     assert probs.shape == (2, NUM_LABELS) and np.all((probs >= 0) & (probs <= 1))
 
 
+@pytest.mark.slow  # builds two Inception V3 models (6 s): not for `make check`
 def test_four_band_weights_from_a_local_file_extend_the_first_convolution(tmp_path):
     rgb = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(140, 140, 3))
     path = str(tmp_path / "notop.weights.h5")
@@ -252,3 +273,47 @@ def test_learning_rate_schedules_change_the_rate_during_training(chips, tmp_path
         # epoch 3 and epoch 4 runs at half.
         assert rates[:4] == pytest.approx([1e-9] * 4, rel=1e-6) and rates[4] == pytest.approx(5e-10, rel=1e-6)
     assert meta.training["options"]["lr_schedule"] == schedule
+
+
+def test_auto_cache_keeps_chips_in_memory_only_when_they_fit(monkeypatch):
+    """``--cache auto`` (the default): memory when the parsed chips (float32, the bands trained on) take
+    under a quarter of the free memory; a file path and none are taken as given."""
+    from planet_model import training
+
+    index = data.ChipIndex(keys=np.array([b"s|%d" % i for i in range(100)]), scene_ids=np.array([b"s"] * 100),
+                           labels=np.zeros((100, NUM_LABELS), np.int64), gsd_m=np.zeros(100, np.float32),
+                           products=np.array([b"analytic"] * 100))
+    chips = training.Chips(files=[], info=data.DataInfo("uint16", (256, 256, 4), ("blue", "green", "red", "nir")),
+                           index=index, val_mask=np.zeros(100, bool), gsd_m=3.0, product="analytic")
+    needed = 100 * 256 * 256 * 3 * 4  # three of the four bands
+    monkeypatch.setattr(training, "_free_memory", lambda: 4 * needed + 4)
+    assert training.cache_for(chips, ("red", "green", "blue"), "auto") == "memory"
+    monkeypatch.setattr(training, "_free_memory", lambda: 4 * needed)
+    assert training.cache_for(chips, ("red", "green", "blue"), "auto") is None
+    assert training.cache_for(chips, ("red", "green", "blue", "nir"), "auto") is None
+    assert training.cache_for(chips, ("red",), "auto") == "memory"
+    assert training.cache_for(chips, ("red",), "none") is None
+    assert training.cache_for(chips, ("red",), "/tmp/c") == "/tmp/c"
+    assert training._free_memory() > 0  # this machine's /proc/meminfo
+
+
+def test_the_area_resize_by_a_whole_factor_is_average_pooling_and_equals_keras_area():
+    """256 to 64 px: the model's resize is the mean of each 4 x 4 block (XLA compiles it), the same as
+    Keras's area resize to float rounding; 256 to 140 keeps Keras's area resize."""
+    x = np.random.default_rng(0).uniform(0, 4000, (2, 256, 256, 3)).astype(np.float32)
+    blocks = x.reshape(2, 64, 4, 64, 4, 3).mean(axis=(2, 4))
+    inputs = keras.Input((256, 256, 3))
+    pooled = keras.Model(inputs, model.preprocessing(inputs, 64, [0.0] * 3, [1.0] * 3))
+    assert isinstance(pooled.get_layer("resize"), keras.layers.AveragePooling2D)
+    np.testing.assert_allclose(pooled.predict(x, verbose=0), blocks, rtol=1e-6, atol=1e-3)
+    area = keras.layers.Resizing(64, 64, interpolation="area")(x)
+    np.testing.assert_allclose(np.asarray(area), blocks, rtol=1e-6, atol=1e-3)
+    odd = keras.Model(inputs, model.preprocessing(inputs, 140, [0.0] * 3, [1.0] * 3))
+    assert isinstance(odd.get_layer("resize"), keras.layers.Resizing)
+
+
+def test_jit_compile_with_a_resize_xla_cannot_do_is_refused_before_training(chips, tmp_path, capsys):
+    stderr = refused(capsys, "train", "--data", str(chips["folder"]), "--output", str(tmp_path / "b"), "--arch",
+                     "inception_v3", "--weights", "none", "--jit_compile")
+    assert "--jit_compile: XLA cannot resize 256-px chips to 140 px" in stderr
+    assert not (tmp_path / "b").exists()

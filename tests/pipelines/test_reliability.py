@@ -23,7 +23,7 @@ from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
 from planet_model import data, records
 from tests import tables
-from tests.conftest import RUNNER
+from tests.conftest import RUNNER, refused
 
 DATE = "2026-06-01"
 SCENE = "synth_20260601_r0c0"
@@ -39,19 +39,6 @@ def finished(process, timeout=300):
     """``(exit code, stderr)`` of a process run to its end."""
     _, err = process.communicate(timeout=timeout)
     return process.returncode, err
-
-
-def refused(capsys, *args) -> str:
-    """Run the command in this process through the same entry point; it must exit 2 with one line and
-    no traceback. Returns what it printed on stderr."""
-    from pipelines.cli import main
-
-    with pytest.raises(SystemExit) as stopped:
-        main(list(args))
-    stderr = capsys.readouterr().err
-    assert stopped.value.code == 2, stderr
-    assert "Traceback" not in stderr
-    return stderr
 
 
 def scan_args(scenes, bundle, out, *extra, scene=None):

@@ -108,12 +108,14 @@ def streamed(place, simple_bundle, tmp_path_factory):
               .advance_watermark_to(0)
               .add_elements([TimestampedValue(notification(relative(place, DATES[0])), 60)])
               .advance_watermark_to(600)
-              # July 1 arrives before June 15 (out of order), July 1 twice; a broken scene; not a scene.
-              .add_elements([TimestampedValue(notification(relative(place, DATES[2])), 660),
-                             TimestampedValue(notification(relative(place, DATES[1])), 670),
-                             TimestampedValue(notification(relative(place, DATES[2])), 680),
-                             TimestampedValue(notification("broken/synth_broken.tif"), 690),
-                             TimestampedValue(notification("notes.txt"), 700)])
+              # July 1 arrives before June 15 (out of order), a minute apart of event time as the watermark
+              # passes between them, inside the 2-minute settle; July 1 twice; a broken scene; not a scene.
+              .add_elements([TimestampedValue(notification(relative(place, DATES[2])), 660)])
+              .advance_watermark_to(720)
+              .add_elements([TimestampedValue(notification(relative(place, DATES[1])), 730),
+                             TimestampedValue(notification(relative(place, DATES[2])), 740),
+                             TimestampedValue(notification("broken/synth_broken.tif"), 750),
+                             TimestampedValue(notification("notes.txt"), 760)])
               .advance_watermark_to(1200)
               .add_elements([TimestampedValue(notification(relative(place, DATES[3])), 1260)])
               .advance_watermark_to(1800)

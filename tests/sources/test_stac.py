@@ -55,6 +55,7 @@ def landsat_folder(tmp_path):
 
 @pytest.mark.parametrize("keys, common_names", [
     (tuple(LANDSAT_BANDS), True),  # USGS keys, roles from eo:bands common names
+    (tuple(LANDSAT_BANDS), False),  # USGS keys alone: Landsat 8's numbering (B2 blue ... B5 nir), not Landsat 7's
     (("blue", "green", "red", "nir"), False),  # roles from asset keys
     (("B02", "B03", "B04", "B08"), False),  # Sentinel-2's keys
 ])

@@ -9,6 +9,7 @@ import pytest
 
 from pipelines.geo.grid import NativeGrid
 from pipelines.sources.base import SceneItem
+from pipelines.sources.masks import AUTO
 from pipelines.sources.reader import SceneReader
 from pipelines.steps import accounting, commits
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, WRITTEN, outcome
@@ -61,6 +62,7 @@ def publish_run(out, run_id, items, started="2026-11-25T11:00:00+00:00"):
     return publishing.read(out, "manifest.json")
 
 
+@pytest.mark.slow  # runs a Beam pipeline
 def test_publish_lists_the_runs_chips_and_error_lines_and_replaces_the_last_set(tmp_path):
     out = str(tmp_path / "chips")
     items = [outcome(WRITTEN, "a", "u", "1"), outcome(FAILED, "a", "u", "2", "read: broken")]
@@ -74,6 +76,7 @@ def test_publish_lists_the_runs_chips_and_error_lines_and_replaces_the_last_set(
     assert (second["written"], second["failed"], second["runs"]) == (1, 0, {})
 
 
+@pytest.mark.slow  # runs a Beam pipeline
 @pytest.mark.parametrize("items, message", [
     ([outcome(FAILED, "a", "u", "1", "read: broken"), outcome(FAILED, "b", "v", "2", "read: broken")],
      "every one of 2 items failed; commonest reasons: read (2)"),
@@ -90,6 +93,7 @@ def test_a_run_that_wrote_nothing_changes_nothing(tmp_path, items, message):
     assert "20261125T120000-0a0b0c" in after["runs"], "the refused run stays registered (its error lines)"
 
 
+@pytest.mark.slow  # runs a Beam pipeline
 def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
     import shutil
 
@@ -104,3 +108,54 @@ def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
     assert publishing.paths(
         copy, [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord", "../x", "/etc/passwd"]
     ) == [f"{copy}/chips-y.tfrecord"]
+
+
+def _rows_scene(folder, data_rows, clear_rows):
+    """A real 4-tile GeoTIFF (native 256-px tiles side by side) whose tile ``i`` has data (nodata 0) in its
+    first ``data_rows[i]`` rows, and its UDM2: clear in the first ``clear_rows[i]`` rows, cloud below."""
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    data = np.zeros((3, 256, 1024), np.uint16)
+    clear = np.zeros((256, 1024), np.uint8)
+    for i, (n, c) in enumerate(zip(data_rows, clear_rows)):
+        data[:, :n, i * 256:(i + 1) * 256] = 1000
+        clear[:c, i * 256:(i + 1) * 256] = 1
+    profile = {"driver": "GTiff", "width": 1024, "height": 256, "crs": "EPSG:32721",
+               "transform": Affine(3, 0, 500_000, 0, -3, 8_894_000)}
+    folder.mkdir()
+    scene, mask = folder / "scene.tif", folder / "scene_udm2.tif"
+    with rasterio.open(scene, "w", count=3, nodata=0, dtype="uint16", **profile) as dst:
+        dst.write(data)
+        dst.colorinterp = [rasterio.enums.ColorInterp.red, rasterio.enums.ColorInterp.green,
+                           rasterio.enums.ColorInterp.blue]
+    udm2 = np.zeros((8, 256, 1024), np.uint8)
+    udm2[0], udm2[5] = clear, 1 - clear  # UDM2 band 1: clear; band 6: cloud
+    with rasterio.open(mask, "w", count=8, dtype="uint8", **profile) as dst:
+        dst.write(udm2)
+    source = SceneItem(str(scene), "s", mask=str(mask))
+    with SceneReader(source) as reader:
+        grid = NativeGrid("s", reader.crs, tuple(reader.transform)[:6], 1024, 256)
+    return source, [grid.tile(r, c) for r, c in grid.tiles()]
+
+
+def _kept(source, tiles, min_valid, skip_cloudier=None):
+    results = accounting.screen_tiles(source, tiles, lambda: SceneReader(source, cloud_mask=AUTO), min_valid,
+                                      lambda reader, read: [read.tile.tile_id], skip_cloudier)
+    return [int(r.rsplit("/", 1)[1]) for r in results if isinstance(r, str)]
+
+
+def test_screening_cuts_at_the_valid_and_cloudy_shares_inclusively(tmp_path):
+    """Tiles with 128, 127, 129 and 256 of 256 rows: at ``min_valid_fraction`` 0.5 the tile exactly at 0.5
+    is kept and the one a row under it skipped; at ``skip_cloudier_than`` 0.5, with data everywhere, the
+    tile exactly half not clear is kept and the one a row cloudier skipped."""
+    rows = [128, 127, 129, 256]
+    source, tiles = _rows_scene(tmp_path / "valid", rows, [256] * 4)
+    assert _kept(source, tiles, 0.5) == [0, 2, 3]
+    assert _kept(source, tiles, 0.5 + 1 / 256) == [2, 3] and _kept(source, tiles, 0.5 - 1 / 256) == [0, 1, 2, 3]
+    source, tiles = _rows_scene(tmp_path / "cloud", [256] * 4, rows)
+    assert _kept(source, tiles, 0.0, 0.5) == [0, 2, 3]  # 128 rows clear: 0.5 not clear, at the cut: kept
+    assert _kept(source, tiles, 0.0, 0.5 - 1 / 256) == [2, 3]
+    assert _kept(source, tiles, 0.0, 0.5 + 1 / 256) == [0, 1, 2, 3]
+    assert _kept(source, tiles, 0.0) == [0, 1, 2, 3]  # no cut given: every tile

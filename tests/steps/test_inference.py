@@ -50,3 +50,27 @@ def test_rows_apply_each_labels_threshold_and_count_a_written_tile(tiny_bundle):
     assert (row["aoi"], row["scan_date"], row["scan_id"]) == ("xingu", dt.date(2026, 6, 1), "xingu:2026-06-01:v")
     assert (row["scene_uri"], row["mask_status"], row["bbox"]["xmax"]) == ("uri", "absent", 1.0)
     assert written.value["status"] == "written" and written.value["item"] == info.tile_id
+
+
+def test_out_of_domain_is_judged_on_the_pixels_with_data_at_its_range_edges(tiny_bundle):
+    """A tile is out of domain when a band's mean over the pixels with data (not 0 in every band, the
+    fill) is outside the bundle's range; at either end of the range it is inside. Fill pixels do not
+    count: a tile half outside the scene, its data in range, is in domain."""
+    domain = dataclasses.replace(tiny_bundle["meta"].domain,
+                                 band_ranges={"red": (50.0, 150.0), "green": (50.0, 150.0), "blue": (50.0, 150.0)})
+    row = ToRow(dataclasses.replace(tiny_bundle["meta"], domain=domain))
+
+    def tile(red, fill_share=0.0):
+        image = np.full((32, 32, 3), 100, np.uint8)
+        image[..., 0] = red
+        image[:, : round(32 * fill_share)] = 0
+        return image
+
+    assert not row.out_of_domain(tile(100))
+    assert not row.out_of_domain(tile(150)) and not row.out_of_domain(tile(50))  # at the edges: inside
+    assert row.out_of_domain(tile(151)) and row.out_of_domain(tile(49))
+    assert not row.out_of_domain(tile(100, fill_share=0.75)), "fill pixels pull no mean down"
+    assert row.out_of_domain(tile(200, fill_share=0.75))
+    assert not row.out_of_domain(np.zeros((32, 32, 3), np.uint8)), "no data: nothing to judge"
+    no_ranges = ToRow(tiny_bundle["meta"])
+    assert not no_ranges.out_of_domain(tile(255))

@@ -6,6 +6,7 @@ import datetime as dt
 import io
 import multiprocessing
 
+import pytest
 from shapely.geometry import box
 
 from pipelines.analysis import queries
@@ -36,6 +37,7 @@ def _race(location, url, number, barrier):
     commit(location, url, [f"w{number}-{i}" for i in range(number + 1)])
 
 
+@pytest.mark.slow  # other processes or servers: not for `make check`
 def test_a_rest_catalog_commits_replaces_and_serves_snapshots(tmp_path):
     with serving(tmp_path / "server") as (url, requests):
         location = str(tmp_path / "scans")

@@ -141,6 +141,7 @@ def _replace(location, number, rows, barrier):
     tables.write_scans(location, {("a", D1): [row(f"w{number}-{i}") for i in range(rows)]})
 
 
+@pytest.mark.slow  # other processes or servers: not for `make check`
 def test_concurrent_writers_of_one_partition_leave_exactly_one_of_them(tmp_path):
     """Real processes, started together, each replacing the same partition: the table ends with one
     writer's rows, all of them, and every writer's commit is in the history (the later replaced the

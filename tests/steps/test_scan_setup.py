@@ -1,0 +1,92 @@
+"""The scan's checks before any work, at their cuts: a scene's own ground pixel against the bundle's
+(refused beyond 10 %), and a grid's ground pixel over the AOI (refused beyond 10 % on UTM, reported beyond
+25 % elsewhere). Ground pixels are measured here with pyproj's geodesic distances, apart from the code."""
+
+import logging
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Geod
+from shapely.geometry import box
+
+from pipelines.geo.tiling import TileSpec
+from pipelines.sources import files
+from pipelines.sources.reader import ReadOptions
+from pipelines.steps import scan_setup
+from planet_core.errors import UserError
+from planet_core.labels import LABELS
+from planet_model import bundle, model
+
+GSD = 3.0
+LAT = -10.0
+READ = ReadOptions(band_order=("blue", "green", "red", "nir"))
+
+
+@pytest.fixture(scope="module")
+def meta(tmp_path_factory):
+    net = model.build("simple_cnn", 32, 3, 32, [100.0] * 3, [400.0] * 3)
+    return bundle.save(net, str(tmp_path_factory.mktemp("bundle") / "b"), {
+        "thresholds": {n: 0.5 for n in LABELS}, "chip_size": 32, "input_size": 32, "bands": ["red", "green", "blue"],
+        "dtype": "uint16", "domain": {"gsd_m": GSD, "product": "analytic", "dtype": "uint16",
+                                      "bands": ["red", "green", "blue"], "band_ranges": {}},
+        "normalization": {"mean": [100.0] * 3, "variance": [400.0] * 3}, "arch": "simple_cnn", "training": {},
+        "metrics": {}})
+
+
+def _scene(path, pixel):
+    """A 64-px analytic scene of ``pixel`` metres in UTM 21S (near its central meridian: scale ~0.9996)."""
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32721",
+                       transform=Affine(pixel, 0, 500_000, 0, -pixel, 8_894_000), nodata=0) as dst:
+        dst.write(np.full((4, 64, 64), 1000, np.uint16))
+    return files.item(str(path))
+
+
+def _geodesic_pixel(item):
+    with rasterio.open(item.uri) as src:
+        lon_lat = rasterio.warp.transform(src.crs, "EPSG:4326", [src.transform.c, src.transform.c + src.res[0]],
+                                          [src.transform.f, src.transform.f])
+    return Geod(ellps="WGS84").inv(lon_lat[0][0], lon_lat[1][0], lon_lat[0][1], lon_lat[1][1])[2]
+
+
+@pytest.mark.parametrize("share, refused", [(0.0, False), (0.09, False), (-0.09, False), (0.11, True), (-0.11, True)])
+def test_a_scene_more_than_10_percent_off_the_bundles_pixel_is_refused(meta, tmp_path, share, refused):
+    item = _scene(tmp_path / "s_analytic.tif", GSD * (1 + share))
+    measured = _geodesic_pixel(item) / GSD - 1
+    assert abs(measured - share) < 0.005  # the scene is what the case says, by pyproj
+    region = box(-57.1, -10.05, -56.9, -9.95)
+    call = lambda allow: scan_setup.check_scenes([item], meta, READ, "analytic", region, allow)  # noqa: E731
+    if refused:
+        with pytest.raises(UserError, match=r"more than 10% off.*--allow_resampling"):
+            call(False)
+    else:
+        call(False)
+    call(True)  # --allow_resampling: the user knows
+
+
+@pytest.mark.parametrize("share, warned", [(0.20, False), (0.24, False), (0.26, True), (0.32, True)])
+def test_a_web_mercator_pixel_more_than_25_percent_off_is_reported(caplog, share, warned):
+    """WebMercatorQuad z17 at 10 S: a pixel is 360 / 2^25 degrees of longitude, whose length on the
+    ellipsoid pyproj gives; the bundle's gsd set so that the grid is ``share`` coarser."""
+    ground = Geod(ellps="WGS84").inv(-57.0, LAT, -57.0 + 360 / 2 ** 25, LAT)[2]
+    spec = TileSpec(grid="WebMercatorQuad", zoom=17)
+    region = box(-57.001, LAT - 0.001, -56.999, LAT + 0.001)
+    with caplog.at_level(logging.WARNING, logger="pipelines.steps.scan_setup"):
+        low, high = scan_setup.check_resolution(spec, region, ground / (1 + share))
+    assert low == pytest.approx(ground, rel=5e-3) and high == pytest.approx(ground, rel=5e-3)
+    assert ("objects look" in caplog.text) == warned
+
+
+@pytest.mark.parametrize("share, refused", [(0.08, False), (0.12, True)])
+def test_a_utm_grid_more_than_10_percent_off_over_the_aoi_is_refused(share, refused):
+    """A UTM grid of 3 m cells: its ground pixel is 3 m x the zone's scale factor; a bundle of another gsd
+    puts it ``share`` off."""
+    spec = TileSpec(grid="UTM", cell_size=GSD, utm_zone="21S")
+    region = box(-57.01, LAT - 0.01, -56.99, LAT + 0.01)
+    if refused:
+        with pytest.raises(UserError, match="more than 10% off"):
+            scan_setup.check_resolution(spec, region, GSD / (1 + share))
+    else:
+        low, high = scan_setup.check_resolution(spec, region, GSD / (1 + share))
+        assert low == pytest.approx(GSD * 0.9996, rel=1e-3)
