@@ -18,6 +18,7 @@ import os
 import sys
 import types
 from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 OURS = ("pipelines", "planet_model", "planet_core")
 #: Libraries whose INFO and WARNING lines are noise to a user (each still logs its errors).
@@ -68,6 +69,23 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to whatever ``sys.stderr`` is when a record comes (as logging's last-resort
+    handler does): a command run in a process that swapped stderr since (a test's capture, a notebook)
+    never writes to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:  # the one StreamHandler.__init__ sets
+        pass
+
+
 class _Plain(logging.Formatter):
     """``message`` for progress (INFO), ``warning: message`` and ``error: message`` otherwise."""
 
@@ -94,7 +112,7 @@ def configure() -> None:
             sys.meta_path.insert(0, _QuietTensorFlow())
     root = logging.getLogger()
     if not any(getattr(h, "_planet_tiles", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s") if loud
                              else _Plain())
         handler._planet_tiles = True  # noqa: SLF001 - marks the handler this function added
