@@ -12,6 +12,7 @@ from tests.conftest import refused
 HELPED = tuple(sorted(COMMANDS))
 
 
+@pytest.mark.slow  # a fresh process (3 s): not for `make check`
 def test_help_answers_without_tensorflow():
     """``planet-tiles --help`` and every command's ``--help``, one after another in one fresh process: each
     prints its usage, and none has imported TensorFlow by then (the first that did is named)."""
