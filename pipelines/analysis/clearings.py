@@ -299,13 +299,19 @@ def clearing_id(event_id: str, geometry: shapely.Geometry) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+#: SQL order of one date's scenes over a place, from its scan rows (``tile_labels``) grouped by scene: the
+#: clearest first (the sum of their tiles' UDM2 clear fractions), then the one that gave more tiles (the
+#: only measure where scenes have no mask), then by id. Pictures, imagery layers and delineation start
+#: from the first and fill from the others.
+CLEAREST_FIRST = "SUM(COALESCE(clear_fraction, 0)) DESC, COUNT(*) DESC, scene_id"
+
+
 @dataclass(frozen=True)
 class Work:
     """One event to delineate, with all it needs (a Beam element): its alert tiles' outlines (WKB, EPSG:4326,
     by alert id) and the scenes of the date before and of the date of detection that cover its frame, the
-    clearest first (by the UDM2 clear fractions of its tiles in the frame; where scenes have no mask, the one
-    that gave the scan more tiles there): its pixels are the picture's and the delineation's grid, the
-    others fill where it has no data or cloud."""
+    clearest first (:data:`CLEAREST_FIRST`, over the frame): its pixels are the picture's and the
+    delineation's grid, the others fill where it has no data."""
 
     event: Event
     alert_tiles: tuple[tuple[str, bytes], ...]
@@ -320,9 +326,9 @@ class ClearingError(Exception):
 def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequence[Alert],
          items: Mapping[str, SceneItem]) -> list[Work]:
     """The :class:`Work` of each event: the scenes of its two dates whose scanned tiles (``planet_tiles.
-    tile_labels`` in ``con``) overlap its frame, clearest first, as ``items`` (by scene id) says where they
-    are now. A scene's clearness is the sum of its frame tiles' clear fractions: a scene that saw the frame
-    clear beats one that saw a corner of it clear, and one that saw it under cloud."""
+    tile_labels`` in ``con``) overlap its frame, clearest first (:data:`CLEAREST_FIRST`, over its frame's
+    tiles: a scene that saw the frame clear beats one that saw a corner of it clear, and one that saw it
+    under cloud), as ``items`` (by scene id) says where they are now."""
     tiles = {a.alert_id: a.geometry for a in alerts}
     frames = []
     for e in found:
@@ -337,12 +343,12 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
     if frames:
         con.register("clearing_frames", pa.Table.from_pylist(frames))
         rows = con.execute(
-            "SELECT f.event_id, f.side, t.scene_id, SUM(COALESCE(t.clear_fraction, 0)) AS clear, COUNT(*) AS n "
-            "FROM clearing_frames f JOIN planet_tiles.tile_labels t ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
-            "AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
-            "GROUP BY ALL ORDER BY f.event_id, f.side, clear DESC, n DESC, t.scene_id").fetchall()
+            "SELECT f.event_id, f.side, t.scene_id FROM clearing_frames f JOIN planet_tiles.tile_labels t "
+            "ON t.aoi = f.aoi AND t.scan_date = f.scan_date AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west "
+            "AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
+            f"GROUP BY ALL ORDER BY f.event_id, f.side, {CLEAREST_FIRST}").fetchall()
         con.unregister("clearing_frames")
-        for event_id, side, scene_id, _, _ in rows:
+        for event_id, side, scene_id in rows:
             scenes.setdefault((event_id, side), []).append(scene_id)
 
     def chosen(event: Event, side: str) -> tuple[SceneItem, ...]:

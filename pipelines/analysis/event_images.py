@@ -40,7 +40,7 @@ import shapely
 from PIL import Image, ImageDraw
 from pyproj import Transformer
 
-from pipelines.analysis.clearings import Work
+from pipelines.analysis.clearings import CLEAREST_FIRST, Work
 from pipelines.analysis.events import Event
 from pipelines.sources import files
 from pipelines.sources.base import SceneItem
@@ -116,15 +116,14 @@ def imagery(con: duckdb.DuckDBPyConnection, frames: Mapping[str, tuple[float, fl
             items: Mapping[str, SceneItem], read: ReadOptions,
             max_pixels: int = IMAGERY_PIXELS) -> dict[str, dict[dt.date, bytes]]:
     """The report map's imagery layers: for each AOI (``frames``: the bounds of its map, EPSG:4326) and scan
-    date, the mosaic of the scenes the scan read that date, clearest first (by the UDM2 clear fractions of
-    their tiles; where there is no mask, the one that gave the scan more tiles), true colour, as WebP with
+    date, the mosaic of the scenes the scan read that date, clearest first (:data:`pipelines.analysis.
+    clearings.CLEAREST_FIRST`, over the AOI), true colour, as WebP with
     transparency where no scene has data, at most ``max_pixels`` a side: about 100 to 300 kB a layer,
     whatever the AOI. A date none of whose scenes can be read any more has no layer, with a warning."""
-    rows = con.execute("SELECT aoi, scan_date, scene_id, SUM(COALESCE(clear_fraction, 0)) AS clear, COUNT(*) AS n "
-                       "FROM planet_tiles.tile_labels GROUP BY ALL "
-                       "ORDER BY aoi, scan_date, clear DESC, n DESC, scene_id").fetchall()
+    rows = con.execute("SELECT aoi, scan_date, scene_id FROM planet_tiles.tile_labels GROUP BY ALL "
+                       f"ORDER BY aoi, scan_date, {CLEAREST_FIRST}").fetchall()
     scenes: dict[tuple[str, dt.date], list[SceneItem]] = {}
-    for aoi, date, scene_id, _, _ in rows:
+    for aoi, date, scene_id in rows:
         if aoi in frames and scene_id in items:
             scenes.setdefault((aoi, date), []).append(items[scene_id])
     layers: dict[str, dict[dt.date, bytes]] = {}
@@ -143,9 +142,8 @@ def imagery(con: duckdb.DuckDBPyConnection, frames: Mapping[str, tuple[float, fl
 
 def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geometry,
             max_pixels: int = MAX_PIXELS) -> bytes:
-    """The PNG of ``outline``'s surroundings in the mosaic of ``items`` (one date's scenes, the likeliest
-    first: each fills what the ones before left without data). An item that cannot be read costs only its
-    own pixels; ``OSError`` when none holds data there."""
+    """The PNG of ``outline``'s surroundings in the :func:`mosaic` of ``items`` (one date's scenes, the
+    clearest first), the outline drawn on it."""
     west, south, east, north = outline.bounds
     margin = max(east - west, north - south) / 2
     bounds = (west - margin, south - margin, east + margin, north + margin)

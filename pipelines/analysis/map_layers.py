@@ -40,7 +40,8 @@ from PIL import Image
 from pyproj import Transformer
 
 from pipelines.analysis import queries
-from pipelines.geo.grid import utm_zone
+from pipelines.geo.grid import utm_crs, utm_zone
+from pipelines.geo.tiling import parse_zone
 
 #: Tile states (``tile_states.sql``) in painting priority, lowest first, with colour and legend text.
 STATES: tuple[tuple[str, str, str], ...] = (
@@ -148,14 +149,12 @@ def _fit(matrix: str, a: np.ndarray, b: np.ndarray, lon: np.ndarray, lat: np.nda
     function ``[col + 0.5, row + 0.5, 1] @ M`` = the tile's centre in the chosen CRS. The CRS is the
     matrix's own where its name says it, else the one the centres fit best. ``side``: a tile's side on
     the ground, metres, for tiles in one line (their centres alone do not give both axes)."""
-    if matrix.startswith("UTM") and "-" in matrix:
-        zone = matrix[3:].split("-", 1)[0]
-        candidates = [f"EPSG:{(32700 if zone.endswith('S') else 32600) + int(zone[:-1])}"]
+    if matrix.startswith("UTM") and "-" in matrix:  # UtmGrid.name: UTM21S-3m
+        candidates = [utm_crs(*parse_zone(matrix[3:].split("-", 1)[0]))]
     elif matrix.startswith("WebMercatorQuad"):
         candidates = [_MERCATOR]
     else:
-        number, south = utm_zone(float(np.median(lon)), float(np.median(lat)))
-        candidates = [f"EPSG:{(32700 if south else 32600) + number}", _MERCATOR]
+        candidates = [utm_crs(*utm_zone(float(np.median(lon)), float(np.median(lat)))), _MERCATOR]
     grid = np.column_stack([a + 0.5, b + 0.5, np.ones(len(a))])
     best = None
     for crs in candidates:

@@ -141,12 +141,17 @@ def _tag(place: dict) -> str:
 def _check(args: argparse.Namespace) -> None:
     queries.check_judging_arguments(args)
     events.check_arguments(args)
-    if args.no_images and args.no_clearings and not args.imagery and (args.scenes or args.stac):
+    if not _reads_scenes(args) and (args.scenes or args.stac):
         raise UserError("--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they "
                         "cannot go with both --no_images and --no_clearings unless --imagery")
     clearings.check_arguments(args)
     if args.max_pictures < 0:
         raise UserError(f"--max_pictures {args.max_pictures}: must be 0 or more")
+
+
+def _reads_scenes(args: argparse.Namespace) -> bool:
+    """Whether the report reads scenes again: for pictures, clearings or ``--imagery``."""
+    return args.imagery or not (args.no_images and args.no_clearings)
 
 
 #: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files.
@@ -216,8 +221,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
            version: str) -> tuple[dict, list[str]]:
     """Every file of report version ``version`` into ``folder``; the summary and the files' paths."""
     zones = events.read_zones(args.zones, args.zone_name_property) if args.zones else []
-    reads_scenes = args.imagery or not (args.no_images and args.no_clearings)
-    given = sources.discover(args) if reads_scenes else []
+    given = sources.discover(args) if _reads_scenes(args) else []
     places = [{"type": "Feature", "properties": f.properties, "geometry": mapping(f.geometry)}
               for f in vectors.read(args.truth, "--truth")] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
@@ -228,7 +232,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     judging = {"min_clear_fraction": args.min_clear_fraction}
     found = queries.alerts(con, dates, args.min_clear_fraction, args.highest_probability)
     grouped = events.events(found, args.event_window_days, args.min_event_ha, zones)
-    items = event_images.scene_items(con, given) if reads_scenes else {}
+    items = event_images.scene_items(con, given) if _reads_scenes(args) else {}
     works = {} if args.no_images and args.no_clearings else {
         w.event.event_id: w for w in clearings.plan(con, grouped, found, items)}
     images = {} if args.no_images else event_images.write(grouped, works, sources.read_options(args), folder,

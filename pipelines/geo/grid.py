@@ -241,7 +241,7 @@ class UtmGrid:
 
     @property
     def crs(self) -> str:
-        return f"EPSG:{(32700 if self.south else 32600) + self.zone}"
+        return utm_crs(self.zone, self.south)
 
     @property
     def name(self) -> str:
@@ -282,6 +282,11 @@ class UtmGrid:
         return cls(zone, south, cell_size, tile_size)
 
 
+def utm_crs(zone: int, south: bool) -> str:
+    """``EPSG:327zz`` (south) or ``EPSG:326zz`` (north): WGS 84 / UTM zone ``zone``."""
+    return f"EPSG:{(32700 if south else 32600) + zone}"
+
+
 def utm_zone(lon: float, lat: float) -> tuple[int, bool]:
     """``(zone, south)`` of the UTM zone holding a point (the plain 6-degree zones)."""
     return min(60, max(1, math.floor((lon + 180) / 6) + 1)), lat < 0
@@ -292,7 +297,7 @@ def _utm_tms(zone: int, south: bool, cell_size: float, tile_size: int) -> moreca
     size = cell_size * tile_size
     top = math.ceil(10_000_000 / cell_size) * cell_size
     cols, rows = math.ceil(1_000_000 / size), math.ceil(top / size)
-    crs = CRS.from_epsg((32700 if south else 32600) + zone)
+    crs = CRS.from_user_input(utm_crs(zone, south))
     name = f"UTM{zone}{'S' if south else 'N'}-{cell_size:g}m"
     return morecantile.TileMatrixSet.custom([0.0, top - rows * size, cols * size, top], crs, tile_width=tile_size,
                                             tile_height=tile_size, matrix_scale=[cols, rows], minzoom=0, maxzoom=0,

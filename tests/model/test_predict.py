@@ -12,7 +12,8 @@ import pytest
 
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
-from planet_model import bundle, model, predict
+from planet_model import predict
+from tests import bundles
 from tests.conftest import SHARED
 
 JPGS = sorted((SHARED / "planet" / "chips" / "jpg").glob("train_*.jpg"))
@@ -20,20 +21,13 @@ JPGS = sorted((SHARED / "planet" / "chips" / "jpg").glob("train_*.jpg"))
 
 def tiny_bundle(folder, product="visual", bands=("red", "green", "blue"), dtype="uint8", mean=90.0,
                 variance=900.0, gain=1.0):
-    """An untrained simple CNN as a bundle: its answers still depend on every band and pixel it reads
-    (``gain`` scales its last layer: probabilities far from 0.5, so that other inputs change the tags)."""
-    n = len(bands)
-    net = model.build("simple_cnn", 256, n, 64, [mean] * n, [variance] * n)
-    last = net.layers[-1]
-    last.set_weights([w * gain for w in last.get_weights()])
+    """An untrained 256-px bundle (:func:`tests.bundles.tiny`) with a threshold per label from 0.3 to 0.7 and
+    the dtype's whole range for each band; ``(model, thresholds)``."""
     thresholds = {name: float(t) for name, t in zip(LABELS, np.linspace(0.3, 0.7, len(LABELS)))}
     top = 255 if dtype == "uint8" else 65535
-    bundle.save(net, str(folder), {"thresholds": thresholds, "chip_size": 256, "input_size": 64,
-                                   "bands": list(bands), "dtype": dtype,
-                                   "normalization": {"mean": [mean] * n, "variance": [variance] * n},
-                                   "domain": {"gsd_m": 3.0, "product": product, "dtype": dtype, "bands": list(bands),
-                                              "band_ranges": {b: [0, top] for b in bands}},
-                                   "arch": "simple_cnn", "training": {}, "metrics": {}})
+    net, _ = bundles.tiny(folder, chip_size=256, input_size=64, bands=bands, dtype=dtype, product=product, mean=mean,
+                          variance=variance, thresholds=thresholds, band_ranges={b: (0, top) for b in bands},
+                          gain=gain)
     return net, thresholds
 
 

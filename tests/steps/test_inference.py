@@ -10,19 +10,13 @@ from shapely.geometry import box
 
 from pipelines.steps.inference import BundleModelHandler, TileInfo, ToRow
 from planet_core.labels import LABELS
-from planet_model import bundle, model
+from tests import bundles
 
 
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
-    net = model.build("simple_cnn", 32, 3, 32, [100.0] * 3, [400.0] * 3)
     path = str(tmp_path_factory.mktemp("bundle") / "tiny")
-    meta = bundle.save(net, path, {"thresholds": {n: 0.5 for n in LABELS}, "chip_size": 32, "input_size": 32,
-                                   "bands": ["red", "green", "blue"], "dtype": "uint8",
-                                   "domain": {"gsd_m": 3.0, "product": "visual", "dtype": "uint8",
-                                              "bands": ["red", "green", "blue"], "band_ranges": {}},
-                                   "normalization": {"mean": [100.0] * 3, "variance": [400.0] * 3},
-                                   "arch": "simple_cnn", "training": {}, "metrics": {}})
+    net, meta = bundles.tiny(path)
     return {"path": path, "meta": meta, "model": net}
 
 

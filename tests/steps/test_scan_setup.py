@@ -16,8 +16,7 @@ from pipelines.sources import files
 from pipelines.sources.reader import ReadOptions
 from pipelines.steps import scan_setup
 from planet_core.errors import UserError
-from planet_core.labels import LABELS
-from planet_model import bundle, model
+from tests import bundles
 
 GSD = 3.0
 LAT = -10.0
@@ -26,13 +25,7 @@ READ = ReadOptions(band_order=("blue", "green", "red", "nir"))
 
 @pytest.fixture(scope="module")
 def meta(tmp_path_factory):
-    net = model.build("simple_cnn", 32, 3, 32, [100.0] * 3, [400.0] * 3)
-    return bundle.save(net, str(tmp_path_factory.mktemp("bundle") / "b"), {
-        "thresholds": {n: 0.5 for n in LABELS}, "chip_size": 32, "input_size": 32, "bands": ["red", "green", "blue"],
-        "dtype": "uint16", "domain": {"gsd_m": GSD, "product": "analytic", "dtype": "uint16",
-                                      "bands": ["red", "green", "blue"], "band_ranges": {}},
-        "normalization": {"mean": [100.0] * 3, "variance": [400.0] * 3}, "arch": "simple_cnn", "training": {},
-        "metrics": {}})
+    return bundles.tiny(tmp_path_factory.mktemp("bundle") / "b", dtype="uint16", product="analytic")[1]
 
 
 def _scene(path, pixel):
