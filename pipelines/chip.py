@@ -218,7 +218,7 @@ def _chips(pipeline: beam.Pipeline, args: argparse.Namespace, spec: tiling.TileS
             | "ReadImages" >> beam.ParDo(ReadKaggleChips(kaggle_set)).with_outputs(OUTCOMES, main="chips")
         )
         return results.chips, results[OUTCOMES]
-    tiles = pipeline | "Scenes" >> beam.Create(found) | "Tiles" >> Tiles(spec, read, region)
+    tiles = pipeline | "Scenes" >> beam.Create(found) | "Tiles" >> Tiles(spec, read, region, fractions=False)
     chips = tiles["tiles"] | "GroundTruth" >> beam.ParDo(
         GroundTruthChips(args.labels, args.min_label_coverage)).with_outputs(OUTCOMES, main="chips")
     return chips.chips, (tiles["outcomes"], chips[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()

@@ -89,12 +89,13 @@ def encode(chip: Chip) -> bytes:
 
     The protobuf wire format is written directly (it is five small messages), so chipping workers
     need no TensorFlow: importing it costs seconds per worker and nothing here needs its kernels.
-    Readers parse the bytes with ``tf.train.Example`` or ``tf.io.parse_single_example`` as usual.
+    Each message is a list of pieces until the end, so the image's bytes are copied once, into the
+    result. Readers parse the bytes with ``tf.train.Example`` or ``tf.io.parse_single_example`` as usual.
     """
     image = np.ascontiguousarray(chip.image, dtype=chip.image.dtype.newbyteorder("<"))
     labels = [] if chip.labels is None else chip.labels
     features = [
-        ("image/raw", _bytes_feature([image.tobytes()])),
+        ("image/raw", _bytes_feature([memoryview(image).cast("B")])),
         ("image/shape", _int64_feature(image.shape)),
         ("image/dtype", _bytes_feature([str(chip.image.dtype).encode()])),
         ("image/bands", _bytes_feature([b.encode() for b in chip.bands])),
@@ -108,12 +109,18 @@ def encode(chip: Chip) -> bytes:
         ("image/product", _bytes_feature([chip.product.encode()])),
         ("labels/multi_hot", _int64_feature(labels)),
     ]
-    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in features)
-    return _field(1, entries)  # Example.features
+    entries = [piece for key, value in features for piece in _field(1, [*_field(1, [key.encode()]), *_field(2, value)])]
+    return b"".join(_field(1, entries))  # Example.features
 
 
-# Protobuf wire format of tensorflow/core/example/{example,feature}.proto.
+# Protobuf wire format of tensorflow/core/example/{example,feature}.proto. A message is a list of pieces
+# (bytes-like) whose lengths add up to its size.
+Pieces = list[bytes | memoryview]
+
+
 def _varint(value: int) -> bytes:
+    if 0 <= value < 128:  # field tags and most lengths: one byte, looked up
+        return _ONE_BYTE[value]
     out = bytearray()
     value &= (1 << 64) - 1  # int64 is encoded as its two's complement
     while True:
@@ -126,23 +133,26 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _field(number: int, payload: bytes) -> bytes:
+_ONE_BYTE = [bytes([value]) for value in range(128)]
+
+
+def _field(number: int, payload: Pieces) -> Pieces:
     """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+    return [_varint(number << 3 | 2) + _varint(sum(len(piece) for piece in payload)), *payload]
 
 
-def _bytes_feature(values: list[bytes]) -> bytes:
-    return _field(1, b"".join(_field(1, v) for v in values))  # Feature.bytes_list
+def _bytes_feature(values: Pieces) -> Pieces:
+    return _field(1, [piece for v in values for piece in _field(1, [v])])  # Feature.bytes_list
 
 
-def _float_feature(values: Any) -> bytes:
+def _float_feature(values: Any) -> Pieces:
     packed = np.asarray(list(values), dtype="<f4").tobytes()
-    return _field(2, _field(1, packed) if packed else b"")  # Feature.float_list, packed
+    return _field(2, _field(1, [packed]) if packed else [])  # Feature.float_list, packed
 
 
-def _int64_feature(values: Any) -> bytes:
+def _int64_feature(values: Any) -> Pieces:
     packed = b"".join(_varint(int(v)) for v in values)
-    return _field(3, _field(1, packed) if packed else b"")  # Feature.int64_list, packed
+    return _field(3, _field(1, [packed]) if packed else [])  # Feature.int64_list, packed
 
 
 def decode(data: bytes) -> Chip:

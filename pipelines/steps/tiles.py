@@ -97,10 +97,11 @@ class EnumerateTiles(beam.DoFn):
 
 
 class ReadTiles(beam.DoFn):
-    """A :class:`TileTask` -> a :class:`TileImage` per kept tile, an outcome for each other one."""
+    """A :class:`TileTask` -> a :class:`TileImage` per kept tile, an outcome for each other one; without
+    ``fractions``, its cloud mask's fractions are read only where the spec skips tiles by them."""
 
-    def __init__(self, spec: TileSpec, read: ReadOptions) -> None:
-        self.spec, self.read = spec, read
+    def __init__(self, spec: TileSpec, read: ReadOptions, fractions: bool = True) -> None:
+        self.spec, self.read, self.fractions = spec, read, fractions
 
     def process(self, task: TileTask) -> Iterator:
         def keep(reader: SceneReader, read: TileRead) -> Iterator[TileImage]:
@@ -108,21 +109,23 @@ class ReadTiles(beam.DoFn):
                             task.acquired or reader.acquired, reader.product, read.mask, read.mask_error)
 
         yield from screen_tiles(task.source, task.tiles, lambda: self.read.open(task.source),
-                                self.spec.min_valid_fraction, keep, self.spec.skip_cloudier_than)
+                                self.spec.min_valid_fraction, keep, self.spec.skip_cloudier_than, self.fractions)
 
 
 class Tiles(beam.PTransform):
-    """Scene items -> ``{"tiles": TileImage, "outcomes": outcome}``: enumerate on workers, spread, read."""
+    """Scene items -> ``{"tiles": TileImage, "outcomes": outcome}``: enumerate on workers, spread, read
+    (with the cloud mask's fractions unless ``fractions`` is false: chips do not carry them)."""
 
-    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None) -> None:
+    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None,
+                 fractions: bool = True) -> None:
         super().__init__()
-        self.spec, self.read, self.aois = spec, read, aois
+        self.spec, self.read, self.aois, self.fractions = spec, read, aois, fractions
 
     def expand(self, items: beam.PCollection) -> dict:
         tasks = items | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(self.spec, self.read, self.aois)).with_outputs(
             OUTCOMES, main="tasks")
         read = (tasks.tasks
                 | "SpreadTasks" >> beam.Reshuffle()
-                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read)).with_outputs(OUTCOMES, main="tiles"))
+                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read, self.fractions)).with_outputs(OUTCOMES, main="tiles"))
         outcomes = (tasks[OUTCOMES], read[OUTCOMES]) | "TileOutcomes" >> beam.Flatten()
         return {"tiles": read.tiles, "outcomes": outcomes}

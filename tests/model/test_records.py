@@ -109,4 +109,4 @@ def test_int64_values_are_twos_complement_varints_as_protobuf_reads_them():
     import tensorflow as tf
 
     values = [0, 1, 127, 128, 2**40, 2**63 - 1, -1, -(2**63)]
-    assert list(tf.train.Feature.FromString(records._int64_feature(values)).int64_list.value) == values
+    assert list(tf.train.Feature.FromString(b"".join(records._int64_feature(values))).int64_list.value) == values

@@ -173,3 +173,22 @@ def test_synthetic_udm2_flags_the_planted_clouds_shadows_and_haze(tmp_path):
     assert shadow.any()
     # Shadowed ground is darker than clear ground: the mask flags what the pixels show.
     assert pixels[shadow].mean() < 0.8 * pixels[clear].mean()
+
+
+def test_tiles_read_without_fractions_leave_the_mask_unread_and_the_pixels_the_same(real_scene):
+    """Chipping reads no mask it does not use: the same tiles read without fractions have the same pixels
+    and valid fractions, and no mask fractions."""
+    source = SceneItem(str(real_scene), "20151119_025740_0c74_3B_AnalyticMS_clip")
+    spec = TileSpec(min_valid_fraction=0.0)
+    with AUTO.open(source) as reader:
+        tiles = spec.tiles(reader.grid)
+        with_mask = list(reader.read_tiles(tiles))
+        without = list(reader.read_tiles(tiles, fractions=False))
+    assert len(with_mask) == len(without) == 42
+    for a, b in zip(with_mask, without):
+        assert a.tile == b.tile and np.array_equal(a.image, b.image) and a.valid_fraction == b.valid_fraction
+        assert a.mask is not None and b.mask is None and b.mask_error is None
+    with rasterio.open(real_scene) as scene:
+        first = scene.read(window=Window(0, 0, 256, 256)).transpose(1, 2, 0)
+    assert without[0].valid_fraction == pytest.approx((256 - 40) / 256)
+    assert np.array_equal(without[0].image[..., [2, 1, 0, 3]], first)  # records hold red, green, blue, nir

@@ -4,6 +4,8 @@ Expected pixels come from plain rasterio reads of the same windows, not from the
 """
 
 
+import threading
+
 import numpy as np
 import pytest
 import rasterio
@@ -11,6 +13,7 @@ import rasterio.transform
 from rasterio.windows import Window
 
 from pipelines.sources import files
+from pipelines.sources import reader as reader_module
 from pipelines.sources.base import SceneItem, SourceError
 from pipelines.sources.reader import ReadOptions, SceneError, SceneReader, parse_band_order
 from tests.conftest import RASTERS
@@ -226,3 +229,54 @@ def test_tiles_inside_a_scene_are_read_to_their_last_row_and_column():
     assert len(reads) == len(inside)
     for read in reads:
         assert read.valid_fraction == 1.0 and (read.image.max(axis=2) > 0).all(), read.tile.tile_id
+
+
+@pytest.mark.parametrize(("dtype", "bands", "nodata"), [
+    ("uint16", 4, 0), ("uint8", 4, 0), ("uint16", 3, 0), ("uint8", 3, 0), ("int16", 4, -1), ("uint16", 4, 65535),
+    ("float32", 4, 0), ("float32", 3, float("nan")),
+])
+def test_a_pixel_holds_data_when_any_band_differs_from_nodata(dtype, bands, nodata):
+    """Whichever way it is counted (one wide integer per pixel, or band by band), a pixel is data when any
+    one band differs from nodata: numpy's any over the bands is the oracle, with pixels where a single band
+    is not nodata and, for floats, negative zero (which equals 0)."""
+    rng = np.random.default_rng(11)
+    pixels = rng.integers(1, 100, (64, 64, bands)).astype(dtype)
+    pixels[rng.random((64, 64)) < 0.4] = nodata
+    lone = rng.random((64, 64)) < 0.1
+    pixels[lone, rng.integers(0, bands)] = 7
+    if dtype == "float32":
+        pixels[:3, :3] = -0.0
+    is_nodata = np.isnan(pixels) if np.isnan(nodata) else pixels == nodata
+    expected = np.any(~is_nodata, axis=2)
+    assert np.array_equal(reader_module._holds_data(pixels, nodata), expected)
+    assert np.array_equal(reader_module._holds_data(pixels[:, 5:40], nodata), expected[:, 5:40])  # not contiguous
+
+
+def test_reads_ahead_keep_their_order_their_errors_and_their_clean_up():
+    """Read-ahead yields what the reads yield in order, raises where they raise, and when the caller stops
+    early it closes the reads (their datasets) on the caller's side, after the read in flight has finished."""
+    log = []
+
+    def reads(n, fail_at=None):
+        try:
+            for i in range(n):
+                if i == fail_at:
+                    raise OSError(f"block {i}")
+                log.append(("read", i, threading.current_thread().name))
+                yield i
+        finally:
+            log.append(("closed", threading.current_thread().name))
+
+    assert list(reader_module._read_ahead(reads(5))) == [0, 1, 2, 3, 4]
+    assert all(name.startswith("read-ahead") for *_, name in log[:-1])
+    log.clear()
+    got = []
+    with pytest.raises(OSError, match="block 2"):
+        for i in reader_module._read_ahead(reads(5, fail_at=2)):
+            got.append(i)
+    assert got == [0, 1]
+    log.clear()
+    ahead = reader_module._read_ahead(reads(5))
+    assert next(ahead) == 0
+    ahead.close()
+    assert log[-1] == ("closed", threading.current_thread().name) and [e[1] for e in log[:-1]] == [0, 1]
