@@ -1,19 +1,26 @@
 """The report at basin scale, read through the scans table: time and peak memory of ``planet-tiles report``
 and of ``planet-tiles query alerts`` against the same alerts query on the bare Parquet files.
 
-    python benchmarks/report_scale.py [--tiles 313000] [--dates 3] [--scales 1,4] [--work /tmp/report_scale]
-                                      [--commit_files 10000]
+    python benchmarks/report_scale.py [--tiles 313000] [--dates 3] [--scales 1,4] [--utm_events 16000]
+                                      [--work /tmp/report_scale] [--commit_files 10000]
 
-Builds synthetic scans in the scans table (WebMercatorQuad z16 tiles over a square, ``--dates`` scan dates,
-one commit each; each date 15 % cloudy tiles, 2 % of the tiles cleared for good from the second date on,
-fields confirmed on later dates), then runs, each in a fresh process and one after the other: the alerts
-query in DuckDB on the bare data files (no catalog, no snapshot: the floor), ``planet-tiles query alerts``
-(the current snapshot, through the catalog), the report's work on the bare data files, and
-``planet-tiles report`` (no pictures: the synthetic rows have no scenes). It prints wall time and peak
-RSS of each and their ratios (targets: the query and the report through the table at most 1.2x the same
-on the bare files; the report at most 2x the bare query; report memory under 2 GB), at each scale, the
-report page's size (target: under 25 MB whatever the AOI), and the time of one commit that replaces a
-partition with ``--commit_files`` data files.
+Builds synthetic scans in the scans table, ``--dates`` scan dates 14 days apart, one commit each; each date
+15 % cloudy tiles, some tiles cleared for good from the second date on (fields confirmed on later dates):
+
+* at each of ``--scales``, one contiguous block of ``--tiles`` x scale WebMercatorQuad z16 tiles, 2 % of
+  them cleared (939,000 rows at scale 1: few, large events);
+* ``--utm_events`` blocks of 4 x 4 UTM tiles scattered over the Legal Amazon with 2 x 2 of each cleared:
+  as real scans are, UTM tiles whose outlines carry the densified edges of their reprojection, and many
+  events far apart (16,000 blocks: 768,000 rows).
+
+On each set it runs, each in a fresh process and one after the other: the alerts query in DuckDB on the
+bare data files (no catalog, no snapshot: the floor), ``planet-tiles query alerts`` (the current snapshot,
+through the catalog), the report's work on the bare data files, and ``planet-tiles report`` (no pictures:
+the synthetic rows have no scenes). It prints wall time and peak RSS of each and their ratios, with the
+targets: the query and the report through the table at most 1.2x the same on the bare files; the report
+at most 1.25x ``query alerts`` and under 1.5 GB; the page under 25 MB whatever the AOI. Last come how the
+report's time and memory grew between the first and last scale, and the time of one commit that replaces
+a partition with ``--commit_files`` data files.
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from shapely.geometry import Point
+
 from pipelines.analysis import queries
+from pipelines.geo.grid import GEOD
 from pipelines.store import scans, schema
 from pipelines.store.catalog import Warehouse
 from planet_core import publishing, storage
@@ -44,11 +54,8 @@ X0, Y0 = 22000, 34000  # about 59 W, 7 S
 
 def build(folder: Path, tiles: int, dates: int, seed: int = 0) -> int:
     """Scans of ``tiles`` tiles on ``dates`` dates, committed to the table in ``folder``; returns the rows."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     import shapely
 
-    warehouse = Warehouse(str(folder))
     side = math.ceil(math.sqrt(tiles))
     index = np.arange(tiles)
     x, y = X0 + index % side, Y0 + index // side
@@ -56,11 +63,49 @@ def build(folder: Path, tiles: int, dates: int, seed: int = 0) -> int:
     west, east = x / n * 360 - 180, (x + 1) / n * 360 - 180
     north = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * y / n))))
     south = np.degrees(np.arctan(np.sinh(np.pi * (1 - 2 * (y + 1) / n))))
-    geometry = shapely.to_wkb(shapely.box(west, south, east, north))
+    outlines = shapely.box(west, south, east, north)
     area = (611.5 ** 2) * np.cos(np.radians((north + south) / 2)) ** 2
     tile_ids = np.array([f"WebMercatorQuad/{ZOOM}/{a}/{b}" for a, b in zip(x, y)], dtype=object)
     rng = np.random.default_rng(seed)
-    cleared = rng.random(tiles) < 0.02
+    return commit_dates(Warehouse(str(folder)), "basin", tile_ids, outlines, area, rng.random(tiles) < 0.02, dates,
+                        rng)
+
+
+def build_utm(folder: Path, clusters: int, dates: int, seed: int = 0) -> int:
+    """Scans of ``clusters`` blocks of 4 x 4 UTM tiles (3 m, 768 m a side, outlines as the scan writes them:
+    reprojected with densified edges) scattered over the Legal Amazon, far apart, 2 x 2 tiles of each
+    cleared for good from the second date on: as many events as clusters. Returns the rows."""
+    from pipelines.geo.grid import UtmGrid
+
+    rng = np.random.default_rng(seed)
+    lons, lats = rng.uniform(-73, -45, clusters), rng.uniform(-17, 4, clusters)
+    seen: dict[str, tuple] = {}
+    for lon, lat, corner in zip(lons, lats, rng.integers(0, 3, (clusters, 2))):
+        grid = UtmGrid(int((lon + 180) // 6) + 1, bool(lat < 0), 3.0)
+        (col, row), = grid.tiles(Point(lon, lat).buffer(1e-7))
+        for dc in range(4):
+            for dr in range(4):
+                tile = grid.tile(col + dc, row + dr)
+                cleared = corner[0] <= dc <= corner[0] + 1 and corner[1] <= dr <= corner[1] + 1
+                seen.setdefault(tile.tile_id, (tile.polygon_wgs84(), cleared))
+    tile_ids = np.array(list(seen), dtype=object)
+    outlines = np.array([outline for outline, _ in seen.values()], dtype=object)
+    cleared = np.array([c for _, c in seen.values()])
+    area = np.array([abs(GEOD.geometry_area_perimeter(o)[0]) for o in outlines])
+    return commit_dates(Warehouse(str(folder)), "amazon", tile_ids, outlines, area, cleared, dates, rng)
+
+
+def commit_dates(warehouse: Warehouse, aoi: str, tile_ids: np.ndarray, outlines: np.ndarray, area: np.ndarray,
+                 cleared: np.ndarray, dates: int, rng: np.random.Generator) -> int:
+    """Commit one scan of the tiles per date, 14 days apart: 15 % cloudy on each date, the ``cleared`` tiles
+    fields from the second date on (confirmed on the later ones). Returns the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import shapely
+
+    tiles = len(tile_ids)
+    geometry = shapely.to_wkb(outlines)
+    west, south, east, north = shapely.bounds(outlines).T
     start = dt.date(2026, 6, 1)
     written = 0
     for d in range(dates):
@@ -76,7 +121,7 @@ def build(folder: Path, tiles: int, dates: int, seed: int = 0) -> int:
                   for c, f in zip(cloudy, fields)]
         columns = {
             "tile_id": tile_ids, "scene_id": np.full(tiles, f"scene-{date}", dtype=object),
-            "scan_id": np.full(tiles, f"basin:{date}:bench", dtype=object),
+            "scan_id": np.full(tiles, f"{aoi}:{date}:bench", dtype=object),
             "acquired": pa.array([dt.datetime(date.year, date.month, date.day, 13, 30, tzinfo=dt.timezone.utc)] * tiles,
                                  pa.timestamp("us", tz="UTC")),
             "geometry": geometry, "lon": (west + east) / 2, "lat": (north + south) / 2, "area_m2": area,
@@ -88,14 +133,14 @@ def build(folder: Path, tiles: int, dates: int, seed: int = 0) -> int:
             "scene_uri": np.full(tiles, f"/scenes/scene-{date}.tif", dtype=object),
             "bbox": pa.StructArray.from_arrays([pa.array(v) for v in (west, south, east, north)], schema.BBOX_FIELDS),
             "mask_status": np.full(tiles, schema.MASK_ABSENT, dtype=object),
-            "aoi": np.full(tiles, "basin", dtype=object), "scan_date": pa.array([date] * tiles, pa.date32()),
+            "aoi": np.full(tiles, aoi, dtype=object), "scan_date": pa.array([date] * tiles, pa.date32()),
         }
         table = pa.Table.from_pydict(columns, schema=schema.arrow_schema())
-        path = storage.join(scans.data_folder(warehouse, date.isoformat(), "basin"), "part-bench.parquet")
+        path = storage.join(scans.data_folder(warehouse, date.isoformat(), aoi), "part-bench.parquet")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         pq.write_table(table, path, row_group_size=131072, compression=schema.COMPRESSION)
-        scans.replace_partition(warehouse, date.isoformat(), "basin", [path],
-                                {"run_id": f"bench-{date}", "partitions": [f"{date.isoformat()}/basin"]})
+        scans.replace_partition(warehouse, date.isoformat(), aoi, [path],
+                                {"run_id": f"bench-{date}", "partitions": [f"{date.isoformat()}/{aoi}"]})
         written += tiles
     return written
 
@@ -165,6 +210,32 @@ def commit_time(folder: Path, files: int) -> float:
     return time.perf_counter() - t
 
 
+def compare(cli: str, folder: Path, end: str, name: str) -> tuple:
+    """Measure the bare query, the bare report, ``query alerts`` and ``report`` on the scans in ``folder``;
+    print one line and return ``(rows, query, report, page MB, summary)``."""
+    scans_folder = folder / "scans"
+    listed = folder / "files.json"
+    listed.write_text(json.dumps(list(scans.snapshot(Warehouse(str(scans_folder))).files)))
+    bare = measure([sys.executable, __file__, "--bare", str(listed), end])
+    bare_page = measure([sys.executable, __file__, "--bare_report", str(listed), str(scans_folder),
+                         str(folder / "bare-report")])
+    query = measure([cli, "query", "alerts", "--scans", str(scans_folder), "--param", "start_date=2026-06-01",
+                     "--param", f"end_date={end}"])
+    page = measure([cli, "report", "--scans", str(scans_folder), "--output", str(folder / "report"), "--no_images"])
+    size = os.path.getsize(folder / "report" / "current" / "report.html") / 1e6
+    summary = json.loads((folder / "report" / "current" / "summary.json").read_text())
+    print(
+        f"{name}: {summary['rows']:,} rows, {summary['alerts']:,} alerts in {summary['events']:,} events | "
+        f"bare alerts query {bare[0]:.1f} s, {bare[1]:.2f} GB | through the table {query[0]:.1f} s, "
+        f"{query[1]:.2f} GB ({query[0] / bare[0]:.2f}x, target <= 1.2) | report on the bare files "
+        f"{bare_page[0]:.1f} s, through the table {page[0]:.1f} s ({page[0] / bare_page[0]:.2f}x, target <= 1.2), "
+        f"{page[1]:.2f} GB (target < 1.5) | report.html {size:.1f} MB (target < 25) | "
+        f"report / query alerts {page[0] / query[0]:.2f}x (target <= 1.25)",
+        flush=True,
+    )
+    return summary["rows"], query, page, size, summary
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--bare"]:
         bare_query(json.loads(Path(sys.argv[2]).read_text()), sys.argv[3])
@@ -178,37 +249,26 @@ def main() -> None:
     p.add_argument("--scales", default="1,4")
     p.add_argument("--work", default="/tmp/report_scale")
     p.add_argument("--commit_files", type=int, default=10_000)
+    p.add_argument("--utm_events", type=int, default=16_000,
+                   help="also a set of this many far-apart UTM events (4 x 4 tiles each; 0: none)")
     args = p.parse_args()
     cli = str(Path(sys.executable).with_name("planet-tiles"))
+    end = (dt.date(2026, 6, 1) + dt.timedelta(days=14 * (args.dates - 1))).isoformat()
     results = []
     for scale in (int(s) for s in args.scales.split(",")):
         folder = Path(args.work) / f"x{scale}"
-        scans_folder = folder / "scans"
-        if not scans_folder.exists():
+        if not (folder / "scans").exists():
             t = time.perf_counter()
-            rows = build(scans_folder, args.tiles * scale, args.dates)
+            rows = build(folder / "scans", args.tiles * scale, args.dates)
             print(f"x{scale}: built {rows:,} rows in {time.perf_counter() - t:.0f} s", flush=True)
-        rows = args.tiles * scale * args.dates
-        end = (dt.date(2026, 6, 1) + dt.timedelta(days=14 * (args.dates - 1))).isoformat()
-        listed = folder / "files.json"
-        listed.write_text(json.dumps(list(scans.snapshot(Warehouse(str(scans_folder))).files)))
-        bare = measure([sys.executable, __file__, "--bare", str(listed), end])
-        bare_page = measure([sys.executable, __file__, "--bare_report", str(listed), str(scans_folder),
-                             str(folder / "bare-report")])
-        query = measure([cli, "query", "alerts", "--scans", str(scans_folder), "--param", "start_date=2026-06-01",
-                         "--param", f"end_date={end}"])
-        page = measure([cli, "report", "--scans", str(scans_folder), "--output", str(folder / "report"), "--no_images"])
-        size = os.path.getsize(folder / "report" / "current" / "report.html") / 1e6
-        summary = json.loads((folder / "report" / "current" / "summary.json").read_text())
-        results.append((scale, rows, query, page, size, summary))
-        print(
-            f"x{scale}: {rows:,} rows, {summary['alerts']:,} alerts in {summary['events']:,} events | "
-            f"bare alerts query {bare[0]:.1f} s, {bare[1]:.2f} GB | through the table {query[0]:.1f} s, "
-            f"{query[1]:.2f} GB ({query[0] / bare[0]:.2f}x, target <= 1.2) | report on the bare files "
-            f"{bare_page[0]:.1f} s, through the table {page[0]:.1f} s ({page[0] / bare_page[0]:.2f}x, target <= 1.2), "
-            f"{page[1]:.2f} GB ({page[0] / bare[0]:.2f}x the bare query, target <= 2), report.html {size:.1f} MB",
-            flush=True,
-        )
+        results.append((scale, *compare(cli, folder, end, f"x{scale} WebMercatorQuad block")))
+    if args.utm_events:
+        folder = Path(args.work) / f"utm{args.utm_events}"
+        if not (folder / "scans").exists():
+            t = time.perf_counter()
+            rows = build_utm(folder / "scans", args.utm_events, args.dates)
+            print(f"UTM: built {rows:,} rows in {time.perf_counter() - t:.0f} s", flush=True)
+        compare(cli, folder, end, f"{args.utm_events:,} UTM clusters")
     if len(results) > 1:
         (_, r0, _, p0, _, _), (_, r1, _, p1, _, _) = results[0], results[-1]
         print(f"rows x{r1 / r0:.0f}: report time x{p1[0] / p0[0]:.2f}, report peak memory x{p1[1] / p0[1]:.2f}")

@@ -7,6 +7,7 @@ the real architecture and preprocessing layers, thresholds of 0.2, saved through
 
 from __future__ import annotations
 
+import json
 import os
 
 from pipelines.sources import synthetic
@@ -15,13 +16,24 @@ BANDS = ["red", "green", "blue"]
 
 
 def scenes(folder: str, rows: int, cols: int, size: int, seed: int = 11) -> list[str]:
-    """A ``rows x cols`` mosaic of cloud-free synthetic scenes of ``size`` px; returns the GeoTIFF paths."""
+    """A ``rows x cols`` mosaic of cloud-free synthetic scenes of ``size`` px (kept in ``folder`` for the next
+    run); returns the GeoTIFF paths."""
     specs = synthetic.mosaic(seed=seed, rows=rows, cols=cols, size=size, cloud_probability=0.0, haze_probability=0.0)
+    paths = [os.path.join(folder, f"{spec.scene_id}.tif") for spec in specs]
+    if all(os.path.exists(path) for path in paths):
+        return paths
     return [synthetic.write_scene(spec, folder)["scene"] for spec in specs]
 
 
 def bundle(path: str, arch: str = "inception_v3", input_size: int = 140) -> str:
-    """Save a random-weight bundle of ``arch`` at ``input_size`` for 256-px uint16 RGB chips."""
+    """Save a random-weight bundle of ``arch`` at ``input_size`` for 256-px uint16 RGB chips (kept at ``path``
+    for the next run)."""
+    kept = os.path.join(path, "bundle.json")
+    if os.path.exists(kept):
+        with open(kept) as f:
+            meta = json.load(f)
+        if (meta.get("arch"), meta.get("input_size")) == (arch, input_size):
+            return os.fspath(path)
     from planet_core.labels import LABELS
     from planet_model import bundle as bundles
     from planet_model import model

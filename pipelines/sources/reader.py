@@ -18,6 +18,7 @@ import html
 import math
 import os
 import posixpath
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
 #: What every pixel without data becomes in a tile (outside the scene, the scene's nodata value, alpha
 #: 0), whatever the scene's own nodata value: chips and scans alike, so a model sees one padding value.
 FILL_VALUE = 0
+#: Tiles read ahead of the pipeline's step after the read (:func:`_read_ahead`): a model batch's worth,
+#: 16 to 32 MB of 256-px tiles.
+READ_AHEAD = 64
 _BAND_ROLES = RGBN + ("alpha", "skip")
 _NIR_DESCRIPTIONS = {"nir", "near-infrared", "near infrared", "nir1"}
 #: Band descriptions that say a band's role.
@@ -461,19 +465,21 @@ class SceneReader:
         return dataset.dataset_mask(window=window) > 0
 
 
-def _read_ahead(reads: Iterator[TileRead]) -> Iterator[TileRead]:
-    """``reads``, each made on a helper thread while the caller works on the one before. GDAL lets go of
-    Python's lock while it reads, so a tile's read overlaps the previous tile's encoding and writing (the
-    chip pipeline's other half). Only the helper thread touches the datasets until ``reads`` is closed,
-    after its last read has finished."""
+def _read_ahead(reads: Iterator[TileRead], depth: int = READ_AHEAD) -> Iterator[TileRead]:
+    """``reads``, made on a helper thread up to ``depth`` ahead of the caller. GDAL lets go of Python's lock
+    while it reads, so reads go on while the caller encodes and writes chips or the model labels a batch
+    (which takes as long as reading it: a scan would otherwise read, then predict, then read). Only the
+    helper thread touches the datasets until ``reads`` is closed, after its last read has finished."""
     done = object()
     pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+    pending = deque(pool.submit(next, reads, done) for _ in range(depth))
     try:
-        pending = pool.submit(next, reads, done)
-        while (read := pending.result()) is not done:
-            pending = pool.submit(next, reads, done)
+        while (read := pending.popleft().result()) is not done:
+            pending.append(pool.submit(next, reads, done))
             yield read
     finally:
+        for future in pending:
+            future.cancel()
         pool.shutdown(wait=True)
         reads.close()
 

@@ -421,3 +421,22 @@ def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
     assert (out / "notes.txt").read_text() == "another"
     manifest = json.loads((out / "current.json").read_text())
     assert manifest["run_id"] == second["version"] and manifest["runs"] == {}
+
+
+def test_map_outlines_keep_the_corners_of_utm_tile_events_and_drop_their_densified_edges():
+    """An event of UTM tiles is stored with every point its reprojected edges were densified with; on the
+    map its outline keeps the corners only, within half a metre of the stored geometry (measured in the
+    tiles' own UTM zone by pyproj), and 20 times smaller."""
+    from pyproj import Transformer
+
+    from pipelines.geo.grid import Tile
+
+    cells = [(0, 0), (1, 0), (2, 0), (0, 1)]  # an L of four 768-m tiles
+    event = shapely.union_all([Tile(f"t{i}{j}", "EPSG:32721", (3, 0, 600000 + 768 * i, 0, -3, 8900000 - 768 * j),
+                                    256).polygon_wgs84() for i, j in cells])
+    outline = shapely.geometry.shape(report_page._outline(event.wkb))
+    assert len(shapely.get_coordinates(event)) > 100 and len(shapely.get_coordinates(outline)) == 7
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True)
+    utm = lambda g: shapely.transform(g, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])))  # noqa: E731
+    assert shapely.hausdorff_distance(utm(event), utm(outline), densify=0.01) < 0.5
+    assert len(json.dumps(report_page._outline(event.wkb))) * 20 < len(json.dumps(shapely.geometry.mapping(event)))

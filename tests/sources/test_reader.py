@@ -3,7 +3,6 @@
 Expected pixels come from plain rasterio reads of the same windows, not from the reader under test.
 """
 
-
 import threading
 
 import numpy as np
@@ -254,7 +253,8 @@ def test_a_pixel_holds_data_when_any_band_differs_from_nodata(dtype, bands, noda
 
 def test_reads_ahead_keep_their_order_their_errors_and_their_clean_up():
     """Read-ahead yields what the reads yield in order, raises where they raise, and when the caller stops
-    early it closes the reads (their datasets) on the caller's side, after the read in flight has finished."""
+    early it closes the reads (their datasets) on the caller's side, after the reads in flight have finished
+    (how many ran ahead by then depends on timing: a prefix of them)."""
     log = []
 
     def reads(n, fail_at=None):
@@ -279,4 +279,5 @@ def test_reads_ahead_keep_their_order_their_errors_and_their_clean_up():
     ahead = reader_module._read_ahead(reads(5))
     assert next(ahead) == 0
     ahead.close()
-    assert log[-1] == ("closed", threading.current_thread().name) and [e[1] for e in log[:-1]] == [0, 1]
+    made = [e[1] for e in log[:-1]]
+    assert log[-1] == ("closed", threading.current_thread().name) and made == list(range(len(made))) and made
