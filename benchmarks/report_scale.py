@@ -82,7 +82,7 @@ def build_utm(folder: Path, clusters: int, dates: int, seed: int = 0) -> int:
     seen: dict[str, tuple] = {}
     for lon, lat, corner in zip(lons, lats, rng.integers(0, 3, (clusters, 2))):
         grid = UtmGrid(int((lon + 180) // 6) + 1, bool(lat < 0), 3.0)
-        (col, row), = grid.tiles(Point(lon, lat).buffer(1e-7))
+        col, row = grid.tiles(Point(lon, lat).buffer(1e-7))[0]
         for dc in range(4):
             for dr in range(4):
                 tile = grid.tile(col + dc, row + dr)
@@ -255,7 +255,7 @@ def main() -> None:
     cli = str(Path(sys.executable).with_name("planet-tiles"))
     end = (dt.date(2026, 6, 1) + dt.timedelta(days=14 * (args.dates - 1))).isoformat()
     results = []
-    for scale in (int(s) for s in args.scales.split(",")):
+    for scale in (int(s) for s in args.scales.split(",") if s):
         folder = Path(args.work) / f"x{scale}"
         if not (folder / "scans").exists():
             t = time.perf_counter()

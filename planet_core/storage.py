@@ -42,7 +42,15 @@ def join(base: str, *parts: str) -> str:
     return posixpath.join(base.rstrip("/"), *parts) if base else posixpath.join(*parts)
 
 
+def _local(path: str) -> bool:
+    """A path on this machine: read and tested here without loading Beam's filesystems."""
+    return "://" not in path
+
+
 def read_bytes(path: str) -> bytes:
+    if _local(path):
+        with open(path, "rb") as handle:
+            return handle.read()
     if not _fs().exists(path):
         raise FileNotFoundError(path)
     with _fs().open(path) as handle:
@@ -102,7 +110,7 @@ def delete(paths: list[str]) -> None:
 
 
 def exists(path: str) -> bool:
-    return _fs().exists(path)
+    return os.path.exists(path) if _local(path) else _fs().exists(path)
 
 
 def rename(pairs: list[tuple[str, str]]) -> None:

@@ -306,6 +306,12 @@ def clearing_id(event_id: str, geometry: shapely.Geometry) -> str:
 CLEAREST_FIRST = "SUM(COALESCE(clear_fraction, 0)) DESC, COUNT(*) DESC, scene_id"
 
 
+#: Degrees of the cells that :func:`plan` joins frames and scan rows on: a row falls in the cell of its tile's
+#: south-west corner, and a frame looks in every cell that corner can be in for a tile as large as the
+#: event's own overlapping it. An equality join instead of comparing every frame with every row of its date.
+FRAME_CELL = 0.05
+
+
 @dataclass(frozen=True)
 class Work:
     """One event to delineate, with all it needs (a Beam element): its alert tiles' outlines (WKB, EPSG:4326,
@@ -332,20 +338,27 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
     tiles = {a.alert_id: a.geometry for a in alerts}
     frames = []
     for e in found:
-        outlines = [shapely.from_wkb(tiles[i]) for i in e.alert_ids if i in tiles]
-        margin = max(max(o.bounds[2] - o.bounds[0], o.bounds[3] - o.bounds[1]) for o in outlines)
-        west, south, east, north = shapely.union_all(outlines).bounds
+        bounds = shapely.bounds(shapely.from_wkb([tiles[i] for i in e.alert_ids if i in tiles]))
+        margin = float(max((bounds[:, 2] - bounds[:, 0]).max(), (bounds[:, 3] - bounds[:, 1]).max()))
+        west, south = (float(v) for v in bounds[:, :2].min(axis=0))
+        east, north = (float(v) for v in bounds[:, 2:].max(axis=0))
         for side, date in (("before", e.before_date), ("after", e.first_detected)):
             frames.append({"event_id": e.event_id, "side": side, "aoi": e.aoi, "scan_date": date,
                            "west": west - margin, "south": south - margin, "east": east + margin,
-                           "north": north + margin})
+                           "north": north + margin, "margin": margin})
     scenes: dict[tuple[str, str], list[str]] = {}
     if frames:
         con.register("clearing_frames", pa.Table.from_pylist(frames))
         rows = con.execute(
-            "SELECT f.event_id, f.side, t.scene_id FROM clearing_frames f JOIN planet_tiles.tile_labels t "
-            "ON t.aoi = f.aoi AND t.scan_date = f.scan_date AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west "
-            "AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
+            f"WITH cells AS (SELECT f.*, cx, cy FROM clearing_frames f, "
+            f"range(floor((f.west - f.margin) / {FRAME_CELL})::BIGINT, floor(f.east / {FRAME_CELL})::BIGINT + 1) "
+            f"AS x(cx), range(floor((f.south - f.margin) / {FRAME_CELL})::BIGINT, "
+            f"floor(f.north / {FRAME_CELL})::BIGINT + 1) AS y(cy)) "
+            "SELECT f.event_id, f.side, t.scene_id FROM cells f JOIN planet_tiles.tile_labels t "
+            "ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
+            f"AND floor(t.bbox.xmin / {FRAME_CELL})::BIGINT = f.cx "
+            f"AND floor(t.bbox.ymin / {FRAME_CELL})::BIGINT = f.cy "
+            "AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
             f"GROUP BY ALL ORDER BY f.event_id, f.side, {CLEAREST_FIRST}").fetchall()
         con.unregister("clearing_frames")
         for event_id, side, scene_id in rows:
@@ -359,18 +372,26 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
 
 
 def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
-              rule: str = FLOOR) -> list[Clearing]:
+              rule: str = FLOOR, unreadable: dict[str, str] | None = None) -> list[Clearing]:
     """The clearings of one event, on the grid of its first scene of detection, through the record bands
-    that scene has (NIR where it has it); :class:`ClearingError` when either date cannot be read."""
+    that scene has (NIR where it has it); :class:`ClearingError` when either date cannot be read.
+    ``unreadable`` (scene URI -> why) remembers the scenes of detection that could not be opened, across
+    the events of one run."""
     event = work.event
     if not work.before or not work.after:
         raise ClearingError(f"no scenes: the scans name none of the {'date before' if not work.before else 'detection'}"
                             " over the event (or --scenes/--stac do not hold them)")
+    first = work.after[0]
+    if unreadable is not None and first.uri in unreadable:
+        raise ClearingError(unreadable[first.uri])
     try:
-        with read.open(work.after[0]) as reader:
+        with read.open(first) as reader:
             crs, resolution, bands = reader.crs, abs(reader.transform.a), reader.bands
     except (SceneError, OSError) as error:
-        raise ClearingError(f"scene {work.after[0].scene_id}: {error}") from None
+        why = f"scene {first.scene_id}: {error}"
+        if unreadable is not None:
+            unreadable[first.uri] = why
+        raise ClearingError(why) from None
     outlines = {alert_id: shapely.from_wkb(wkb) for alert_id, wkb in work.alert_tiles}
     where = frame(list(outlines.values()), crs, resolution)
     bands_read = dataclasses.replace(read, bands=tuple(bands))
@@ -403,13 +424,20 @@ def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARI
 def for_events(works: Sequence[Work], read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
                rule: str = FLOOR) -> list[Clearing]:
     """The clearings of every event, here (the report's small runs; ``planet-tiles delineate`` runs the same
-    per event on Beam); an event that cannot be delineated is logged and has none."""
+    per event on Beam); an event that cannot be delineated has none, and one line per reason counts them
+    (a scene that cannot be opened is tried once, not once per event: a basin's thousands of events share
+    a few hundred scenes)."""
+    unreadable: dict[str, str] = {}
     out: list[Clearing] = []
+    failed: dict[str, list[str]] = {}
     for work in works:
         try:
-            out += delineate(work, read, min_clearing_ha, rule)
+            out += delineate(work, read, min_clearing_ha, rule, unreadable)
         except ClearingError as error:
-            log.warning("event %s: no clearings: %s", work.event.event_id, error)
+            failed.setdefault(str(error), []).append(work.event.event_id)
+    for reason, ids in failed.items():
+        log.warning("%d event%s without clearings (%s%s): %s", len(ids), "" if len(ids) == 1 else "s",
+                    ", ".join(ids[:3]), ", ..." if len(ids) > 3 else "", reason)
     return out
 
 

@@ -126,6 +126,7 @@ class Tiles(beam.PTransform):
             OUTCOMES, main="tasks")
         read = (tasks.tasks
                 | "SpreadTasks" >> beam.Reshuffle()
-                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read, self.fractions)).with_outputs(OUTCOMES, main="tiles"))
+                | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read, self.fractions)).with_outputs(
+                    OUTCOMES, main="tiles"))
         outcomes = (tasks[OUTCOMES], read[OUTCOMES]) | "TileOutcomes" >> beam.Flatten()
         return {"tiles": read.tiles, "outcomes": outcomes}

@@ -173,6 +173,42 @@ def test_plan_puts_the_clearest_scene_of_each_date_first():
     assert [i.scene_id for i in work.after] == ["a_many_unmasked", "a_few_unmasked"]
 
 
+@pytest.mark.parametrize("origin", [-55.0, -54.9899, 12.3])  # -54.9899: the frame starts just east of a cell edge
+def test_plan_finds_every_scene_whose_tiles_reach_the_frame_across_join_cells(origin):
+    """The frame's scenes are found through cells of the join (0.05 degrees) wherever the frame lies
+    against their edges: a scene whose only tile overlaps the frame's western margin from the cell to the
+    west, one overlapping its north-east corner, and not one a hair beyond the margin."""
+    import datetime as dt
+
+    import duckdb
+
+    from pipelines.analysis.events import Event
+    from pipelines.analysis.rules import Alert
+    from pipelines.sources.base import SceneItem
+
+    before, after, side = dt.date(2024, 1, 1), dt.date(2024, 2, 1), 0.01
+    tile = shapely.box(origin, -10.0, origin + side, -10.0 + side)  # frame: the tile and one tile around it
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA planet_tiles")
+    con.execute("CREATE TABLE planet_tiles.tile_labels (aoi VARCHAR, scan_date DATE, scene_id VARCHAR, "
+                "clear_fraction FLOAT, bbox STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE))")
+    tiles = {"west_margin": (origin - 2 * side + 1e-6, -10.0),
+             "north_east": (origin + 2 * side - 1e-6, -10 + 2 * side - 1e-6),
+             "beyond": (origin - 2 * side - 1e-6, -10.0)}
+    for scene_id, (west, south) in tiles.items():
+        for date in (before, after):
+            con.execute("INSERT INTO planet_tiles.tile_labels VALUES ('a', ?, ?, 1.0, {'xmin': ?, 'ymin': ?, "
+                        "'xmax': ?, 'ymax': ?})", [date, scene_id, west, south, west + side, south + side])
+    alert = Alert("x", "a", "t", before, "west_margin", after, "west_margin", None, ("agriculture",), 0.9,
+                  "high", None, "active", None, after, shapely.to_wkb(tile), origin, -10.0, 1e4)
+    event = Event("e", "a", after, after, 1, 1.0, (("agriculture", 1),), "high", "active", ("x",), (),
+                  shapely.to_wkb(tile), origin, -10.0, before, "west_margin", "west_margin")
+    items = {name: SceneItem(uri=f"/s/{name}.tif", scene_id=name) for name in tiles}
+    [work] = clearings.plan(con, [event], [alert], items)
+    assert sorted(i.scene_id for i in work.before) == sorted(i.scene_id for i in work.after) == ["north_east",
+                                                                                                 "west_margin"]
+
+
 def test_the_minimum_clearing_area_keeps_a_clearing_of_exactly_that_area():
     """--min_clearing_ha: a 20 x 20-pixel clearing (3 m pixels: 0.36 ha on the map, its geodesic area by
     pyproj's geodesic area of its corners) is kept at a cut of exactly its area and dropped a square metre
@@ -187,3 +223,29 @@ def test_the_minimum_clearing_area_keeps_a_clearing_of_exactly_that_area():
     [(outline, area)] = clearings.polygons(changed, CRS_UTM, TRANSFORM, min_ha=area_ha)
     assert area == pytest.approx(area_ha, rel=1e-9)
     assert clearings.polygons(changed, CRS_UTM, TRANSFORM, min_ha=area_ha + 1e-4) == []
+
+
+def test_events_whose_scene_cannot_be_opened_are_counted_in_one_line_and_the_scene_tried_once(caplog, tmp_path,
+                                                                                                monkeypatch):
+    """Thousands of events share a few scenes: one that cannot be opened is tried once, and the events
+    without clearings are counted per reason in one warning line, not one line each."""
+    import datetime as dt
+    import logging
+
+    from pipelines.analysis.events import Event
+    from pipelines.sources.base import SceneItem
+    from pipelines.sources.reader import ReadOptions
+
+    day, tile = dt.date(2024, 2, 1), shapely.to_wkb(shapely.box(-55.0, -10.0, -54.99, -9.99))
+    gone = SceneItem(uri=str(tmp_path / "gone.tif"), scene_id="gone")
+    works = [clearings.Work(Event(f"e{i}", "a", day, day, 1, 1.0, (("agriculture", 1),), "high", "active",
+                                  (f"x{i}",), (), tile, -54.995, -9.995, day, "gone", "gone"),
+                            ((f"x{i}", tile),), (gone,), (gone,)) for i in range(5)]
+    opened = []
+    real_open = ReadOptions.open
+    monkeypatch.setattr(ReadOptions, "open", lambda self, item: opened.append(item.uri) or real_open(self, item))
+    with caplog.at_level(logging.WARNING, logger=clearings.log.name):
+        assert clearings.for_events(works, ReadOptions()) == []
+    assert opened == [gone.uri]
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("5 events without clearings (e0, e1, e2, ...): scene gone: ") and "gone.tif" in line

@@ -423,17 +423,19 @@ def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
     assert manifest["run_id"] == second["version"] and manifest["runs"] == {}
 
 
-def test_map_outlines_keep_the_corners_of_utm_tile_events_and_drop_their_densified_edges():
-    """An event of UTM tiles is stored with every point its reprojected edges were densified with; on the
-    map its outline keeps the corners only, within half a metre of the stored geometry (measured in the
-    tiles' own UTM zone by pyproj), and 20 times smaller."""
+def test_map_outlines_keep_the_corners_of_densified_outlines_and_drop_the_rest():
+    """Outlines stored with the points their reprojected edges were densified with (as UTM tile outlines
+    were before they kept only what their pixels need, and as other engines write them) keep their corners
+    only on the map, within half a metre of the stored geometry (measured in their UTM zone by pyproj),
+    and 20 times smaller."""
     from pyproj import Transformer
+    from shapely.geometry import box
 
-    from pipelines.geo.grid import Tile
+    from pipelines.geo.grid import WGS84, reproject
 
     cells = [(0, 0), (1, 0), (2, 0), (0, 1)]  # an L of four 768-m tiles
-    event = shapely.union_all([Tile(f"t{i}{j}", "EPSG:32721", (3, 0, 600000 + 768 * i, 0, -3, 8900000 - 768 * j),
-                                    256).polygon_wgs84() for i, j in cells])
+    event = shapely.union_all([reproject(box(600000 + 768 * i, 8899232 - 768 * j, 600768 + 768 * i, 8900000 - 768 * j),
+                                         "EPSG:32721", WGS84) for i, j in cells])
     outline = shapely.geometry.shape(report_page._outline(event.wkb))
     assert len(shapely.get_coordinates(event)) > 100 and len(shapely.get_coordinates(outline)) == 7
     to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True)

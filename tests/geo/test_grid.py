@@ -1,5 +1,7 @@
 import morecantile
+import numpy as np
 import pytest
+import shapely
 from shapely.geometry import Point, box
 
 from pipelines.geo import grid
@@ -223,3 +225,30 @@ def test_long_edges_bend_when_reprojected_and_scene_footprints_sit_on_their_corn
                    ((0, 0), (src.width, 0), (src.width, src.height), (0, src.height))]
     for lon, lat in corners:
         assert min(Point(lon, lat).distance(Point(c)) for c in footprint.exterior.coords) < 1e-9
+
+
+@pytest.mark.parametrize(("transform", "size", "most_points"), [
+    ((3, 0, 600000, 0, -3, 8900000), 256, 5),  # a scan's 3-m tile: its corners
+    ((3, 0, 166000, 0, -3, 9990000), 256, 5),  # at the zone's western edge, by the equator
+    ((30, 0, 166000, 0, -30, 9990000), 4096, 85),  # a 123-km tile: its edges bend by metres
+])
+def test_tile_outlines_keep_the_points_their_pixels_need(transform, size, most_points):
+    """A tile's outline lies within a fiftieth of a pixel of its true edges (lines in its own CRS, traced
+    by pyproj at 200 points an edge), measured in metres in that CRS, with no more points than it needs."""
+    from pyproj import Transformer
+
+    tile = grid.Tile("t", "EPSG:32721", transform, size)
+    outline = tile.polygon_wgs84()
+    to_lonlat = Transformer.from_crs("EPSG:32721", "EPSG:4326", always_xy=True)
+    to_utm = Transformer.from_crs("EPSG:4326", "EPSG:32721", always_xy=True)
+    left, top = transform[2], transform[5]
+    right, bottom = left + transform[0] * size, top + transform[4] * size
+    s, width, height = np.linspace(0, 1, 200), right - left, bottom - top
+    xs = np.concatenate([left + width * s, np.full(200, right), right - width * s, np.full(200, left)])
+    ys = np.concatenate([np.full(200, top), top + height * s, np.full(200, bottom), bottom - height * s])
+    true_edge = shapely.Polygon(np.column_stack(to_lonlat.transform(xs, ys)))
+    # the outline's straight lon/lat edges, densified in lon/lat, then taken to metres: the error as drawn
+    drawn = shapely.segmentize(outline, max(outline.bounds[2] - outline.bounds[0], 1e-9) / 400)
+    in_metres = lambda g: shapely.transform(g, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])))  # noqa: E731
+    assert shapely.hausdorff_distance(in_metres(drawn), in_metres(true_edge)) < 0.02 * transform[0]
+    assert 5 <= len(outline.exterior.coords) <= most_points and outline.is_valid
