@@ -416,9 +416,15 @@ class SceneReader:
         if (h, w) != (size, size):
             image.fill(FILL_VALUE)
         alpha = self._alpha_index(dataset)
-        part = image[r0:r0 + h, c0:c0 + w]
-        dataset.read(self._indexes, window=inner, out=part.transpose(2, 0, 1))
-        valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, part, alpha, inner)
+        if alpha:  # the bands and their alpha in one read: a second would warp the window again
+            both = np.empty((h, w, len(self._indexes) + 1), dtype=self.dtype)
+            dataset.read(self._indexes + [alpha], window=inner, out=both.transpose(2, 0, 1))
+            image[r0:r0 + h, c0:c0 + w] = both[..., :-1]
+            valid[r0:r0 + h, c0:c0 + w] = both[..., -1] > 0
+        else:
+            part = image[r0:r0 + h, c0:c0 + w]
+            dataset.read(self._indexes, window=inner, out=part.transpose(2, 0, 1))
+            valid[r0:r0 + h, c0:c0 + w] = self._valid(dataset, part, inner)
         if not valid.all():
             image[~valid] = FILL_VALUE
         return image, valid, inner
@@ -450,12 +456,9 @@ class SceneReader:
             return dataset.count  # the alpha band WarpedVRT added
         return None
 
-    def _valid(self, dataset: rasterio.io.DatasetReaderBase, pixels: np.ndarray, alpha: int | None,
-               window: Window) -> np.ndarray:
-        """Valid-pixel mask of ``window`` from its ``pixels`` as read ``(rows, cols, bands)`` where the
-        dataset's nodata value says it, else from its alpha band or GDAL's mask."""
-        if alpha:
-            return dataset.read(alpha, window=window) > 0
+    def _valid(self, dataset: rasterio.io.DatasetReaderBase, pixels: np.ndarray, window: Window) -> np.ndarray:
+        """Valid-pixel mask of ``window`` (of a dataset without alpha) from its ``pixels`` as read ``(rows,
+        cols, bands)`` where the dataset's nodata value says it, else from GDAL's mask."""
         nodata = dataset.nodata
         if nodata is not None:
             return _holds_data(pixels, nodata)
