@@ -13,8 +13,8 @@ from pipelines.analysis import event_images, queries, report
 from pipelines.store import clearings as stored
 from pipelines.store import scans, schema
 from pipelines.store.catalog import Warehouse
-from tests.conftest import RUNNER
-from tests.pipelines.test_reliability import _kill_when, cli, finished, one_line_failure
+from tests.conftest import RUNNER, run_here
+from tests.pipelines.test_reliability import _kill_when, cli, one_line_failure
 
 #: Measured on the demo (two runs): in the events' frames the clearings cover 0.86 of the planted area with
 #: a mean IoU of 0.80 and 2 ha outside it (0.7 %); the issue's targets are within 15 %, 0.6 and below 10 %.
@@ -98,7 +98,7 @@ def test_a_delineation_whose_every_event_fails_or_is_killed_leaves_the_clearings
     con = queries.connect(scans.snapshot(Warehouse(str(out))), materialize=True)
     for scene_id in event_images.scene_items(con):
         (broken / f"{scene_id}.tif").write_bytes(b"II*\x00not a scene")
-    code, err = finished(cli("delineate", "--scans", str(out), "--scenes", str(broken / "*.tif"), *RUNNER))
+    code, err = run_here("delineate", "--scans", str(out), "--scenes", str(broken / "*.tif"), *RUNNER)
     one_line_failure(code, err, "every one of", "clearings table is unchanged")
     assert _clearing_ids(out) == before
 
@@ -109,6 +109,6 @@ def test_a_delineation_whose_every_event_fails_or_is_killed_leaves_the_clearings
     _kill_when(doomed, lambda: any(p.suffix == ".avro" for p in set(metadata.iterdir()) - known))
     areas = [r["area_ha"] for r in stored.latest(Warehouse(str(out)), "watched")[1].to_pylist()]
     assert _clearing_ids(out) == before or min(areas) >= 3
-    code, err = finished(cli("delineate", "--scans", str(out), *RUNNER))
+    code, err = run_here("delineate", "--scans", str(out), *RUNNER)
     assert code == 0, err
     assert _clearing_ids(out) == before, "a re-run replaces: nothing of the killed run is read"

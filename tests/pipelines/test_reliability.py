@@ -23,7 +23,7 @@ from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
 from planet_model import data, records
 from tests import tables
-from tests.conftest import RUNNER, refused
+from tests.conftest import RUNNER, refused, run_here
 
 DATE = "2026-06-01"
 SCENE = "synth_20260601_r0c0"
@@ -67,7 +67,7 @@ def one_line_failure(code, err, *words):
 def good(scenes, simple_bundle, tmp_path_factory):
     """A scans folder holding one good scan of the partition, and what a reader sees of it."""
     out = tmp_path_factory.mktemp("good") / "scans"
-    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
     assert code == 0, err
     seen = rows_seen(out)
     assert len(seen) > 0
@@ -123,7 +123,7 @@ def test_a_killed_scan_leaves_readers_one_complete_snapshot_and_a_rerun_replaces
     # Reading the table's commits is a catalog query: asked every 10 ms it took the CPU from the scan (57 s).
     _kill_when(doomed, ready[moment], every=0.2 if moment == "after committing" else 0.01)
     assert rows_seen(out) == good["rows"], "the old snapshot or the new one, whole; never both, never neither"
-    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
     assert code == 0, err
     assert rows_seen(out) == good["rows"], "a re-run replaces: no orphan of the killed run is ever read"
 
@@ -146,7 +146,7 @@ def test_a_scan_whose_every_scene_fails_leaves_the_previous_output(scenes, simpl
     args = scan_args(scenes, simple_bundle["path"], out)
     at = args.index("--scenes") + 1
     args[at:at + 1] = [str(p) for p in truncated_copies(scenes, tmp_path, 2)]
-    code, err = finished(cli(*args))
+    code, err = run_here(*args)
     one_line_failure(code, err, "every one of 2 items failed", "scans table is unchanged")
     assert rows_seen(out) == good["rows"]
 
@@ -155,7 +155,7 @@ def test_a_scan_whose_aoi_touches_no_scene_changes_nothing_and_exits_1(scenes, s
     out = copy_of(good, tmp_path)
     args = scan_args(scenes, simple_bundle["path"], out)
     args[1] = "--aoi=10,10,10.01,10.01"
-    code, err = finished(cli(*args))
+    code, err = run_here(*args)
     one_line_failure(code, err, "touches none of the 1 scenes", "unchanged")
     assert rows_seen(out) == good["rows"]
 
@@ -209,7 +209,7 @@ def test_a_full_disk_during_a_scan_is_one_line_and_changes_nothing(scenes, simpl
     out = small_disk / "scans"
     shutil.copytree(good["out"], out)
     filler = fill(small_disk)
-    code, err = finished(cli(*scan_args(scenes, simple_bundle["path"], out)))
+    code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
     one_line_failure(code, err, "No space left on device")
     filler.unlink()
     assert rows_seen(out) == good["rows"]
@@ -217,11 +217,11 @@ def test_a_full_disk_during_a_scan_is_one_line_and_changes_nothing(scenes, simpl
 
 def test_a_full_disk_during_a_report_is_one_line_and_keeps_the_report(good, small_disk):
     report = small_disk / "report"
-    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    code, err = run_here("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
     assert code == 0, err
     before = {p.name: p.read_bytes() for p in (report / "current").iterdir()}
     fill(small_disk)
-    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    code, err = run_here("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
     one_line_failure(code, err, "No space left on device")
     assert {p.name: p.read_bytes() for p in (report / "current").iterdir()} == before
     assert [p.name for p in (report / "runs").iterdir()] == [(report / "current").resolve().name]
@@ -256,7 +256,7 @@ def test_concurrent_and_killed_reports_never_leave_files_that_disagree(good, tmp
     doomed = cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
     _kill_when(doomed, lambda: len(list((report / "runs").glob("*/report.html"))) > 1)
     _agree(report)
-    code, err = finished(cli("report", "--scans", str(good["out"]), "--output", str(report), "--no_images"))
+    code, err = run_here("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
     assert code == 0, err
     _agree(report)
     assert len(list((report / "runs").iterdir())) == 1, "earlier versions and the killed one's folder are gone"
@@ -326,7 +326,7 @@ def test_chip_never_deletes_what_it_did_not_write(scenes, tmp_path):
     assert code == 2 and "holds files this tool did not write" in err
     assert not (out / records.MANIFEST).exists()
     for _ in range(2):  # with --overwrite, twice: the second run replaces the first run's files only
-        code, err = finished(cli(*chip_args(scenes, out, "--overwrite")))
+        code, err = run_here(*chip_args(scenes, out, "--overwrite"))
         assert code == 0, err
     assert {name: (out / name).read_text() for name in theirs} == theirs
     manifest = json.loads((out / records.MANIFEST).read_text())
@@ -337,19 +337,19 @@ def test_chip_never_deletes_what_it_did_not_write(scenes, tmp_path):
 
 def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes, tmp_path):
     out = tmp_path / "chips"
-    code, err = finished(cli(*chip_args(scenes, out)))
+    code, err = run_here(*chip_args(scenes, out))
     assert code == 0, err
     good = json.loads((out / records.MANIFEST).read_text())["files"]
     truncated = tmp_path / f"{SCENE}.tif"
     source = scenes["folder"] / f"{SCENE}.tif"
     truncated.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
-    code, err = finished(cli("chip", "--scenes", str(truncated), "--output", str(out), *RUNNER))
+    code, err = run_here("chip", "--scenes", str(truncated), "--output", str(out), *RUNNER)
     one_line_failure(code, err, "every one of", "unchanged")
     assert json.loads((out / records.MANIFEST).read_text())["files"] == good
     doomed = cli(*chip_args(scenes, out))
     _kill_when(doomed, lambda: any((out / "runs").glob("*/*.tfrecord*")) and len(list((out / "runs").iterdir())) > 2)
     assert json.loads((out / records.MANIFEST).read_text())["files"] == good
     assert data.list_files(str(out)) == [str(out / f) for f in good], "the killed run's chips are not read"
-    code, err = finished(cli(*chip_args(scenes, out)))
+    code, err = run_here(*chip_args(scenes, out))
     assert code == 0, err
     assert len(list((out / "runs").iterdir())) == 1, "the failed and the killed runs' folders went with the publish"
