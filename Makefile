@@ -28,8 +28,11 @@ $(STAMP): setup.py
 demo: $(STAMP) vendor
 	$(BIN)/planet-tiles demo --output demo-output
 
+# Unit tests on every core (pytest-xdist), then the slow tests one at a time: they time kills and races,
+# and share the session's demo and bundle.
 test: lint vendor
-	$(BIN)/python -m pytest -q --durations=10 tests
+	$(BIN)/python -m pytest -q -m "not slow" -n auto tests
+	$(BIN)/python -m pytest -q -m slow --durations=10 tests
 
 # Style and layer rules (ruff.toml; setup.cfg [importlinter]): part of `make check` and `make test`.
 lint: $(STAMP)
@@ -38,7 +41,7 @@ lint: $(STAMP)
 
 # The quick subset for the edit-test loop: unit tests, no pipeline runs, no training.
 check: lint vendor
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow" -n auto tests
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/chip_throughput.py
