@@ -43,7 +43,7 @@ GRIDS = (NATIVE, UTM, WEB_MERCATOR_QUAD)
 GEOD = Geod(ellps="WGS84")
 #: Points added per edge when a rectangle is reprojected, so curved edges stay close to the truth.
 _DENSIFY = 21
-#: How far (in pixels) simplifying a tile's reprojected outline may move it: half its error then, at most.
+#: How far (in pixels) simplifying a tile's reprojected outline may move it from the densified one.
 OUTLINE_TOLERANCE_PX = 0.01
 
 
