@@ -2,7 +2,9 @@
 
 Each scene is a GeoTIFF laid out like a PlanetScope analytic scene: 4 bands uint16 (surface reflectance
 x 10,000, 12-bit range) in Planet's ``blue, green, red, nir`` order with colour interpretation set,
-3 m pixels, UTM zone 21S, tiled 256 x 256 and deflate-compressed. Beside it go its usable data mask
+3 m pixels, UTM zone 21S, tiled 256 x 256 and compressed with Zstandard at level 1 (deflate's default level
+made compression most of a scene's writing: 0.76 against 0.20 s for a 2,048-px scene, read as fast, files
+a sixth larger). Beside it go its usable data mask
 (``<scene_id>_udm2.tif``, Planet's UDM2 layout, flagging the planted clouds, their shadows and haze), the
 ground truth as a GeoJSON of tagged polygons (EPSG:4326) and the Kaggle-format labels of each native
 256-px tile.
@@ -271,7 +273,7 @@ def write_scene(spec: SceneSpec, directory: str | Path) -> dict:
     tif = directory / f"{spec.scene_id}.tif"
     profile = dict(driver="GTiff", width=spec.width, height=spec.height, count=4, dtype="uint16", crs=spec.crs,
                    transform=spec.transform, nodata=0, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate", predictor=2, interleave="pixel")
+                   compress="zstd", zstd_level=1, predictor=2, interleave="pixel")
     acquired = dt.datetime.fromisoformat(spec.acquired).astimezone(dt.timezone.utc)
     with rasterio.open(tif, "w", **profile) as dst:
         dst.write(pixels)

@@ -20,7 +20,7 @@ def test_scene_looks_like_a_planetscope_analytic_scene(scenes):
         assert src.count == 4 and src.dtypes == ("uint16",) * 4
         assert src.colorinterp == (ColorInterp.blue, ColorInterp.green, ColorInterp.red, ColorInterp.undefined)
         assert src.crs.to_epsg() == 32721 and src.res == (3.0, 3.0)
-        assert src.profile["tiled"] and src.profile["compress"] == "deflate" and src.block_shapes[0] == (256, 256)
+        assert src.profile["tiled"] and src.profile["compress"] == "zstd" and src.block_shapes[0] == (256, 256)
         assert src.tags()["acquired"].startswith("2026-06-01")
         pixels = src.read(out_shape=(4, 128, 128))
     assert pixels.max() <= 4095  # 12-bit values, as Planet's analytic products
