@@ -61,8 +61,9 @@ class Tile:
         return Affine(*self.transform)
 
     def polygon_wgs84(self) -> BaseGeometry:
-        """The tile's outline in EPSG:4326, within a fiftieth of a pixel of its true edges: reprojected with
-        densified edges, then only the points needed to stay within :data:`OUTLINE_TOLERANCE_PX` of them.
+        """The tile's outline in EPSG:4326: reprojected with densified edges (a 256-px tile's within a
+        fiftieth of a pixel of its true edges), then only the points needed to stay within
+        :data:`OUTLINE_TOLERANCE_PX` of them.
         A 256-px UTM tile's edges bend by about a centimetre in longitude and latitude, so its outline is
         its 4 corners (5 points, against 85: scan rows and the report's tables 20 times smaller in
         geometry); a tile of 100 km keeps the points its curved edges need."""
