@@ -43,7 +43,7 @@ def join(base: str, *parts: str) -> str:
 
 
 def _local(path: str) -> bool:
-    """A path on this machine: read and tested here without loading Beam's filesystems."""
+    """A path on this machine (no ``scheme://``): read, written and tested here without Beam's filesystems."""
     return "://" not in path
 
 
@@ -75,7 +75,7 @@ _ORDINARY = 0o666 & ~_umask()
 def write_bytes(path: str, data: bytes) -> None:
     """Write a whole file, never seen half-written: a Cloud Storage object appears when its upload
     completes; a local file is written under a temporary name in its folder and renamed into place."""
-    if "://" in path:
+    if not _local(path):
         with _fs().create(path) as handle:
             handle.write(data)
         return
@@ -120,7 +120,7 @@ def rename(pairs: list[tuple[str, str]]) -> None:
         return
     for _, destination in pairs:
         parent = posixpath.dirname(destination)
-        if parent and "://" not in destination and not _fs().exists(parent):
+        if parent and _local(destination) and not _fs().exists(parent):
             _fs().mkdirs(parent)
     _fs().rename([s for s, _ in pairs], [d for _, d in pairs])
 
@@ -201,7 +201,7 @@ def _swap_gcs(path: str, make: Callable[[bytes | None], bytes], attempts: int) -
 
 def delete_tree(folder: str) -> None:
     """Delete a folder and everything below it (every object under the prefix on Cloud Storage)."""
-    if "://" in folder:
+    if not _local(folder):
         delete(glob(join(folder, "**")))
         return
 
@@ -211,7 +211,7 @@ def delete_tree(folder: str) -> None:
 def delete_empty_folders(folder: str) -> None:
     """Remove ``folder`` and the folders below it that hold no file (local disks; Cloud Storage has no
     folders)."""
-    if "://" in folder:
+    if not _local(folder):
         return
 
     if not os.path.isdir(folder):
@@ -226,7 +226,7 @@ def delete_empty_folders(folder: str) -> None:
 def check_writable(folder: str) -> None:
     """Raise ``PermissionError`` naming ``folder`` when a local folder cannot be written (made and a file
     put in it), before a run spends any work; Cloud Storage permissions are checked by the writes."""
-    if "://" in folder:
+    if not _local(folder):
         return
 
     try:

@@ -60,6 +60,12 @@ class Tile:
     def affine(self) -> Affine:
         return Affine(*self.transform)
 
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``left, bottom, right, top`` of the tile in its own CRS."""
+        left, top = self.affine @ (0, 0)
+        right, bottom = self.affine @ (self.size, self.size)
+        return min(left, right), min(top, bottom), max(left, right), max(top, bottom)
+
     def polygon_wgs84(self) -> BaseGeometry:
         """The tile's outline in EPSG:4326: reprojected with densified edges (a 256-px tile's within a
         fiftieth of a pixel of its true edges), then only the points needed to stay within
@@ -67,14 +73,12 @@ class Tile:
         A 256-px UTM tile's edges bend by about a centimetre in longitude and latitude, so its outline is
         its 4 corners (5 points, against 85: scan rows and the report's tables 20 times smaller in
         geometry); a tile of 100 km keeps the points its curved edges need."""
-        left, top = self.affine @ (0, 0)
-        right, bottom = self.affine @ (self.size, self.size)
+        left, bottom, right, top = self.bounds()
         if self.crs == "EPSG:3857":  # a Web Mercator rectangle is a lon/lat rectangle: 5 exact corners
             west, south = _transformer("EPSG:3857", "EPSG:4326").transform(left, bottom)
             east, north = _transformer("EPSG:3857", "EPSG:4326").transform(right, top)
             return box(west, south, east, north)
-        outline = reproject(box(min(left, right), min(top, bottom), max(left, right), max(top, bottom)),
-                            self.crs, WGS84)
+        outline = reproject(box(left, bottom, right, top), self.crs, WGS84)
         west, south, east, north = outline.bounds
         pixel = max(east - west, north - south) / self.size
         return shapely.simplify(outline, OUTLINE_TOLERANCE_PX * pixel, preserve_topology=False)
@@ -82,13 +86,11 @@ class Tile:
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         """``west, south, east, north`` of the tile in EPSG:4326: the bounds of :meth:`polygon_wgs84`'s
         densified outline, computed by PROJ without building it (a tenth of the time)."""
-        left, top = self.affine @ (0, 0)
-        right, bottom = self.affine @ (self.size, self.size)
+        bounds = self.bounds()
         transformer = _reprojection(_wkt(self.crs), WGS84_WKT)
-        if transformer is None:
-            return (float(min(left, right)), float(min(top, bottom)), float(max(left, right)), float(max(top, bottom)))
-        return tuple(float(v) for v in transformer.transform_bounds(  # type: ignore[return-value]
-            min(left, right), min(top, bottom), max(left, right), max(top, bottom), densify_pts=_DENSIFY))
+        if transformer is not None:
+            bounds = transformer.transform_bounds(*bounds, densify_pts=_DENSIFY)
+        return tuple(float(v) for v in bounds)  # type: ignore[return-value]
 
     def ground_pixel_m(self) -> float:
         """The true (geodesic) size in metres of the tile's central pixel: what the model sees."""
