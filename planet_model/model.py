@@ -190,9 +190,41 @@ def build(arch: str, chip_size: int, bands: int, input_size: int, mean: Sequence
         x = layers.Dense(256, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01), name="dense2")(x)
         x = layers.Dropout(0.5, name="dropout4")(x)
         outputs = output_layer(x, weather_head, l2=0.01)
+    elif arch == "small_resnet":
+        x = _small_resnet(x, l2)
+        outputs = output_layer(x, weather_head, l2=l2)
     else:
         raise ValueError(f"unknown arch {arch!r}; choose from {ARCHS}")
     return keras.Model(inputs, outputs, name=arch)
+
+
+def _small_resnet(x, l2: float):  # noqa: ANN001, ANN202
+    """A residual network for 32-px chips (He et al., 2016, at the width of their CIFAR models): a 3x3 stem,
+    one residual block per stage at 32, 64 and 128 filters (each later stage halves the grid), global
+    average pooling. About 49 million multiply-adds a 32-px chip, three times the simple CNN's at that
+    size; Inception V3 needs 140 px and 25 times as many. Batch normalisation lets it train from scratch in a
+    few dozen epochs; the L2 factor is the head's, scaled down for the convolutions. No dropout: on the real
+    thumbnails it underfits (training loss above validation loss after 25 epochs)."""
+    conv_l2 = keras.regularizers.L2(l2 / 20) if l2 else None
+
+    def conv_bn(y, filters: int, stride: int, name: str, relu: bool = True):  # noqa: ANN001, ANN202
+        y = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=conv_l2,
+                          name=f"{name}_conv")(y)
+        y = layers.BatchNormalization(name=f"{name}_bn")(y)
+        return layers.Activation("relu", name=f"{name}_relu")(y) if relu else y
+
+    x = conv_bn(x, 32, 1, "stem")
+    for stage, filters in enumerate((32, 64, 128), start=1):
+        stride = 1 if stage == 1 else 2
+        shortcut = x
+        if stride != 1 or x.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, kernel_regularizer=conv_l2,
+                                     name=f"stage{stage}_shortcut")(x)
+            shortcut = layers.BatchNormalization(name=f"stage{stage}_shortcut_bn")(shortcut)
+        y = conv_bn(x, filters, stride, f"stage{stage}_a")
+        y = conv_bn(y, filters, 1, f"stage{stage}_b", relu=False)
+        x = layers.Activation("relu", name=f"stage{stage}_out")(layers.Add(name=f"stage{stage}_add")([shortcut, y]))
+    return layers.GlobalAveragePooling2D(name="pool")(x)
 
 
 def base_model(model: keras.Model) -> keras.Model | None:

@@ -6,13 +6,18 @@ Inception V3 trains in two stages: (1) base frozen, head trained with Adam (``--
 (2) layers from ``--finetune_from_layer 172`` on unfrozen, SGD lr 0.01 momentum 0.9
 (``--finetune_epochs 70``). Loss: binary cross-entropy + 1e-4 x the weather co-occurrence penalty.
 Per-label thresholds are then searched on the validation split and everything goes into the bundle.
-``simple_cnn`` (the study's baseline) trains in one stage of ``--head_epochs``. ``--arch resnet50`` and
-``efficientnet_b0`` put the study's head on another Keras application, trained the same way.
+``simple_cnn`` (the study's baseline) and ``small_resnet`` (for 32-px thumbnails) train in one stage of
+``--head_epochs``. ``--arch resnet50`` and ``efficientnet_b0`` put the study's head on another Keras
+application, trained the same way.
 
 Options the competition's users tried, off by default (``benchmarks/recipe_options.py`` measures them
 against the study's recipe): ``--input_size`` (140; 224 and 256 cost more), ``--lr_schedule cosine`` (each
 stage's learning rate decays to 0 along a half cosine) or ``plateau`` (halved after 3 epochs without a
 better validation loss), and ``--label_smoothing`` (targets pulled towards 0.5 by that much).
+
+``--recipe kaggle-32`` trains the recipe measured on the competition's real chips as 32-px thumbnails
+(``benchmarks/kaggle_real.py``): ``--arch small_resnet`` from scratch, 32 epochs of a cosine-decayed Adam,
+15 % of the chips for validation and the threshold search. A flag given beside a recipe wins.
 
 Each epoch is checkpointed (Keras ``BackupAndRestore`` under ``--workdir``); ``--resume`` continues an
 interrupted run from its last completed epoch. On GPUs: mixed precision and ``MirroredStrategy`` over
@@ -30,7 +35,15 @@ from collections.abc import Sequence
 
 from planet_core import commands, logs
 from planet_core.errors import UserError
-from planet_model.architectures import ARCHS, AUTO_CACHE, DEFAULT_INPUT_SIZE, FINETUNE_FROM, LR_SCHEDULES, WEATHER_HEADS
+from planet_model.architectures import (
+    ARCHS,
+    AUTO_CACHE,
+    DEFAULT_INPUT_SIZE,
+    FINETUNE_FROM,
+    LR_SCHEDULES,
+    RECIPES,
+    WEATHER_HEADS,
+)
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger("planet_model.train")
@@ -42,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "(local or gs://); several are read as one")
     p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
     p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
+    p.add_argument("--recipe", choices=RECIPES,
+                   help="a measured set of the options below for a kind of data (flags given beside it win): "
+                        + "; ".join(f"{name}: " + " ".join(f"--{k} {v}" for k, v in options.items())
+                                    for name, options in RECIPES.items()))
     p.add_argument("--arch", choices=ARCHS, default="inception_v3",
-                   help="the model: the study's Inception V3, two other ImageNet models, or the small CNN")
+                   help="the model: the study's Inception V3, two other ImageNet models, the study's small CNN, "
+                        "or a small residual network for 32-px chips")
     p.add_argument("--weights", default="imagenet",
                    help="imagenet, none, or a local notop weights file of the --arch application")
     p.add_argument("--bands", default="red,green,blue", help="bands fed to the model, e.g. red,green,blue,nir")
@@ -86,12 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options, a ``--recipe``'s values in place of the defaults: flags given beside it win."""
+    p = build_parser()
+    args = p.parse_args(argv)
+    if args.recipe:
+        p.set_defaults(**RECIPES[args.recipe])
+        args = p.parse_args(argv)
+    return args
+
+
 def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMeta:
     """Train and export a bundle; returns the bundle's metadata. ``callbacks`` go to every ``fit``.
 
     The steps (:mod:`planet_model.training`): read and split the chips, set up the devices, build the
     input pipelines and the model, fit each stage, search the thresholds on the validation split, export."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    if args.recipe:
+        log.info("recipe %s: %s", args.recipe, " ".join(f"--{k} {getattr(args, k)}" for k in RECIPES[args.recipe]))
     from planet_model import training  # noqa: PLC0415 - TensorFlow (5 s) only once a run starts, not for --help
 
     bands = tuple(b.strip() for b in args.bands.split(","))
@@ -119,7 +149,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
 
 def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
-    build_parser().parse_args(argv)  # --help and usage errors on stdout and stderr as usual, before the redirect
+    parse(argv)  # --help and usage errors on stdout and stderr as usual, before the redirect
     with contextlib.redirect_stdout(sys.stderr):  # Keras's progress bars are logs: stdout is the result alone
         meta = run(argv)
     print(json.dumps({"bundle": meta.version, "f2": meta.metrics["searched"]}))

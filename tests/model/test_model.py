@@ -12,6 +12,7 @@ from pipelines.sources import synthetic
 from planet_core import imagery
 from planet_core.labels import LABEL_INDEX, NUM_LABELS, WEATHER_INDICES
 from planet_model import bundle, data, losses, metrics, model, thresholds, train
+from planet_model.architectures import RECIPES
 from tests.conftest import RUNNER, refused
 
 
@@ -260,6 +261,46 @@ def test_label_smoothing_is_the_cross_entropy_of_smoothed_targets():
     assert float(loss(y, p)) == pytest.approx(expected, rel=1e-4)
     assert losses.CooccurrenceLoss.from_config(loss.get_config()).label_smoothing == 0.2
     assert float(losses.CooccurrenceLoss(0.0)(y, p)) < float(loss(y, p))  # confident targets cost less unsmoothed
+
+
+def test_a_recipe_replaces_the_defaults_and_a_flag_given_beside_it_wins():
+    args = train.parse(["--data", "d", "--output", "o", "--recipe", "kaggle-32", "--head_epochs", "3"])
+    assert (args.arch, args.weights, args.input_size, args.lr_schedule, args.val_fraction) == (
+        "small_resnet", "none", 32, "cosine", 0.15)
+    assert args.head_epochs == 3
+    plain = train.parse(["--data", "d", "--output", "o"])
+    assert (plain.recipe, plain.arch, plain.head_epochs, plain.val_fraction) == (None, "inception_v3", 20, 0.3)
+    for name, options in RECIPES.items():  # set_defaults takes any name: a misspelt option would do nothing
+        assert set(options) <= set(vars(plain)), name
+
+
+def test_the_small_resnet_counts_the_multiply_adds_its_docstring_gives():
+    """Multiply-adds of every convolution and dense layer of a 32-px model, from the built layers' shapes."""
+    net = model.build("small_resnet", 32, 3, 32, [0.0] * 3, [1.0] * 3)
+    macs = 0
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            h, w, filters = layer.output.shape[1:]
+            macs += h * w * filters * layer.kernel.shape[0] * layer.kernel.shape[1] * layer.kernel.shape[2]
+        elif isinstance(layer, keras.layers.Dense):
+            macs += layer.kernel.shape[0] * layer.kernel.shape[1]
+    assert 48e6 < macs < 50e6
+    assert net.output_shape == (None, 17) and net.input_shape == (None, 32, 32, 3)
+
+
+def test_the_kaggle_32_recipe_trains_its_small_resnet_on_85_percent_of_the_chips(chips, tmp_path):
+    """One epoch of the recipe on the session's chips (a flag beside it wins): the options it names reach
+    training and the bundle."""
+    meta = train.run(["--data", str(chips["folder"]), "--output", str(tmp_path / "recipe"), "--recipe", "kaggle-32",
+                      "--head_epochs", "1", "--verbose", "0"])
+    assert (meta.arch, meta.input_size, len(meta.training["history"])) == ("small_resnet", 32, 1)
+    options = meta.training["options"]
+    assert (options["recipe"], options["lr_schedule"], options["weights"]) == ("kaggle-32", "cosine", "none")
+    assert meta.metrics["validation_chips"] == pytest.approx(0.15 * 192, abs=4)
+    assert meta.training["history"][0]["learning_rate"] < 1e-3  # one epoch of a cosine over one epoch: down to 0
+    net = bundle.load_model(str(tmp_path / "recipe"))
+    assert [layer.name for layer in net.layers if layer.name.endswith("_add")] == [
+        "stage1_add", "stage2_add", "stage3_add"]
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "plateau"])
