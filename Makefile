@@ -28,11 +28,11 @@ $(STAMP): setup.py
 demo: $(STAMP) vendor
 	$(BIN)/planet-tiles demo --output demo-output
 
-# Unit tests on every core (pytest-xdist), then the slow tests one at a time: they time kills and races,
-# and share the session's demo and bundle.
+# Unit tests on every core (pytest-xdist), then the slow tests on every core, a module's tests on one
+# worker, the demo run once for all (tests/conftest.py).
 test: lint vendor
 	$(BIN)/python -m pytest -q -m "not slow" -n auto tests
-	$(BIN)/python -m pytest -q -m slow --durations=10 tests
+	$(BIN)/python -m pytest -q -m slow -n auto --dist loadgroup --durations=10 tests
 
 # Style and layer rules (ruff.toml; setup.cfg [importlinter]): part of `make check` and `make test`.
 lint: $(STAMP)

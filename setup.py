@@ -48,7 +48,7 @@ setup(
             "playwright>=1.50,<2",
             "python-hcl2>=7,<9",
             "pytest-randomly>=3.15,<6",  # tests run in a random order: none may depend on another
-            "pytest-xdist==3.6.1",  # make check and make test run the unit tests on every core
+            "pytest-xdist==3.6.1",  # make check and make test run the tests on every core
             # a Cloud Storage API server on localhost, for the gs:// tests
             "gcp-storage-emulator==2026.7.19",
             # the style and layer rules of `make lint` (ruff.toml, setup.cfg [importlinter])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 from pathlib import Path
 
@@ -80,11 +82,22 @@ def simple_bundle(demo: dict) -> dict:
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """``planet-tiles demo`` run once, end to end, with its defaults (simple_cnn)."""
+def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict:
+    """``planet-tiles demo`` run once, end to end, with its defaults (simple_cnn). Under pytest-xdist the
+    first worker to need it runs it in the run's shared temporary folder while holding a lock there; the
+    others wait for it and read its summary (the tests only read the demo's output, or copy it)."""
     from pipelines import demo as demo_module
 
-    return demo_module.run(["--output", str(tmp_path_factory.mktemp("demo"))])
+    if worker_id == "master":  # one process: its own temporary folder
+        return demo_module.run(["--output", str(tmp_path_factory.mktemp("demo"))])
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above each worker's own
+    with open(shared / "demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed, or the process dies
+        summary = shared / "demo.json"
+        if not summary.exists():
+            result = demo_module.run(["--output", str(shared / "demo")])
+            summary.write_text(json.dumps(result))
+        return json.loads(summary.read_text())
 
 
 #: Fixtures that run pipelines or train models: tests using them are end to end (marker ``slow``).
@@ -94,7 +107,12 @@ SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streame
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the end-to-end tests ``slow``: those under ``tests/pipelines/`` and those using a fixture that
-    runs a pipeline or trains. ``make check`` (``pytest -m "not slow"``) runs the rest in seconds."""
+    runs a pipeline or trains. ``make check`` (``pytest -m "not slow"``) runs the rest in seconds.
+
+    Each of them also gets its module as ``xdist_group``: under ``make test``'s workers (``--dist
+    loadgroup``) a module's tests run on one worker, so its module fixtures are built once. Session
+    fixtures are built once per worker (``scenes``, ``chips``: seconds), except the demo (:func:`demo`)."""
     for item in items:
         if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(Path(__file__).parent))))
