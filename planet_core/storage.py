@@ -105,24 +105,26 @@ def glob(pattern: str) -> list[str]:
 
 
 def delete(paths: list[str]) -> None:
-    if paths:
-        _fs().delete(paths)
+    """Delete files (a local folder with everything below it). Every path is tried; then one that could not
+    be deleted (missing, not permitted) is an error naming it, as Beam's filesystems do for ``gs://``."""
+    failed = []
+    for path in filter(_local, paths):
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+        except OSError as error:
+            failed.append(f"{path}: {error.strerror or error}")
+    remote = [path for path in paths if not _local(path)]
+    if remote:
+        _fs().delete(remote)
+    if failed:
+        raise OSError(f"could not delete {len(failed)} of {len(paths)} paths: " + "; ".join(failed))
 
 
 def exists(path: str) -> bool:
     return os.path.exists(path) if _local(path) else _fs().exists(path)
-
-
-def rename(pairs: list[tuple[str, str]]) -> None:
-    """Move files (``(source, destination)`` pairs); the destination's folder is made. Local renames are
-    atomic; on Cloud Storage a rename is a copy and a delete."""
-    if not pairs:
-        return
-    for _, destination in pairs:
-        parent = posixpath.dirname(destination)
-        if parent and _local(destination) and not _fs().exists(parent):
-            _fs().mkdirs(parent)
-    _fs().rename([s for s, _ in pairs], [d for _, d in pairs])
 
 
 def modified(pattern: str) -> list[tuple[str, float]]:

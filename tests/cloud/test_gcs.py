@@ -33,10 +33,10 @@ def test_the_storage_layer_on_cloud_storage(gcs):
     base = f"gs://{gcs.bucket}/layer"
     storage.write_text(f"{base}/a.txt", "one")
     assert storage.read_text(f"{base}/a.txt") == "one" and storage.exists(f"{base}/a.txt")
-    storage.rename([(f"{base}/a.txt", f"{base}/b.txt")])
-    assert storage.glob(f"{base}/*.txt") == [f"{base}/b.txt"] and not storage.exists(f"{base}/a.txt")
-    assert [path for path, _ in storage.modified(f"{base}/*")] == [f"{base}/b.txt"]
-    storage.delete([f"{base}/b.txt"])
+    storage.write_text(f"{base}/b.txt", "two")
+    assert storage.glob(f"{base}/*.txt") == [f"{base}/a.txt", f"{base}/b.txt"]
+    assert [path for path, _ in storage.modified(f"{base}/*")] == [f"{base}/a.txt", f"{base}/b.txt"]
+    storage.delete([f"{base}/a.txt", f"{base}/b.txt"])
     assert gcs.names("layer/") == []
 
 
