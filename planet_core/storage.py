@@ -1,8 +1,9 @@
-"""File operations on local paths and ``gs://`` URIs, through Beam's ``FileSystems``: the one storage layer.
+"""File operations on local paths and ``gs://`` URIs: the one storage layer. Local paths are read, written,
+tested and deleted here directly; every other path (and any glob) through Beam's ``FileSystems``.
 
 Everything that reads or writes a path a user gives (scenes lists, AOIs, regions, the Kaggle CSV and
 images, bundles, chip manifests, scans, reports) goes through here, so every such flag takes local paths
-and ``gs://`` alike. Beam resolves the scheme, so the same call works on a laptop and on Dataflow
+and ``gs://`` alike. Beam resolves the other schemes, so the same call works on a laptop and on Dataflow
 workers. Engines that must use their own IO say why where they do (GDAL's ``/vsigs/`` for rasters,
 ``tf.data`` for TFRecords, pyarrow and DuckDB for Parquet). Beam is imported inside each function:
 command-line help must not pay for it.
