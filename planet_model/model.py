@@ -228,7 +228,8 @@ def _small_resnet(x, l2: float):  # noqa: ANN001, ANN202
 
 
 def base_model(model: keras.Model) -> keras.Model | None:
-    """The Keras application sub-model of a built model, or ``None`` for the simple CNN."""
+    """The Keras application sub-model of a built model, or ``None`` for the CNNs built here (simple_cnn,
+    small_resnet)."""
     return next((layer for layer in model.layers if isinstance(layer, keras.Model)), None)
 
 
