@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/report_scale.py
 	$(BIN)/python benchmarks/recipe_options.py
 	$(BIN)/python benchmarks/tta.py
+	$(BIN)/python benchmarks/kaggle_real.py --recipe kaggle-32
 	$(BIN)/python benchmarks/delineation.py
 
 # Mutation score of the pure modules (setup.cfg [mutmut]); not part of `make test`.
