@@ -69,7 +69,7 @@ def score(path: Path, held_out_chips: Path, trained: list[set[str]]) -> None:
     cut = np.array([meta.thresholds[name] for name in LABELS])
     _, best = thresholds.search(y, probabilities)
     print(f"\n{meta.arch}{' with test-time augmentation' if meta.tta else ''}: {len(y)} held-out chips, "
-          f"{len(trained)} trained on (the recipe's validation split among them)")
+          f"{len(trained)} trained on (the training run's validation split among them)")
     print(f"mean F2: at 0.5 {metrics.mean_f2(y, probabilities >= 0.5):.4f}; at the bundle's thresholds "
           f"{metrics.mean_f2(y, thresholds.apply(probabilities, cut)):.4f}; searched on these chips {best:.4f}")
     for decoding in thresholds.WEATHER_DECODINGS:
@@ -90,7 +90,8 @@ def main() -> None:
     logs.configure()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", help="where to unpack, chip and train (default: a temporary folder)")
-    p.add_argument("--recipe", help="train with this --recipe (then --epochs and --arch are the recipe's)")
+    p.add_argument("--recipe",
+                   help="train with this --recipe (then --epochs, --arch and --batch_size are the recipe's)")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--arch", default="simple_cnn")
     p.add_argument("--batch_size", type=int, default=128)

@@ -124,4 +124,3 @@ def test_features_are_the_bytes_protobuf_itself_writes(values):
     if not any(isinstance(v, float) for v in values):
         expected = tf.train.Feature(int64_list=tf.train.Int64List(value=values)).SerializeToString()
         assert b"".join(records._int64_feature(values)) == expected
-
