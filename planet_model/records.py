@@ -89,13 +89,13 @@ def encode(chip: Chip) -> bytes:
 
     The protobuf wire format is written directly (it is five small messages), so chipping workers
     need no TensorFlow: importing it costs seconds per worker and nothing here needs its kernels.
-    Each message is a list of pieces until the end, so the image's bytes are copied once, into the
-    result. Readers parse the bytes with ``tf.train.Example`` or ``tf.io.parse_single_example`` as usual.
+    The small features are built as bytes; the image's bytes are copied once, into the result, after
+    headers that say their length.
     """
     image = np.ascontiguousarray(chip.image, dtype=chip.image.dtype.newbyteorder("<"))
+    raw = memoryview(image).cast("B")
     labels = [] if chip.labels is None else chip.labels
-    features = [
-        ("image/raw", _bytes_feature([memoryview(image).cast("B")])),
+    small = b"".join(_entry(key, feature) for key, feature in (
         ("image/shape", _int64_feature(image.shape)),
         ("image/dtype", _bytes_feature([str(chip.image.dtype).encode()])),
         ("image/bands", _bytes_feature([b.encode() for b in chip.bands])),
@@ -108,14 +108,18 @@ def encode(chip: Chip) -> bytes:
         ("tile/gsd_m", _float_feature([chip.gsd_m or 0.0])),
         ("image/product", _bytes_feature([chip.product.encode()])),
         ("labels/multi_hot", _int64_feature(labels)),
-    ]
-    entries = [piece for key, value in features for piece in _field(1, [*_field(1, [key.encode()]), *_field(2, value)])]
-    return b"".join(_field(1, entries))  # Example.features
+    ))
+    # The image's map entry, Features.feature {key: "image/raw", value: Feature.bytes_list.value[0]}:
+    # its headers, innermost first, each after the size of what it holds.
+    value = _header(1, len(raw))
+    bytes_list = _header(1, len(value) + len(raw))
+    feature = _header(2, len(bytes_list) + len(value) + len(raw))
+    inner = _RAW_KEY + feature + bytes_list + value
+    entry = _header(1, len(inner) + len(raw)) + inner
+    return b"".join([_header(1, len(entry) + len(raw) + len(small)), entry, raw, small])  # Example.features
 
 
-# Protobuf wire format of tensorflow/core/example/{example,feature}.proto. A message is a list of pieces
-# (bytes-like) whose lengths add up to its size.
-Pieces = list[bytes | memoryview]
+# Protobuf wire format of tensorflow/core/example/{example,feature}.proto.
 
 
 def _varint(value: int) -> bytes:
@@ -136,23 +140,35 @@ def _varint(value: int) -> bytes:
 _ONE_BYTE = [bytes([value]) for value in range(128)]
 
 
-def _field(number: int, payload: Pieces) -> Pieces:
-    """A length-delimited field (wire type 2)."""
-    return [_varint(number << 3 | 2) + _varint(sum(len(piece) for piece in payload)), *payload]
+def _header(number: int, size: int) -> bytes:
+    """The tag and length of a length-delimited field (wire type 2) of ``size`` bytes."""
+    return _varint(number << 3 | 2) + _varint(size)
 
 
-def _bytes_feature(values: Pieces) -> Pieces:
-    return _field(1, [piece for v in values for piece in _field(1, [v])])  # Feature.bytes_list
+def _field(number: int, payload: bytes) -> bytes:
+    return _header(number, len(payload)) + payload
 
 
-def _float_feature(values: Any) -> Pieces:
+def _entry(key: str, feature: bytes) -> bytes:
+    """One entry of the ``Features.feature`` map."""
+    return _field(1, _field(1, key.encode()) + _field(2, feature))
+
+
+_RAW_KEY = _field(1, b"image/raw")
+
+
+def _bytes_feature(values: list[bytes]) -> bytes:
+    return _field(1, b"".join(_field(1, v) for v in values))  # Feature.bytes_list
+
+
+def _float_feature(values: Any) -> bytes:
     packed = np.asarray(list(values), dtype="<f4").tobytes()
-    return _field(2, _field(1, [packed]) if packed else [])  # Feature.float_list, packed
+    return _field(2, _field(1, packed) if packed else b"")  # Feature.float_list, packed
 
 
-def _int64_feature(values: Any) -> Pieces:
+def _int64_feature(values: Any) -> bytes:
     packed = b"".join(_varint(int(v)) for v in values)
-    return _field(3, _field(1, [packed]) if packed else [])  # Feature.int64_list, packed
+    return _field(3, _field(1, packed) if packed else b"")  # Feature.int64_list, packed
 
 
 def decode(data: bytes) -> Chip:

@@ -42,6 +42,7 @@ class TileSpec:
     utm_zone: str | None = None  # UTM grid: e.g. "21S"; None: the zone of each AOI's (or scene's) centre
     min_valid_fraction: float = 0.5
     tiles_per_task: int = 64  # tiles read together from one open scene
+    read_threads: int = 2  # threads reading a task's tiles, each through its own open copy of the scene
     skip_cloudier_than: float | None = None  # skip tiles whose cloud mask says less is clear (chips); None: keep all
 
     def __post_init__(self) -> None:
@@ -51,14 +52,19 @@ class TileSpec:
             raise ValueError(f"--tile_size {self.tile_size}: must be a positive number of pixels")
         if not 0 <= self.min_valid_fraction <= 1:
             raise ValueError(f"--min_valid_fraction {self.min_valid_fraction}: must be between 0 and 1")
-        if self.tiles_per_task <= 0:
-            raise ValueError(f"--tiles_per_task {self.tiles_per_task}: must be positive")
+        for flag, count in (("--tiles_per_task", self.tiles_per_task), ("--read_threads", self.read_threads)):
+            if count <= 0:
+                raise ValueError(f"{flag} {count}: must be positive")
         if self.skip_cloudier_than is not None and not 0 <= self.skip_cloudier_than <= 1:
             raise ValueError(f"--skip_cloudier_than {self.skip_cloudier_than}: must be between 0 and 1")
         if self.zoom is not None and self.grid != WEB_MERCATOR_QUAD:
             raise ValueError(f"--zoom applies to --grid WebMercatorQuad, not to the {self.grid} grid")
         if (self.cell_size is not None or self.utm_zone is not None) and self.grid != UTM:
             raise ValueError(f"--cell_size and --utm_zone apply to --grid UTM, not to the {self.grid} grid")
+        self._check_grid()
+
+    def _check_grid(self) -> None:
+        """What the UTM and WebMercatorQuad grids need besides their name."""
         if self.grid == UTM:
             if not self.cell_size or self.cell_size <= 0:
                 raise ValueError("--grid UTM needs --cell_size, the ground pixel in metres (e.g. 3)")
@@ -125,6 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser, grid_default: str, tile_size:
     group.add_argument("--min_valid_fraction", type=float, default=0.5,
                        help="skip tiles with less valid (non-nodata) area than this")
     group.add_argument("--tiles_per_task", type=int, default=64, help="tiles read together from one open scene")
+    group.add_argument("--read_threads", type=int, default=2,
+                       help="threads reading a task's tiles at once, each through its own open copy of the scene "
+                            "(GDAL decodes in parallel; default 2)")
 
 
 def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: int | None = None,
@@ -137,4 +146,4 @@ def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: i
                     cell_size=(args.cell_size or cell_size) if args.grid == UTM else args.cell_size,
                     utm_zone=args.utm_zone or (utm_zone if args.grid == UTM else None),
                     min_valid_fraction=args.min_valid_fraction, tiles_per_task=args.tiles_per_task,
-                    skip_cloudier_than=getattr(args, "skip_cloudier_than", None))
+                    read_threads=args.read_threads, skip_cloudier_than=getattr(args, "skip_cloudier_than", None))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import math
 import os
 import posixpath
@@ -197,6 +198,7 @@ class SceneReader:
     def __init__(self, item: SceneItem, band_order: Sequence[str] | None = None,
                  bands: Sequence[str] | None = None, cloud_mask: str = masks.NONE) -> None:
         self.item = item
+        self._opened_with = (band_order, bands, cloud_mask)
         try:
             self._src = rasterio.open(band_vrt(item) if item.band_files else item.uri)
         except rasterio.errors.RasterioIOError as error:
@@ -286,18 +288,28 @@ class SceneReader:
         """Ground sample distance in metres at the scene's centre (geodesic, so right in any CRS)."""
         return ground_pixel_m(self._src.crs, self.transform, self._src.width / 2, self._src.height / 2)
 
-    def read_tiles(self, tiles: Sequence[Tile], fractions: bool = True) -> Iterator[TileRead]:
+    def read_tiles(self, tiles: Sequence[Tile], fractions: bool = True, threads: int = 1) -> Iterator[TileRead]:
         """A :class:`TileRead` per tile, in order; a failed read has ``error`` set.
 
         Tiles aligned to the scene's own pixels are read directly; the rest from one WarpedVRT covering
         all of ``tiles`` (which must share CRS and resolution, as tiles of one grid zoom do). The cloud mask,
         when there is one and ``fractions`` asks for its fractions, is read through the same windows or an
-        identical VRT with nearest neighbour. Each tile is read while the caller works on the one before
-        (:func:`_read_ahead`).
+        identical VRT with nearest neighbour. Tiles are read while the caller works on the ones before
+        (:func:`_read_ahead`): by ``threads`` threads taking turns, each through its own open copy of the
+        scene (a GDAL dataset serves one thread at a time), so that as many tiles are decoded at once.
         """
         if not tiles:
             return iter(())
-        return _read_ahead(self._read_tiles(tiles, fractions))
+        copies = []
+        for _ in range(min(threads, len(tiles)) - 1):
+            try:
+                copies.append(SceneReader(self.item, *self._opened_with))
+            except SceneError:
+                break  # fewer threads read; if the scene is gone since, its reads fail tile by tile
+        readers = [self, *copies]
+        lanes = [reader._read_tiles(tiles[i::len(readers)], fractions)  # noqa: SLF001 - its own copies
+                 for i, reader in enumerate(readers)]
+        return _read_ahead(lanes, closing=copies)
 
     def _read_tiles(self, tiles: Sequence[Tile], fractions: bool) -> Iterator[TileRead]:
         use_mask = self.mask is not None and fractions
@@ -468,23 +480,32 @@ class SceneReader:
         return dataset.dataset_mask(window=window) > 0
 
 
-def _read_ahead(reads: Iterator[TileRead], depth: int = READ_AHEAD) -> Iterator[TileRead]:
-    """``reads``, made on a helper thread up to ``depth`` ahead of the caller. GDAL lets go of Python's lock
-    while it reads, so reads go on while the caller encodes and writes chips or the model labels a batch
-    (which takes as long as reading it: a scan would otherwise read, then predict, then read). Only the
-    helper thread touches the datasets until ``reads`` is closed, after its last read has finished."""
+def _read_ahead(lanes: Sequence[Iterator[TileRead]], depth: int = READ_AHEAD,
+                closing: Sequence[SceneReader] = ()) -> Iterator[TileRead]:
+    """The reads of ``lanes`` taken in turn (the first of each, then the second of each, ...), each lane
+    read by its own helper thread up to ``depth`` reads ahead of the caller in all. GDAL lets go of Python's
+    lock while it reads, so reads go on while the caller encodes and writes chips or the model labels a batch
+    (which takes as long as reading it: a scan would otherwise read, then predict, then read), and lanes
+    read at once. Only a lane's thread touches its datasets until the reads are closed, after every lane's
+    last read has finished; then ``closing`` (the readers only lanes use) are closed."""
     done = object()
-    pool = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
-    pending = deque(pool.submit(next, reads, done) for _ in range(depth))
+    pools = [ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead-{i}") for i in range(len(lanes))]
+    turns = itertools.cycle(zip(pools, lanes))
+    pending = deque(pool.submit(next, lane, done) for pool, lane in itertools.islice(turns, depth))
     try:
         while (read := pending.popleft().result()) is not done:
-            pending.append(pool.submit(next, reads, done))
+            pool, lane = next(turns)
+            pending.append(pool.submit(next, lane, done))
             yield read
     finally:
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=True)
-        reads.close()
+        for pool in pools:
+            pool.shutdown(wait=True)
+        for lane in lanes:
+            lane.close()
+        for reader in closing:
+            reader.close()
 
 
 def _holds_data(pixels: np.ndarray, nodata: float) -> np.ndarray:

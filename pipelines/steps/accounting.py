@@ -77,10 +77,10 @@ class SummarizeFn(beam.CombineFn):
 
 def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], Any], min_valid_fraction: float,
                  keep: Callable[[Any, Any], Iterable], skip_cloudier_than: float | None = None,
-                 fractions: bool = True) -> Iterator:
+                 fractions: bool = True, threads: int = 1) -> Iterator:
     """Read a block of tiles of one scene; tiles that fail, hold too little data or (with
     ``skip_cloudier_than``) have a larger share that their cloud mask does not call clear become outcomes.
-    Without ``fractions`` (and ``skip_cloudier_than``) the cloud mask is not read.
+    Without ``fractions`` (and ``skip_cloudier_than``) the cloud mask is not read; ``threads`` read at once.
 
     Yields what ``keep(reader, read)`` yields for each kept tile (``read`` a
     :class:`~pipelines.sources.reader.TileRead`) and a ``TaggedOutput(OUTCOMES, outcome)`` for each other one.
@@ -93,7 +93,7 @@ def screen_tiles(source: Any, tiles: Sequence[Any], open_reader: Callable[[], An
                                                         f"read: {error}"))
         return
     with reader:
-        for read in reader.read_tiles(tiles, fractions or skip_cloudier_than is not None):
+        for read in reader.read_tiles(tiles, fractions or skip_cloudier_than is not None, threads):
             tile = read.tile
             if read.error is not None:
                 yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(FAILED, source.scene_id, source.uri, tile.tile_id,

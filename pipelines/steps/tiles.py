@@ -109,7 +109,8 @@ class ReadTiles(beam.DoFn):
                             task.acquired or reader.acquired, reader.product, read.mask, read.mask_error)
 
         yield from screen_tiles(task.source, task.tiles, lambda: self.read.open(task.source),
-                                self.spec.min_valid_fraction, keep, self.spec.skip_cloudier_than, self.fractions)
+                                self.spec.min_valid_fraction, keep, self.spec.skip_cloudier_than, self.fractions,
+                                self.spec.read_threads)
 
 
 class Tiles(beam.PTransform):

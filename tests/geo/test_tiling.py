@@ -11,6 +11,7 @@ from tests.conftest import RASTERS
     ({"tile_size": 0}, "--tile_size 0"),
     ({"min_valid_fraction": 1.5}, "--min_valid_fraction"),
     ({"tiles_per_task": 0}, "--tiles_per_task"),
+    ({"read_threads": 0}, "--read_threads 0"),
     ({"grid": "WebMercatorQuad"}, "needs --zoom"),
     ({"grid": "WebMercatorQuad", "zoom": 30}, "--zoom 30"),
     ({"grid": "WebMercatorQuad", "zoom": 15, "tile_size": 128}, "WebMercatorQuad tiles are 256 px"),

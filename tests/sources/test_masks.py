@@ -53,12 +53,13 @@ def oracle(udm2_path, scene_path, window):
                 haze=share((flags[3] == 1) | (flags[4] == 1)))
 
 
-def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene, threads):
     source = SceneItem(str(real_scene), "20151119_025740_0c74_3B_AnalyticMS_clip")
     spec = TileSpec(min_valid_fraction=0.0)
     with AUTO.open(source) as reader:
         assert reader.mask is not None and reader.mask.uri.endswith(REAL_UDM2.name)
-        reads = list(reader.read_tiles(spec.tiles(reader.grid)))
+        reads = list(reader.read_tiles(spec.tiles(reader.grid), threads=threads))
     assert len(reads) == 7 * 6
     hazy = 0
     for read in reads:
@@ -73,11 +74,12 @@ def test_real_udm2_is_found_beside_its_scene_and_read_per_tile(real_scene):
     assert hazy >= 1 and min(r.mask.clear for r in reads) < 0.9  # the real mask has haze and blackfill
 
 
-def test_a_warped_grid_reads_the_mask_by_nearest_neighbour_like_gdal_reproject(real_scene):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_warped_grid_reads_the_mask_by_nearest_neighbour_like_gdal_reproject(real_scene, threads):
     source = SceneItem(str(real_scene), "scene")
     spec = TileSpec(grid="WebMercatorQuad", zoom=16, min_valid_fraction=0.0)
     with AUTO.open(source) as reader:
-        reads = [r for r in reader.read_tiles(spec.tiles(reader.grid)) if r.mask is not None]
+        reads = [r for r in reader.read_tiles(spec.tiles(reader.grid), threads=threads) if r.mask is not None]
     with rasterio.open(REAL_UDM2) as udm2, rasterio.open(real_scene) as scene:
         flags, valid_source = udm2.read(), (scene.read(1) > 0).astype(np.uint8)
         crs, transform = udm2.crs, udm2.transform

@@ -267,17 +267,54 @@ def test_reads_ahead_keep_their_order_their_errors_and_their_clean_up():
         finally:
             log.append(("closed", threading.current_thread().name))
 
-    assert list(reader_module._read_ahead(reads(5))) == [0, 1, 2, 3, 4]
+    assert list(reader_module._read_ahead([reads(5)])) == [0, 1, 2, 3, 4]
     assert all(name.startswith("read-ahead") for *_, name in log[:-1])
     log.clear()
     got = []
     with pytest.raises(OSError, match="block 2"):
-        for i in reader_module._read_ahead(reads(5, fail_at=2)):
+        for i in reader_module._read_ahead([reads(5, fail_at=2)]):
             got.append(i)
     assert got == [0, 1]
     log.clear()
-    ahead = reader_module._read_ahead(reads(5))
+    ahead = reader_module._read_ahead([reads(5)])
     assert next(ahead) == 0
     ahead.close()
     made = [e[1] for e in log[:-1]]
     assert log[-1] == ("closed", threading.current_thread().name) and made == list(range(len(made))) and made
+
+
+def test_lanes_are_taken_in_turn_each_on_its_own_thread_and_their_readers_closed_after_them():
+    """Three lanes of uneven length (tiles 0, 3, 6 / 1, 4, 7 / 2, 5) come back as one run in tile order;
+    each lane runs on one thread of its own; the readers given to close are closed once every lane is."""
+    log = []
+
+    def lane(tiles):
+        try:
+            for tile in tiles:
+                log.append((tile, threading.current_thread().name))
+                yield tile
+        finally:
+            log.append(("closed", threading.current_thread().name))
+
+    class Copy:
+        def close(self):
+            log.append(("copy closed", threading.current_thread().name))
+
+    tiles = list(range(8))
+    assert list(reader_module._read_ahead([lane(tiles[i::3]) for i in range(3)], depth=4, closing=[Copy()])) == tiles
+    threads = {tile: name for tile, name in log if isinstance(tile, int)}
+    assert len({threads[i] for i in (0, 3, 6)}) == len({threads[i] for i in (1, 4, 7)}) == 1
+    assert len({threads[0], threads[1], threads[2]}) == 3
+    assert [entry[0] for entry in log[-4:]] == ["closed", "closed", "closed", "copy closed"]
+
+
+def test_threads_read_the_same_tiles_as_one(tmp_path):
+    """A real PlanetScope crop read by 1 and by 3 threads: the same tiles, pixels and fractions, in order."""
+    path = PLANETSCOPE / "1056417_2017-03-08_RE3_3A_Visual_clip.tif"
+    with SceneReader(files.item(str(path))) as reader:
+        tiles = native_tiles(reader, 128)
+        one = list(reader.read_tiles(tiles))
+        three = list(reader.read_tiles(tiles, threads=3))
+    assert len(tiles) > 6 and [r.tile for r in three] == tiles
+    for a, b in zip(one, three):
+        assert np.array_equal(a.image, b.image) and a.valid_fraction == b.valid_fraction and b.error is None
