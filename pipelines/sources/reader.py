@@ -300,16 +300,20 @@ class SceneReader:
         """
         if not tiles:
             return iter(())
-        copies = []
-        for _ in range(min(threads, len(tiles)) - 1):
-            try:
-                copies.append(SceneReader(self.item, *self._opened_with))
-            except SceneError:
-                break  # fewer threads read; if the scene is gone since, its reads fail tile by tile
-        readers = [self, *copies]
-        lanes = [reader._read_tiles(tiles[i::len(readers)], fractions)  # noqa: SLF001 - its own copies
-                 for i, reader in enumerate(readers)]
-        return _read_ahead(lanes, closing=copies)
+        n = min(threads, len(tiles))
+        return _read_ahead([self._read_tiles(tiles[::n], fractions),
+                            *(self._read_copy(tiles[i::n], fractions) for i in range(1, n))])
+
+    def _read_copy(self, tiles: Sequence[Tile], fractions: bool) -> Iterator[TileRead]:
+        """:meth:`_read_tiles` through another open copy of the scene, opened and closed by its reads."""
+        try:
+            copy = SceneReader(self.item, *self._opened_with)
+        except SceneError as error:  # the scene changed or vanished since this one was opened
+            for tile in tiles:
+                yield TileRead(tile, None, 0.0, error)
+            return
+        with copy:
+            yield from copy._read_tiles(tiles, fractions)
 
     def _read_tiles(self, tiles: Sequence[Tile], fractions: bool) -> Iterator[TileRead]:
         use_mask = self.mask is not None and fractions
@@ -480,14 +484,13 @@ class SceneReader:
         return dataset.dataset_mask(window=window) > 0
 
 
-def _read_ahead(lanes: Sequence[Iterator[TileRead]], depth: int = READ_AHEAD,
-                closing: Sequence[SceneReader] = ()) -> Iterator[TileRead]:
+def _read_ahead(lanes: Sequence[Iterator[TileRead]], depth: int = READ_AHEAD) -> Iterator[TileRead]:
     """The reads of ``lanes`` taken in turn (the first of each, then the second of each, ...), each lane
     read by its own helper thread up to ``depth`` reads ahead of the caller in all. GDAL lets go of Python's
     lock while it reads, so reads go on while the caller encodes and writes chips or the model labels a batch
     (which takes as long as reading it: a scan would otherwise read, then predict, then read), and lanes
     read at once. Only a lane's thread touches its datasets until the reads are closed, after every lane's
-    last read has finished; then ``closing`` (the readers only lanes use) are closed."""
+    last read has finished."""
     done = object()
     pools = [ThreadPoolExecutor(1, thread_name_prefix=f"read-ahead-{i}") for i in range(len(lanes))]
     turns = itertools.cycle(zip(pools, lanes))
@@ -504,8 +507,6 @@ def _read_ahead(lanes: Sequence[Iterator[TileRead]], depth: int = READ_AHEAD,
             pool.shutdown(wait=True)
         for lane in lanes:
             lane.close()
-        for reader in closing:
-            reader.close()
 
 
 def _holds_data(pixels: np.ndarray, nodata: float) -> np.ndarray:

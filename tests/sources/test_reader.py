@@ -283,9 +283,9 @@ def test_reads_ahead_keep_their_order_their_errors_and_their_clean_up():
     assert log[-1] == ("closed", threading.current_thread().name) and made == list(range(len(made))) and made
 
 
-def test_lanes_are_taken_in_turn_each_on_its_own_thread_and_their_readers_closed_after_them():
+def test_lanes_are_taken_in_turn_each_on_its_own_thread_and_all_closed_at_the_end():
     """Three lanes of uneven length (tiles 0, 3, 6 / 1, 4, 7 / 2, 5) come back as one run in tile order;
-    each lane runs on one thread of its own; the readers given to close are closed once every lane is."""
+    each lane runs on one thread of its own, and every lane is closed once they all have finished."""
     log = []
 
     def lane(tiles):
@@ -296,16 +296,12 @@ def test_lanes_are_taken_in_turn_each_on_its_own_thread_and_their_readers_closed
         finally:
             log.append(("closed", threading.current_thread().name))
 
-    class Copy:
-        def close(self):
-            log.append(("copy closed", threading.current_thread().name))
-
     tiles = list(range(8))
-    assert list(reader_module._read_ahead([lane(tiles[i::3]) for i in range(3)], depth=4, closing=[Copy()])) == tiles
+    assert list(reader_module._read_ahead([lane(tiles[i::3]) for i in range(3)], depth=4)) == tiles
     threads = {tile: name for tile, name in log if isinstance(tile, int)}
     assert len({threads[i] for i in (0, 3, 6)}) == len({threads[i] for i in (1, 4, 7)}) == 1
     assert len({threads[0], threads[1], threads[2]}) == 3
-    assert [entry[0] for entry in log[-4:]] == ["closed", "closed", "closed", "copy closed"]
+    assert [entry[0] for entry in log[-3:]] == ["closed"] * 3
 
 
 def test_threads_read_the_same_tiles_as_one(tmp_path):
@@ -318,3 +314,17 @@ def test_threads_read_the_same_tiles_as_one(tmp_path):
     assert len(tiles) > 6 and [r.tile for r in three] == tiles
     for a, b in zip(one, three):
         assert np.array_equal(a.image, b.image) and a.valid_fraction == b.valid_fraction and b.error is None
+
+
+def test_a_scene_gone_before_its_copies_open_fails_their_tiles_one_by_one(tmp_path):
+    """The copies other threads read through are opened when their reads start: a scene deleted after it was
+    opened fails those threads' tiles as reads (counted errors), while the open scene still reads its own."""
+    path = tmp_path / "scene.tif"
+    path.write_bytes((PLANETSCOPE / "1056417_2017-03-08_RE3_3A_Visual_clip.tif").read_bytes())
+    with SceneReader(files.item(str(path))) as reader:
+        tiles = native_tiles(reader, 128)
+        path.unlink()
+        reads = list(reader.read_tiles(tiles, threads=2))
+    assert [r.tile for r in reads] == tiles
+    assert all(r.error is None for r in reads[::2])
+    assert all(isinstance(r.error, SceneError) and "cannot open" in str(r.error) for r in reads[1::2])
