@@ -16,7 +16,7 @@ stage's learning rate decays to 0 along a half cosine) or ``plateau`` (halved af
 better validation loss), and ``--label_smoothing`` (targets pulled towards 0.5 by that much).
 
 ``--recipe kaggle-32`` trains the recipe measured on the competition's real chips as 32-px thumbnails
-(``benchmarks/kaggle_real.py``): ``--arch small_resnet`` from scratch, 32 epochs of a cosine-decayed Adam,
+(``benchmarks/kaggle_real.py``): ``--arch small_resnet`` from scratch, 28 epochs of a cosine-decayed Adam,
 15 % of the chips for validation and the threshold search. A flag given beside a recipe wins.
 
 Each epoch is checkpointed (Keras ``BackupAndRestore`` under ``--workdir``); ``--resume`` continues an
