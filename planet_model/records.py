@@ -90,7 +90,8 @@ def encode(chip: Chip) -> bytes:
     The protobuf wire format is written directly (it is five small messages), so chipping workers
     need no TensorFlow: importing it costs seconds per worker and nothing here needs its kernels.
     The small features are built as bytes; the image's bytes are copied once, into the result, after
-    headers that say their length.
+    headers that say their length. Readers parse it with ``tf.train.Example`` or
+    ``tf.io.parse_single_example`` as usual.
     """
     image = np.ascontiguousarray(chip.image, dtype=chip.image.dtype.newbyteorder("<"))
     raw = memoryview(image).cast("B")
