@@ -59,7 +59,9 @@ def landsat_folder(tmp_path):
     (("blue", "green", "red", "nir"), False),  # roles from asset keys
     (("B02", "B03", "B04", "B08"), False),  # Sentinel-2's keys
 ])
-def test_band_per_file_item_reads_as_one_scene_with_the_band_files_pixels(landsat_folder, keys, common_names):
+@pytest.mark.parametrize("threads", [1, 3])  # 3: two more copies of the band VRT, each read on its own thread
+def test_band_per_file_item_reads_as_one_scene_with_the_band_files_pixels(landsat_folder, keys, common_names,
+                                                                        threads):
     path = write_collection(landsat_folder, landsat_item(keys=keys, common_names=common_names))
     [source] = stac.StacItems(str(path)).discover()
     assert [role for role, _ in source.band_files] == ["red", "green", "blue", "nir"]
@@ -67,7 +69,7 @@ def test_band_per_file_item_reads_as_one_scene_with_the_band_files_pixels(landsa
     spec = TileSpec(min_valid_fraction=0.0)
     with ReadOptions().open(source) as reader:
         assert reader.bands == ("red", "green", "blue", "nir") and reader.shape == (603, 627)
-        reads = list(reader.read_tiles(spec.tiles(reader.grid)))
+        reads = list(reader.read_tiles(spec.tiles(reader.grid), threads=threads))
     assert len(reads) == 9
     bands = {role: rasterio.open(LANDSAT / f"l8_{band}.tif") for band, role in
              zip(LANDSAT_BANDS, ("blue", "green", "red", "nir"))}
