@@ -304,7 +304,7 @@ def test_lanes_are_taken_in_turn_each_on_its_own_thread_and_all_closed_at_the_en
     assert [entry[0] for entry in log[-3:]] == ["closed"] * 3
 
 
-def test_threads_read_the_same_tiles_as_one(tmp_path):
+def test_threads_read_the_same_tiles_as_one():
     """A real PlanetScope crop read by 1 and by 3 threads: the same tiles, pixels and fractions, in order."""
     path = PLANETSCOPE / "1056417_2017-03-08_RE3_3A_Visual_clip.tif"
     with SceneReader(files.item(str(path))) as reader:
