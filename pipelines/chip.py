@@ -117,9 +117,22 @@ class ReadKaggleChips(beam.DoFn):
             yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(WRITTEN, name, uri, name))
 
 
+#: Flags that say how scenes are found, read, cut and labelled: none of them touches the Kaggle data set,
+#: whose chips are its images as they are, labelled by its CSV.
+SCENE_ONLY = ("acquired", "product", "band_order", "cloud_mask", "labels", "aoi", "min_label_coverage",
+              "skip_cloudier_than", "grid", "zoom", "cell_size", "utm_zone", "tile_size", "min_valid_fraction",
+              "read_threads")
+
+
 def check_args(args: argparse.Namespace) -> tuple[tiling.TileSpec, ReadOptions, KaggleSet | None]:
     """Refuse contradictory inputs before any work; return the tile spec, the read options and the
     Kaggle folders (``None``: scenes)."""
+    if args.kaggle_csv or args.kaggle_images:
+        defaults = build_parser()
+        given = [name for name in SCENE_ONLY if getattr(args, name) != defaults.get_default(name)]
+        if given:
+            raise UserError(f"--{given[0]} applies to scenes, not to the Kaggle data set (--kaggle_csv, "
+                            "--kaggle_images: its chips are its images as they are, labelled by its CSV)")
     kaggle_set = sources.kaggle_of(args)
     if kaggle_set is None and not (args.scenes or args.stac):
         raise UserError("no input: give --scenes, --stac, or --kaggle_csv with --kaggle_images")

@@ -91,6 +91,13 @@ def test_judging_flags_outside_0_to_1_are_refused(tmp_path, monkeypatch, capsys,
     (["chip", "--scenes", "nothing-*.tif", "--output", "out"], "--scenes: no scene matches 'nothing-*.tif'"),
     (["chip", "--stac", "items.json", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out"],
      "give either scenes (--scenes/--stac) or the Kaggle data set, not both"),
+    (["chip", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out", "--tile_size", "128"],
+     "--tile_size applies to scenes, not to the Kaggle data set (--kaggle_csv, --kaggle_images: its chips are "
+     "its images as they are, labelled by its CSV)"),
+    (["chip", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out", "--labels", "truth.geojson"],
+     "--labels applies to scenes, not to the Kaggle data set"),
+    (["chip", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out", "--read_threads", "4"],
+     "--read_threads applies to scenes, not to the Kaggle data set"),
     (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--scenes", "s.tif"],
      "--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they cannot go with "
      "both --no_images and --no_clearings unless --imagery"),
