@@ -124,12 +124,12 @@ SCENE_ONLY = ("acquired", "product", "band_order", "cloud_mask", "labels", "aoi"
               "read_threads")
 
 
-def check_args(args: argparse.Namespace) -> tuple[tiling.TileSpec, ReadOptions, KaggleSet | None]:
-    """Refuse contradictory inputs before any work; return the tile spec, the read options and the
-    Kaggle folders (``None``: scenes)."""
+def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser,
+               ) -> tuple[tiling.TileSpec, ReadOptions, KaggleSet | None]:
+    """Refuse contradictory inputs (``args``, parsed by ``parser``) before any work; return the tile spec,
+    the read options and the Kaggle folders (``None``: scenes)."""
     if args.kaggle_csv or args.kaggle_images:
-        defaults = build_parser()
-        given = [name for name in SCENE_ONLY if getattr(args, name) != defaults.get_default(name)]
+        given = [name for name in SCENE_ONLY if getattr(args, name) != parser.get_default(name)]
         if given:
             raise UserError(f"--{given[0]} applies to scenes, not to the Kaggle data set (--kaggle_csv, "
                             "--kaggle_images: its chips are its images as they are, labelled by its CSV)")
@@ -173,8 +173,9 @@ def check_output(output: str, overwrite: bool) -> None:
 
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> dict:
     """Run the chipping pipeline and return the chip set's new manifest."""
-    args, beam_args = parse(build_parser(), argv)
-    spec, read, kaggle_set = check_args(args)
+    parser = build_parser()
+    args, beam_args = parse(parser, argv)
+    spec, read, kaggle_set = check_args(args, parser)
     check_output(args.output, args.overwrite)
     storage.check_writable(args.output)
     region = aoi_of(args)
