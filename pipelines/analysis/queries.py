@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import re
 import sys
@@ -23,7 +24,10 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot
+from sqlglot import exp
 
 from pipelines.analysis import rules
 from pipelines.store import catalog, scans
@@ -54,7 +58,46 @@ def sql(name: str) -> str:
 
 
 def to_duckdb(name: str) -> str:
-    return ";\n".join(sqlglot.transpile(sql(name), read="bigquery", write="duckdb"))
+    """Query (or view) ``name`` in DuckDB's dialect, with BigQuery's filters over an array
+    (:func:`_as_list_filter`) rewritten as DuckDB list functions."""
+    return ";\n".join(statement.transform(_as_list_filter).sql(dialect="duckdb")
+                       for statement in sqlglot.parse(sql(name), read="bigquery"))
+
+
+def _as_list_filter(node: exp.Expression) -> exp.Expression:
+    """BigQuery filters an array with a subquery over its elements: ``ARRAY(SELECT x FROM UNNEST(a) AS x
+    [WITH OFFSET AS i] WHERE c [ORDER BY i])`` and ``EXISTS(SELECT 1 FROM UNNEST(a) AS x WHERE c)``.
+    DuckDB runs such a subquery once per row, as a join: the observations view's two took four fifths of
+    its time (5.9 against 1.2 s for 939,000 rows materialized). The same filters as
+    ``list_filter(a, lambda x: c)`` (which keeps the elements' order) and a non-empty test of it run as one
+    vectorised function. Any other subquery is left as it is."""
+    inner = node.this if isinstance(node, exp.Exists) else node.expressions[0] if (
+        isinstance(node, exp.Array) and len(node.expressions) == 1) else None
+    if not isinstance(inner, exp.Select) or not isinstance(inner.args.get("from_"), exp.From):
+        return node
+    unnest, where = inner.args["from_"].this, inner.args.get("where")
+    if (not isinstance(unnest, exp.Unnest) or len(unnest.expressions) != 1 or where is None
+            or not unnest.args.get("alias") or len(unnest.args["alias"].columns) != 1
+            or any(inner.args.get(part) for part in ("joins", "group", "having", "qualify", "limit", "distinct"))):
+        return node
+    element, offset = unnest.args["alias"].columns[0].name, unnest.args.get("offset")
+    order = inner.args.get("order")
+    by_offset = isinstance(offset, exp.Identifier) and order is not None and [
+        o.this.name for o in order.expressions if not o.args.get("desc")] == [offset.name]
+    if (any(c.name != element for c in where.this.find_all(exp.Column))
+            or (order is not None and not by_offset)):
+        return node
+    if isinstance(node, exp.Array) and not (
+            len(inner.expressions) == 1 and isinstance(inner.expressions[0], exp.Column)
+            and inner.expressions[0].name == element):
+        return node
+    array = exp.Coalesce(this=unnest.expressions[0].copy(), expressions=[exp.Array(expressions=[])])
+    kept = exp.ArrayFilter(this=array, expression=exp.Lambda(this=where.this.copy(),
+                                                             expressions=[exp.to_identifier(element)]))
+    if isinstance(node, exp.Exists):
+        return exp.Paren(this=exp.GT(this=exp.Anonymous(this="len", expressions=[kept]),
+                                     expression=exp.Literal.number(0)))
+    return kept
 
 
 def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,9 +158,10 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
             memory_limit: str | None = None, spill: str | None = None):
     """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` the rows of
     ``snapshot``, ``planet_tiles.events`` over an ``events.parquet`` when given, and the views.
-    ``materialize`` makes the views tables, computed once for a caller (the report) that runs several
-    queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in memory whatever the number
-    of rows: beyond it DuckDB spills to the folder ``spill`` (:func:`spill_folder`).
+    ``materialize`` makes the views tables of the columns the queries read (:func:`_materialize`), computed
+    once for a caller (the report) that runs several queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``)
+    bounds what DuckDB holds in memory whatever the number of rows: beyond it DuckDB spills to the folder
+    ``spill`` (:func:`spill_folder`).
 
     Local data files are read by DuckDB itself (projection and filters pushed into the Parquet reader);
     remote ones, or a snapshot with row-level deletes another engine wrote, through pyiceberg's reader."""
@@ -146,9 +190,31 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
     if events is not None:
         con.execute(f"CREATE VIEW {DATASET}.events AS SELECT * FROM read_parquet({_quote(events)})")
     for view in VIEWS:
-        sql = to_duckdb(view)
-        con.execute(sql.replace("CREATE OR REPLACE VIEW", "CREATE OR REPLACE TABLE", 1) if materialize else sql)
+        con.execute(to_duckdb(view))
+        if materialize:
+            _materialize(con, view)
     return con
+
+
+def _materialize(con, view: str) -> None:  # noqa: ANN001 - duckdb connection
+    """Replace ``view`` by a table of its rows, holding only the columns some query names
+    (:func:`_named_columns`): the rest (the other labels' probabilities, the bounding box, the scene's URI,
+    ...) would only be carried through the sort and held, a third of its time (7.7 against 4.9 s for
+    3,756,000 rows under a 1 GB limit)."""
+    table = f"{DATASET}.{view}"
+    columns = [d[0] for d in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
+    kept = [c for c in columns if c in _named_columns()]
+    con.execute(f"CREATE TABLE {table}_rows AS SELECT {', '.join(kept)} FROM {table}")
+    con.execute(f"DROP VIEW {table}")
+    con.execute(f"ALTER TABLE {table}_rows RENAME TO {view}")
+
+
+@functools.cache
+def _named_columns() -> frozenset[str]:
+    """Every column name that some query (not a view) names: among them all that the report's and the
+    map's own SQL reads (``aoi``, ``tile_id``, ``scan_date``, ``lon``, ``lat``, ``area_m2``)."""
+    return frozenset(column.name for name in names() for statement in sqlglot.parse(sql(name), read="bigquery")
+                     for column in statement.find_all(exp.Column))
 
 
 def _quote(text: str) -> str:
@@ -254,9 +320,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     with spill_folder() as spill:
         con = connect(open_snapshot(args), events=args.events, memory_limit=args.memory_limit, spill=spill)
         for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
-            for row in batch.to_pylist():
-                row.pop("geometry", None)
-                print(json.dumps(row, default=str), file=sys.stdout)
+            sys.stdout.write("".join(f"{line}\n" for line in json_lines(batch)))
+
+
+def json_lines(batch: pa.RecordBatch) -> list[str]:
+    """The rows of ``batch`` but their geometry as JSON objects, values JSON has no type for (dates, times)
+    as Python writes them (``str``). Built column by column: such a column's distinct values are written
+    once (a scan date or an acquisition time repeats over thousands of rows), four times faster than
+    ``json.dumps(row, default=str)`` row by row."""
+    names, columns = [], []
+    for name, column in zip(batch.schema.names, batch.columns):
+        if name == "geometry":
+            continue
+        names.append(name)
+        if pa.types.is_temporal(column.type) or pa.types.is_decimal(column.type):
+            encoded = pc.dictionary_encode(column)
+            text = [None if value is None else str(value) for value in encoded.dictionary.to_pylist()]
+            columns.append([None if i is None else text[i] for i in encoded.indices.to_pylist()])
+        else:
+            columns.append(column.to_pylist())
+    encode = json.JSONEncoder(default=str).encode  # str: a date inside a list or a struct
+    return [encode(dict(zip(names, values))) for values in zip(*columns)]
 
 
 if __name__ == "__main__":

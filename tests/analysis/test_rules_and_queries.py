@@ -274,6 +274,26 @@ def test_every_query_is_checked():
                                "zone_alerts"]
 
 
+def test_every_query_reads_the_materialized_observations_as_the_view(constructed):
+    """The report's connection holds the observations as a table of the columns the queries name, without
+    the rest (the other probabilities, the bounding box): every query gives the same rows on it as on the
+    view over all the columns."""
+    params = {"start_date": D1, "end_date": D4}
+    views, tables_ = tables.connect(constructed), tables.connect(constructed, materialize=True)
+    for con in (views, tables_):
+        con.execute("CREATE VIEW planet_tiles.events AS SELECT 'z' AS event_id, DATE '2026-06-15' AS first_detected, "
+                    "[{'name': 'zone', 'area_ha': 1.5, 'cleared_ha': 0.5}] AS zones")
+    for name in queries.names():
+        wanted = {k: v for k, v in params.items() if k in queries.parameters(name)}
+        rows = queries.run(views, name, wanted)
+        assert rows, name
+        # tile_states has no ORDER BY: the rows are compared as a set
+        assert sorted(map(repr, queries.run(tables_, name, wanted))) == sorted(map(repr, rows)), name
+    kept = {d[0] for d in tables_.execute("SELECT * FROM planet_tiles.observations LIMIT 0").description}
+    assert {"p_primary", "bbox", "scene_uri", "valid_fraction"}.isdisjoint(kept)
+    assert {"geometry", "p_agriculture", "labels", "cloud_free", "disturbance", "intact"} <= kept
+
+
 def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, capsys):
     """``planet-tiles query`` prints one JSON line per row, the same rows whatever DuckDB's memory limit, and
     names a memory limit that is not a size."""
@@ -371,3 +391,72 @@ def test_label_areas_and_trends_by_hand(tmp_path):
         assert road[1]["share"] is None and road[1]["share_change"] is None and road[2]["share_change"] is None
         assert road[0]["share"] == pytest.approx(km2(2) / km2(1, 2, 3), rel=rel)
         assert road[2]["share"] == pytest.approx(1.0, rel=rel)
+
+
+def test_array_filters_run_as_list_functions_with_the_subqueries_results():
+    """The observations view's filters over ``labels`` run in DuckDB as list functions, and give what
+    BigQuery's subqueries (as sqlglot writes them for DuckDB, unrewritten) give: order kept, repeats kept,
+    empty and NULL label lists."""
+    import duckdb
+    import sqlglot
+
+    bigquery = queries.sql("observations")
+    assert "UNNEST" not in queries.to_duckdb("observations")
+    plain = ";".join(sqlglot.transpile(bigquery, read="bigquery", write="duckdb"))
+    cases = [["clear", "primary"], ["road", "primary", "agriculture"], ["agriculture", "road", "agriculture"],
+             [], None, ["cloudy"], ["clear", "primary", "water"], ["haze", "slash_burn", "artisinal_mine"]]
+    results = []
+    for text in (plain, queries.to_duckdb("observations")):
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA planet_tiles")
+        con.execute("CREATE TABLE planet_tiles.tile_labels (aoi VARCHAR, tile_id VARCHAR, scan_date DATE, "
+                    "labels VARCHAR[], mask_status VARCHAR, clear_fraction FLOAT, valid_fraction FLOAT, "
+                    "acquired TIMESTAMP, scene_id VARCHAR)")
+        con.executemany("INSERT INTO planet_tiles.tile_labels VALUES ('a', ?, DATE '2026-06-01', ?, 'absent', "
+                        "NULL, 1, NULL, 's')", [(f"T{i}", labels) for i, labels in enumerate(cases)])
+        con.execute(text)
+        results.append(con.execute("SELECT tile_id, disturbance, intact, cloud_free FROM planet_tiles.observations "
+                                   "ORDER BY tile_id").fetchall())
+    assert results[0] == results[1]
+    assert dict((t, d) for t, d, *_ in results[1])["T2"] == ["agriculture", "road", "agriculture"]
+
+
+@pytest.mark.parametrize("subquery", [
+    "ARRAY(SELECT label FROM UNNEST(labels) AS label WHERE label = other)",  # reads a column of the row
+    "ARRAY(SELECT label FROM UNNEST(labels) AS label WITH OFFSET AS i WHERE label = 'a' ORDER BY i DESC)",
+    "ARRAY(SELECT UPPER(label) FROM UNNEST(labels) AS label WHERE label = 'a')",
+    "ARRAY(SELECT other FROM UNNEST(labels) AS label WHERE label = 'a')",
+    "ARRAY(SELECT label FROM UNNEST(labels) AS label WHERE label = 'a' LIMIT 1)",
+    "EXISTS(SELECT 1 FROM UNNEST(labels) AS label, UNNEST(others) AS o WHERE label = o)",
+])
+def test_other_subqueries_over_arrays_are_left_as_they_are(subquery):
+    import sqlglot
+
+    statement = sqlglot.parse_one(f"SELECT {subquery} AS x FROM t", read="bigquery")
+    assert statement.transform(queries._as_list_filter).sql("duckdb") == statement.sql("duckdb")
+
+
+def test_the_query_command_writes_each_row_as_json_dumps_would():
+    """``query`` builds its lines column by column; each is the text ``json.dumps(row, default=str)`` writes
+    (the geometry left out): dates, times with a zone and without, nulls, lists, a date inside a struct."""
+    import json
+
+    import pyarrow as pa
+
+    when = dt.datetime(2026, 6, 1, 13, 30, tzinfo=dt.timezone.utc)
+    batch = pa.RecordBatch.from_pydict({
+        "alert_id": ["a", "b", "c", None],
+        "first_detected": pa.array([D1, D2, D1, None], pa.date32()),
+        "acquired": pa.array([when, when, when + dt.timedelta(microseconds=5), None], pa.timestamp("us", tz="UTC")),
+        "local": pa.array([when.replace(tzinfo=None)] * 4, pa.timestamp("ms")),
+        "probability": pa.array([0.93, 0.5, None, 1e-7], pa.float32()),
+        "labels_gained": [["road"], [], None, ["agriculture", "road"]],
+        "zones": pa.array([{"name": "z", "since": D1}, None, {"name": "é", "since": None}, {"name": "q", "since": D2}]),
+        "geometry": [b"\x01", b"\x02", None, b"\x03"],
+        "area_m2": [1.0, 2.5, float("nan"), 3.0],
+    })
+    expected = []
+    for row in batch.to_pylist():
+        row.pop("geometry")
+        expected.append(json.dumps(row, default=str))
+    assert queries.json_lines(batch) == expected
