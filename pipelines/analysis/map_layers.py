@@ -54,6 +54,7 @@ STATES: tuple[tuple[str, str, str], ...] = (
     ("disturbed", "#e07b39", "forest disturbed: agriculture, roads, habitation, bare ground, burns, mines ..."),
 )
 CODES = {name: i + 1 for i, (name, _, _) in enumerate(STATES)}  # 0: no tile
+_STATE_NAMES = pa.array(list(CODES))
 MAX_SIDE = 2048
 PIXELS_PER_TILE = 8
 #: Fewer pixels a tile side than this and a turned tile may hold no pixel centre: drawn by centres instead.
@@ -87,13 +88,15 @@ class AoiMap:
         return float(west), float(south), float(east), float(north)
 
     def png(self, date: dt.date) -> bytes:
+        """Layer ``date`` as a palette PNG at zlib's default level: ``optimize`` took five times as long for a
+        file no smaller (1.45 against 0.29 s, 0.74 against 0.64 MB for three layers of 1121 x 1121)."""
         image = Image.fromarray(self.rasters[date], mode="P")
         palette = [0, 0, 0]
         for _, colour, _ in STATES:
             palette += [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
         image.putpalette(palette)
         buffer = io.BytesIO()
-        image.save(buffer, format="PNG", optimize=True, transparency=0)
+        image.save(buffer, format="PNG", transparency=0)
         return buffer.getvalue()
 
     def layer(self, date: dt.date) -> np.ndarray:
@@ -221,27 +224,28 @@ def build(con, params: Mapping[str, object]) -> dict[str, AoiMap]:  # noqa: ANN0
     reader = queries.batches(con, "tile_states", params, columns=("aoi", "scan_date", "state", "tile_id", "lon",
                                                                   "lat"))
     for batch in reader:
-        aois = batch.column("aoi").to_numpy(zero_copy_only=False)
-        dates = batch.column("scan_date").to_numpy(zero_copy_only=False)
-        codes = np.array([CODES[s] for s in batch.column("state").to_pylist()], np.uint8)
-        for aoi in np.unique(aois):
+        codes = (pc.index_in(batch.column("state"), value_set=_STATE_NAMES).to_numpy() + 1).astype(np.uint8)
+        days = _groups(batch.column("scan_date"))
+        matrices, a, b = _positions(batch.column("tile_id")) if lattices else ([], None, None)
+        for aoi, here in _groups(batch.column("aoi")):
             m = maps[aoi]
-            here = aois == aoi
-            for date in np.unique(dates[here]):
-                same = here & (dates == date)
-                day = date.astype("datetime64[D]").astype(object)  # datetime.date
+            for day, on_day in days:
+                same = here & on_day
+                if not same.any():
+                    continue
                 tally = m.counts.setdefault(day, dict.fromkeys(CODES, 0))
                 for name, n in zip(CODES, np.bincount(codes[same], minlength=len(CODES) + 1)[1:]):
                     tally[name] += int(n)
                 if aoi in lattices:
-                    matrices, a, b = _positions(batch.column("tile_id").filter(pa.array(same)))
-                    for matrix in np.unique(matrices):
+                    for matrix, in_matrix in matrices:
+                        one = same & in_matrix
+                        if not one.any():
+                            continue
                         lattice = lattices[aoi][matrix]
-                        one = matrices == matrix
                         key = (aoi, matrix, day)
                         if key not in states:
                             states[key] = np.zeros(lattice.na * lattice.nb, np.uint8)
-                        np.maximum.at(states[key], lattice.index(a[one], b[one]), codes[same][one])
+                        np.maximum.at(states[key], lattice.index(a[one], b[one]), codes[one])
                     m.layer(day)
                 else:
                     x, y = _mercator(batch.column("lon").to_numpy()[same], batch.column("lat").to_numpy()[same])
@@ -254,14 +258,23 @@ def build(con, params: Mapping[str, object]) -> dict[str, AoiMap]:  # noqa: ANN0
     return maps
 
 
-def _positions(tile_ids: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(matrix, a, b)`` of each tile id: its last two parts are grid coordinates, the rest names the
-    grid (:func:`pipelines.analysis.events.tile_position`, for an Arrow column at once)."""
+def _groups(column: pa.Array) -> list[tuple[object, np.ndarray]]:
+    """Each distinct value of an Arrow column with the mask of the rows that hold it: Arrow's hashing
+    dictionary encoding, where ``np.unique`` over the strings as Python objects sorted them (half the
+    map's time)."""
+    encoded = pc.dictionary_encode(column)
+    indices = encoded.indices.to_numpy()
+    return [(value, indices == i) for i, value in enumerate(encoded.dictionary.to_pylist())]
+
+
+def _positions(tile_ids: pa.Array) -> tuple[list[tuple[object, np.ndarray]], np.ndarray, np.ndarray]:
+    """The tile matrices among ``tile_ids`` (:func:`_groups`) and each id's grid coordinates ``(a, b)``: its
+    last two parts are grid coordinates, the rest names the grid (:func:`pipelines.analysis.events.tile_position`,
+    for an Arrow column at once)."""
     parts = pc.split_pattern(tile_ids, "/", max_splits=2, reverse=True)
-    matrix = pc.list_element(parts, 0).to_numpy(zero_copy_only=False)
     a = pc.cast(pc.list_element(parts, 1), pa.int64()).to_numpy()
     b = pc.cast(pc.list_element(parts, 2), pa.int64()).to_numpy()
-    return matrix, a, b
+    return _groups(pc.list_element(parts, 0)), a, b
 
 
 def _lattices(con, maps: Mapping[str, AoiMap],  # noqa: ANN001 - duckdb connection
@@ -276,13 +289,13 @@ def _lattices(con, maps: Mapping[str, AoiMap],  # noqa: ANN001 - duckdb connecti
         f"FROM {queries.DATASET}.observations "
         f"WHERE aoi IN ({', '.join('?' * len(aois))}) GROUP BY aoi, tile_id", params=aois).to_arrow_table()
     out: dict[str, dict[str, _Lattice]] = {}
-    names = table.column("aoi").to_numpy(zero_copy_only=False)
     matrices, a, b = _positions(table.column("tile_id").combine_chunks())
     lon, lat = table.column("lon").to_numpy(), table.column("lat").to_numpy()
     area = table.column("area").to_numpy()
-    for aoi in np.unique(names):
-        for matrix in np.unique(matrices[names == aoi]):
-            one = (names == aoi) & (matrices == matrix)
-            out.setdefault(aoi, {})[matrix] = _Lattice(maps[aoi], sides[aoi], matrix, a[one], b[one], lon[one],
-                                                       lat[one], float(np.sqrt(np.median(area[one]))))
+    for aoi, in_aoi in _groups(table.column("aoi").combine_chunks()):
+        for matrix, in_matrix in matrices:
+            one = in_aoi & in_matrix
+            if one.any():
+                out.setdefault(aoi, {})[matrix] = _Lattice(maps[aoi], sides[aoi], matrix, a[one], b[one], lon[one],
+                                                           lat[one], float(np.sqrt(np.median(area[one]))))
     return out
