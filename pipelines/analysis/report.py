@@ -84,22 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _geojson(items: Sequence, columns: Sequence[schema.Column], key: str) -> str:
     """A FeatureCollection of alerts, events or clearings as GeoJSON text: every column but the geometry as
-    properties. Geometries are written by GEOS (``shapely.to_geojson``, every vertex at full precision),
-    five times faster than building their coordinate lists in Python."""
-    def plain(value: object) -> object:
-        if isinstance(value, (dt.date, dt.datetime)):
-            return value.isoformat()
-        if isinstance(value, tuple):
-            return [plain(v) for v in value]
-        return value
-
+    properties, dates and times in ISO 8601. Geometries are written by GEOS (``shapely.to_geojson``, every
+    vertex at full precision), five times faster than building their coordinate lists in Python."""
     names = [c.name for c in columns if c.type != "GEOGRAPHY"]
+    encode = json.JSONEncoder(default=_iso).encode  # tuples are arrays already; only dates need a hand
     geometries = shapely.to_geojson(shapely.from_wkb([item.geometry for item in items])) if items else []
     features = ",".join(
-        f'{{"type": "Feature", "id": {json.dumps(getattr(item, key))}, '
-        f'"properties": {json.dumps({n: plain(getattr(item, n)) for n in names})}, "geometry": {geometry}}}'
+        f'{{"type": "Feature", "id": {encode(getattr(item, key))}, '
+        f'"properties": {encode({n: getattr(item, n) for n in names})}, "geometry": {geometry}}}'
         for item, geometry in zip(items, geometries))
     return f'{{"type": "FeatureCollection", "features": [{features}]}}'
+
+
+def _iso(value: object) -> str:
+    """A date or a time as GeoJSON properties carry it (JSON has no type for them)."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _records(items: Sequence, columns: Sequence[schema.Column]) -> list[dict]:

@@ -14,9 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import pyogrio
 import shapely
-from pyogrio.errors import DataLayerError, DataSourceError
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.geo.grid import WGS84, reproject
@@ -42,6 +40,9 @@ def _source(path: str) -> str | io.BytesIO:
 def read(text: str, flag: str) -> list[Feature]:
     """The features of ``text`` (``path`` or ``path|layername=NAME``) in EPSG:4326; a :class:`UserError`
     naming ``flag`` and the file when it cannot be read."""
+    import pyogrio  # noqa: PLC0415 - it brings geopandas (0.3 s): only for a run given a vector file
+    from pyogrio.errors import DataLayerError, DataSourceError  # noqa: PLC0415 - with pyogrio
+
     path, _, layer = text.partition(LAYER)
     if not storage.exists(path):
         raise UserError(f"{flag} {path}: no such file")
