@@ -396,7 +396,7 @@ def test_label_areas_and_trends_by_hand(tmp_path):
 def test_array_filters_run_as_list_functions_with_the_subqueries_results():
     """The observations view's filters over ``labels`` run in DuckDB as list functions, and give what
     BigQuery's subqueries (as sqlglot writes them for DuckDB, unrewritten) give: order kept, repeats kept,
-    empty and NULL label lists."""
+    empty and NULL label lists, NULL labels in a list."""
     import duckdb
     import sqlglot
 
@@ -404,7 +404,8 @@ def test_array_filters_run_as_list_functions_with_the_subqueries_results():
     assert "UNNEST" not in queries.to_duckdb("observations")
     plain = ";".join(sqlglot.transpile(bigquery, read="bigquery", write="duckdb"))
     cases = [["clear", "primary"], ["road", "primary", "agriculture"], ["agriculture", "road", "agriculture"],
-             [], None, ["cloudy"], ["clear", "primary", "water"], ["haze", "slash_burn", "artisinal_mine"]]
+             [], None, ["cloudy"], ["clear", "primary", "water"], ["haze", "slash_burn", "artisinal_mine"],
+             [None, "primary", "road"], ["primary", None]]
     results = []
     for text in (plain, queries.to_duckdb("observations")):
         con = duckdb.connect()
