@@ -62,6 +62,8 @@ MIN_PIXELS_PER_TILE = 1.5
 #: Room around the tiles' centres, beyond half a tile, in tiles: a tile turned 5 degrees (UTM's grid
 #: convergence at 10 degrees of latitude past a zone's edge) reaches 0.07 of a side further.
 _TURNED = 0.1
+#: Rows of one Arrow batch from DuckDB: what memory holds of the rows at a time.
+BATCH_ROWS = 262_144
 _R = 6378137.0  # the Web Mercator sphere
 _MERCATOR = "EPSG:3857"
 
@@ -222,7 +224,7 @@ def build(con, params: Mapping[str, object]) -> dict[str, AoiMap]:  # noqa: ANN0
     lattices = _lattices(con, {aoi: m for aoi, m in maps.items() if m.cell < sides[aoi]}, sides)
     states: dict[tuple[str, str, dt.date], np.ndarray] = {}
     reader = queries.batches(con, "tile_states", params, columns=("aoi", "scan_date", "state", "tile_id", "lon",
-                                                                  "lat"))
+                                                                  "lat"), rows=BATCH_ROWS)
     for batch in reader:
         codes = (pc.index_in(batch.column("state"), value_set=_STATE_NAMES).to_numpy() + 1).astype(np.uint8)
         days = _groups(batch.column("scan_date"))

@@ -119,3 +119,56 @@ def test_a_large_aoi_keeps_every_disturbed_tile_when_drawn_by_centres(tmp_path, 
             row = int((m.y1 - map_layers._mercator(0, outline.centroid.y)[1]) // m.cell)
             assert drawn[row, col] == map_layers.CODES["disturbed"]
     assert m.counts[DATE]["disturbed"] == sum(s == "disturbed" for s in states.values())
+
+
+def test_each_aoi_and_date_is_drawn_from_its_own_tiles_whatever_their_grids(tmp_path):
+    """Two AOIs, two dates each, and in one AOI the tiles of two UTM zones (two tile matrices, two
+    lattices): every layer shows that date's state of that AOI's tiles, where their outlines are, and
+    counts them; rows of several AOIs, dates and matrices arrive in one batch."""
+    rng = np.random.default_rng(3)
+    west, east = UtmGrid(21, True, 30.0, 32), UtmGrid(22, True, 30.0, 32)
+    c21, r21 = west.tms().tile(-54.15, -12.0, 0)[:2]
+    c22, r22 = east.tms().tile(-53.85, -12.0, 0)[:2]
+    mercator = WebMercatorGrid(14)
+    x0, y0 = mercator.tms().tile(-60.0, -3.0, 14)[:2]
+    tiles = {
+        "two-zones": [(t.tile_id, t.polygon_wgs84()) for g, c0, r0 in ((west, c21, r21), (east, c22, r22))
+                      for t in (g.tile(c0 + c, r0 + r) for r in range(5) for c in range(4))],
+        "mercator": [(f"WebMercatorQuad/14/{x0 + c}/{y0 + r}", mercator.polygon_wgs84(x0 + c, y0 + r))
+                     for r in range(6) for c in range(7)],
+    }
+    later = dt.date(2026, 6, 15)
+    scans, states = {}, {}
+    for aoi, those in tiles.items():
+        for date in (DATE, later):
+            rows, states[aoi, date] = _rows(those, rng)
+            scans[aoi, date] = rows
+    con = tables.connect(tables.write_scans(tmp_path / "scans", scans), materialize=True)
+    maps = map_layers.build(con, {"min_clear_fraction": 0.8})
+    assert sorted(maps) == sorted(tiles)
+    for (aoi, date), truth in states.items():
+        m = maps[aoi]
+        drawn = m.rasters[date]
+        expected, margin = _oracle(m, tiles[aoi], truth, drawn)
+        wrong = drawn != expected
+        assert not (wrong & (margin > 0.02)).any(), (aoi, date, int((wrong & (margin > 0.02)).sum()))
+        assert (expected > 0).sum() >= 4 * len(tiles[aoi])
+        assert m.counts[date] == {name: sum(s == name for s in truth.values()) for name in map_layers.CODES}
+    assert states["two-zones", DATE] != states["two-zones", later]
+
+
+def test_rows_in_many_small_batches_draw_and_count_as_in_one(tmp_path, monkeypatch):
+    """The rows stream in Arrow batches: layers and counts add up over batches that split AOIs and dates."""
+    rng = np.random.default_rng(5)
+    mercator = WebMercatorGrid(14)
+    x0, y0 = mercator.tms().tile(-60.0, -3.0, 14)[:2]
+    tiles = [(f"WebMercatorQuad/14/{x0 + c}/{y0 + r}", mercator.polygon_wgs84(x0 + c, y0 + r))
+             for r in range(6) for c in range(7)]
+    scans = {(aoi, date): _rows(tiles, rng)[0] for aoi in ("a", "b") for date in (DATE, dt.date(2026, 6, 15))}
+    con = tables.connect(tables.write_scans(tmp_path / "scans", scans), materialize=True)
+    whole = map_layers.build(con, {"min_clear_fraction": 0.8})
+    monkeypatch.setattr(map_layers, "BATCH_ROWS", 5)
+    batched = map_layers.build(con, {"min_clear_fraction": 0.8})
+    for aoi, m in whole.items():
+        assert batched[aoi].counts == m.counts and sum(m.counts[DATE].values()) == len(tiles)
+        assert all(np.array_equal(batched[aoi].rasters[d], raster) for d, raster in m.rasters.items())

@@ -1,6 +1,7 @@
 """`planet-tiles demo` end to end, and the report command on its scans."""
 
 import dataclasses
+import datetime as dt
 import json
 import os
 
@@ -84,6 +85,10 @@ def test_alert_files_agree_and_carry_geometry(demo):
     assert json.loads(table.schema.metadata[b"geo"])["primary_column"] == "geometry"
     for row, feature in zip(table.to_pylist(), features):
         assert row["tile_id"] == feature["properties"]["tile_id"]
+        # Every column but the geometry, dates and times in ISO 8601 (RFC 3339's "T"), as GeoJSON readers parse them.
+        iso = {k: v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v for k, v in row.items()}
+        assert feature["properties"] == {k: v for k, v in iso.items() if k != "geometry"}
+        assert "T" in feature["properties"]["detected_acquired"]
         assert shapely.from_wkb(row["geometry"]).equals(shapely.geometry.shape(feature["geometry"]))
         assert row["before_date"] < row["first_detected"] <= row["last_judged"] and row["labels_gained"]
         assert 0 < row["probability"] <= 1 and row["confidence"] in rules.CONFIDENCE_LEVELS
