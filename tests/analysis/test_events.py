@@ -58,6 +58,8 @@ def test_touching_alerts_close_in_time_are_one_event():
     # A wider window joins the two-month-later alert; a minimum mapping unit drops the small events.
     wide = events.events(FOUND, window_days=90)
     assert sorted(e.tiles for e in wide) == [1, 1, 3]
+    [grown] = [e for e in wide if e.tiles == 3]  # first and last detection: its earliest and latest alerts
+    assert (grown.first_detected, grown.last_detected) == (D1, D1 + dt.timedelta(days=60))
     assert [e.tiles for e in events.events(FOUND, window_days=90, min_event_ha=0.3)] == [3]
 
 
@@ -110,13 +112,15 @@ def test_zones_get_the_area_inside_them(tmp_path):
                         "geometry": mapping(box(west, south, (west + east) / 2, north)),
                     },
                     {"type": "Feature", "properties": {"name": "far away"}, "geometry": mapping(box(10, 10, 11, 11))},
+                    {"type": "Feature", "properties": {"name": "next door"},  # shares the tile's east edge only
+                     "geometry": mapping(box(east, south, east + (east - west), north))},
                 ],
             }
         )
     )
     zones = events.read_zones(str(zones_file))
     found = events.events(FOUND[:1], zones=zones)
-    (name, ha, cleared), = found[0].zones
+    (name, ha, cleared), = found[0].zones  # "next door" touches the event but holds none of it: not listed
     # Half of the tile, by area on the ellipsoid (pyproj's geodesic area, not planar degrees): the halves of a
     # tile split at its middle meridian are mirror images.
     geodesic_ha = abs(Geod(ellps="WGS84").geometry_area_perimeter(tile)[0]) / 1e4
