@@ -22,6 +22,27 @@ def test_bad_specs_are_refused_naming_the_flag(kwargs, message):
         TileSpec(**kwargs)
 
 
+WMQ, UTM = {"grid": "WebMercatorQuad"}, {"grid": "UTM", "cell_size": 3.0}
+
+
+@pytest.mark.parametrize(("flag", "kwargs", "accepted"), [
+    *[("min_valid_fraction", {"min_valid_fraction": v}, ok) for v, ok in ((-0.01, 0), (0.0, 1), (1.0, 1), (1.01, 0))],
+    *[("skip_cloudier_than", {"skip_cloudier_than": v}, ok) for v, ok in ((-0.01, 0), (0.0, 1), (1.0, 1), (1.01, 0))],
+    *[("zoom", {**WMQ, "zoom": z}, ok) for z, ok in ((-1, 0), (0, 1), (24, 1), (25, 0))],
+    *[("utm_zone", {**UTM, "utm_zone": z}, ok) for z, ok in (("0S", 0), ("1S", 1), ("60N", 1), ("61N", 0), ("21", 0))],
+    *[("cell_size", {**UTM, "cell_size": c}, ok) for c, ok in ((0.0, 0), (-3.0, 0), (0.5, 1))],
+    *[("tiles_per_task", {"tiles_per_task": n}, ok) for n, ok in ((0, 0), (1, 1))],
+])
+def test_each_bound_of_a_spec_is_inclusive_where_the_flags_say(flag, kwargs, accepted):
+    """Every number a user sets, at its bounds and just past them: fractions 0 to 1, zoom levels 0 to 24,
+    UTM zones 1 to 60 with a hemisphere, positive sizes and counts."""
+    if accepted:
+        TileSpec(**kwargs)
+    else:
+        with pytest.raises(ValueError, match=f"--{flag}"):
+            TileSpec(**kwargs)
+
+
 def test_native_and_web_mercator_tiles_of_a_real_scene():
     source = SceneItem(str(RASTERS / "RGB.byte.tif"), "rgb")  # 791 x 718 px, 300 m, UTM 18N
     native = TileSpec(tile_size=128)
