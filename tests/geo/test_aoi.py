@@ -1,7 +1,9 @@
 import json
 
+import numpy as np
+import pyogrio.raw
 import pytest
-from shapely.geometry import box
+from shapely.geometry import Point, box
 
 from pipelines.geo import aoi
 
@@ -68,3 +70,50 @@ def test_every_feature_of_a_collection_is_the_aoi(tmp_path):
     assert region.bounds == (-56, -10, -54.5, -9.5)
     assert region.area == pytest.approx(west.area + east.area)
     assert region.covers(west) and region.covers(east)
+
+
+@pytest.mark.parametrize("text", ["-55,-10,-55,-9", "-55,-9,-54,-9"])
+def test_a_bounding_box_without_width_or_height_is_refused(text):
+    with pytest.raises(ValueError, match="west<east, south<north"):
+        aoi.parse_region(text)
+
+
+def test_an_aoi_without_area_is_refused(tmp_path):
+    """A polygon whose corners lie on one line (a survey line saved as a polygon) covers nothing."""
+    path = tmp_path / "line.geojson"
+    path.write_text(json.dumps({"type": "Polygon", "coordinates": [[[-55, -10], [-54, -9], [-53, -8], [-55, -10]]]}))
+    with pytest.raises(ValueError, match="has no area"):
+        aoi.parse_region(str(path))
+
+
+def _gpkg(path, geometries, kind, **layer):
+    """A GeoPackage of ``geometries`` (EPSG:4326) of geometry type ``kind``."""
+    pyogrio.raw.write(str(path), np.array([g.wkb for g in geometries], dtype=object),
+                      field_data=[np.array(["x"] * len(geometries), dtype=object)], fields=["name"],
+                      crs="EPSG:4326", driver="GPKG", geometry_type=kind, **layer)
+
+
+def test_points_in_a_vector_file_are_not_an_aoi(tmp_path):
+    """A GeoPackage of points (say, villages) holds no polygon to scan; beside a polygon they are left out."""
+    _gpkg(tmp_path / "villages.gpkg", [Point(-55, -10), Point(-54.5, -9.5)], "Point")
+    with pytest.raises(ValueError, match="villages.gpkg: no polygon in it"):
+        aoi.parse_region(str(tmp_path / "villages.gpkg"))
+    _gpkg(tmp_path / "mixed.gpkg", [Point(-50, -5), box(-55, -10, -54, -9)], "Unknown")
+    assert aoi.parse_region(str(tmp_path / "mixed.gpkg")).bounds == (-55, -10, -54, -9)
+
+
+@pytest.mark.parametrize("bad", ["..", ".hidden", "-x", "_x"])
+def test_a_name_must_start_with_a_letter_or_digit(bad):
+    """An AOI name is a path part of the scans layout: ``..`` would climb out of it."""
+    with pytest.raises(ValueError, match="--aoi_name"):
+        aoi.check_name(bad)
+    assert aoi.check_name("x" + bad) == "x" + bad
+
+
+def test_a_layer_of_a_file_is_named_after_the_file(tmp_path):
+    """``areas.gpkg|layername=v1.2``: the AOI is named ``areas``, whatever the layer is called."""
+    path = tmp_path / "areas.gpkg"
+    for layer in ("v1.2", "other"):
+        _gpkg(path, [box(-55, -10, -54, -9)], "Polygon", layer=layer, append=layer == "other")
+    loaded = aoi.load(f"{path}|layername=v1.2")
+    assert loaded.name == "areas" and loaded.geometry.bounds == (-55, -10, -54, -9)
