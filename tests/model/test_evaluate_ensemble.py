@@ -77,6 +77,20 @@ def test_figures_agree_with_scikit_learn():
         got["mean_f2"]["bundle_thresholds_weather_one"])
 
 
+def test_figures_count_a_probability_at_the_cut_as_on_and_weather_other_than_one_as_inconsistent():
+    """At 0.5 a label of probability exactly 0.5 is on; chips with two weather labels or none are the share
+    of the truth that is not one weather label a chip."""
+    y = np.zeros((4, len(LABELS)), bool)
+    y[0, [LABEL_INDEX["clear"], LABEL_INDEX["primary"]]] = True
+    y[1, [LABEL_INDEX["clear"], LABEL_INDEX["haze"]]] = True  # two weather labels
+    y[2, LABEL_INDEX["primary"]] = True  # none
+    y[3, LABEL_INDEX["cloudy"]] = True
+    p = np.where(y, 0.5, 0.1)
+    got = evaluate.figures(y, p, np.full(len(LABELS), 0.45))
+    assert got["mean_f2"]["at_0.5"] == 1.0
+    assert got["weather_consistency"]["truth"] == 0.5
+
+
 def _invariant(chip=32, bands=3):
     """A model that sees only each band's mean: invariant under every rotation and flip by construction."""
     inputs = keras.Input((chip, chip, bands))
@@ -143,6 +157,12 @@ def test_validation_split_of_other_chips_is_refused(simple_bundle, tmp_path):
     meta = dataclasses.replace(original, training={**original.training, "split": split})
     with pytest.raises(UserError, match="not the chips bundle"):
         evaluate.load_chips(simple_bundle["data"], meta, "validation")
+    # Chips of another size, type or bands than the bundle reads are refused, naming both.
+    for changed, message in (({"chip_size": 2 * original.chip_size}, f"the bundle reads {2 * original.chip_size}-px"),
+                             ({"dtype": "float64"}, "the bundle reads .*float64"),
+                             ({"bands": (*original.bands, "swir16")}, "the bundle reads")):
+        with pytest.raises(UserError, match=message):
+            evaluate.load_chips(simple_bundle["data"], dataclasses.replace(original, **changed), "all")
 
 
 def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, tmp_path):
