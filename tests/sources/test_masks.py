@@ -1,7 +1,8 @@
-"""UDM2 cloud masks: found beside their scene, read per tile through the same window or warp as the pixels.
+"""Cloud masks: UDM2s found beside their scene, read per tile through the same window or warp as the pixels;
+UDM2 and SCL pixels counted as each kind's flags and classes say; masks of another grid refused.
 
 The oracle is plain rasterio and numpy on the real PlanetScope UDM2 (and ``rasterio.warp.reproject`` for a
-warped grid), or the planted polygons for the synthetic scenes' masks.
+warped grid), the planted polygons for the synthetic scenes' masks, or pixels counted by hand.
 """
 
 import numpy as np
@@ -194,3 +195,80 @@ def test_tiles_read_without_fractions_leave_the_mask_unread_and_the_pixels_the_s
         first = scene.read(window=Window(0, 0, 256, 256)).transpose(1, 2, 0)
     assert without[0].valid_fraction == pytest.approx((256 - 40) / 256)
     assert np.array_equal(without[0].image[..., [2, 1, 0, 3]], first)  # records hold red, green, blue, nir
+
+
+def test_udm2_fractions_and_clear_pixels_by_hand():
+    """Ten pixels, one per case, against hand-counted shares: blackfill (bit 0 of ``udm1``, not bit 1) and
+    pixels without data are not counted; heavy haze is haze; a pixel flagged clear and hazy is not clear;
+    a pixel flagged nothing (snow) is counted but not clear."""
+    # clear, shadow, haze_light, haze_heavy, cloud, udm1: the bands Udm2 reads, in its order
+    pixels = [(1, 0, 0, 0, 0, 0),  # clear
+              (1, 0, 0, 0, 0, 1),  # blackfill
+              (0, 0, 0, 0, 1, 0),  # cloud
+              (0, 1, 0, 0, 0, 0),  # shadow
+              (0, 0, 1, 0, 0, 0),  # light haze
+              (0, 0, 0, 1, 0, 0),  # heavy haze
+              (0, 0, 0, 0, 0, 0),  # flagged nothing (snow)
+              (1, 0, 0, 0, 0, 2),  # clear; udm1's other bits are not blackfill
+              (1, 0, 0, 0, 0, 0),  # clear but no data in the scene
+              (1, 0, 0, 1, 0, 0)]  # clear and heavy haze
+    layers = np.array(pixels, dtype=np.uint8).T[:, None, :]
+    valid = np.array([[True] * 8 + [False, True]])
+    assert masks.Udm2.bands == (1, 3, 4, 5, 6, 8)
+    assert masks.Udm2.count(layers, valid) == masks.MaskFractions(clear=3 / 8, cloud=1 / 8, shadow=1 / 8, haze=3 / 8)
+    assert masks.Udm2.clear(layers, valid).tolist() == [[True] + [False] * 6 + [True, False, False]]
+    assert masks.Udm2.count(layers, np.zeros_like(valid)) is None
+
+
+def test_scl_fractions_and_clear_pixels_by_hand():
+    """Every SCL class once, and a vegetation pixel without data: classes 0 and 1 are not counted; 4, 5 and 6
+    are clear, 8 and 9 cloud, 3 shadow, 10 haze; 2, 7 and 11 are counted as none of them."""
+    layers = np.array([[list(range(12)) + [4]]], dtype=np.uint8)
+    valid = np.array([[True] * 12 + [False]])
+    assert masks.Scl.count(layers, valid) == masks.MaskFractions(clear=3 / 10, cloud=2 / 10, shadow=1 / 10, haze=1 / 10)
+    assert np.flatnonzero(masks.Scl.clear(layers, valid)).tolist() == [4, 5, 6]
+    assert masks.Scl.count(np.array([[[0, 1]]], dtype=np.uint8), np.ones((1, 2), bool)) is None
+
+
+def _grid_files(folder, mask_transform, mask_crs="EPSG:32721", bands=8):
+    """A 64-px scene and a mask file of ``bands`` uint8 bands on ``mask_transform`` in ``mask_crs``."""
+    transform = rasterio.Affine(3.0, 0.0, 600000.0, 0.0, -3.0, 8900000.0)
+    common = dict(driver="GTiff", width=64, height=64)
+    with rasterio.open(folder / "scene.tif", "w", count=4, dtype="uint16", crs="EPSG:32721", transform=transform,
+                       **common) as dst:
+        dst.write(np.ones((4, 64, 64), np.uint16))
+    with rasterio.open(folder / "mask.tif", "w", count=bands, dtype="uint8", crs=mask_crs,
+                       transform=mask_transform(transform), **common) as dst:
+        dst.write(np.ones((bands, 64, 64), np.uint8))
+    return folder / "scene.tif", str(folder / "mask.tif")
+
+
+@pytest.mark.parametrize(("shift", "accepted"), [(0.0, True), (1e-7, True), (0.5, False), (1.0, False)])
+def test_a_udm2_must_lie_on_its_scenes_grid_to_a_millionth_of_a_pixel(tmp_path, shift, accepted):
+    scene, mask = _grid_files(tmp_path, lambda t: t * rasterio.Affine.translation(shift, 0))
+    with rasterio.open(scene) as src:
+        if accepted:
+            masks.open_mask("udm2", mask, src).close()
+        else:
+            with pytest.raises(masks.MaskError, match="is not its scene's"):
+                masks.open_mask("udm2", mask, src)
+
+
+def test_an_scl_in_another_crs_or_of_several_bands_is_refused(tmp_path):
+    scene, mask = _grid_files(tmp_path, lambda t: t, mask_crs="EPSG:32722", bands=1)
+    refused = r"its CRS \(EPSG:32722\) is not its scene's"
+    with rasterio.open(scene) as src, pytest.raises(masks.MaskError, match=refused):
+        masks.open_mask("scl", mask, src)
+    scene, mask = _grid_files(tmp_path, lambda t: t, bands=2)
+    with rasterio.open(scene) as src, pytest.raises(masks.MaskError, match="not a scene classification"):
+        masks.open_mask("scl", mask, src)
+    scene, mask = _grid_files(tmp_path, lambda t: t, bands=1)
+    with rasterio.open(scene) as src:
+        masks.open_mask("scl", mask, src).close()
+
+
+def test_mask_names_in_any_case_and_a_udm2_is_never_its_own_mask():
+    assert masks.is_mask_name("gs://b/20151119_025740_0C74_3B_UDM2_CLIP.TIF")
+    stem = "/d/20151119_025740_0c74_3B_udm2"
+    assert masks.candidates(f"{stem}_clip.tif") == [f"{stem}.tif", f"{stem}_clip_udm2.tif",
+                                                    f"{stem}_clip_udm2_clip.tif"]
