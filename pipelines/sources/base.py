@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import posixpath
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shapely.geometry.base import BaseGeometry
 
 from planet_core.errors import UserError
+
+if TYPE_CHECKING:
+    import pystac
 
 #: Kinds of cloud mask a scene can come with (:mod:`pipelines.sources.masks`).
 UDM2, SCL = "udm2", "scl"
@@ -83,6 +86,13 @@ class Source(Protocol):
         """The items that may touch ``where`` (EPSG:4326) and were acquired in ``when``, as far as the
         metadata tells: an item whose footprint or date is unknown here is kept (the workers clip to the AOI)."""
         ...
+
+
+def acquired(item: pystac.Item) -> str | None:
+    """When a STAC item was acquired, ISO 8601 in UTC: its ``datetime``, else the start of its
+    ``start_datetime``/``end_datetime`` interval (STAC's datetime may be null when an interval is given)."""
+    when = item.datetime or item.common_metadata.start_datetime
+    return when.astimezone(dt.timezone.utc).isoformat() if when else None
 
 
 def absolute(href: str, base: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import pystac
 
-from pipelines.sources.base import SCL, SceneItem, absolute
+from pipelines.sources.base import SCL, SceneItem, absolute, acquired
 from planet_core.imagery import SURFACE_REFLECTANCE
 
 COLLECTIONS = ("sentinel-2-l2a", "sentinel-2-c1-l2a", "sentinel2-l2a")
@@ -70,7 +70,7 @@ def scene_item(item: pystac.Item, base: str) -> SceneItem | None:
     mask = _asset(item, MASK)
     return SceneItem(
         uri=href["red"], scene_id=str(item.id),
-        acquired=item.datetime.isoformat() if item.datetime else item.properties.get("start_datetime"),
+        acquired=acquired(item),
         product=SURFACE_REFLECTANCE, mask=absolute(item.assets[mask].href, base) if mask else None, mask_kind=SCL,
         band_files=tuple((role, href[role]) for role in ("red", "green", "blue", "nir")),
         value_offset=value_offset(item, keys["red"]))

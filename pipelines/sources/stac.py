@@ -28,7 +28,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from pipelines.sources import sentinel2
-from pipelines.sources.base import DateRange, SceneItem, SourceError, absolute
+from pipelines.sources.base import DateRange, SceneItem, SourceError, absolute, acquired
 from pipelines.sources.files import product_from_name
 from planet_core import storage
 from planet_core.imagery import RGBN, UNKNOWN
@@ -90,11 +90,7 @@ def items(document: dict, origin: str = "STAC", where: BaseGeometry | None = Non
 def _chosen(item: pystac.Item, where: BaseGeometry | None, when: DateRange | None) -> bool:
     if where is not None and item.geometry and not shapely.geometry.shape(item.geometry).intersects(where):
         return False
-    return when is None or when.holds(_acquired(item)) is not False
-
-
-def _acquired(item: pystac.Item) -> str | None:
-    return item.datetime.isoformat() if item.datetime else item.properties.get("start_datetime")
+    return when is None or when.holds(acquired(item)) is not False
 
 
 def _scene(item: pystac.Item, base: str, origin: str) -> SceneItem:
@@ -104,7 +100,7 @@ def _scene(item: pystac.Item, base: str, origin: str) -> SceneItem:
         if (scene := kind(item, base)) is not None:
             return scene
     hrefs = {key: absolute(asset.href, base) for key, asset in item.assets.items()}
-    acquired = _acquired(item)
+    when = acquired(item)
     mask = next((hrefs[k] for k in _MASK_KEYS if k in hrefs), None)
     bands = band_assets(item)
     if bands:
@@ -113,13 +109,13 @@ def _scene(item: pystac.Item, base: str, origin: str) -> SceneItem:
             raise StacError(f"{origin}: item {item.id!r} has one asset per band but no {', '.join(missing)} band "
                             f"asset (its band assets: {', '.join(f'{k} ({r})' for r, k in bands.items())})")
         pairs = tuple((role, hrefs[bands[role]]) for role in RGBN if role in bands)
-        return SceneItem(hrefs[bands["red"]], str(item.id), acquired, mask=mask, band_files=pairs)
+        return SceneItem(hrefs[bands["red"]], str(item.id), when, mask=mask, band_files=pairs)
     key = next((k for k, a in item.assets.items() if "data" in (a.roles or []) and "tiff" in (a.media_type or "")),
                None) or next((k for k in _SCENE_KEYS if k in item.assets), None)
     if key is None:
         raise StacError(f"{origin}: item {item.id!r} has no GeoTIFF data asset (assets: {', '.join(item.assets)})")
     product = product_from_name(key)
-    return SceneItem(hrefs[key], str(item.id), acquired, product if product != UNKNOWN else None, mask)
+    return SceneItem(hrefs[key], str(item.id), when, product if product != UNKNOWN else None, mask)
 
 
 def band_assets(item: pystac.Item) -> dict[str, str]:

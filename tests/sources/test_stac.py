@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pystac
 import pytest
 import rasterio
 from rasterio.warp import transform_bounds
@@ -182,3 +183,46 @@ def test_one_day_and_times_of_other_zones():
     assert day.holds("2026-06-01T21:30:00-02:00") is True  # 23:30 UTC on the 1st
     assert day.holds("2026-06-01T22:30:00-02:00") is False  # 00:30 UTC on the 2nd: days are UTC days
     assert day.holds(None) is None
+
+
+def test_items_without_geometry_or_datetime_are_kept_and_an_interval_is_dated_by_its_start(tmp_path):
+    """STAC allows a null geometry, and a null datetime with ``start_datetime``/``end_datetime``: an item the
+    metadata cannot place is kept (its pixels decide), and an interval counts from its start."""
+    tiff = {"href": "scenes/s.tif", "type": "image/tiff; application=geotiff", "roles": ["data"]}
+    nowhere = item("nowhere", {"analytic": tiff}, "2026-06-10T13:00:00Z")
+    nowhere["geometry"] = None
+    del nowhere["bbox"]
+    spans = item("spans", {"analytic": tiff}, None, (-56, -10, -55.9, -9.9))
+    spans["properties"].update(start_datetime="2026-05-31T20:00:00Z", end_datetime="2026-06-02T04:00:00Z")
+    items = stac.StacItems(str(write_collection(tmp_path, nowhere, spans)))
+    assert [i.scene_id for i in items.discover(box(-56.5, -10.5, -55.5, -9.5))] == ["nowhere", "spans"]
+    assert [i.scene_id for i in items.discover(when=DateRange.parse("2026-05-01/2026-05-31"))] == ["spans"]
+    assert [i.scene_id for i in items.discover(when=DateRange.parse("2026-06-01/2026-06-30"))] == ["nowhere"]
+    assert [i.acquired for i in items.discover()] == ["2026-06-10T13:00:00+00:00", "2026-05-31T20:00:00+00:00"]
+
+
+def test_which_asset_is_the_scene_or_a_band(tmp_path):
+    tiff = "image/tiff; application=geotiff"
+
+    def scene(assets):
+        [found] = stac.StacItems(str(write_collection(tmp_path, item("x", assets)))).discover()
+        return found
+
+    # Without roles: the named keys in the order analytic, visual, image, data; a key that says no product
+    # leaves the product to the file's own tags.
+    found = scene({"visual": {"href": "v.tif", "type": tiff}, "analytic": {"href": "a.tif", "type": tiff}})
+    assert found.uri.endswith("/a.tif") and found.product == "analytic"
+    assert scene({"image": {"href": "i.tif", "type": tiff}}).product is None
+    # A file of two or more bands is a scene of its own, never one of a scene's bands.
+    two = {"href": "rn.tif", "type": tiff, "roles": ["data"],
+           "eo:bands": [{"name": "b1", "common_name": "red"}, {"name": "b2", "common_name": "nir"}]}
+    assert scene({"rn": two}).uri.endswith("/rn.tif") and scene({"rn": two}).band_files == ()
+    # Two assets of one band (a COG and its JP2 copy): the first is read.
+    bands = {key: {"href": f"{key}.tif", "type": tiff, "roles": ["data"], "eo:bands": [{"common_name": role}]}
+             for key, role in (("blue", "blue"), ("green", "green"), ("red", "red"))}
+    bands["red-jp2"] = {"href": "red.jp2", "type": "image/jp2", "roles": ["data"], "eo:bands": [{"common_name": "red"}]}
+    assert dict(scene(bands).band_files)["red"].endswith("/red.tif")
+    # A band described without a common name is not guessed from its key: B4 is red in Landsat 8, NIR in 7.
+    named = {f"B{i}": {"href": f"B{i}.tif", "type": tiff, "roles": ["data"], "eo:bands": [{"name": f"B{i}"}]}
+             for i in range(2, 6)}
+    assert stac.band_assets(pystac.Item.from_dict(item("x", named))) == {}
