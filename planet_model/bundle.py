@@ -165,37 +165,51 @@ def validate(meta: Mapping, where: str = "bundle") -> None:
         problems.append(f"format_version {meta.get('format_version')!r}, this code reads up to {FORMAT_VERSION}")
     if "labels" in meta and list(meta["labels"]) != list(LABELS):
         problems.append("labels differ from the 17 labels in the project's order")
-    thresholds = meta.get("thresholds", {})
-    if not isinstance(thresholds, Mapping):
-        problems.append("thresholds must map label -> number")
-    else:
-        missing = [name for name in LABELS if name not in thresholds]
-        if missing:
-            problems.append(f"thresholds missing for {missing}")
-        bad = [k for k, v in thresholds.items() if not isinstance(v, (int, float)) or not 0 <= v <= 1]
-        if bad:
-            problems.append(f"thresholds outside [0, 1] or not numbers: {bad}")
+    problems += _threshold_problems(meta.get("thresholds", {}))
+    for size in ("chip_size", "input_size"):
+        value = meta.get(size, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(f"{size} {value!r} must be a positive whole number of pixels")
     bands = meta.get("bands", [])
     if "bands" in meta and (not bands or any(b not in RGBN for b in bands)):
         problems.append(f"bands {bands!r}: use names among {', '.join(RGBN)}")
     if "dtype" in meta and meta["dtype"] not in DTYPES:
         problems.append(f"dtype {meta['dtype']!r} not in {DTYPES}")
-    domain = meta.get("domain")
-    if isinstance(domain, Mapping):
-        if domain.get("product") not in PRODUCTS:
-            problems.append(f"domain.product {domain.get('product')!r} not in {PRODUCTS}")
-        if domain.get("gsd_m") is not None and not (isinstance(domain["gsd_m"], (int, float)) and domain["gsd_m"] > 0):
-            problems.append(f"domain.gsd_m {domain.get('gsd_m')!r} must be positive metres or null")
-        ranges = domain.get("band_ranges", {})
-        if ranges and (sorted(ranges) != sorted(bands) or any(len(r) != 2 or r[0] > r[1] for r in ranges.values())):
-            problems.append("domain.band_ranges needs [low, high] for each band")
-    elif domain is not None:
-        problems.append("domain must be an object")
+    problems += _domain_problems(meta.get("domain"), bands)
     norm = meta.get("normalization", {})
     if "normalization" in meta and not (len(norm.get("mean", [])) == len(norm.get("variance", [])) == len(bands)):
         problems.append("normalization needs a mean and a variance per band")
     if problems:
         raise BundleError(f"{where}: invalid bundle: " + "; ".join(problems))
+
+
+def _threshold_problems(thresholds: object) -> list[str]:
+    if not isinstance(thresholds, Mapping):
+        return ["thresholds must map label -> number"]
+    problems = []
+    missing = [name for name in LABELS if name not in thresholds]
+    if missing:
+        problems.append(f"thresholds missing for {missing}")
+    bad = [k for k, v in thresholds.items() if not isinstance(v, (int, float)) or not 0 <= v <= 1]
+    if bad:
+        problems.append(f"thresholds outside [0, 1] or not numbers: {bad}")
+    return problems
+
+
+def _domain_problems(domain: object, bands: list) -> list[str]:
+    if domain is None:  # missing: named with the other missing keys
+        return []
+    if not isinstance(domain, Mapping):
+        return ["domain must be an object"]
+    problems = []
+    if domain.get("product") not in PRODUCTS:
+        problems.append(f"domain.product {domain.get('product')!r} not in {PRODUCTS}")
+    if domain.get("gsd_m") is not None and not (isinstance(domain["gsd_m"], (int, float)) and domain["gsd_m"] > 0):
+        problems.append(f"domain.gsd_m {domain.get('gsd_m')!r} must be positive metres or null")
+    ranges = domain.get("band_ranges", {})
+    if ranges and (sorted(ranges) != sorted(bands) or any(len(r) != 2 or r[0] > r[1] for r in ranges.values())):
+        problems.append("domain.band_ranges needs [low, high] for each band")
+    return problems
 
 
 def read_metadata(path: str) -> BundleMeta:
