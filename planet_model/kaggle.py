@@ -36,6 +36,8 @@ CHIP_PIXELS = 256
 def gsd_of(pixels: int) -> float:
     """The ground pixel of a Kaggle chip ``pixels`` a side: 3 m at 256 px, 24 m for a 32-px thumbnail."""
     return GSD_M * CHIP_PIXELS / pixels
+
+
 #: JPG: Planet's visual product (colour-corrected 8-bit); TIF: the analytic product (12-bit DNs in uint16).
 PRODUCTS = {"jpg": VISUAL, "tif": ANALYTIC}
 #: The competition's submission header: one row per test image, tags space-separated.
@@ -59,8 +61,6 @@ def read_image(uri: str, kind: str) -> tuple[np.ndarray, tuple[str, ...]]:
     ``FileNotFoundError`` when it is missing, ``ValueError`` when it cannot be decoded."""
     data = storage.read_bytes(uri)
     if kind == "jpg":
-
-
         decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if decoded is None:
             raise ValueError("not a decodable JPEG")

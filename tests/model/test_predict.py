@@ -148,3 +148,41 @@ def test_tif_images_are_read_in_the_kaggle_band_order(tmp_path, bands):
             pixels = src.read([file_order.index(b) + 1 for b in bands]).transpose(1, 2, 0).astype(np.float32)
         p = net.predict(pixels[None], verbose=0)[0]
         assert rows[f"test_{i}"].split() == [label for label, value in zip(LABELS, p) if value >= thresholds[label]]
+
+
+def test_refusals_before_any_image_is_read(tmp_path, test_images):
+    tiny_bundle(tmp_path / "bundle")
+    common = ["--bundle", str(tmp_path / "bundle"), "--output", str(tmp_path / "s.csv")]
+    main = ["--kaggle_images", str(test_images["main"])]
+    with pytest.raises(UserError, match="^--batch_size 0: must be a positive number of images$"):
+        predict.run([*common, *main, "--batch_size", "0"])
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,labels\ntest_0,primary\n")
+    with pytest.raises(UserError, match=f"^--sample_submission {wrong}: not a submission CSV"):
+        predict.run([*common, *main, "--sample_submission", str(wrong)])
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(test_images["main"] / "test_1.jpg", again / "test_1.jpg")
+    with pytest.raises(UserError, match=f"test_1.jpg is in both {test_images['main']} and {again}"):
+        predict.run([*common, *main, "--kaggle_images", str(again)])
+    tifs = tmp_path / "test-tif-v2"
+    tifs.mkdir()
+    shutil.copy(sorted((SHARED / "planet" / "chips" / "tif").glob("train_*.tif"))[0], tifs / "test_9.tif")
+    with pytest.raises(UserError, match="the folders hold different kinds of image"):
+        predict.run([*common, *main, "--kaggle_images", str(tifs)])
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_bundle_of_an_unknown_product_predicts_and_an_image_of_another_size_is_a_problem(tmp_path, test_images):
+    """A bundle that does not know its product (written before bundles recorded it) is not refused; an image
+    that is not the bundle's size, in either direction, is reported and the others written."""
+    tiny_bundle(tmp_path / "bundle", product="unknown")
+    rgb = cv2.imread(str(test_images["readable"]["file_0"]), cv2.IMREAD_COLOR)
+    cv2.imwrite(str(test_images["extra"] / "file_7.jpg"), rgb[:, :200])
+    cv2.imwrite(str(test_images["extra"] / "file_8.jpg"), rgb[:200, :])
+    result = predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(test_images["extra"]),
+                          "--output", str(tmp_path / "s.csv")])
+    assert result["written"] == 2 and result["images"] == 4
+    assert sorted((p["image_name"], p["reason"]) for p in result["problems"]) == [
+        ("file_7", "ValueError: 200x256 px; the bundle reads 256x256"),
+        ("file_8", "ValueError: 256x200 px; the bundle reads 256x256")]
