@@ -53,7 +53,7 @@ def test_images(tmp_path):
 
 
 def test_submission_rows_are_the_models_tags_in_the_competitions_format(tmp_path, test_images):
-    net, thresholds = tiny_bundle(tmp_path / "bundle")
+    net, thresholds = tiny_bundle(tmp_path / "bundle", gain=40.0)
     out = tmp_path / "submission.csv"
     result = predict.run(
         [
@@ -78,11 +78,14 @@ def test_submission_rows_are_the_models_tags_in_the_competitions_format(tmp_path
     assert sorted(p["image_name"] for p in result["problems"]) == ["file_9", "test_5"]
     assert "not a decodable JPEG" in next(p["reason"] for p in result["problems"] if p["image_name"] == "test_5")
     # The oracle: the same model on the images decoded by OpenCV here, thresholds applied by hand.
+    swapped = 0
     for name, tags in rows[1:]:
         rgb = cv2.imread(str(test_images["readable"][name]), cv2.IMREAD_COLOR)[:, :, ::-1]
-        p = net.predict(rgb[None].astype(np.float32), verbose=0)[0]
+        p, p_bgr = net.predict(np.stack([rgb, rgb[..., ::-1]]).astype(np.float32), verbose=0)
         expected = [label for label, value in zip(LABELS, p) if value >= thresholds[label]]
         assert tags.split() == expected and all(t in LABELS for t in tags.split())
+        swapped += expected != [label for label, value in zip(LABELS, p_bgr) if value >= thresholds[label]]
+    assert swapped  # the model's tags tell red from blue, so the rows show the band order
 
 
 @pytest.mark.slow  # other processes or servers: not for `make check`
