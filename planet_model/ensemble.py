@@ -85,10 +85,14 @@ def _common(metas: Sequence[BundleMeta]) -> dict:
     for b in bands:
         first = next(m for m in metas if b in m.bands)
         i = first.bands.index(b)
-        ranges[b] = list(first.domain.band_ranges.get(b, (0.0, 0.0)))
+        if b in first.domain.band_ranges:
+            ranges[b] = list(first.domain.band_ranges[b])
         mean.append(first.normalization.mean[i])
         variance.append(first.normalization.variance[i])
-    domain = {**dataclasses.asdict(metas[0].domain), "bands": bands, "band_ranges": ranges}
+    # Value ranges for every band or none: a band without one would be checked against nothing (a scan
+    # counts a tile out of domain by its bands' ranges), so one unknown range leaves them all unknown.
+    domain = {**dataclasses.asdict(metas[0].domain), "bands": bands,
+              "band_ranges": ranges if len(ranges) == len(bands) else {}}
     return {"bands": bands, "domain": domain, "normalization": {"mean": mean, "variance": variance}}
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import keras
 import numpy as np
@@ -197,3 +198,43 @@ def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, tmp_path
     views += [v.transpose(0, 2, 1, 3) for v in views]
     expected = np.mean([np.asarray(original.predict_on_batch(v)) for v in views], axis=0)
     np.testing.assert_allclose(bundle.load_model(str(out)).predict_on_batch(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def _meta(bands, mean, *, chip_size=256, dtype="uint16", product="analytic", gsd_m=3.0, ranges=True):
+    """A member's metadata as ``bundle.json`` gives it: normalization and value ranges (unless not
+    ``ranges``: an older bundle's) per band from ``mean``."""
+    from tests.model.test_bundle_meta import VALID
+
+    return bundle.BundleMeta.from_json({
+        **VALID, "bands": list(bands), "chip_size": chip_size, "dtype": dtype,
+        "normalization": {"mean": [mean + i for i in range(len(bands))], "variance": [10.0 * mean] * len(bands)},
+        "domain": {"gsd_m": gsd_m, "product": product, "dtype": dtype, "bands": list(bands),
+                   "band_ranges": {b: [mean, mean + 100 + i] for i, b in enumerate(bands)} if ranges else {}}})
+
+
+def test_an_ensembles_bands_are_the_members_union_in_record_order_described_by_the_first_that_reads_each():
+    nir_red, rgb = _meta(("nir", "red"), 10.0), _meta(("blue", "green", "red"), 20.0)
+    common = ensemble._common([nir_red, rgb])
+    assert common["bands"] == ["red", "green", "blue", "nir"]
+    # red from the first member (its 2nd band), green and blue from the second, nir from the first
+    assert common["normalization"] == {"mean": [11.0, 21.0, 20.0, 10.0], "variance": [100.0, 200.0, 200.0, 100.0]}
+    assert common["domain"]["band_ranges"] == {"red": [10.0, 111.0], "green": [20.0, 121.0],
+                                               "blue": [20.0, 120.0], "nir": [10.0, 110.0]}
+    assert common["domain"]["bands"] == common["bands"] and common["domain"]["product"] == "analytic"
+    # A member that does not know its value ranges leaves the ensemble's unknown, not [0, 0] (every tile
+    # of a scan would be out of domain); a bundle can then be written with them.
+    for members in ([_meta(("nir", "red"), 10.0, ranges=False), rgb], [rgb, _meta(("nir",), 10.0, ranges=False)]):
+        common = ensemble._common(members)
+        assert common["domain"]["band_ranges"] == {}
+        bundle.validate({**dataclasses.asdict(rgb), **common, "format_version": bundle.FORMAT_VERSION})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"chip_size": 128}, "read different chips (chip_size 256, 128)"),
+    ({"dtype": "uint8"}, "read different chips (dtype uint16, uint8)"),
+    ({"product": "surface_reflectance"}, "learned from different imagery (domain.product"),
+    ({"gsd_m": 4.77}, "learned from different imagery (domain.gsd_m ['3.0', '4.77'])"),
+])
+def test_members_of_other_chips_or_imagery_are_refused(change, message):
+    with pytest.raises(UserError, match=f"^--bundle: the members {re.escape(message)}"):
+        ensemble._common([_meta(("red", "green", "blue"), 1.0), _meta(("red", "green", "blue"), 1.0, **change)])
