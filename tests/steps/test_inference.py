@@ -68,3 +68,87 @@ def test_out_of_domain_is_judged_on_the_pixels_with_data_at_its_range_edges(tiny
     assert not row.out_of_domain(np.zeros((32, 32, 3), np.uint8)), "no data: nothing to judge"
     no_ranges = ToRow(tiny_bundle["meta"])
     assert not no_ranges.out_of_domain(tile(255))
+
+
+def _tile_image(tile, acquired, image, aoi="xingu", mask=None, mask_error=None):
+    from pipelines.sources.base import SceneItem
+    from pipelines.steps.tiles import TileImage
+
+    return TileImage(tile, SceneItem(f"/scenes/{acquired[:10]}.tif", f"s{acquired[:10]}"), ("red", "green", "blue"),
+                     image, 0.75, aoi, acquired, "visual", mask, mask_error)
+
+
+def test_a_tiles_description_its_geodesic_area_centre_and_utc_scan_date():
+    """The area is the ellipsoid's, from the corners as pyproj places them (a 768 m UTM tile is not 768 m
+    squared: UTM's scale factor); a streaming row's scan date is its acquisition's UTC date."""
+    from apache_beam.utils.timestamp import Timestamp
+    from pyproj import Geod, Transformer
+    from shapely.geometry import Polygon
+
+    from pipelines.geo.grid import UtmGrid
+    from pipelines.steps.inference import DescribeTile
+
+    tile = UtmGrid(21, True, 3.0).tile(1100, 5300)
+    left, top = tile.transform[2], tile.transform[5]
+    corners = [(left, top), (left + 768, top), (left + 768, top - 768), (left, top - 768)]
+    lon, lat = Transformer.from_crs(tile.crs, "EPSG:4326", always_xy=True).transform(*zip(*corners))
+    area = abs(Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)[0])
+    image = np.zeros((256, 256, 3), np.uint8)
+    late = "2026-06-01T23:30:00-03:00"  # 02:30 UTC on the 2nd
+    [(info, pixels)] = DescribeTile("v1").process(_tile_image(tile, late, image), timestamp=Timestamp(42))
+    assert info.area_m2 == pytest.approx(area, rel=1e-9) and abs(info.area_m2 - 768 ** 2) > 100
+    assert (info.lon, info.lat) == pytest.approx(Polygon(zip(lon, lat)).centroid.coords[0], abs=1e-9)
+    assert (info.scan_date, info.scan_id, info.event_time) == ("2026-06-02", "xingu:2026-06-02:v1", 42.0)
+    assert pixels is image and info.valid_fraction == 0.75 and info.uri == "/scenes/2026-06-01.tif"
+    [(batch_info, _)] = DescribeTile("v1", "2026-06-05").process(_tile_image(tile, late, image), timestamp=Timestamp(0))
+    assert (batch_info.scan_date, batch_info.scan_id) == ("2026-06-05", "xingu:2026-06-05:v1")
+
+
+def test_mask_columns_say_whether_the_mask_was_read_missing_or_unreadable():
+    from pipelines.sources.masks import MaskFractions
+    from pipelines.steps.inference import mask_columns
+
+    nulls = {"clear_fraction": None, "cloud_fraction": None, "shadow_fraction": None, "haze_fraction": None}
+    assert mask_columns(None) == {"mask_status": "absent", **nulls}
+    assert mask_columns(None, "UDM2 x: cannot read") == {"mask_status": "unreadable", **nulls}
+    assert mask_columns(MaskFractions(0.5, 0.25, 0.125, 0.0625)) == {
+        "mask_status": "read", "clear_fraction": 0.5, "cloud_fraction": 0.25, "shadow_fraction": 0.125,
+        "haze_fraction": 0.0625}
+
+
+def test_predict_tiles_in_a_pipeline_rounds_probabilities_keeps_timestamps_and_passes_weather_one(tiny_bundle):
+    """Through RunInference on the DirectRunner: each row's probabilities are the model's rounded to 6
+    decimals (so a tile's row never depends on its batch), its element keeps its tile's timestamp, and
+    ``weather_one`` reaches the thresholds (every row one weather label, with thresholds that let through
+    none or several)."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    from pipelines.geo.grid import UtmGrid
+    from pipelines.steps.inference import PredictTiles
+    from planet_core.labels import WEATHER_LABELS
+
+    meta = dataclasses.replace(tiny_bundle["meta"], thresholds={n: (0.0 if n in ("clear", "haze") else 1.0)
+                                                                  for n in LABELS})
+    rng = np.random.default_rng(7)
+    grid = UtmGrid(21, True, 3.0, tile_size=32)
+    images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
+    items = [beam.window.TimestampedValue(_tile_image(grid.tile(100 + i, 200), "2026-06-01T13:00:00+00:00", im),
+                                          1000 + i) for i, im in enumerate(images)]
+    expected = tiny_bundle["model"].predict(np.stack(images).astype(np.float32), verbose=0)
+
+    def check(rows):
+        assert len(rows) == 5
+        for row, stamp in rows:
+            i = int(stamp) - 1000
+            assert row["tile_id"] == grid.tile(100 + i, 200).tile_id
+            probabilities = np.array([row[f"p_{n}"] for n in LABELS])
+            np.testing.assert_allclose(probabilities, expected[i], atol=2e-6)  # batches of 2, not of 5
+            assert all(p == float(np.float32(round(p, 6))) for p in probabilities)
+            assert len([n for n in row["labels"] if n in WEATHER_LABELS]) == 1
+
+    with beam.Pipeline("FnApiRunner") as pipeline:
+        result = (pipeline | beam.Create(items) | PredictTiles(tiny_bundle["path"], meta, batch_size=2,
+                                                                weather_one=True))
+        stamped = result["rows"] | beam.Map(lambda row, t=beam.DoFn.TimestampParam: (row, t))
+        assert_that(stamped, check)
