@@ -331,3 +331,54 @@ def test_a_scene_gone_before_its_copies_open_fails_their_tiles_one_by_one(tmp_pa
     assert [r.tile for r in reads] == tiles
     assert all(r.error is None for r in reads[::2])
     assert all(isinstance(r.error, SceneError) and "cannot open" in str(r.error) for r in reads[1::2])
+
+
+def _described(folder, name, descriptions, interps, tags=None):
+    """A 16-px file of ``len(descriptions)`` bands (each band's value its index) with these descriptions and
+    colour interpretations."""
+    from rasterio.enums import ColorInterp
+
+    path = folder / name
+    with rasterio.open(path, "w", driver="GTiff", width=16, height=16, count=len(descriptions), dtype="uint16",
+                       crs="EPSG:32721", transform=rasterio.transform.from_origin(600000, 8900000, 3, 3)) as dst:
+        dst.write(np.stack([np.full((16, 16), i + 1, np.uint16) for i in range(len(descriptions))]))
+        dst.descriptions = descriptions
+        dst.colorinterp = [getattr(ColorInterp, c) for c in interps]
+        dst.update_tags(**(tags or {}))
+    return files.item(str(path))
+
+
+def test_a_band_described_as_something_else_is_never_taken_for_nir_and_the_first_of_a_role_wins(tmp_path):
+    """A red-edge band of a 4-band file is not NIR because it is the one band left; of two bands described
+    as one role (nir and near-infrared), the first is read."""
+    rededge = _described(tmp_path, "rededge.tif", (None, None, None, "rededge"),
+                         ("red", "green", "blue", "undefined"))
+    with SceneReader(rededge) as reader:
+        assert reader.bands == ("red", "green", "blue") and reader.layout.nir is None
+    twice = _described(tmp_path, "twice.tif", ("blue", "green", "red", "nir", "near-infrared"),
+                       ("undefined",) * 5)
+    with SceneReader(twice) as reader:
+        assert (reader.layout.red, reader.layout.nir) == (3, 4)
+
+
+def test_a_band_order_names_every_band_in_any_case(tmp_path):
+    scene = _described(tmp_path, "plain.tif", (None,) * 4, ("gray", "undefined", "undefined", "undefined"))
+    assert parse_band_order(" Blue, GREEN,red ,NIR") == ("blue", "green", "red", "nir")
+    with pytest.raises(SceneError, match="--band_order names 3 bands but the scene has 4"):
+        SceneReader(scene, parse_band_order("blue,green,red"))
+    with SceneReader(scene, parse_band_order("skip,blue,green,red")) as reader:
+        assert (reader.layout.red, reader.layout.green, reader.layout.blue, reader.layout.nir) == (4, 3, 2, None)
+
+
+def test_a_scenes_product_and_time_from_its_tags(tmp_path):
+    interps = ("red", "green", "blue")
+    with SceneReader(_described(tmp_path, "a.tif", (None,) * 3, interps,
+                                {"product": "analytic", "TIFFTAG_DATETIME": "2026:06:01 13:30:00"})) as reader:
+        assert (reader.product, reader.acquired) == ("analytic", "2026-06-01T13:30:00+00:00")
+    with SceneReader(_described(tmp_path, "b.tif", (None,) * 3, interps,
+                                {"product": "photograph", "TIFFTAG_DATETIME": "June 1st"})) as reader:
+        assert (reader.product, reader.acquired) == ("unknown", None)
+    with SceneReader(_described(tmp_path, "c.tif", (None,) * 3, interps,
+                                {"acquired": "2026-06-02T10:00:00+00:00",
+                                 "TIFFTAG_DATETIME": "2026:06:01 13:30:00"})) as reader:
+        assert reader.acquired == "2026-06-02T10:00:00+00:00"
