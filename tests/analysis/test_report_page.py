@@ -442,3 +442,23 @@ def test_map_outlines_keep_the_corners_of_densified_outlines_and_drop_the_rest()
     utm = lambda g: shapely.transform(g, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1])))  # noqa: E731
     assert shapely.hausdorff_distance(utm(event), utm(outline), densify=0.01) < 0.5
     assert len(json.dumps(report_page._outline(event.wkb))) * 20 < len(json.dumps(shapely.geometry.mapping(event)))
+
+
+def test_true_colour_stretches_each_band_between_its_percentiles_of_the_pixels_with_data():
+    """Worked by hand: a band rising 0..999 over pixels with data maps its 2nd and 98th percentiles (numpy's,
+    of those pixels only) to 0 and 255; a pixel without data in every band stays black, one with data in
+    any band does not; a flat band keeps its colour (500 of 625 = 204), not black."""
+    ramp = np.arange(1000, dtype=np.uint16).reshape(25, 40) + 1  # 1..1000: every pixel holds data
+    pixels = np.stack([ramp, np.full_like(ramp, 500), ramp[::-1]], axis=-1)
+    pixels[0, :5] = 0  # five pixels without data
+    pixels[1, 0] = (0, 0, 999)  # data in one band only
+    image = event_images.true_colour(pixels)
+    held = pixels[..., 0][(pixels > 0).any(axis=-1)].astype(float)
+    low, high = np.percentile(held, event_images.STRETCH)
+    expected = np.clip((pixels[..., 0] - low) / (high - low) * 255, 0, 255).astype(np.uint8)
+    expected[0, :5] = 0
+    assert np.array_equal(image[..., 0], expected)
+    assert (image[0, :5] == 0).all() and image[1, 0, 2] == 255
+    assert (image[2:, :, 1] == 204).all()
+    assert image[..., 0].max() == 255 and image[..., 0][(pixels > 0).any(axis=-1)].min() == 0
+    assert not event_images.true_colour(np.zeros((4, 4, 3), np.uint16)).any()
