@@ -249,3 +249,56 @@ def test_events_whose_scene_cannot_be_opened_are_counted_in_one_line_and_the_sce
     assert opened == [gone.uri]
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("5 events without clearings (e0, e1, e2, ...): scene gone: ") and "gone.tif" in line
+
+
+def _ha(geometry):
+    """Hectares on the WGS84 ellipsoid, by pyproj's Geod over the exterior (the oracle)."""
+    lon, lat = geometry.exterior.coords.xy
+    return abs(Geod(ellps="WGS84").polygon_area_perimeter(lon, lat)[0]) / 1e4
+
+
+def test_a_delineation_scores_iou_recall_area_and_false_hectares_as_worked_by_hand():
+    """Near the equator, in degrees: A (2 x 2 mdeg, about 4.9 ha) is found at IoU 0.55 (its western 1.1 mdeg);
+    B's clearing covers its eastern 0.5 mdeg and 1.5 mdeg beyond it: IoU 0.5 / 3.5 = 1/7, not found; C
+    (0.5 x 0.5 mdeg, 0.3 ha) is under the 1 ha floor, so not counted as a place, but its area is planted;
+    F lies outside every place, as does the part of B's clearing beyond B."""
+    box = shapely.geometry.box
+    planted = [box(0, 0, 0.002, 0.002), box(0.01, 0, 0.012, 0.002), box(0.02, 0.01, 0.0205, 0.0105)]
+    found = [box(0, 0, 0.0011, 0.002), box(0.0115, 0, 0.0135, 0.002), box(0.03, 0, 0.031, 0.001)]
+    result = clearings.measure(found, planted, min_ha=1.0)
+    iou_a = _ha(found[0]) / _ha(planted[0])
+    iou_b = _ha(box(0.0115, 0, 0.012, 0.002)) / _ha(box(0.01, 0, 0.0135, 0.002))
+    assert (iou_a, iou_b) == pytest.approx((0.55, 1 / 7), abs=1e-6)
+    assert result["planted"] == 2 and result["recall_iou50"] == 0.5
+    assert result["mean_iou"] == round((iou_a + iou_b) / 2, 4)
+    planted_ha, found_ha = sum(map(_ha, planted)), sum(map(_ha, found))
+    assert result["planted_ha"] == round(planted_ha, 3) and result["cleared_ha"] == round(found_ha, 3)
+    assert result["area_ratio"] == round(found_ha / planted_ha, 4)
+    assert result["false_ha"] == round(_ha(found[2]) + _ha(box(0.012, 0, 0.0135, 0.002)), 3)
+    assert clearings.measure([], planted[:1], 1.0)["recall_iou50"] == 0.0
+    assert clearings.measure(found, [], 1.0)["area_ratio"] is None
+
+
+def test_an_alerts_cleared_hectares_are_its_own_clearings_inside_its_tile():
+    import dataclasses
+    import datetime as dt
+
+    from pipelines.analysis.rules import Alert
+
+    box = shapely.geometry.box
+    day = dt.date(2026, 6, 1)
+    tile = box(0, 0, 0.005, 0.005)
+    alert = Alert("a1", "aoi", "T1", day, "s0", day, "s1", None, ("agriculture",), 0.9, "low", None, "active", None,
+                  day, tile.wkb, 0.0025, 0.0025, _ha(tile) * 1e4)
+    other = dataclasses.replace(alert, alert_id="a2")
+
+    def clearing(shape, alert_ids):
+        return clearings.Clearing("c", "e1", "aoi", alert_ids, day, day, ("agriculture",), "low", _ha(shape), 0.9,
+                                  NDVI, 0.1, shape.wkb, 0.0, 0.0)
+
+    half_out = box(0.004, 0.001, 0.006, 0.002)  # half inside the tile
+    inside = box(0.001, 0.001, 0.002, 0.002)
+    mine, theirs = clearings.attach_alerts([alert, other], [clearing(half_out, ("a1",)), clearing(inside, ("a1",)),
+                                                            clearing(box(0, 0, 0.001, 0.001), ("a3",))])
+    expected = _ha(box(0.004, 0.001, 0.005, 0.002)) + _ha(inside)
+    assert mine.cleared_ha == pytest.approx(expected, abs=1e-4) and theirs.cleared_ha == 0.0
