@@ -462,3 +462,58 @@ def test_true_colour_stretches_each_band_between_its_percentiles_of_the_pixels_w
     assert (image[2:, :, 1] == 204).all()
     assert image[..., 0].max() == 255 and image[..., 0][(pixels > 0).any(axis=-1)].min() == 0
     assert not event_images.true_colour(np.zeros((4, 4, 3), np.uint16)).any()
+
+
+def test_each_aois_map_shows_its_own_largest_events_their_clearings_and_the_places_in_its_frame(monkeypatch):
+    """The page's map data, without a browser: with room for two outlines, the two largest events (by area,
+    then id) are drawn, each on its own AOI's map; a clearing is drawn with its event; a known place only
+    on the map whose frame it touches; the page says how many events the map leaves out."""
+    from pipelines.analysis.clearings import Clearing
+    from pipelines.analysis.events import Event
+
+    monkeypatch.setattr(report_page, "MAX_MAP_EVENTS", 2)
+    day = dt.date(2026, 6, 15)
+
+    def event(event_id, aoi, area_ha, x, cleared_ha=None):
+        outline = shapely.box(x, -10, x + 0.01, -9.99)
+        return Event(event_id, aoi, day, day, 1, area_ha, (("agriculture", 1),), "low", "active", ("a",), (),
+                     outline.wkb, x, -10, dt.date(2026, 6, 1), "s0", "s1", cleared_ha=cleared_ha)
+
+    def clearing(clearing_id, event_id, x):
+        return Clearing(clearing_id, event_id, "a", ("a",), day, day, ("agriculture",), "low", 1.0, 0.9, "ndvi", 0.1,
+                        shapely.box(x, -10, x + 0.001, -9.999).wkb, x, -10)
+
+    def frame(aoi, lon):  # a 256-px map of 2.56 km whose north-west corner lies at ``lon``, 9.98 S
+        x0, y1 = np.radians(lon) * 6378137.0, np.log(np.tan(np.pi / 4 + np.radians(-9.98) / 2)) * 6378137.0
+        return map_layers.AoiMap(aoi, x0, y1, 10.0, 256, 256, 1, {day: np.zeros((256, 256), np.uint8)})
+
+    events_ = [event("e1", "a", 5.0, -56.0, cleared_ha=1.25), event("e2", "b", 9.0, -50.0),
+               event("e3", "a", 1.0, -55.99), event("e0", "a", 5.0, -55.98)]
+    maps = {"a": frame("a", -56.01), "b": frame("b", -50.01)}
+    inside = {"type": "Feature", "properties": {"name": "p"}, "geometry": shapely.geometry.mapping(
+        shapely.box(-56.0, -10.0, -55.999, -9.999))}
+    content = report_page.Content("scans", [day], maps, [], events_, [clearing("c1", "e1", -56.0), clearing(
+        "c3", "e3", -55.99)], [], [], None, [inside], None, None, {}, 0.8, 0.9)
+    data = {m["aoi"]: m for m in report_page._map_data(content)}
+    assert [f["id"] for f in data["a"]["events"]["features"]] == ["e0"]  # e0 and e1 tie on area: e0 first
+    assert [f["id"] for f in data["b"]["events"]["features"]] == ["e2"]
+    assert data["b"]["events"]["features"][0]["properties"]["label"] == \
+        "9.0 ha of tiles, low, active: agriculture"
+    assert data["a"]["clearings"]["features"] == [] and data["b"]["clearings"]["features"] == []
+    assert data["a"]["places"]["features"] == [inside] and data["b"]["places"] is None
+    assert [d["date"] for d in data["a"]["layers"]] == ["2026-06-15"]
+    assert "The map outlines the 2 largest of 4 events" in report_page._maps(content)
+    monkeypatch.setattr(report_page, "MAX_MAP_EVENTS", 3)
+    data = {m["aoi"]: m for m in report_page._map_data(content)}
+    assert sorted(f["id"] for f in data["a"]["events"]["features"]) == ["e0", "e1"]
+    assert [f["id"] for f in data["a"]["clearings"]["features"]] == ["c1"]
+    assert next(f for f in data["a"]["events"]["features"] if f["id"] == "e1")["properties"]["label"] == \
+        "1.2 ha cleared in 5.0 ha of tiles, low, active: agriculture"
+    monkeypatch.setattr(report_page, "MAX_MAP_EVENTS", 4)
+    assert "largest of" not in report_page._maps(content)
+
+
+def test_shares_and_text_on_the_page():
+    assert [report_page._pct(v) for v in (None, -0.0004, 0.0004, 0.1234, -0.25)] == [
+        "n/a", "0.0%", "0.0%", "12.3%", "-25.0%"]
+    assert report_page._e('<b class="x">&') == "&lt;b class=&quot;x&quot;&gt;&amp;"
