@@ -36,10 +36,15 @@ def test_maintain_expires_old_snapshots_and_sweeps_only_what_none_references(tmp
     tables.write_scans(out, {("a", D1): [row("t1")]})
     tables.write_scans(out, {("a", D1): [row("t2")]})  # replaces t1's file
     warehouse = Warehouse(str(out))
+    kept_errors = scans.errors_path(warehouse, "r-b")  # a committed run's error lines: referenced
+    os.makedirs(os.path.dirname(kept_errors))
+    with open(kept_errors, "w") as handle:
+        handle.write('{"reason": "read: broken"}\n')
+    scans.write_rows(warehouse, "2026-07-01", "b", [tables.complete(row("t3"), "b", D2)],
+                     {"run_id": "r-b", "pipeline": "test", "partitions": ["2026-07-01/b"], "errors": kept_errors})
     killed = out / "tile_labels" / "data" / "scan_date=2026-06-01" / "aoi=a" / "part-killed.parquet"
     killed.write_bytes(b"a killed run's data file")
     errors = out / "errors" / "never-committed.jsonl"
-    errors.parent.mkdir()
     errors.write_text('{"reason": "read: broken"}\n')
     fresh = out / "tile_labels" / "data" / "scan_date=2026-06-01" / "aoi=a" / "part-running.parquet"
     fresh.write_bytes(b"a running scan's file")
@@ -48,20 +53,23 @@ def test_maintain_expires_old_snapshots_and_sweeps_only_what_none_references(tmp
             age(path, 40)
     age(killed, 40)
     age(errors, 40)
+    age(kept_errors, 40)
     mine = tmp_path / "scans" / "notes.txt"
     mine.write_text("kept: outside the table's folders")
     first = scans.commits(warehouse)[-1]
     planned = upkeep.maintain(warehouse, keep_days=0, orphan_days=3, dry_run=True)
     assert all((out / p).exists() for p in planned["deleted"]), "a dry run deletes nothing"
+    assert (planned["snapshots_expired"], planned["snapshots_kept"]) == (2, 1)
     done = upkeep.maintain(warehouse, keep_days=0, orphan_days=3)
-    assert done["deleted"] == planned["deleted"] and done["snapshots_expired"] == 1
+    assert done["deleted"] == planned["deleted"] and done["snapshots_expired"] == 2
+    assert (done["snapshots_kept"], len(scans.commits(warehouse))) == (1, 1)
     assert not killed.exists() and not errors.exists() and fresh.exists() and mine.exists()
+    assert os.path.exists(kept_errors), "the current snapshot's run names its error lines"
     deleted = set(done["deleted"])
     assert {"tile_labels/data/scan_date=2026-06-01/aoi=a/part-killed.parquet", "errors/never-committed.jsonl",
             f"tile_labels/data/scan_date=2026-06-01/aoi=a/part-{first.facts['run_id']}.parquet"} <= deleted
     assert not any(p.startswith("tile_labels/metadata/") and p.endswith(".metadata.json") for p in deleted)
-    assert [r["tile_id"] for r in tables.read_rows(out)] == ["t2"], "the current snapshot reads as before"
-    assert len(scans.commits(warehouse)) == 1
+    assert sorted(r["tile_id"] for r in tables.read_rows(out)) == ["t2", "t3"], "the current snapshot reads as before"
     with pytest.raises(UserError, match="no snapshot that early"):
         scans.snapshot(warehouse, as_of=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400))
     again = upkeep.maintain(warehouse, keep_days=0, orphan_days=3)
@@ -115,3 +123,11 @@ def test_migrate_imports_what_each_manifest_lists_once_and_names_the_rest(tmp_pa
     assert migrate.migrate(str(root))["imported"] == done["imported"]
     assert sorted(r["tile_id"] for r in tables.read_rows(root)) == ["t1", "t2"], "a second migrate doubles nothing"
     assert (root / "scan_date=2026-06-01" / "aoi=a" / "part-r1-00000-of-00001.parquet").exists(), "old files stay"
+
+
+@pytest.mark.parametrize("flag", ["--keep_days", "--orphan_days"])
+def test_negative_days_are_refused_before_anything_is_touched(tmp_path, capsys, flag):
+    from tests.conftest import refused
+
+    stderr = refused(capsys, "maintain", "--scans", str(tmp_path / "scans"), flag, "-1")
+    assert "--keep_days and --orphan_days: must be 0 or more" in stderr and not (tmp_path / "scans").exists()
