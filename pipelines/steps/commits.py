@@ -31,6 +31,7 @@ CHIP_MANIFEST = "manifest.json"
 #: A run's error lines, in its run folder.
 ERRORS = "errors.jsonl"
 
+
 def _not_a_crash(record: logging.LogRecord) -> bool:
     # Beam logs an exception raised in a step with its traceback before re-raising it to the launcher. A
     # refused run is not a crash: the launcher says why in one line, and that is the whole story.
