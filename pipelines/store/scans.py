@@ -30,7 +30,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError, ValidationException
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    NoSuchTableError,
+    ValidationException,
+)
 from pyiceberg.expressions import AlwaysTrue, And, EqualTo
 from pyiceberg.io.pyarrow import parquet_file_to_data_file
 from pyiceberg.table.snapshots import ancestors_of
@@ -181,7 +186,8 @@ def replace(warehouse: Warehouse, files: Sequence[str], facts: Mapping[str, Any]
 
     A writer that committed between our load and our commit makes ours fail; it is retried on a fresh load,
     replacing what that writer committed (the last to commit wins, never both). A retry first checks
-    whether the failed attempt landed after all (a lost response), so a run is never committed twice.
+    whether the failed attempt landed after all, so a run is never committed twice: a REST catalog (BigLake)
+    behind a gateway that times out may have committed without saying so (``CommitStateUnknownException``).
     """
     run_id, identifier = facts["run_id"], f"{NAMESPACE}.{name}"
     table = open_table(warehouse, name=name)
@@ -201,6 +207,9 @@ def replace(warehouse: Warehouse, files: Sequence[str], facts: Mapping[str, Any]
                     overwrite.delete_data_file(data_file)
                 for data_file in added:
                     overwrite.append_data_file(data_file)
+        except CommitStateUnknownException as error:
+            log.warning("%s: the catalog did not say whether the commit landed (%s); looking", identifier, error)
+            continue
         except (CommitFailedException, ValidationException) as error:
             log.info("%s: another writer committed first (%s); retrying", identifier, error)
             time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
@@ -234,6 +243,8 @@ def append_files(warehouse: Warehouse, files: Sequence[str], facts: Mapping[str,
             return None
         try:
             table.add_files(new, snapshot_properties=properties(facts))
+        except CommitStateUnknownException:  # landed or not: the next attempt sees which files are in
+            continue
         except CommitFailedException:
             time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
             continue

@@ -6,7 +6,8 @@ load a table and commit to it, served over HTTP from a SQL catalog.
 The client under test is pyiceberg's real REST catalog: its requests, the server's 404 and 409 answers
 (which the client turns into ``NoSuchTableError`` and ``CommitFailedException``) and the commit's
 requirements (``assert-ref-snapshot-id`` and the like, checked by the SQL catalog behind) all go over the
-wire as they would to BigLake.
+wire as they would to BigLake. Setting ``lose_answers`` on the handler makes it commit and then answer 504,
+as a gateway that timed out after the catalog committed would (the client's ``CommitStateUnknownException``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class _Catalog(BaseHTTPRequestHandler):
     backend = None  # a pyiceberg SqlCatalog, set on the subclass the server makes
     lock = threading.Lock()
     requests: list[str] = []
+    lose_answers = 0  # commits still to make and then answer with a gateway timeout
 
     def log_message(self, *args) -> None:
         pass
@@ -91,6 +93,9 @@ class _Catalog(BaseHTTPRequestHandler):
                     request = CommitTableRequest.model_validate_json(body)
                     table = self.backend.load_table((match[1], match[2]))
                     response = self.backend.commit_table(table, request.requirements, request.updates)
+                    if self.lose_answers:
+                        type(self).lose_answers -= 1
+                        return self._send(*_error(504, "GatewayTimeout", "the commit's answer was lost"))
                     return self._send(200, json.loads(response.model_dump_json(by_alias=True)))
             except (NamespaceAlreadyExistsError, TableAlreadyExistsError) as error:
                 return self._send(*_error(409, "AlreadyExistsException", str(error)))
@@ -102,9 +107,9 @@ class _Catalog(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving(folder: Path) -> Iterator[tuple[str, list[str]]]:
+def serving(folder: Path) -> Iterator[tuple[str, list[str], type[_Catalog]]]:
     """A REST catalog at ``http://127.0.0.1:PORT`` whose state is a SQLite catalog in ``folder``; yields its
-    URL and the log of the requests it answered."""
+    URL, the log of the requests it answered, and its handler class (set ``lose_answers`` on it)."""
     from pyiceberg.catalog.sql import SqlCatalog
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -114,7 +119,7 @@ def serving(folder: Path) -> Iterator[tuple[str, list[str]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests, handler
     finally:
         server.shutdown()
         server.server_close()
