@@ -13,6 +13,7 @@ counted as emitted (they are the batch report's; the stream emits what changes f
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
@@ -40,9 +41,10 @@ class TileAlerts(beam.DoFn):
     whenever its confidence level or status changes.
 
     New rows wait in ``pending`` until the event-time timer (last arrival + settle) fires, then join the
-    tile's history (the best row per date, as :func:`pipelines.analysis.rules.observations` chooses) and the
-    batch rule runs over the whole history. The emitted rows are a log of alert states with the batch
-    rules' ``alert_id``: the latest (``last_judged``) row per id is the alert as the batch report has it.
+    tile's history (the best row per date, as :func:`pipelines.analysis.rules.observations` chooses; a scene
+    read again replaces its earlier row) and the batch rule runs over the whole history. The emitted rows
+    are a log of alert states with the batch rules' ``alert_id``: the latest (``last_judged``) row per id is
+    the alert as the batch report has it.
     The rules run in Python here, not in SQL, because they run per tile inside Beam state.
     """
 
@@ -84,7 +86,7 @@ class TileAlerts(beam.DoFn):
     def flush(self, pending: BagRuntimeState = beam.DoFn.StateParam(PENDING),
               history: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(HISTORY),
               emitted: ReadModifyWriteRuntimeState = beam.DoFn.StateParam(EMITTED)) -> Iterator[rules.Alert]:
-        rows = (history.read() or []) + list(pending.read())
+        rows = _newest_reading((history.read() or []) + sorted(pending.read(), key=_content))
         pending.clear()
         best = rules.observations(rows)
         kept = {(o.scan_date, o.scene_id) for o in best}
@@ -96,6 +98,17 @@ class TileAlerts(beam.DoFn):
                 states[alert.alert_id] = state
                 yield alert
         emitted.write(states)
+
+
+def _newest_reading(rows: list[dict]) -> list[dict]:
+    """One row per scan date and scene, the last of ``rows``: a scene read again (re-uploaded, a new object
+    generation) replaces its earlier reading, as a batch re-scan replaces its partition."""
+    return list({(row["scan_date"], row["scene_id"]): row for row in rows}.values())
+
+
+def _content(row: dict) -> str:
+    """An order for rows that arrived in one settle time: a bag has none, and the result must not depend on it."""
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 def keyed_by_tile(row: dict) -> tuple[str, dict]:

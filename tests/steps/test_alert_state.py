@@ -121,3 +121,25 @@ def test_the_history_a_stream_starts_from_is_the_watched_aois_last_days(tmp_path
                        | {("b", first): [row(8, "s", PRIMARY)], ("c", first): [row(9, "s", PRIMARY)]})
     found = list(ReadHistory(warehouse, ["a", "b"], days=10).process(None))
     assert sorted((key, r["scan_date"]) for key, r in found) == [("a|T7", edge), ("a|T7", first), ("b|T8", first)]
+
+
+def test_a_scene_read_again_replaces_its_earlier_row_as_a_batch_rescan_does():
+    """D2's scene is read again (re-uploaded, a new generation) with a surer answer: its new row replaces the
+    old, so the confirmed alert becomes ``highest``, as the batch rules on the re-scanned partition say.
+    Kept beside the old one, the old row would win the tie (same date and scene) and nothing would change."""
+    unsure = tables.complete(row(8, "s0615", CLEARED, agriculture=0.5), "a", D2)
+    # read again by a newer bundle (whose version sorts first: rows of one settle time are taken in content
+    # order, so the old row, were it still pending, would win)
+    sure = {**tables.complete(row(8, "s0615", CLEARED, agriculture=0.95), "a", D2), "model_version": "0a1b2c3d"}
+    events = (test_stream.TestStream()
+              .advance_watermark_to(0)
+              .add_elements([TimestampedValue(observed(8, D1, PRIMARY), 60), TimestampedValue(unsure, 61),
+                             TimestampedValue(tables.complete(row(8, "s0701", CLEARED, agriculture=0.95), "a", D3),
+                                          62)])
+              .advance_watermark_to(600)  # flushed: high (0.5 on D2)
+              .add_elements([TimestampedValue(sure, 610)])
+              .advance_watermark_to_infinity())  # flushed: highest (0.95 on both)
+    assert stream(events) == [("T8", D2, "high", "active"), ("T8", D2, "highest", "active")]
+    [batch] = rules.alerts(rules.observations([observed(8, D1, PRIMARY), sure, tables.complete(
+        row(8, "s0701", CLEARED, agriculture=0.95), "a", D3)]))
+    assert EMITTED[-1] == batch
