@@ -12,6 +12,7 @@ from sklearn.metrics import fbeta_score, precision_score, recall_score
 from planet_core.errors import UserError
 from planet_core.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
 from planet_model import bundle, ensemble, evaluate, thresholds
+from tests.model.test_bundle_meta import VALID
 
 
 def test_relative_weather_decoding_keeps_the_weather_label_largest_against_its_threshold():
@@ -203,8 +204,6 @@ def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, tmp_path
 def _meta(bands, mean, *, chip_size=256, dtype="uint16", product="analytic", gsd_m=3.0, ranges=True):
     """A member's metadata as ``bundle.json`` gives it: normalization and value ranges (unless not
     ``ranges``: an older bundle's) per band from ``mean``."""
-    from tests.model.test_bundle_meta import VALID
-
     return bundle.BundleMeta.from_json({
         **VALID, "bands": list(bands), "chip_size": chip_size, "dtype": dtype,
         "normalization": {"mean": [mean + i for i in range(len(bands))], "variance": [10.0 * mean] * len(bands)},

@@ -28,11 +28,18 @@ def meta(tmp_path_factory):
     return bundles.tiny(tmp_path_factory.mktemp("bundle") / "b", dtype="uint16", product="analytic")[1]
 
 
-def _scene(path, pixel):
-    """A 64-px analytic scene of ``pixel`` metres in UTM 21S (near its central meridian: scale ~0.9996)."""
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=4, dtype="uint16", crs="EPSG:32721",
+def _scene(path, pixel=GSD, product=None, dtype="uint16", bands=4):
+    """A 64-px scene of ``pixel`` metres in UTM 21S (near its central meridian: scale ~0.9996) at the AOI of
+    these tests, tagged with ``product`` (none: unknown); its bands red, green, blue by colour
+    interpretation, and a fourth (NIR: the one undefined band of four)."""
+    from rasterio.enums import ColorInterp
+
+    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=bands, dtype=dtype, crs="EPSG:32721",
                        transform=Affine(pixel, 0, 500_000, 0, -pixel, 8_894_000), nodata=0) as dst:
-        dst.write(np.full((4, 64, 64), 1000, np.uint16))
+        dst.write(np.full((bands, 64, 64), 100, dtype))
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined][:bands]
+        if product:
+            dst.update_tags(product=product)
     return files.item(str(path))
 
 
@@ -85,44 +92,31 @@ def test_a_utm_grid_more_than_10_percent_off_over_the_aoi_is_refused(share, refu
         assert low == pytest.approx(GSD * 0.9996, rel=1e-3)
 
 
-def _tagged(path, product=None, dtype="uint16", bands=4):
-    """A 64-px 3-m scene at the AOI of these tests, tagged with ``product`` (none: unknown); its bands red,
-    green, blue by colour interpretation, and a fourth (NIR: the one undefined band of four)."""
-    from rasterio.enums import ColorInterp
-
-    with rasterio.open(path, "w", driver="GTiff", width=64, height=64, count=bands, dtype=dtype, crs="EPSG:32721",
-                       transform=Affine(GSD, 0, 500_000, 0, -GSD, 8_894_000), nodata=0) as dst:
-        dst.write(np.full((bands, 64, 64), 100, dtype))
-        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined][:bands]
-        if product:
-            dst.update_tags(product=product)
-    return files.item(str(path))
-
-
 HERE = box(-57.1, -10.05, -56.9, -9.95)
 
 
 def test_a_scene_of_another_product_refuses_the_scan_unless_the_user_says_what_it_is(meta, tmp_path):
     """The bundle is analytic. Scenes named by a tag: visual ones refuse the scan, naming three and how
     many more; ``--product`` overrides what the files say; a scene of unknown product passes."""
-    visual = [_tagged(tmp_path / f"v{i}.tif", "visual") for i in range(5)]
+    visual = [_scene(tmp_path / f"v{i}.tif", product="visual") for i in range(5)]
     with pytest.raises(UserError, match=r"trained on analytic imagery; .*v0.tif is visual; .*v2.tif is visual "
                                         r"and 2 more\. Scan analytic scenes, or pass --product analytic"):
         scan_setup.check_scenes(visual, meta, READ, None, HERE)
     assert scan_setup.check_scenes(visual, meta, READ, "analytic", HERE) == []
-    assert scan_setup.check_scenes([_tagged(tmp_path / "u.tif")], meta, READ, None, HERE) == []
+    assert scan_setup.check_scenes([_scene(tmp_path / "u.tif")], meta, READ, None, HERE) == []
 
 
 def test_scenes_without_the_bundles_bands_or_dtype_fail_alone_and_refuse_the_scan_when_none_can(meta, tmp_path):
     import dataclasses
 
-    good, small = _tagged(tmp_path / "g.tif", "analytic"), _tagged(tmp_path / "b.tif", "analytic", dtype="uint8")
+    good = _scene(tmp_path / "g.tif", product="analytic")
+    small = _scene(tmp_path / "b.tif", product="analytic", dtype="uint8")
     [failed] = scan_setup.check_scenes([good, small], meta, READ, None, HERE)
     assert failed["uri"] == small.uri and failed["reason"].startswith("dtype: it is uint8, the bundle was trained on "
                                                                       "uint16")
     assert scan_setup.check_scenes([good, small], meta, READ, "analytic", HERE) == []  # --product: the user knows
     with_nir = dataclasses.replace(meta, bands=("red", "green", "blue", "nir"))
-    rgb = _tagged(tmp_path / "rgb.tif", "analytic", bands=3)
+    rgb = _scene(tmp_path / "rgb.tif", product="analytic", bands=3)
     [failed] = scan_setup.check_scenes([good, rgb], with_nir, ReadOptions(), None, HERE)
     assert failed["reason"] == "bands: it provides red, green, blue, not nir"
     with pytest.raises(UserError, match=r"the bundle needs bands red, green, blue, nir \(uint16\); no scene can give"):
@@ -132,7 +126,7 @@ def test_scenes_without_the_bundles_bands_or_dtype_fail_alone_and_refuse_the_sca
 def test_scenes_the_aoi_misses_fail_the_run_but_not_when_one_could_not_be_opened(meta, tmp_path):
     from planet_core.errors import RunFailed
 
-    scenes = [_tagged(tmp_path / "a.tif", "analytic"), _tagged(tmp_path / "b.tif", "analytic")]
+    scenes = [_scene(tmp_path / "a.tif", product="analytic"), _scene(tmp_path / "b.tif", product="analytic")]
     far = box(10, 10, 11, 11)
     with pytest.raises(RunFailed, match="the AOI touches none of the 2 scenes"):
         scan_setup.check_scenes(scenes, meta, READ, None, far)
