@@ -10,7 +10,7 @@ so QGIS on it) cannot open it. This writes one snapshot of a warehouse table (``
 pyogrio, in EPSG:4326. The format follows ``--format`` or the output's extension. Columns those formats
 cannot hold become text: lists and records as JSON; the ``bbox`` covering column is left out (the formats
 index their geometries themselves). The file is written beside its final name and renamed into place, so
-a reader never opens half of it.
+a reader never opens half of it; an existing file is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="the file to write, local (.gpkg, .fgb, .geojson)")
     p.add_argument("--format", choices=sorted(FORMATS),
                    help="the file format (default: from the output's extension)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --output when it exists (default: refuse; it may be a file of yours, or a "
+                        "GeoPackage holding other layers, which replacing would lose)")
     return p
+
+
+def _check_output(args: argparse.Namespace) -> None:
+    """``--output`` is a file this run may write: not a folder, and not an existing file unless
+    ``--overwrite`` (the export replaces the whole file: a GeoPackage's other layers would go with it)."""
+    if "://" in args.output:
+        raise UserError(f"--output {args.output}: export writes local files (copy it to the bucket afterwards)")
+    if os.path.isdir(args.output):
+        raise UserError(f"--output {args.output}: a folder; name the file to write in it")
+    if os.path.lexists(args.output) and not args.overwrite:
+        raise UserError(f"--output {args.output}: exists; pass --overwrite to replace it (the whole file, every "
+                        "layer of a GeoPackage), or name another")
 
 
 def _format(args: argparse.Namespace) -> str:
@@ -120,8 +135,7 @@ def for_gis(table: pa.Table) -> pa.Table:
 def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     kind = _format(args)
-    if "://" in args.output:
-        raise UserError(f"--output {args.output}: export writes local files (copy it to the bucket afterwards)")
+    _check_output(args)
     rows = for_gis(read_table(args))
     folder = os.path.dirname(os.path.abspath(args.output))
     storage.check_writable(folder)

@@ -73,3 +73,24 @@ def test_misuse_is_one_line(made, args, message):
             for a in args]
     with pytest.raises(UserError, match=message):
         export.run(args)
+
+
+def test_an_existing_file_is_replaced_only_when_asked(made, tmp_path):
+    """A GeoPackage of the user's with a layer of their own is refused, byte for byte untouched, as is a
+    folder; with --overwrite the export replaces it whole (its other layer gone: what the flag says)."""
+    import pyogrio
+
+    out = tmp_path / "project.gpkg"
+    pyogrio.write_dataframe(geopandas.GeoDataFrame({"name": ["farm"]}, geometry=[shapely.box(0, 0, 1, 1)],
+                                                   crs="EPSG:4326"), out, layer="properties")
+    before = out.read_bytes()
+    args = ["events", "--report", made["report"], "--output", str(out)]
+    with pytest.raises(UserError, match=r"project.gpkg: exists; pass --overwrite"):
+        export.run(args)
+    assert out.read_bytes() == before
+    (tmp_path / "folder.gpkg").mkdir()
+    with pytest.raises(UserError, match=r"folder.gpkg: a folder"):
+        export.run(["events", "--report", made["report"], "--output", str(tmp_path / "folder.gpkg")])
+    assert export.run([*args, "--overwrite"])["rows"] == 1
+    assert [layer for layer, _ in pyogrio.list_layers(out)] == ["events"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.gpkg", "project.gpkg"]

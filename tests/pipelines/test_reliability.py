@@ -29,6 +29,15 @@ DATE = "2026-06-01"
 SCENE = "synth_20260601_r0c0"
 
 
+@pytest.fixture(autouse=True)
+def own_temporaries(tmp_path, monkeypatch):
+    """Commands started here keep their temporary folders (Beam's, DuckDB's spill) in the test's own: one this
+    test kills cannot remove them, and they would gather in the machine's /tmp."""
+    folder = tmp_path / "temporaries"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+
+
 def cli(*args, **kwargs):
     """The command in a process of its own (for runs that race or are killed)."""
     return subprocess.Popen([sys.executable, "-m", "pipelines.cli", *args], stdout=subprocess.PIPE,
