@@ -18,6 +18,8 @@ import shutil
 import tempfile
 from collections.abc import Callable
 
+from planet_core.errors import UserError
+
 
 def _fs():  # noqa: ANN202 - Beam's FileSystems class
     from apache_beam.io.filesystems import FileSystems  # noqa: PLC0415 - Beam (1.6 s) only for paths that are not local; planet_model's commands never load it
@@ -228,10 +230,13 @@ def delete_empty_folders(folder: str) -> None:
 
 def check_writable(folder: str) -> None:
     """Raise ``PermissionError`` naming ``folder`` when a local folder cannot be written (made and a file
-    put in it), before a run spends any work; Cloud Storage permissions are checked by the writes."""
+    put in it), and a :class:`UserError` when it is a file (bad usage: the flag names the wrong path), before
+    a run spends any work; Cloud Storage permissions are checked by the writes."""
     if not _local(folder):
         return
 
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"{folder}: a file, not a folder")
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -33,7 +33,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from planet_core import commands, logs
+from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 from planet_model.architectures import (
     ARCHS,
@@ -132,6 +132,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
         raise UserError(f"--jit_compile: XLA cannot resize {chip_size}-px chips to {input_size} px (it has no area "
                         f"resize); pass an --input_size that divides {chip_size} (e.g. {chip_size // 2} or "
                         f"{chip_size // 4}), or train without --jit_compile")
+    storage.check_writable(args.output)  # before hours of training, not at their end
     workdir = training.prepare_workdir(args.workdir or args.output.rstrip("/") + ".work", args.resume)
     strategy = training.devices(args.seed, args.mixed_precision)
     inputs = training.inputs(chips, bands, args.batch_size, args.cache, args.max_stat_chips, args.seed)

@@ -109,3 +109,16 @@ def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     stderr = refused(capsys, *command)
     assert message in stderr.strip().splitlines()[-1], stderr  # argparse's own errors follow usage
+
+
+@pytest.mark.parametrize("command", [
+    ["report", "--scans", "scans", "--no_images", "--no_clearings"],
+    ["chip", "--scenes", "s.tif"],
+])
+def test_a_file_named_as_the_output_folder_is_refused_and_kept(tmp_path, monkeypatch, capsys, command):
+    """Before any work (report's was an errno from its first write, exit 1); the file stays as it was."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").write_text("mine")
+    stderr = refused(capsys, *command, "--output", "out")
+    assert stderr.strip().splitlines()[-1].endswith("out: a file, not a folder"), stderr
+    assert (tmp_path / "out").read_text() == "mine"

@@ -173,6 +173,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     ``REPORT/current``)."""
     args = build_parser().parse_args(argv)
     _check(args)
+    storage.check_writable(args.output)
     snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
     this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
     _note_earlier_layout(args.output)

@@ -26,3 +26,20 @@ def test_written_files_get_the_mode_open_gives_under_the_umask(tmp_path, umask):
                                              capture_output=True, text=True).stdout.split()
     assert written == swapped == plain == oct(0o666 & ~umask)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.json", "swapped.json", "written.json"]
+
+
+def test_a_folder_to_write_that_is_a_file_is_bad_usage_and_stays(tmp_path):
+    """``check_writable``: a file where a folder is wanted is a :class:`UserError` naming it (exit 2), the file
+    untouched; a folder under a file cannot be made: a ``PermissionError`` (exit 1) naming it; a new folder is
+    made."""
+    from planet_core import storage
+    from planet_core.errors import UserError
+
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    with pytest.raises(UserError, match=f"^{taken}: a file, not a folder$"):
+        storage.check_writable(str(taken))
+    with pytest.raises(PermissionError, match=f"^{taken}/sub: cannot write there"):
+        storage.check_writable(str(taken / "sub"))
+    storage.check_writable(str(tmp_path / "new"))
+    assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["new", "taken"]

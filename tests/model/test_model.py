@@ -361,3 +361,12 @@ def test_jit_compile_with_a_resize_xla_cannot_do_is_refused_before_training(chip
                      "inception_v3", "--weights", "none", "--jit_compile")
     assert "--jit_compile: XLA cannot resize 256-px chips to 140 px" in stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_a_file_named_as_the_bundle_folder_is_refused_before_training(chips, tmp_path, capsys):
+    """Found at the end of training before (the export's errno, after every epoch); now before the first."""
+    taken = tmp_path / "bundle"
+    taken.write_text("notes")
+    stderr = refused(capsys, "train", "--data", str(chips["folder"]), "--output", str(taken), "--arch", "simple_cnn")
+    assert f"{taken}: a file, not a folder" in stderr and taken.read_text() == "notes"
+    assert not (tmp_path / "bundle.work").exists(), "no training started"
