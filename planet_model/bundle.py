@@ -224,38 +224,62 @@ def read_metadata(path: str) -> BundleMeta:
     if not isinstance(data, dict):
         raise BundleError(f"{location}: not a bundle description (not a JSON object)")
     meta = BundleMeta.from_json(data, path)
-    model_path = storage.join(path, meta.model_file)
-    if not storage.exists(model_path):
-        raise BundleError(f"{path}: model file {meta.model_file!r} not found")
-    if not _is_keras_file(model_path):
-        raise BundleError(f"{model_path}: not a complete Keras file (truncated or overwritten?); copy the bundle again")
+    _model_bytes(path, meta)
     return meta
 
 
-def _is_keras_file(path: str) -> bool:
+def content_version(model_bytes: bytes, thresholds: Mapping[str, float]) -> str:
+    """A bundle's ``version``: 16 hex digits of SHA-256 of its model file and its thresholds, so that it
+    changes whenever predictions can."""
+    digest = hashlib.sha256(model_bytes)
+    digest.update(json.dumps(dict(thresholds), sort_keys=True).encode())
+    return digest.hexdigest()[:16]
+
+
+def _model_bytes(path: str, meta: BundleMeta) -> bytes:
+    """The bundle's model file, checked to be whole and to be the model ``meta`` describes: a training run
+    writing into the folder of another (killed midway, or read while it wrote) leaves one run's model beside
+    the other's thresholds, normalisation and version, which would label tiles silently wrong."""
+    model_path = storage.join(path, meta.model_file)
+    try:
+        model_bytes = storage.read_bytes(model_path)
+    except FileNotFoundError:
+        raise BundleError(f"{path}: model file {meta.model_file!r} not found") from None
+    if not _is_keras_file(model_bytes):
+        raise BundleError(f"{model_path}: not a complete Keras file (truncated or overwritten?); copy the bundle again")
+    found = content_version(model_bytes, meta.thresholds)
+    if found != meta.version:
+        raise BundleError(
+            f"{path}: {meta.model_file} and the thresholds in {METADATA} are not the pair of version {meta.version} "
+            f"(they hash to {found}): another training run wrote into this folder, or one was killed writing it; "
+            f"train again into a folder of its own (if you changed the thresholds yourself, set \"version\" to "
+            f"{found})")
+    return model_bytes
+
+
+def _is_keras_file(model_bytes: bytes) -> bool:
     """A ``.keras`` file is a zip archive with ``config.json``: a truncated copy has no central directory."""
     try:
-        with zipfile.ZipFile(io.BytesIO(storage.read_bytes(path))) as archive:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
             return "config.json" in archive.namelist()
     except zipfile.BadZipFile:
         return False
 
 
 def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - keras.Model
-    """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code)."""
+    """The bundle's Keras model, loaded in safe mode (no Lambda layers can run code); with ``meta`` (what a
+    scan read when it started), only the model that ``meta`` describes (:func:`_model_bytes`)."""
     import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
     import planet_model.model  # noqa: PLC0415, F401 - registers the softmax weather head's layer
 
     meta = meta or read_metadata(path)
-    source = storage.join(path, meta.model_file)
-    if "://" in source:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = os.path.join(tmp, meta.model_file)
-            with open(local, "wb") as handle:
-                handle.write(storage.read_bytes(source))
-            return keras.saving.load_model(local, safe_mode=True, compile=False)
-    return keras.saving.load_model(source, safe_mode=True, compile=False)
+    model_bytes = _model_bytes(path, meta)  # the bytes checked are the bytes loaded, whatever writes meanwhile
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, meta.model_file)
+        with open(local, "wb") as handle:
+            handle.write(model_bytes)
+        return keras.saving.load_model(local, safe_mode=True, compile=False)
 
 
 def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001
@@ -282,9 +306,7 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> Bundl
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **meta,
     }
-    digest = hashlib.sha256(model_bytes)
-    digest.update(json.dumps(full["thresholds"], sort_keys=True).encode())
-    full["version"] = digest.hexdigest()[:16]
+    full["version"] = content_version(model_bytes, full["thresholds"])
     typed = BundleMeta.from_json(full, path)
     storage.write_bytes(storage.join(path, MODEL_FILE), model_bytes)
     for name, data in files.items():

@@ -41,14 +41,16 @@ logging.getLogger().addFilter(_drop_memory_warning)
 
 
 class BundleModelHandler(ModelHandler[np.ndarray, PredictionResult, Any]):
-    """Chips ``(chip_size, chip_size, bands)`` in, 17 probabilities out."""
+    """Chips ``(chip_size, chip_size, bands)`` in, 17 probabilities out. A worker loads the model that ``meta``
+    (what the scan read when it started, whose thresholds and version its rows carry) describes, or fails: a
+    bundle trained again into the same folder meanwhile is not mixed into the scan."""
 
-    def __init__(self, bundle_path: str, batch_size: int = 64) -> None:
+    def __init__(self, bundle_path: str, meta: BundleMeta, batch_size: int = 64) -> None:
         super().__init__()
-        self.bundle_path, self.batch_size = bundle_path, batch_size
+        self.bundle_path, self.meta, self.batch_size = bundle_path, meta, batch_size
 
     def load_model(self) -> Any:
-        return bundle.load_model(self.bundle_path)
+        return bundle.load_model(self.bundle_path, self.meta)
 
     def run_inference(self, batch: Sequence[np.ndarray], model: Any,
                       inference_args: dict | None = None) -> Iterable[PredictionResult]:
@@ -197,7 +199,7 @@ class PredictTiles(beam.PTransform):
         self.weather_one = weather_one
 
     def expand(self, tiles: beam.PCollection) -> dict:
-        handler = KeyedModelHandler(BundleModelHandler(self.bundle_path, self.batch_size))
+        handler = KeyedModelHandler(BundleModelHandler(self.bundle_path, self.meta, self.batch_size))
         rows = (tiles
                 | "DescribeTiles" >> beam.ParDo(DescribeTile(self.meta.version, self.scan_date))
                 | "RunInference" >> RunInference(handler)

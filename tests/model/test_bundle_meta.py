@@ -107,6 +107,10 @@ def test_a_bundle_folder_needs_its_description_and_a_whole_keras_file(tmp_path):
     with zipfile.ZipFile(tmp_path / "model.keras", "w") as archive:
         archive.writestr("config.json", "{}")
         archive.writestr("model.weights.h5", b"\0" * 4096)
+    with pytest.raises(bundle.BundleError, match="are not the pair of version 0123456789abcdef"):
+        bundle.read_metadata(str(tmp_path))  # the version of another model
+    version = bundle.content_version((tmp_path / "model.keras").read_bytes(), VALID["thresholds"])
+    (tmp_path / "bundle.json").write_text(json.dumps({**VALID, "version": version}))
     assert bundle.read_metadata(str(tmp_path)).arch == "inception_v3"
     whole = (tmp_path / "model.keras").read_bytes()
     (tmp_path / "model.keras").write_bytes(whole[: len(whole) // 2])  # a copy cut short

@@ -2,6 +2,7 @@
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ def tiny_bundle(tmp_path_factory):
 
 
 def test_handler_predicts_what_the_model_predicts(tiny_bundle):
-    handler = BundleModelHandler(tiny_bundle["path"], batch_size=4)
+    handler = BundleModelHandler(tiny_bundle["path"], tiny_bundle["meta"], batch_size=4)
     loaded = handler.load_model()
     chips = [np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8) for i in range(3)]
     results = list(handler.run_inference(chips, loaded))
@@ -29,6 +30,49 @@ def test_handler_predicts_what_the_model_predicts(tiny_bundle):
     assert [r.example is c for r, c in zip(results, chips)] == [True] * 3
     np.testing.assert_allclose(np.stack([r.inference for r in results]), expected, rtol=1e-5, atol=1e-6)
     assert handler.batch_elements_kwargs() == {"min_batch_size": 4, "max_batch_size": 4}
+
+
+def test_a_model_that_is_not_the_one_its_description_names_is_refused(tiny_bundle, tmp_path):
+    """A training run writing into a bundle's folder (killed between ``model.keras`` and ``bundle.json``, or
+    read meanwhile) leaves one run's model beside the other's thresholds: refused by every reader, naming
+    both hashes. A scan's workers load only the model of the description the scan started with, even once
+    the folder holds a complete newer bundle; thresholds changed by hand pass once "version" says so."""
+    import json
+    import shutil
+
+    from planet_model import bundle
+
+    torn = tmp_path / "torn"
+    shutil.copytree(tiny_bundle["path"], torn)
+    _, other = bundles.tiny(tmp_path / "other", gain=3.0)
+    shutil.copy(tmp_path / "other" / "model.keras", torn / "model.keras")
+    found = bundle.content_version((torn / "model.keras").read_bytes(), tiny_bundle["meta"].thresholds)
+    assert found == other.version != tiny_bundle["meta"].version
+    message = f"are not the pair of version {tiny_bundle['meta'].version} \\(they hash to {found}\\)"
+    with pytest.raises(bundle.BundleError, match=f"^{torn}: model.keras and the thresholds in bundle.json {message}"):
+        bundle.read_metadata(str(torn))
+    with pytest.raises(bundle.BundleError, match=message):
+        BundleModelHandler(str(torn), tiny_bundle["meta"]).load_model()
+
+    retrained = tmp_path / "retrained"
+    shutil.copytree(tiny_bundle["path"], retrained)
+    for name in ("model.keras", "bundle.json"):
+        shutil.copy(tmp_path / "other" / name, retrained / name)
+    assert bundle.read_metadata(str(retrained)).version == other.version
+    with pytest.raises(bundle.BundleError, match=f"not the pair of version {tiny_bundle['meta'].version}"):
+        BundleModelHandler(str(retrained), tiny_bundle["meta"]).load_model()
+
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_bundle["path"], tuned)
+    doc = json.loads((tuned / "bundle.json").read_text())
+    doc["thresholds"]["road"] = 0.35
+    (tuned / "bundle.json").write_text(json.dumps(doc))
+    with pytest.raises(bundle.BundleError, match='set "version" to ([0-9a-f]{16})') as error:
+        bundle.read_metadata(str(tuned))
+    doc["version"] = error.value.args[0].rsplit(" ", 1)[-1].rstrip(")")
+    (tuned / "bundle.json").write_text(json.dumps(doc))
+    assert bundle.read_metadata(str(tuned)).thresholds["road"] == 0.35
+    assert bundle.load_model(str(tuned)).count_params() == tiny_bundle["model"].count_params()
 
 
 def test_rows_apply_each_labels_threshold_and_count_a_written_tile(tiny_bundle):
@@ -127,9 +171,12 @@ def test_predict_tiles_in_a_pipeline_rounds_probabilities_keeps_timestamps_and_p
     from pipelines.geo.grid import UtmGrid
     from pipelines.steps.inference import PredictTiles
     from planet_core.labels import WEATHER_LABELS
+    from planet_model import bundle
 
-    meta = dataclasses.replace(tiny_bundle["meta"], thresholds={n: (0.0 if n in ("clear", "haze") else 1.0)
-                                                                  for n in LABELS})
+    thresholds = {n: (0.0 if n in ("clear", "haze") else 1.0) for n in LABELS}
+    model_bytes = (Path(tiny_bundle["path"]) / "model.keras").read_bytes()
+    meta = dataclasses.replace(tiny_bundle["meta"], thresholds=thresholds,  # the same model, thresholds of its own
+                               version=bundle.content_version(model_bytes, thresholds))
     rng = np.random.default_rng(7)
     grid = UtmGrid(21, True, 3.0, tile_size=32)
     images = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(5)]
