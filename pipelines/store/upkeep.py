@@ -10,7 +10,8 @@ no orphan-file removal yet):
 2. A file under the table's folder, or a run's error lines under ``errors/``, that no remaining snapshot
    references is an orphan: data files of runs that failed, were killed or were replaced, metadata of
    expired snapshots, error lines of runs that were never committed. Orphans older than ``--orphan_days``
-   are deleted; younger ones may belong to a run still writing (Iceberg's own default is 3 days).
+   are deleted; younger ones may belong to a run still writing (Iceberg's own default is 3 days, and its
+   procedure refuses less than one day: so does this).
 
 It also makes the table when there is none yet (a warehouse whose table BigQuery should see before the
 first scan). Run it from a scheduler, e.g. weekly after the scans.
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 KEEP_DAYS = 30
 ORPHAN_DAYS = 3
+#: The youngest orphans the sweep may delete, in days: Iceberg's own procedure refuses an interval under 24
+#: hours, since a run still writing has files no snapshot references yet.
+MIN_ORPHAN_DAYS = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"expire snapshots older than this many days; the current one stays (default {KEEP_DAYS})")
     p.add_argument("--orphan_days", type=float, default=ORPHAN_DAYS,
                    help="delete files no snapshot references once they are this many days old: younger ones may "
-                        f"be a running scan's (default {ORPHAN_DAYS})")
+                        f"be a running scan's (default {ORPHAN_DAYS}, at least {MIN_ORPHAN_DAYS})")
     p.add_argument("--dry_run", action="store_true", help="say what would be expired and deleted, change nothing")
     return p
 
@@ -94,6 +98,12 @@ def orphans(warehouse: Warehouse, table, older_than: float, expiring: set[int] =
 def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: float = ORPHAN_DAYS,
              dry_run: bool = False) -> dict:
     """Expire, then sweep; what was (or, with ``dry_run``, would be) expired and deleted."""
+    if keep_days < 0:
+        raise UserError(f"--keep_days {keep_days:g}: must be 0 or more")
+    if orphan_days < MIN_ORPHAN_DAYS:
+        raise UserError(f"--orphan_days {orphan_days:g}: must be at least {MIN_ORPHAN_DAYS} (a younger file no "
+                        "snapshot references may be a running scan's, not yet committed: deleting it would lose "
+                        "that scan's rows, or leave its commit naming files that are gone)")
     table = scans.open_table(warehouse)
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
 
@@ -133,8 +143,6 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
 def main(argv: Sequence[str] | None = None) -> None:
     logs.configure()
     args = build_parser().parse_args(argv)
-    if args.keep_days < 0 or args.orphan_days < 0:
-        raise UserError("--keep_days and --orphan_days: must be 0 or more")
     done = maintain(Warehouse(args.scans, args.catalog), args.keep_days, args.orphan_days, args.dry_run)
     print(json.dumps(done, indent=2))
 

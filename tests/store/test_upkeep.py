@@ -125,9 +125,30 @@ def test_migrate_imports_what_each_manifest_lists_once_and_names_the_rest(tmp_pa
     assert (root / "scan_date=2026-06-01" / "aoi=a" / "part-r1-00000-of-00001.parquet").exists(), "old files stay"
 
 
-@pytest.mark.parametrize("flag", ["--keep_days", "--orphan_days"])
-def test_negative_days_are_refused_before_anything_is_touched(tmp_path, capsys, flag):
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--keep_days", "-1", "--keep_days -1: must be 0 or more"),
+    ("--orphan_days", "-1", "--orphan_days -1: must be at least 1"),
+    ("--orphan_days", "0", "--orphan_days 0: must be at least 1 (a younger file no snapshot references may be a "
+                           "running scan's"),
+    ("--orphan_days", "0.99", "--orphan_days 0.99: must be at least 1"),
+])
+def test_days_that_could_lose_data_are_refused_before_anything_is_touched(tmp_path, capsys, flag, value, message):
     from tests.conftest import refused
 
-    stderr = refused(capsys, "maintain", "--scans", str(tmp_path / "scans"), flag, "-1")
-    assert "--keep_days and --orphan_days: must be 0 or more" in stderr and not (tmp_path / "scans").exists()
+    stderr = refused(capsys, "maintain", "--scans", str(tmp_path / "scans"), flag, value)
+    assert message in stderr and not (tmp_path / "scans").exists()
+
+
+def test_a_running_scans_file_younger_than_a_day_is_kept_at_the_shortest_setting(tmp_path):
+    """At ``--orphan_days 1`` a file no snapshot references is deleted once a day old, not a minute before."""
+    warehouse = Warehouse(str(tmp_path / "scans"))
+    scans.write_rows(warehouse, "2026-06-01", "a", [tables.complete(row("t1"), "a", D1)],
+                     {"run_id": "r1", "pipeline": "test", "partitions": ["2026-06-01/a"]})
+    folder = tmp_path / "scans" / "tile_labels" / "data" / "scan_date=2026-06-01" / "aoi=a"
+    running, stale = folder / "part-running.parquet", folder / "part-stale.parquet"
+    running.write_bytes(b"a running scan's file")
+    stale.write_bytes(b"a killed run's file")
+    age(running, 1 - 60 / 86400)
+    age(stale, 1 + 60 / 86400)
+    done = upkeep.maintain(warehouse, keep_days=30, orphan_days=1)
+    assert done["deleted"] == ["tile_labels/data/scan_date=2026-06-01/aoi=a/part-stale.parquet"] and running.exists()
