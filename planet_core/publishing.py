@@ -13,12 +13,16 @@ the files the manifest lists (:func:`read`), never a listing, so what a failed o
 invisible, and a run that publishes nothing changes nothing.
 
 Deletion follows one rule: a file is deleted only if an earlier manifest of this folder lists it, either
-as the set the new one replaces or as the folder of a run registered in it. Publishing removes the
-replaced set's files (and their folders, once empty: a file someone put beside them stays) and the
-folders of runs registered before the publishing one that never published (killed, or superseded: a run
-that would publish after a run started later is refused, since its output is older). No name
-patterns, no timers. The manifest is switched with :func:`planet_core.storage.swap` (a
-generation precondition on Cloud Storage, a lock on local disks), so concurrent runs never interleave.
+as a set it replaced or as the folder of a run registered in it. A replaced set stays, listed under
+``replaced`` in the manifest, for :data:`RETAIN` after it was replaced: a reader that opened it before the
+switch (a training run reading a chip set epoch after epoch, an export, a page open in a browser)
+finishes on whole files, as Iceberg keeps a replaced snapshot's files until the snapshot expires. A
+publish deletes the sets replaced longer ago than that (and their folders, once empty: a file someone
+put beside them stays) and the folders of runs registered before the publishing one that never
+published (killed, or superseded: a run that would publish after a run started later is refused, since
+its output is older; no reader ever had their files). No name patterns. The manifest is switched with
+:func:`planet_core.storage.swap` (a generation precondition on Cloud Storage, a lock on local disks), so
+concurrent runs never interleave.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from planet_core import storage
 from planet_core.errors import RunFailed, UserError
 
 RUNS = "runs"
+#: How long a replaced set stays readable: the scans table's own orphans wait as long (Iceberg's default).
+RETAIN = dt.timedelta(days=3)
 
 
 def new_run_id() -> str:
@@ -104,23 +110,33 @@ def begin(folder: str, manifest: str, run_id: str, started: str) -> str:
 def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
             switched: Callable[[dict], None] | None = None) -> dict:
     """Switch the folder to the run's files (``content["files"]``, names relative to ``folder``; the rest of
-    ``content`` is the run's facts) and delete what the replaced manifest listed: its files, and the folders
-    of runs registered before this one. ``switched(new manifest)`` runs while the switch holds the folder
-    (under the lock, on local disks): what must change with the manifest, such as a link to the current
-    version. A run that is no longer registered was superseded by a later run that published:
-    :class:`RunFailed`, its folder removed, and nothing else changes. Returns the replaced manifest."""
+    ``content`` is the run's facts), keep the set it replaces for :data:`RETAIN`, and delete the sets
+    replaced longer ago and the folders of runs registered before this one. ``switched(new manifest)``
+    runs while the switch holds the folder (under the lock, on local disks): what must change with the
+    manifest, such as a link to the current version. A run that is no longer registered was superseded by
+    a later run that published: :class:`RunFailed`, its folder removed, and nothing else changes. Returns
+    the replaced manifest."""
     path = storage.join(folder, manifest)
     replaced: dict = {}
+    new: dict = {}
+    expired: list[str] = []  # files of the sets replaced longer ago than RETAIN
 
-    def switch(current: bytes | None) -> bytes:
-        nonlocal replaced
+    def switch(current: bytes | None) -> bytes:  # on Cloud Storage maybe called again: the last call holds
+        nonlocal replaced, new, expired
         replaced = _parse(current, path)
         runs = dict(replaced.get("runs", {}))
         if run_id not in runs:
             raise RunFailed(f"{folder}: a run started after this one ({replaced.get('run_id')}) published first; "
                             "this run's output is older, so it was not published")
         mine = (runs.pop(run_id), run_id)
-        new = {**content, "run_id": run_id, "runs": {other: at for other, at in runs.items() if (at, other) > mine}}
+        now = dt.datetime.now(dt.timezone.utc)
+        sets = dict(replaced.get("replaced", {}))
+        if replaced.get("files"):
+            sets[replaced.get("run_id", "")] = {"files": replaced["files"], "replaced_at": now.isoformat()}
+        retained = {r: v for r, v in sets.items() if now - dt.datetime.fromisoformat(v["replaced_at"]) < RETAIN}
+        expired = [name for r, v in sets.items() if r not in retained for name in v["files"]]
+        new = {**content, "run_id": run_id, "runs": {other: at for other, at in runs.items() if (at, other) > mine},
+               "replaced": retained}
         if switched is not None:
             switched(new)
         return json.dumps(new, indent=2).encode()
@@ -130,14 +146,14 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
     except RunFailed:  # superseded: no manifest names this run any more, so its folder is its own to remove
         storage.delete_tree(run_folder(folder, run_id))
         raise
-    keep = set(paths(folder, content["files"]))
-    storage.delete([p for p in paths(folder, replaced.get("files", [])) if p not in keep and storage.exists(p)])
+    listed = set(paths(folder, new["files"] + [name for v in new["replaced"].values() for name in v["files"]]))
+    storage.delete([p for p in paths(folder, expired) if p not in listed and storage.exists(p)])
     started = replaced.get("runs", {})
     mine = (started.get(run_id), run_id)
     for other, at in started.items():
         if other != run_id and (at, other) < mine:
             storage.delete_tree(run_folder(folder, other))
-    for name in replaced.get("files", []):  # the replaced run's folders, once nothing else is in them
+    for name in expired:  # the expired sets' run folders, once nothing else is in them
         parts = name.split("/")
         if len(parts) > 2 and parts[0] == RUNS and parts[1] != run_id:
             storage.delete_empty_folders(run_folder(folder, parts[1]))

@@ -48,6 +48,22 @@ def write_scans(location: Path | str, partitions: Mapping[tuple[str, dt.date], S
     return str(location)
 
 
+def copy_scans(source: Path | str, target: Path | str) -> Path:
+    """A scans table of its own at ``target`` holding the current rows of ``source``, a commit per partition
+    with the facts of the commit that last wrote it: for tests that write into a copy of a module's scans
+    (a copied folder still names the source's files, so the tools refuse to write into it)."""
+    facts: dict[tuple[str, str], dict] = {}
+    for commit in scans.commits(Warehouse(str(source))):
+        for partition in commit.partitions:
+            facts[partition] = commit.facts
+    partitions: dict[tuple[str, str], list[dict]] = {}
+    for row in read_rows(source):
+        partitions.setdefault((row["scan_date"].isoformat(), row["aoi"]), []).append(row)
+    for (date, aoi), rows in sorted(partitions.items()):
+        scans.write_rows(Warehouse(str(target)), date, aoi, rows, facts[(date, aoi)])
+    return Path(target)
+
+
 def read_rows(location: Path | str, aoi: str | None = None) -> list[dict]:
     """Every row of the current snapshot."""
     return scans.read_arrow(Warehouse(str(location)), aoi).to_pylist()

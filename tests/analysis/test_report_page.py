@@ -393,8 +393,9 @@ def test_pictures_are_drawn_for_the_largest_events_only_and_mosaic_their_dates(t
 
 
 def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
-    """A re-run is a new version, switched to in one step: the earlier version's files go (pictures of an
-    event it no longer shows among them); files it never wrote stay."""
+    """A re-run is a new version, switched to in one step; the earlier version stays whole for a while
+    (a page open on it keeps its pictures) and then goes at a later publish (pictures of an event it no
+    longer shows among them); files it never wrote stay."""
     scans = _hand_scans(tmp_path)
     out = tmp_path / "report"
     first = report.run(["--scans", str(scans), "--output", str(out)])
@@ -417,10 +418,16 @@ def test_a_rerun_replaces_the_report_as_a_whole(tmp_path):
     assert sorted(p.name for p in new.iterdir()) == ["alerts.geojson", "alerts.parquet", "clearings.geojson",
                                                     "clearings.parquet", "events.geojson", "events.parquet",
                                                     "report.html", "summary.json"]
-    assert [p.name for p in old.rglob("*") if p.is_file()] == ["notes.txt"], "the old version's own files went"
-    assert (out / "notes.txt").read_text() == "another"
+    assert sorted(str(p.relative_to(old)) for p in (old / "events").iterdir()) == [*pictures, "events/notes.txt"]
     manifest = json.loads((out / "current.json").read_text())
     assert manifest["run_id"] == second["version"] and manifest["runs"] == {}
+    assert list(manifest["replaced"]) == [first["version"]]
+    manifest["replaced"][first["version"]]["replaced_at"] = "2000-01-01T00:00:00+00:00"  # long ago
+    (out / "current.json").write_text(json.dumps(manifest))
+    third = report.run(["--scans", str(scans), "--output", str(out)])
+    assert [p.name for p in old.rglob("*") if p.is_file()] == ["notes.txt"], "the old version's own files went"
+    assert (out / "notes.txt").read_text() == "another"
+    assert list(json.loads((out / "current.json").read_text())["replaced"]) == [second["version"]] != [third["version"]]
 
 
 def test_map_outlines_keep_the_corners_of_densified_outlines_and_drop_the_rest():

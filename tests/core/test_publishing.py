@@ -1,6 +1,7 @@
 """Published folders (chip sets, reports): one set of files at a time, switched atomically; nothing deleted
 unless an earlier manifest listed it."""
 
+import datetime as dt
 import json
 import multiprocessing
 
@@ -19,7 +20,18 @@ def write_run(folder, run_id, started, names=("a.txt", "b.txt")):
     return [publishing.relative(folder, storage.join(run, name)) for name in names]
 
 
-def test_publish_switches_to_the_new_set_and_deletes_exactly_the_old(tmp_path):
+def age_replaced(folder, run_id, by):
+    """Move the time set ``run_id`` was replaced back by ``by`` (a timedelta), as if that long had passed."""
+    path = storage.join(folder, MANIFEST)
+    manifest = json.loads(storage.read_text(path))
+    when = dt.datetime.fromisoformat(manifest["replaced"][run_id]["replaced_at"])
+    manifest["replaced"][run_id]["replaced_at"] = (when - by).isoformat()
+    storage.write_text(path, json.dumps(manifest))
+
+
+def test_publish_switches_to_the_new_set_and_keeps_the_old_for_its_readers_a_while(tmp_path):
+    """A replaced set stays whole for RETAIN (a reader that opened it finishes), listed under ``replaced``;
+    the first publish after that deletes exactly its files, a second before it deletes nothing."""
     folder = str(tmp_path / "set")
     first = write_run(folder, "r1", "2026-01-01T00:00:00")
     publishing.publish(folder, MANIFEST, "r1", {"files": first})
@@ -30,9 +42,35 @@ def test_publish_switches_to_the_new_set_and_deletes_exactly_the_old(tmp_path):
     assert replaced["files"] == first and replaced["run_id"] == "r1"
     manifest = publishing.read(folder, MANIFEST)
     assert (manifest["files"], manifest["count"], manifest["run_id"], manifest["runs"]) == (second, 2, "r2", {})
+    assert list(manifest["replaced"]) == ["r1"] and manifest["replaced"]["r1"]["files"] == first
+    assert all((tmp_path / "set" / name).exists() for name in first), "a reader of r1 finishes"
+
+    age_replaced(folder, "r1", publishing.RETAIN - dt.timedelta(minutes=1))
+    publishing.publish(folder, MANIFEST, "r3", {"files": write_run(folder, "r3", "2026-01-03T00:00:00")})
+    assert all((tmp_path / "set" / name).exists() for name in first), "just under RETAIN: still kept"
+    assert sorted(publishing.read(folder, MANIFEST)["replaced"]) == ["r1", "r2"]
+
+    age_replaced(folder, "r1", dt.timedelta(minutes=2))
+    publishing.publish(folder, MANIFEST, "r4", {"files": write_run(folder, "r4", "2026-01-04T00:00:00")})
     assert not any((tmp_path / "set" / name).exists() for name in first)
+    assert all((tmp_path / "set" / name).exists() for name in second)
+    assert sorted(publishing.read(folder, MANIFEST)["replaced"]) == ["r2", "r3"]
     assert (tmp_path / "set" / "notes.txt").read_text() == "mine"
     assert (tmp_path / "set" / "runs" / "r1" / "notes.txt").read_text() == "mine too", "never a file it did not list"
+
+
+def test_a_file_the_new_set_or_a_kept_set_lists_is_never_deleted_with_an_expired_set(tmp_path):
+    """Sets may share files (a run listing one it kept from the set before): an expired set's file that a
+    later set lists stays."""
+    folder = str(tmp_path / "set")
+    first = write_run(folder, "r1", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "r1", {"files": first})
+    publishing.begin(folder, MANIFEST, "r2", "2026-01-02T00:00:00")
+    publishing.publish(folder, MANIFEST, "r2", {"files": first[:1]})
+    age_replaced(folder, "r1", publishing.RETAIN)
+    publishing.begin(folder, MANIFEST, "r3", "2026-01-03T00:00:00")
+    publishing.publish(folder, MANIFEST, "r3", {"files": first[1:]})
+    assert all((tmp_path / "set" / name).exists() for name in first)
 
 
 def test_a_killed_runs_folder_goes_with_the_next_publish_and_a_later_run_is_left_alone(tmp_path):
@@ -103,4 +141,5 @@ def test_concurrent_publishers_leave_one_complete_set(tmp_path):
     left = {p.relative_to(tmp_path / "set").as_posix() for p in (tmp_path / "set" / "runs").rglob("*") if p.is_file()}
     assert left == set(manifest["files"]) | {
         f"runs/{r}/{i}.txt" for r in manifest["runs"] for i in range(int(r[1:]) + 1)
-    }
+    } | {name for kept in manifest["replaced"].values() for name in kept["files"]}, "the sets replaced stay a while"
+    assert all(set(kept["files"]) <= left for kept in manifest["replaced"].values())

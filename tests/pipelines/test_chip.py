@@ -1,6 +1,5 @@
 """Real Beam runs of the chipping pipeline on synthetic scenes, the shared rasters and Kaggle-format chips."""
 
-import glob
 import json
 
 import cv2
@@ -88,10 +87,13 @@ def test_rerun_replaces_the_output_without_duplicates_or_stale_shards(scenes, tm
     first = chip.run(args)
     second = chip.run(args)
     assert first["run_id"] != second["run_id"]
-    files = glob.glob(f"{out}/**/chips-*", recursive=True)
+    files = [str(out / f) for f in json.loads((out / "manifest.json").read_text())["files"]]
     assert files and all(second["run_id"] in f for f in files)
-    assert len(read_chips(out)) == 16 and not any((out / f).exists() for f in first["files"])
-    assert sorted(p.name for p in (out / "runs").iterdir()) == [second["run_id"]]
+    assert len(read_chips(out)) == 16, "readers read the second run's chips only"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert list(manifest["replaced"]) == [first["run_id"]] and all((out / f).exists() for f in first["files"]), \
+        "the replaced set stays a while for readers that opened it"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted([first["run_id"], second["run_id"]])
 
 
 def test_web_mercator_grid_with_gzip(scenes, tmp_path):

@@ -2,7 +2,6 @@
 reused by the report, and never lost or doubled by a failed or killed run."""
 
 import json
-import shutil
 
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +12,7 @@ from pipelines.analysis import event_images, queries, report
 from pipelines.store import clearings as stored
 from pipelines.store import scans, schema
 from pipelines.store.catalog import Warehouse
+from tests import tables
 from tests.conftest import RUNNER, run_here
 from tests.pipelines.test_reliability import _kill_when, cli, one_line_failure
 
@@ -55,9 +55,7 @@ def test_the_report_delineates_the_planted_clearings(demo):
 
 
 def _warehouse(demo, tmp_path):
-    out = tmp_path / "scans"
-    shutil.copytree(demo["scans"], out)
-    return out
+    return tables.copy_scans(demo["scans"], tmp_path / "scans")
 
 
 def test_delineate_commits_what_the_report_found_and_the_report_reuses_it(demo, tmp_path, caplog):

@@ -84,9 +84,8 @@ def good(scenes, simple_bundle, tmp_path_factory):
 
 
 def copy_of(good, tmp_path) -> Path:
-    out = tmp_path / "scans"
-    shutil.copytree(good["out"], out)
-    return out
+    """The good scan's rows in a scans table of the test's own."""
+    return tables.copy_scans(good["out"], tmp_path / "scans")
 
 
 def test_concurrent_scans_of_one_partition_leave_one_complete_output(scenes, simple_bundle, good, tmp_path):
@@ -135,6 +134,33 @@ def test_a_killed_scan_leaves_readers_one_complete_snapshot_and_a_rerun_replaces
     code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
     assert code == 0, err
     assert rows_seen(out) == good["rows"], "a re-run replaces: no orphan of the killed run is ever read"
+
+
+def test_maintain_at_its_shortest_setting_during_a_scan_sweeps_only_the_stale(scenes, simple_bundle, good,
+                                                                               tmp_path):
+    """A scheduler's ``maintain`` running while a scan writes: a killed run's two-day-old file goes, the scan's
+    own files (Beam's temporaries, its data file before the commit names it) stay, and the scan commits
+    whole. At ``--orphan_days 0``, now refused, a sweep deleted the scan's temporary file and failed it."""
+    out = copy_of(good, tmp_path)
+    data = out / "tile_labels" / "data"
+    stale = data / f"scan_date={DATE}" / "aoi=c" / "part-killed.parquet"
+    stale.write_bytes(b"a killed run's data file")
+    then = time.time() - 2 * 86400
+    os.utime(stale, (then, then))
+    before = set(data.rglob("*"))
+    running = cli(*scan_args(scenes, simple_bundle["path"], out))
+    during = 0  # sweeps while the scan had files of its own on disk
+    while running.poll() is None:
+        staged = any(p.is_file() for p in set(data.rglob("*")) - before)
+        code, err = run_here("maintain", "--scans", str(out), "--orphan_days", "1", "--keep_days", "0")
+        assert code == 0, err
+        during += staged
+    code, err = finished(running)
+    assert code == 0, err
+    assert during > 0, "a sweep ran while the scan's files were uncommitted"
+    assert not stale.exists() and rows_seen(out) == good["rows"]
+    snapshot = scans.snapshot(Warehouse(str(out)))
+    assert all(os.path.exists(f) for f in snapshot.files), "the scan's commit names only files that are there"
 
 
 def truncated_copies(scenes, folder, n):
@@ -215,8 +241,7 @@ def small_disk(tmp_path):
 
 
 def test_a_full_disk_during_a_scan_is_one_line_and_changes_nothing(scenes, simple_bundle, good, small_disk):
-    out = small_disk / "scans"
-    shutil.copytree(good["out"], out)
+    out = tables.copy_scans(good["out"], small_disk / "scans")
     filler = fill(small_disk)
     code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
     one_line_failure(code, err, "No space left on device")
@@ -268,7 +293,9 @@ def test_concurrent_and_killed_reports_never_leave_files_that_disagree(good, tmp
     code, err = run_here("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
     assert code == 0, err
     _agree(report)
-    assert len(list((report / "runs").iterdir())) == 1, "earlier versions and the killed one's folder are gone"
+    manifest = json.loads((report / "current.json").read_text())
+    assert {p.name for p in (report / "runs").iterdir()} == {manifest["run_id"], *manifest["replaced"]}, \
+        "the killed one's folder is gone; earlier versions stay a while for their readers"
 
 
 @pytest.mark.parametrize(("extra", "message"), [
@@ -341,7 +368,44 @@ def test_chip_never_deletes_what_it_did_not_write(scenes, tmp_path):
     manifest = json.loads((out / records.MANIFEST).read_text())
     listed = {str(out / f) for f in manifest["files"]}
     assert set(data.list_files(str(out))) == listed and all(Path(p).exists() for p in listed)
-    assert {str(p) for p in (out / "runs").rglob("*.tfrecord")} == listed
+    kept = {str(out / f) for replaced in manifest["replaced"].values() for f in replaced["files"]}
+    assert {str(p) for p in (out / "runs").rglob("*.tfrecord")} == listed | {f for f in kept if f.endswith(".tfrecord")}
+
+
+def test_a_full_disk_during_chipping_is_one_line_and_keeps_the_set(scenes, small_disk):
+    out = small_disk / "chips"
+    code, err = run_here(*chip_args(scenes, out))
+    assert code == 0, err
+    good = json.loads((out / records.MANIFEST).read_text())["files"]
+    fill(small_disk)
+    code, err = run_here(*chip_args(scenes, out))
+    one_line_failure(code, err, "No space left on device")
+    assert json.loads((out / records.MANIFEST).read_text())["files"] == good
+    assert data.list_files(str(out)) == [str(out / f) for f in good] and all((out / f).exists() for f in good)
+
+
+def test_a_training_run_reading_a_chip_set_finishes_while_another_run_replaces_the_set(scenes, tmp_path):
+    """Training reads its chip files again every epoch (no cache): a chip run that republishes the set
+    meanwhile leaves the set training opened whole. Before replaced sets were kept a while, the next epoch
+    died on a deleted file (TensorFlow's NotFoundError, a traceback)."""
+    out = tmp_path / "chips"
+    labelled = chip_args(scenes, out, "--labels", str(scenes["truth"]))
+    code, err = run_here(*labelled)
+    assert code == 0, err
+    training = cli("train", "--data", str(out), "--output", str(tmp_path / "bundle"), "--arch", "simple_cnn",
+                   "--head_epochs", "30", "--finetune_epochs", "0", "--cache", "none", "--batch_size", "8")
+    history = tmp_path / "bundle.work" / "history-stage1.csv"
+    stop = time.time() + 300
+    while training.poll() is None and time.time() < stop and not (
+            history.exists() and len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.1)
+    assert training.poll() is None, ("training ended before the set was replaced", finished(training))
+    code, err = run_here(*labelled)
+    assert code == 0, err
+    switched = len(history.read_text().splitlines())
+    code, err = finished(training, 600)
+    assert code == 0, err
+    assert len(history.read_text().splitlines()) == 31 and switched <= 29, "epochs read the set after the switch"
 
 
 def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes, tmp_path):
@@ -361,4 +425,6 @@ def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes
     assert data.list_files(str(out)) == [str(out / f) for f in good], "the killed run's chips are not read"
     code, err = run_here(*chip_args(scenes, out))
     assert code == 0, err
-    assert len(list((out / "runs").iterdir())) == 1, "the failed and the killed runs' folders went with the publish"
+    manifest = json.loads((out / records.MANIFEST).read_text())
+    assert {p.name for p in (out / "runs").iterdir()} == {manifest["run_id"], *manifest["replaced"]}, \
+        "the failed and the killed runs' folders went with the publish; the replaced set stays a while"

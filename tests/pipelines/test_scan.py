@@ -109,10 +109,7 @@ def test_the_commit_names_the_files_and_they_are_geoparquet_duckdb_reads(scanned
 
 def test_rerun_replaces_only_its_partition_and_is_deterministic(scanned, tmp_path):
     # on a copy of the module's scan output: the other tests see it as the scan left it, in any order
-    import shutil
-
-    output = tmp_path / "scan"
-    shutil.copytree(scanned["output"], output)
+    output = tables.copy_scans(scanned["output"], tmp_path / "scan")
     args = [str(output) if a == str(scanned["output"]) else a for a in scanned["args"]]
     before = read_partition(output, "2026-06-01", "xingu")
     scan.run([a if a != "2026-06-01" else "2026-06-08" for a in args])

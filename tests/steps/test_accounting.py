@@ -72,7 +72,9 @@ def test_publish_lists_the_runs_chips_and_error_lines_and_replaces_the_last_set(
     assert json.loads(storage.read_text(storage.join(out, first["files"][1])))["reason"] == "read: broken"
     second = publish_run(out, "20261125T120000-0a0b0c", items[:1], started="2026-11-25T12:00:00+00:00")
     assert second["files"] == ["runs/20261125T120000-0a0b0c/chips-00000-of-00001.tfrecord"], "no errors, no file"
-    assert not storage.glob(storage.join(out, "runs", "20261125T110000-1a2b3c", "*")), "the replaced set is gone"
+    assert second["replaced"] == {"20261125T110000-1a2b3c": {
+        "files": first["files"], "replaced_at": second["replaced"]["20261125T110000-1a2b3c"]["replaced_at"]}}, \
+        "the replaced set is kept a while for its readers"
     assert (second["written"], second["failed"], second["runs"]) == (1, 0, {})
 
 
@@ -103,7 +105,9 @@ def test_a_copied_folders_rerun_never_reaches_back_into_the_original(tmp_path):
     shutil.copytree(original, copy)
     publish_run(copy, "20261125T120000-0a0b0c", items, started="2026-11-25T12:00:00+00:00")
     assert all(storage.exists(p) for p in publishing.paths(original, first["files"])), "the original is intact"
-    assert not any(storage.exists(p) for p in publishing.paths(copy, first["files"])), "the copy was replaced"
+    manifest = publishing.read(copy, "manifest.json")
+    assert manifest["files"] != first["files"] and manifest["replaced"]["20261125T110000-1a2b3c"]["files"] == \
+        first["files"], "the copy switched to its own run, keeping the copied set a while for its readers"
     # a manifest of the old form (full paths) is honoured only inside its own folder
     assert publishing.paths(
         copy, [f"{original}/chips-x.tfrecord", f"{copy}/chips-y.tfrecord", "../x", "/etc/passwd"]

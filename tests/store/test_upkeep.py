@@ -152,3 +152,31 @@ def test_a_running_scans_file_younger_than_a_day_is_kept_at_the_shortest_setting
     age(stale, 1 + 60 / 86400)
     done = upkeep.maintain(warehouse, keep_days=30, orphan_days=1)
     assert done["deleted"] == ["tile_labels/data/scan_date=2026-06-01/aoi=a/part-stale.parquet"] and running.exists()
+
+
+def test_a_copied_warehouse_is_read_but_never_written_or_swept(tmp_path, caplog):
+    """``cp -r scans backup``: the copy's catalog names the original's files (Iceberg records absolute
+    locations). Maintained, the copy swept the original's folder against its own older snapshots and deleted
+    the original's newest metadata and data: the original could no longer be read. Now upkeep and commits
+    on the copy are refused, naming the original; reading the copy reads the original, with a warning."""
+    import shutil
+
+    original, copy = tmp_path / "scans", tmp_path / "backup"
+    tables.write_scans(original, {("a", D1): [row("t1")]})
+    shutil.copytree(original, copy)
+    tables.write_scans(original, {("a", D2): [row("t2")]})  # the weekly scan goes on
+    for path in original.rglob("*"):
+        if path.is_file():
+            age(path, 4)  # four days later: every file older than --orphan_days
+    refusal = f"{copy}: its tile_labels table is {original / 'tile_labels'}, not this folder's"
+    with pytest.raises(UserError, match=f"^{refusal} \\(a copy of that warehouse"):
+        upkeep.maintain(Warehouse(str(copy)))
+    with pytest.raises(UserError, match=f"^{refusal}"):
+        scans.write_rows(Warehouse(str(copy)), "2026-07-01", "a", [tables.complete(row("t3"), "a", D2)],
+                         {"run_id": "r3", "pipeline": "test", "partitions": ["2026-07-01/a"]})
+    with caplog.at_level("WARNING"):
+        assert [r["tile_id"] for r in tables.read_rows(copy)] == ["t1"]
+    assert "reading the files there" in caplog.text
+    assert sorted(r["tile_id"] for r in tables.read_rows(original)) == ["t1", "t2"], "the original whole"
+    upkeep.maintain(Warehouse(str(original)))  # the original's own upkeep is its own
+    assert sorted(r["tile_id"] for r in tables.read_rows(original)) == ["t1", "t2"]
