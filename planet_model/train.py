@@ -133,7 +133,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
                         f"resize); pass an --input_size that divides {chip_size} (e.g. {chip_size // 2} or "
                         f"{chip_size // 4}), or train without --jit_compile")
     storage.check_writable(args.output)  # before hours of training, not at their end
-    workdir = training.prepare_workdir(args.workdir or args.output.rstrip("/") + ".work", args.resume)
+    workdir = training.prepare_workdir(args.workdir or args.output.rstrip("/") + ".work", args.resume, vars(args))
     strategy = training.devices(args.seed, args.mixed_precision)
     inputs = training.inputs(chips, bands, args.batch_size, args.cache, args.max_stat_chips, args.seed)
     weights = None if args.weights in ("none", "") else args.weights

@@ -11,6 +11,7 @@ This module imports TensorFlow: the ``train`` command imports it only once a run
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import shutil
@@ -32,6 +33,10 @@ log = logging.getLogger("planet_model.train")
 #: What training writes into ``--workdir``, per stage: all a fresh run removes there (the folder may be the
 #: user's, holding other things).
 WORKDIR_FILES = ("stage{stage}.weights.h5", "stage{stage}-backup", "history-stage{stage}.csv")
+#: The options a run was started with, in ``--workdir``: what ``--resume`` must repeat.
+OPTIONS_FILE = "options.json"
+#: Options that do not change what a resumed run computes: where it writes, how it reads and logs.
+RESUMABLE_CHANGES = frozenset({"resume", "verbose", "output", "workdir", "cache", "max_stat_chips"})
 
 
 @dataclass(frozen=True)
@@ -102,9 +107,21 @@ def read_chips(sets: Sequence[str], val_fraction: float, seed: int, split_by: st
     return Chips(files, info, index, val_mask, gsd_m, product)
 
 
-def prepare_workdir(workdir: str, resume: bool) -> str:
+def prepare_workdir(workdir: str, resume: bool, options: Mapping[str, object]) -> str:
     """The work folder, with an earlier run's checkpoints and history removed unless resuming (and nothing
-    else of it: the folder may hold the user's files)."""
+    else of it: the folder may hold the user's files), and ``options`` (the run's flags) recorded. Resuming
+    with other options is a :class:`UserError` naming them: the checkpoints are another model's (Keras
+    failed on them with a traceback) or another training's, which would finish as a mix of two."""
+    recorded = os.path.join(workdir, OPTIONS_FILE)
+    wanted = {k: v for k, v in options.items() if k not in RESUMABLE_CHANGES}
+    if resume and os.path.exists(recorded):
+        with open(recorded) as handle:
+            earlier = json.load(handle)
+        changed = sorted(k for k in set(earlier) | set(wanted) if earlier.get(k) != wanted.get(k))
+        if changed:
+            raise UserError(f"--resume: {workdir} holds a run started with other options ("
+                            + "; ".join(f"--{k} {earlier.get(k)!r} then, {wanted.get(k)!r} now" for k in changed)
+                            + "): resume with the same options, or train again without --resume")
     if not resume:
         for stage in (1, 2):
             for name in WORKDIR_FILES:
@@ -114,6 +131,8 @@ def prepare_workdir(workdir: str, resume: bool) -> str:
                 elif os.path.exists(path):
                     os.remove(path)
     os.makedirs(workdir, exist_ok=True)
+    with open(recorded, "w") as handle:
+        json.dump(wanted, handle, indent=2)
     return workdir
 
 
