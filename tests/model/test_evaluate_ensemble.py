@@ -12,6 +12,7 @@ from sklearn.metrics import fbeta_score, precision_score, recall_score
 from planet_core.errors import UserError
 from planet_core.labels import LABEL_INDEX, LABELS, WEATHER_INDICES
 from planet_model import bundle, ensemble, evaluate, thresholds
+from tests.conftest import refused
 from tests.model.test_bundle_meta import VALID
 
 
@@ -237,3 +238,16 @@ def test_an_ensembles_bands_are_the_members_union_in_record_order_described_by_t
 def test_members_of_other_chips_or_imagery_are_refused(change, message):
     with pytest.raises(UserError, match=f"^--bundle: the members {re.escape(message)}"):
         ensemble._common([_meta(("red", "green", "blue"), 1.0), _meta(("red", "green", "blue"), 1.0, **change)])
+
+
+def test_an_ensemble_written_over_one_of_its_members_is_refused(tmp_path, capsys):
+    """Before any member is read; the member stays as it was, whichever way its folder is spelled."""
+    member = tmp_path / "member"
+    member.mkdir()
+    (member / "bundle.json").write_text("{}")
+    (tmp_path / "link").symlink_to(member)
+    for output in (str(member), f"{tmp_path}/./member/", str(tmp_path / "link")):
+        stderr = refused(capsys, "ensemble", "--bundle", str(tmp_path / "other"), "--bundle", str(member),
+                         "--data", "chips", "--output", output)
+        assert f"--output {output}: one of the members (--bundle)" in stderr
+    assert (member / "bundle.json").read_text() == "{}"
