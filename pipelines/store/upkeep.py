@@ -1,4 +1,5 @@
-"""Upkeep of the scans table: expire old snapshots, then delete the files no snapshot references.
+"""Upkeep of a warehouse's tables (the scans, and the clearings once delineated): expire old snapshots, then
+delete the files no snapshot references.
 
     planet-tiles maintain --scans scans/ [--keep_days 30] [--orphan_days 3] [--dry_run]
 
@@ -29,6 +30,7 @@ from collections.abc import Sequence
 from pyiceberg.exceptions import CommitFailedException
 
 from pipelines.store import catalog, scans
+from pipelines.store import clearings as stored_clearings
 from pipelines.store.catalog import Warehouse
 from planet_core import commands, logs, storage
 from planet_core.errors import UserError
@@ -83,12 +85,14 @@ def _plain(path: str) -> str:
     return path[len("file://"):] if path.startswith("file://") else path
 
 
-def orphans(warehouse: Warehouse, table, older_than: float, expiring: set[int] = frozenset()) -> list[str]:  # noqa: ANN001
-    """Files under the table's folder and the errors folder that no snapshot (but those ``expiring``)
-    references and that were last written before ``older_than`` (seconds since the epoch)."""
-    needed = referenced(table, expiring)
+def orphans(warehouse: Warehouse, tables: Sequence, older_than: float,
+            expiring: set[int] = frozenset()) -> list[str]:
+    """Files under the tables' folders (``pyiceberg.table.Table`` values) and the errors folder that no
+    snapshot of any of them (but those ``expiring``) references and that were last written before
+    ``older_than`` (seconds since the epoch)."""
+    needed = set().union(*(referenced(table, expiring) for table in tables))
     found = []
-    for folder in (_plain(table.metadata.location), warehouse.path("errors")):
+    for folder in [_plain(table.metadata.location) for table in tables] + [warehouse.path("errors")]:
         for path, modified in storage.modified(storage.join(folder, "**")):
             if _plain(path) not in needed and modified < older_than:
                 found.append(path)
@@ -104,8 +108,32 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
         raise UserError(f"--orphan_days {orphan_days:g}: must be at least {MIN_ORPHAN_DAYS} (a younger file no "
                         "snapshot references may be a running scan's, not yet committed: deleting it would lose "
                         "that scan's rows, or leave its commit naming files that are gone)")
-    table = scans.open_table(warehouse)
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
+    # The scans table is made when there is none (the docstring); the clearings table is kept once delineate
+    # made it. Both are swept, and the errors folder against the error lines of every table's commits.
+    names = [scans.TABLE] + [name for name in (stored_clearings.TABLE,)
+                             if warehouse.open().table_exists(f"{catalog.NAMESPACE}.{name}")]
+    expired = {name: _expire(warehouse, name, cutoff, dry_run) for name in names}
+    tables = {name: scans.open_table(warehouse, name=name) for name in names}
+    swept = orphans(warehouse, list(tables.values()), time.time() - orphan_days * 86400,
+                    set().union(*expired.values()) if dry_run else frozenset())
+    if not dry_run:
+        storage.delete(swept)
+        for folder in {path.rsplit("/", 1)[0] for path in swept}:
+            storage.delete_empty_folders(folder)
+    return {
+        "tables": names,
+        "snapshots_expired": sum(len(e) for e in expired.values()),
+        "snapshots_kept": sum(len(t.metadata.snapshots) - len(expired[n]) * dry_run for n, t in tables.items()),
+        "files_deleted": len(swept),
+        "dry_run": dry_run,
+        "deleted": [catalog.relative(warehouse, path) for path in swept],
+    }
+
+
+def _expire(warehouse: Warehouse, name: str, cutoff: dt.datetime, dry_run: bool) -> set[int]:
+    """Expire table ``name``'s snapshots older than ``cutoff`` but its current one (with ``dry_run``, only say
+    which); the ids expired."""
 
     def due(table) -> set[int]:  # noqa: ANN001
         current = table.current_snapshot()
@@ -115,29 +143,18 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
             if s.timestamp_ms < cutoff.timestamp() * 1000 and (current is None or s.snapshot_id != current.snapshot_id)
         }
 
+    table = scans.open_table(warehouse, name=name)
     expiring = due(table)
     if expiring and not dry_run:
         for _ in range(scans.ATTEMPTS):
             try:
                 table.maintenance.expire_snapshots().older_than(cutoff).commit()
                 break
-            except CommitFailedException:  # a scan committed meanwhile: expire on its metadata
+            except CommitFailedException:  # a run committed meanwhile: expire on its metadata
                 time.sleep(0.1)
-                table = scans.open_table(warehouse)
+                table = scans.open_table(warehouse, name=name)
                 expiring = due(table)
-        table = scans.open_table(warehouse)
-    swept = orphans(warehouse, table, time.time() - orphan_days * 86400, expiring if dry_run else frozenset())
-    if not dry_run:
-        storage.delete(swept)
-        for folder in {path.rsplit("/", 1)[0] for path in swept}:
-            storage.delete_empty_folders(folder)
-    return {
-        "snapshots_expired": len(expiring),
-        "snapshots_kept": len(table.metadata.snapshots) - len(expiring) * dry_run,
-        "files_deleted": len(swept),
-        "dry_run": dry_run,
-        "deleted": [catalog.relative(warehouse, path) for path in swept],
-    }
+    return expiring
 
 
 def main(argv: Sequence[str] | None = None) -> None:

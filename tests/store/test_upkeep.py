@@ -8,10 +8,12 @@ import time
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import shapely
 from shapely.geometry import box
 
 from pipelines.store import migrate, scans, schema, upkeep
 from pipelines.store.catalog import Warehouse
+from planet_core import storage
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from tests import tables
@@ -180,3 +182,40 @@ def test_a_copied_warehouse_is_read_but_never_written_or_swept(tmp_path, caplog)
     assert sorted(r["tile_id"] for r in tables.read_rows(original)) == ["t1", "t2"], "the original whole"
     upkeep.maintain(Warehouse(str(original)))  # the original's own upkeep is its own
     assert sorted(r["tile_id"] for r in tables.read_rows(original)) == ["t1", "t2"]
+
+
+def _clearings_commit(warehouse, run_id, errors=None):
+    """One clearings commit of AOI ``a`` (one polygon), as delineate makes it, naming ``errors`` if given."""
+    from pipelines.store import clearings as stored
+
+    outline = shapely.box(0, 0, 0.001, 0.001)
+    clearing = {"clearing_id": run_id, "event_id": "e", "aoi": "a", "alert_ids": ["x"], "before_date": D1,
+                "detected_date": D2, "labels_gained": ["agriculture"], "confidence": "high", "area_ha": 1.0,
+                "judged_share": 1.0, "change_index": "ndvi", "threshold": 0.1, "geometry": outline.wkb,
+                "lon": 0.0005, "lat": 0.0005}
+    path = warehouse.path(stored.TABLE, "data", f"part-{run_id}.parquet")
+    storage.write_bytes(path, schema.parquet_bytes([clearing], schema.CLEARING_COLUMNS))
+    stored.replace_aois(warehouse, ["a"], [path], {"run_id": run_id, "aois": ["a"], "errors": errors})
+    return path
+
+
+def test_maintain_keeps_the_clearings_table_tidy_and_its_error_lines(tmp_path):
+    """A delineate run's error lines sit in the shared errors folder: the sweep judged them by the scans
+    table's commits alone and deleted them once old, though the clearings commit names them; and the
+    clearings table was never expired nor swept. Now every table of the warehouse is."""
+    warehouse = Warehouse(str(tmp_path / "scans"))
+    tables.write_scans(tmp_path / "scans", {("a", D1): [row("t1")]})
+    errors = warehouse.path("errors", "delineate-r2.jsonl")
+    storage.write_text(errors, '{"reason": "no scenes"}\n')
+    replaced = _clearings_commit(warehouse, "r1")
+    current = _clearings_commit(warehouse, "r2", errors)
+    for path in (tmp_path / "scans").rglob("*"):
+        if path.is_file():
+            age(path, 40)
+    done = upkeep.maintain(warehouse, keep_days=0, orphan_days=3)
+    assert done["tables"] == ["tile_labels", "clearings"] and done["snapshots_expired"] == 1  # the clearings r1
+    deleted = set(done["deleted"])
+    assert "clearings/data/part-r1.parquet" in deleted and not os.path.exists(replaced)
+    assert os.path.exists(errors) and os.path.exists(current), "the current clearings commit's files stay"
+    assert "errors/delineate-r2.jsonl" not in deleted
+    assert upkeep.maintain(warehouse, keep_days=0, orphan_days=3)["files_deleted"] == 0
