@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pyogrio
+from pyogrio.errors import DataLayerError, DataSourceError
 
 from pipelines.analysis import queries
 from pipelines.analysis.report import CURRENT, LINK
@@ -31,12 +33,14 @@ from pipelines.store import clearings as stored_clearings
 from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
 from planet_core import commands, logs, publishing, storage
-from planet_core.errors import UserError
+from planet_core.errors import RunFailed, UserError
 
 #: Output formats: the GDAL driver of each, by name and by file extension.
 FORMATS = {"gpkg": "GPKG", "fgb": "FlatGeobuf", "geojson": "GeoJSON"}
 WAREHOUSE_TABLES = (scans.TABLE, stored_clearings.TABLE)
 REPORT_TABLES = ("alerts", "events", "clearings")
+#: Free space under which a failed write is put down to a full disk (GDAL's own messages do not say so).
+FULL_DISK_BYTES = 1 << 20
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +151,10 @@ def run(argv: Sequence[str] | None = None) -> dict:
         pyogrio.write_arrow(rows, temporary, driver=FORMATS[kind], geometry_name="geometry",
                             geometry_type="Unknown", crs="EPSG:4326", layer=args.table)
         os.replace(temporary, args.output)
+    except (DataSourceError, DataLayerError) as error:  # GDAL's, not OSError: a full disk says "Cannot write"
+        full = shutil.disk_usage(folder).free < FULL_DISK_BYTES
+        raise RunFailed(f"{args.output} could not be written" + (" (no space left on the disk)" if full else "")
+                        + f": {str(error).splitlines()[0]}; nothing was written") from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -261,6 +261,20 @@ def test_a_full_disk_during_a_report_is_one_line_and_keeps_the_report(good, smal
     assert [p.name for p in (report / "runs").iterdir()] == [(report / "current").resolve().name]
 
 
+def test_a_full_disk_during_an_export_is_one_line_and_keeps_the_file_it_would_replace(good, small_disk):
+    """GDAL's write errors are not OSErrors: a full disk was a traceback. The file --overwrite would replace
+    stays whole, and nothing is left beside it."""
+    out = small_disk / "scans.geojson"
+    code, err = run_here("export", "tile_labels", "--scans", str(good["out"]), "--output", str(out))
+    assert code == 0, err
+    before = out.read_bytes()
+    filler = fill(small_disk)
+    code, err = run_here("export", "tile_labels", "--scans", str(good["out"]), "--output", str(out), "--overwrite")
+    one_line_failure(code, err, f"{out} could not be written (no space left on the disk)", "nothing was written")
+    filler.unlink()
+    assert out.read_bytes() == before and sorted(p.name for p in small_disk.iterdir()) == ["scans.geojson"]
+
+
 def _agree(report: Path) -> None:
     """The report's files are one version's: the page, the summary and the alert files say the same."""
     version = (report / "current").resolve()
