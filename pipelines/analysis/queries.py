@@ -33,7 +33,7 @@ from pipelines.analysis import rules
 from pipelines.store import catalog, scans
 from pipelines.store.catalog import Warehouse
 from planet_core import commands
-from planet_core.errors import UserError
+from planet_core.errors import RunFailed, UserError
 
 #: The SQL, package data (``infra/bigquery/`` links to the same files, for analysts running them in BigQuery).
 SQL_DIR = resources.files("pipelines.analysis") / "sql"
@@ -124,6 +124,15 @@ def add_memory_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory_limit", default="1GB",
                         help="DuckDB's memory limit (default 1GB): beyond it the queries spill to a temporary "
                              "folder, so memory does not grow with the number of rows")
+
+
+def explain(error: duckdb.Error) -> str:
+    """A DuckDB error in one line: its first (what follows is generic tuning advice and a link), and for
+    running out of ``--memory_limit`` what to do about it."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return f"{first}: give --memory_limit more (past it the queries spill to disk, but some steps need memory)"
+    return first
 
 
 def spill_folder() -> tempfile.TemporaryDirectory:
@@ -319,8 +328,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     params = dict(_param(p) for p in args.param)
     with spill_folder() as spill:
         con = connect(open_snapshot(args), events=args.events, memory_limit=args.memory_limit, spill=spill)
-        for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
-            sys.stdout.write("".join(f"{line}\n" for line in json_lines(batch)))
+        try:
+            for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
+                sys.stdout.write("".join(f"{line}\n" for line in json_lines(batch)))
+        except duckdb.Error as error:  # out of --memory_limit, a full spill disk, unreadable files
+            raise RunFailed(f"query {args.name} failed: {explain(error)}") from None
 
 
 def json_lines(batch: pa.RecordBatch) -> list[str]:

@@ -33,6 +33,7 @@ import logging
 import os
 from collections.abc import Sequence
 
+import duckdb
 import pyarrow as pa
 import shapely
 from shapely.geometry import mapping, shape
@@ -186,6 +187,9 @@ def run(argv: Sequence[str] | None = None) -> dict:
         raise
     except BaseException as error:
         publishing.abandon(args.output, CURRENT, this_run)
+        if isinstance(error, duckdb.Error):  # its last lines are tuning advice: say what failed instead
+            raise RunFailed(f"report failed: {queries.explain(error)}; the report in {args.output} is unchanged") \
+                from error
         if isinstance(error, Exception):
             raise RunFailed.of(error, "report", f"the report in {args.output}") from error
         raise

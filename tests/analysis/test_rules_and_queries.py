@@ -315,6 +315,21 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
     assert stopped.value.code == 2 and err.count("\n") == 1 and "--memory_limit lots: not a memory size" in err
 
 
+@pytest.mark.parametrize("command", [["query", "alerts"], ["report", "--no_images", "--no_clearings"]])
+def test_running_out_of_the_memory_limit_is_one_line_saying_what_to_do(constructed, tmp_path, capsys, command):
+    """DuckDB's error ends in tuning advice and a link: the query was a traceback, the report said "See also
+    https://..."; both now give DuckDB's first line and the flag to change, exit 1."""
+    from tests.conftest import run_here
+
+    extra = ["--output", str(tmp_path / "report")] if command[0] == "report" else [
+        "--param", f"start_date={D1}", "--param", f"end_date={D4}"]
+    code, err = run_here(*command, "--scans", constructed, *extra, "--memory_limit", "1KB")
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"planet-tiles {command[0]}: {command[0]}") and "Out of Memory Error" in lines[0]
+    assert "give --memory_limit more" in lines[0] and "duckdb.org" not in lines[0]
+
+
 def _both_engines(tmp_path, scans):
     """Write ``{(aoi, date): rows}`` as scan partitions; the Python observations and a DuckDB connection."""
     prefix = _write_scans(tmp_path, scans)
