@@ -236,6 +236,7 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     places = [{"type": "Feature", "properties": f.properties, "geometry": mapping(f.geometry)}
               for f in vectors.read(args.truth, "--truth")] if args.truth else None
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
+    bundle_path, meta, figures = _model_card(args, snapshot)
     con = queries.connect(snapshot, materialize=True, memory_limit=args.memory_limit, spill=spill)
     dates = queries.scan_dates(con)
     if not dates:
@@ -278,14 +279,6 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
         scored = score(found, seen, places)
         if not args.no_clearings:
             scored["clearings"] = clearings.score(cleared, places, grouped, args.min_clearing_ha)
-    bundle_path = args.bundle or scans.latest_bundle(snapshot.warehouse, args.aoi, snapshot.snapshot_id)
-    meta, figures = None, {}
-    if bundle_path:
-        meta = bundles.read_metadata(bundle_path)
-        for name in ("training_curves.png", "f2_vs_threshold.png"):
-            location = storage.join(bundle_path, name)
-            if storage.exists(location):
-                figures[name] = storage.read_bytes(location)
     maps = map_layers.build(con, judging)
     imagery = event_images.imagery(con, {aoi: m.bounds for aoi, m in maps.items()}, items,
                                    sources.read_options(args)) if args.imagery else {}
@@ -337,6 +330,30 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     }
     storage.write_text(files["summary.json"], json.dumps(summary, indent=2))
     return summary, [*files.values(), *(storage.join(folder, path) for path in pictures)]
+
+
+def _model_card(args: argparse.Namespace,
+                snapshot: scans.Snapshot) -> tuple[str | None, bundles.BundleMeta | None, dict[str, bytes]]:
+    """The bundle of the page's model card (``--bundle``, else the newest scan's), its description and
+    figures. A ``--bundle`` that cannot be read is the user's error; the newest scan's bundle may since have
+    been deleted or replaced, which leaves the page without its card (a warning), not without the report."""
+    path = args.bundle or scans.latest_bundle(snapshot.warehouse, args.aoi, snapshot.snapshot_id)
+    if not path:
+        return None, None, {}
+    try:
+        meta = bundles.read_metadata(path)
+    except bundles.BundleError as error:
+        if args.bundle:
+            raise
+        log.warning("the page has no model card: the newest scan's bundle cannot be read (%s); --bundle names "
+                    "one that can", error)
+        return path, None, {}
+    figures = {}
+    for name in ("training_curves.png", "f2_vs_threshold.png"):
+        location = storage.join(path, name)
+        if storage.exists(location):
+            figures[name] = storage.read_bytes(location)
+    return path, meta, figures
 
 
 def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, grouped: Sequence[events.Event],

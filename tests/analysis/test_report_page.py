@@ -22,6 +22,7 @@ from pipelines.analysis import event_images, events, map_layers, report, report_
 from pipelines.geo.grid import WebMercatorGrid
 from pipelines.sources import files
 from pipelines.sources.reader import ReadOptions
+from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from tests import tables
 
@@ -524,3 +525,20 @@ def test_shares_and_text_on_the_page():
     assert [report_page._pct(v) for v in (None, -0.0004, 0.0004, 0.1234, -0.25)] == [
         "n/a", "0.0%", "0.0%", "12.3%", "-25.0%"]
     assert report_page._e('<b class="x">&') == "&lt;b class=&quot;x&quot;&gt;&amp;"
+
+
+def test_a_deleted_bundle_leaves_the_page_without_its_card_but_a_bad_bundle_flag_is_refused(tmp_path, caplog):
+    """Old bundles are deleted as models are replaced: the report of scans that name one failed as a whole
+    (exit 2, "not a bundle") for want of its model card. Now the card is left out with a warning; a
+    ``--bundle`` given is still checked, before any work."""
+    scans = tables.write_scans(tmp_path / "scans", {("hand", D1): [_row(0, 0, ["clear", "primary"], "s1", "/s1.tif")]},
+                               bundle=str(tmp_path / "deleted-bundle"))
+    with caplog.at_level("WARNING"):
+        summary = report.run(["--scans", scans, "--output", str(tmp_path / "report"), "--no_images",
+                              "--no_clearings"])
+    assert summary["model_version"] is None and summary["bundle"].endswith("deleted-bundle")
+    assert "the page has no model card: the newest scan's bundle cannot be read" in caplog.text
+    with pytest.raises(UserError, match="deleted-bundle: not a bundle"):
+        report.run(["--scans", scans, "--output", str(tmp_path / "again"), "--no_images", "--no_clearings",
+                    "--bundle", str(tmp_path / "deleted-bundle")])
+    assert not (tmp_path / "again" / "runs").exists() or not any((tmp_path / "again" / "runs").iterdir())
