@@ -197,12 +197,30 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
         con.execute(f"CREATE TABLE {DATASET}.tile_labels AS SELECT * FROM snapshot_rows")
         con.unregister("snapshot_rows")
     if events is not None:
-        con.execute(f"CREATE VIEW {DATASET}.events AS SELECT * FROM read_parquet({_quote(events)})")
+        _events_view(con, events)
     for view in VIEWS:
         con.execute(to_duckdb(view))
         if materialize:
             _materialize(con, view)
     return con
+
+
+#: Columns that make a Parquet file a report's events table (older reports lack some later ones).
+EVENT_IDENTITY = frozenset({"event_id", "aoi", "first_detected", "area_ha", "zones"})
+
+
+def _events_view(con, events: str) -> None:  # noqa: ANN001 - duckdb connection
+    """``planet_tiles.events`` over a report's ``events.parquet``, checked to be one: a missing file, a folder or
+    another table is a :class:`UserError` naming ``--events``, not DuckDB's traceback."""
+    try:
+        con.execute(f"CREATE VIEW {DATASET}.events AS SELECT * FROM read_parquet({_quote(events)})")
+        names = {d[0] for d in con.execute(f"SELECT * FROM {DATASET}.events LIMIT 0").description}
+    except duckdb.Error as error:
+        raise UserError(f"--events {events}: not readable as Parquet ({explain(error)})") from None
+    missing = sorted(EVENT_IDENTITY - names)
+    if missing:
+        raise UserError(f"--events {events}: not a report's events table (no {', '.join(missing)}); give "
+                        "REPORT/current/events.parquet")
 
 
 def _materialize(con, view: str) -> None:  # noqa: ANN001 - duckdb connection

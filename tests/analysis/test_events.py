@@ -4,6 +4,7 @@ areas (in Python and through zone_alerts.sql on the events table)."""
 import dataclasses
 import datetime as dt
 import json
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -147,6 +148,15 @@ def test_zones_get_the_area_inside_them(tmp_path):
     assert queries.run(con, "zone_alerts") == [{"zone": "west half", "first_detected": D1, "events": 2,
                                                 "area_ha": pytest.approx(2 * ha),
                                                 "cleared_ha": pytest.approx(2 * cleared)}]
+    # --events that is not a report's events.parquet is named, not DuckDB's traceback (exit 2)
+    (tmp_path / "broken.parquet").write_text("not parquet")
+    alerts = tmp_path / "alerts.parquet"
+    alerts.write_bytes(schema.parquet_bytes([], schema.ALERT_COLUMNS))
+    for given, problem in ((tmp_path / "missing.parquet", "not readable as Parquet (IO Error: No files found"),
+                           (tmp_path / "broken.parquet", "not readable as Parquet"),
+                           (alerts, "not a report's events table (no area_ha, event_id, zones)")):
+        with pytest.raises(UserError, match=f"^--events {given}: " + re.escape(problem)):
+            tables.connect(tmp_path / "scans", events=str(given))
 
 
 @pytest.mark.parametrize("content, message", [
