@@ -307,6 +307,11 @@ def _bound(name: str, params: Mapping[str, Any] | None, columns: Sequence[str] =
         raise UserError(f"query {name} takes {', '.join(f'--param {w}=...' for w in wanted) or 'no parameters'}"
                         + (f"; missing {', '.join(missing)}" if missing else "")
                         + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+    for key, value in given.items():  # DuckDB would take "yesterday" for a date and fail as a run
+        if key.endswith("_date") and not isinstance(value, dt.date):
+            raise UserError(f"--param {key}={value}: write the date as YYYY-MM-DD")
+        if key in DEFAULTS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise UserError(f"--param {key}={value}: must be a number between 0 and 1")
     return sql, given
 
 

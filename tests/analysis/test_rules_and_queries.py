@@ -315,6 +315,25 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
     assert stopped.value.code == 2 and err.count("\n") == 1 and "--memory_limit lots: not a memory size" in err
 
 
+@pytest.mark.parametrize(("given", "message"), [
+    (["start_date=yesterday", "end_date=2026-07-01"], "--param start_date=yesterday: write the date as YYYY-MM-DD"),
+    (["start_date=2026-06-01", "end_date=2026-07-01", "min_clear_fraction=lots"],
+     "--param min_clear_fraction=lots: must be a number between 0 and 1"),
+    (["start_date=2026-06-01", "end_date=2026-07-01", "highest_probability=1.5"],
+     "--param highest_probability=1.5: must be a number between 0 and 1"),
+    (["end_date=2026-07-01"], "query alerts takes --param end_date=..., --param highest_probability=..., --param "
+                              "min_clear_fraction=..., --param start_date=...; missing start_date"),
+    (["start_date=2026-06-01", "end_date=2026-07-01", "zoom=3"], "; unknown zoom"),
+])
+def test_query_parameters_of_the_wrong_kind_are_named_before_duckdb(constructed, capsys, given, message):
+    """A date DuckDB cannot read, or a share outside 0-1, was DuckDB's conversion error as a failed run."""
+    from tests.conftest import refused
+
+    stderr = refused(capsys, "query", "alerts", "--scans", constructed, *[a for g in given for a in ("--param", g)])
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("planet-tiles query: ") and message in lines[0], stderr
+
+
 @pytest.mark.parametrize("command", [["query", "alerts"], ["report", "--no_images", "--no_clearings"]])
 def test_running_out_of_the_memory_limit_is_one_line_saying_what_to_do(constructed, tmp_path, capsys, command):
     """DuckDB's error ends in tuning advice and a link: the query was a traceback, the report said "See also
