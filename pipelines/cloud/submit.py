@@ -29,6 +29,7 @@ from google.auth.transport.requests import AuthorizedSession
 from pipelines import PIPELINES
 from pipelines.cloud import templates
 from planet_core import commands, storage
+from planet_core.errors import RunFailed, UserError
 
 LAUNCH_URL = "https://dataflow.googleapis.com/v1b3/projects/{project}/locations/{region}/flexTemplates:launch"
 SETTINGS = ("project", "region", "bucket", "data_bucket", "image", "template", "machine_type", "max_workers",
@@ -77,12 +78,12 @@ def settings(args: argparse.Namespace, region: Mapping | None = None) -> dict:
         merged.update(yaml.safe_load(storage.read_text(args.config)) or {})
         unknown = sorted(set(merged) - set(SETTINGS))
         if unknown:
-            raise SystemExit(f"{args.config}: unknown settings {unknown}; known: {', '.join(SETTINGS)}")
+            raise UserError(f"{args.config}: unknown settings {unknown}; known: {', '.join(SETTINGS)}")
     merged.update({k: v for k, v in (region or {}).items() if k in REGION_SETTINGS})
     merged.update({k: getattr(args, k) for k in SETTINGS if getattr(args, k) is not None})
     missing = [k for k in ("project", "region", "bucket") if not merged.get(k)]
     if missing:
-        raise SystemExit(f"missing {', '.join('--' + m for m in missing)} (flags or --config)")
+        raise UserError(f"missing {', '.join('--' + m for m in missing)} (flags or --config)")
     return merged
 
 
@@ -98,7 +99,7 @@ def template_parameters(pipeline: str, argv: Sequence[str]) -> dict[str, str]:
     for name, value in given.items():
         if isinstance(value, list):
             if len(value) != 1:
-                raise SystemExit(f"--{name}: a template parameter holds one value; use one glob (or --stac)")
+                raise UserError(f"--{name}: a template parameter holds one value; use one glob (or --stac)")
             value = value[0]
         parameters[name] = str(value)
     return parameters
@@ -107,7 +108,7 @@ def template_parameters(pipeline: str, argv: Sequence[str]) -> dict[str, str]:
 def load_region(regions_file: str, name: str) -> dict:
     regions = yaml.safe_load(storage.read_text(regions_file))["regions"]
     if name not in regions:
-        raise SystemExit(f"{regions_file}: no region {name!r}; regions: {', '.join(regions)}")
+        raise UserError(f"{regions_file}: no region {name!r}; regions: {', '.join(regions)}")
     return regions[name]
 
 
@@ -139,7 +140,7 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
     machine = conf.get("machine_type")
     if conf.get("gpu"):
         if pipeline == "chip":
-            raise SystemExit("--gpu applies to scans (inference); chipping runs on CPUs")
+            raise UserError("--gpu applies to scans (inference); chipping runs on CPUs")
         kind, _, count = str(conf["gpu"]).partition(":")
         environment["additionalExperiments"] = [
             f"worker_accelerator=type:{kind};count:{count or 1};install-nvidia-driver",
@@ -148,7 +149,7 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
         ]
         machine = machine or GPU_MACHINES.get(kind)
         if not machine:
-            raise SystemExit(f"--gpu {kind}: give --machine_type (known defaults: {', '.join(GPU_MACHINES)})")
+            raise UserError(f"--gpu {kind}: give --machine_type (known defaults: {', '.join(GPU_MACHINES)})")
     environment["machineType"] = machine or "n2-standard-4"
     if pipeline == "stream":
         environment["enableStreamingEngine"] = True  # state and timers live in the service, not on workers
@@ -169,7 +170,7 @@ def send(request: Mapping) -> dict:
     credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
     response = AuthorizedSession(credentials).post(request["url"], json=request["body"], timeout=120)
     if response.status_code >= 400:
-        raise SystemExit(f"launch failed ({response.status_code}): {response.text}")
+        raise RunFailed(f"launch failed ({response.status_code}): {response.text}")
     return response.json()
 
 
@@ -180,7 +181,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     region = None
     if args.scheduled:
         if args.pipeline != "scan":
-            raise SystemExit("--scheduled names a region of scheduled scans: use it with `submit scan`")
+            raise UserError("--scheduled names a region of scheduled scans: use it with `submit scan`")
         region = load_region(args.regions, args.scheduled)
     conf = settings(args, region)
     if region is not None:

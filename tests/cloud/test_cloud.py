@@ -108,9 +108,13 @@ def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, 
       "--output", "o", "--scenes", "a.tif", "b.tif"], "one glob"),
 ])
 def test_submit_refuses_bad_requests_before_sending(argv, message, capsys):
-    with pytest.raises(SystemExit) as raised:
-        dry_run(*argv)
-    assert message in str(raised.value) + capsys.readouterr().err
+    """One line naming the flag, exit 2, as every command's bad usage (it was a bare message, exit 1)."""
+    from tests.conftest import refused
+
+    cut = argv.index("--") if "--" in argv else len(argv)
+    stderr = refused(capsys, "submit", *argv[:cut], "--dry_run", *argv[cut:])
+    last = stderr.strip().splitlines()[-1]
+    assert message in last and last.startswith("planet-tiles "), stderr
 
 
 def test_every_region_is_a_valid_scan():
