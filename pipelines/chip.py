@@ -65,6 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def read_truth(path: str, min_coverage: float) -> PolygonTruth:
+    """The ``--labels`` polygons; a file that is missing or not tagged GeoJSON is a :class:`UserError`
+    naming the flag (checked before the pipeline starts, and read again by each worker)."""
+    try:
+        document = json.loads(storage.read_text(path))
+        if not document.get("features"):  # a bare geometry, an empty collection: every chip would be untagged
+            raise ValueError("no features")
+        return PolygonTruth.from_geojson(document, TruthRules(min_coverage=min_coverage))
+    except FileNotFoundError:
+        raise UserError(f"--labels {path}: no such file") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"--labels {path}: not GeoJSON polygons with a 'tag' property ({error})") from None
+
+
 class GroundTruthChips(beam.DoFn):
     """A :class:`TileImage` -> a :class:`Chip` with its ground-truth tags (from the ``--labels`` polygons;
     none without them) and its ``written`` outcome."""
@@ -73,10 +87,7 @@ class GroundTruthChips(beam.DoFn):
         self.labels_path, self.min_label_coverage = labels_path, min_label_coverage
 
     def setup(self) -> None:
-        self.truth = None
-        if self.labels_path:
-            document = json.loads(storage.read_text(self.labels_path))
-            self.truth = PolygonTruth.from_geojson(document, TruthRules(min_coverage=self.min_label_coverage))
+        self.truth = read_truth(self.labels_path, self.min_label_coverage) if self.labels_path else None
 
     def process(self, item: TileImage) -> Iterator:
         tile, source = item.tile, item.source
@@ -138,6 +149,8 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser,
         raise UserError("no input: give --scenes, --stac, or --kaggle_csv with --kaggle_images")
     if args.cloud_mask == sources.masks.NONE and args.skip_cloudier_than is not None:
         raise UserError("--skip_cloudier_than needs the scenes' cloud masks; it cannot go with --cloud_mask none")
+    if args.labels:
+        read_truth(args.labels, args.min_label_coverage)
     try:
         return tiling.from_args(args), sources.read_options(args), kaggle_set
     except ValueError as error:

@@ -153,6 +153,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")
+    storage.check_writable(args.output)  # a file there was an errno after every bundle's evaluation
     metas = [bundle.read_metadata(path) for path in args.bundle]  # every bundle checked before any work
     results = []
     for path, meta in zip(args.bundle, metas):

@@ -114,6 +114,7 @@ def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, monkey
 @pytest.mark.parametrize("command", [
     ["report", "--scans", "scans", "--no_images", "--no_clearings"],
     ["chip", "--scenes", "s.tif"],
+    ["evaluate", "--bundle", "b", "--data", "chips"],
 ])
 def test_a_file_named_as_the_output_folder_is_refused_and_kept(tmp_path, monkeypatch, capsys, command):
     """Before any work (report's was an errno from its first write, exit 1); the file stays as it was."""
@@ -122,3 +123,23 @@ def test_a_file_named_as_the_output_folder_is_refused_and_kept(tmp_path, monkeyp
     stderr = refused(capsys, *command, "--output", "out")
     assert stderr.strip().splitlines()[-1].endswith("out: a file, not a folder"), stderr
     assert (tmp_path / "out").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (None, "no such file"),
+    ('{"type": "FeatureCollection", "features": []}', "no features"),
+    ('{"type": "Point", "coordinates": [-59, -7]}', "no features"),
+    ('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": null}]}',
+     "feature 0 has no 'tag' property"),
+    ("[1, 2]", "not GeoJSON polygons with a 'tag' property"),
+])
+def test_chip_labels_that_tag_nothing_are_refused_before_any_work(tmp_path, monkeypatch, capsys, content, problem):
+    """A missing --labels failed the run after it started (exit 1); an empty or bare-geometry one tagged every
+    chip with nothing, silently."""
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / "truth.geojson").write_text(content)
+    stderr = refused(capsys, "chip", "--scenes", "s.tif", "--output", "out", "--labels", "truth.geojson")
+    assert stderr.strip().splitlines()[-1].startswith("planet-tiles chip: --labels truth.geojson: ") and \
+        problem in stderr, stderr
+    assert not (tmp_path / "out").exists()
