@@ -107,15 +107,20 @@ def read_table(args: argparse.Namespace) -> pa.Table:
     if args.table not in WAREHOUSE_TABLES:
         raise UserError(f"{args.table}: the warehouse holds {', '.join(WAREHOUSE_TABLES)}; {args.table} is read "
                         "from --report")
-    snapshot = queries.open_snapshot(args, args.aoi) if args.table == scans.TABLE else None
-    if snapshot is not None:
+    of_aoi = f" of --aoi {args.aoi}" if args.aoi else ""
+    if args.table == scans.TABLE:
+        snapshot = queries.open_snapshot(args, args.aoi)
+        if not snapshot.files:  # an empty file for a mistyped AOI would read as "nothing there"
+            raise UserError(f"--scans {args.scans}: no scan rows{of_aoi}")
         return snapshot.arrow_reader().read_all()
     warehouse = Warehouse(args.scans, args.catalog)
     if args.as_of:
         raise UserError("--as_of applies to tile_labels; clearings are exported as they are now")
-    table = scans.open_table(warehouse, create=False, name=stored_clearings.TABLE) if warehouse.exists() else None
-    if table is None or table.current_snapshot() is None:
+    if not (warehouse.exists() and warehouse.open().table_exists(stored_clearings.IDENTIFIER)):
         raise UserError(f"--scans {args.scans}: no clearings there (planet-tiles delineate writes them)")
+    if args.aoi and stored_clearings.latest(warehouse, args.aoi) is None:  # never delineated, or mistyped
+        raise UserError(f"--scans {args.scans}: no clearings{of_aoi} there (planet-tiles delineate writes them)")
+    table = scans.open_table(warehouse, create=False, name=stored_clearings.TABLE)
     rows = table.scan().to_arrow()
     return rows.filter(pc.equal(rows["aoi"], args.aoi)) if args.aoi else rows
 

@@ -67,12 +67,17 @@ def test_a_reports_alerts_and_events_export_as_it_has_them(made, tmp_path):
     (["alerts", "--output", "x.gpkg"], "give either --scans"),
     (["tile_labels", "--scans", "S", "--output", "x.txt"], "say the format with --format"),
     (["alerts", "--report", "R", "--aoi", "a", "--output", "x.gpkg"], "--as_of and --aoi apply to --scans"),
+    # a mistyped AOI wrote an empty file, exit 0
+    (["tile_labels", "--scans", "S", "--aoi", "nosuch", "--output", "x.gpkg"], "no scan rows of --aoi nosuch"),
+    (["clearings", "--scans", "S", "--output", "x.gpkg"], r"no clearings there \(planet-tiles delineate writes them\)"),
 ])
-def test_misuse_is_one_line(made, args, message):
+def test_misuse_is_one_line(made, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)  # a regression writes x.gpkg here, not in the checkout
     args = [a.replace("S", made["scans"]) if a == "S" else a.replace("R", made["report"]) if a == "R" else a
             for a in args]
     with pytest.raises(UserError, match=message):
         export.run(args)
+    assert not list(tmp_path.iterdir()), "nothing written"
 
 
 def test_an_existing_file_is_replaced_only_when_asked(made, tmp_path):
