@@ -40,6 +40,15 @@ def _anonymous_beam() -> None:
         auth._Credentials._credentials_init = True  # noqa: SLF001 - see the docstring
 
 
+def same_place(a: str, b: str) -> bool:
+    """Whether two paths name one file or folder: local ones through any spelling or link (a ``file://``
+    URI too), others as written but a trailing slash."""
+    a, b = a.removeprefix("file://"), b.removeprefix("file://")
+    if not (_local(a) and _local(b)):
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts with ``/`` (works for both local paths and ``gs://`` URIs)."""
     return posixpath.join(base.rstrip("/"), *parts) if base else posixpath.join(*parts)

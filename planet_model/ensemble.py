@@ -21,12 +21,11 @@ import dataclasses
 import itertools
 import json
 import logging
-import os
 from collections.abc import Sequence
 
 import numpy as np
 
-from planet_core import commands, logs
+from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 from planet_core.labels import LABELS
 from planet_model import bundle, evaluate, metrics, plots, thresholds
@@ -111,18 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _same_folder(a: str, b: str) -> bool:
-    """Whether two bundle locations are one folder (a local one through any spelling or link)."""
-    if "://" in a or "://" in b:
-        return a.rstrip("/") == b.rstrip("/")
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
 def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")
-    if any(_same_folder(args.output, path) for path in args.bundle):
+    if any(storage.same_place(args.output, path) for path in args.bundle):
         raise UserError(f"--output {args.output}: one of the members (--bundle); the ensemble would replace that "
                         "bundle, which it still names as a member. Write it to a folder of its own")
     metas = [bundle.read_metadata(path) for path in args.bundle]

@@ -114,7 +114,7 @@ def open_table(warehouse: Warehouse, create: bool = True, beside_old_layout: boo
             identifier, schema=iceberg, location=warehouse.table_location(name),
             partition_spec=schema.iceberg_partition_spec(iceberg, schema.partition_keys(columns)),
             properties=TABLE_PROPERTIES)
-    if not _same_place(table.location(), warehouse.table_location(name)):
+    if not storage.same_place(table.location(), warehouse.table_location(name)):
         # A copy of a warehouse folder (cp -r, a restored backup elsewhere): Iceberg records where a table's
         # files are, so the copy's catalog names the original's. Its commits would write metadata into the
         # original (orphans there, swept by the original's upkeep), and its upkeep would sweep the
@@ -128,13 +128,6 @@ def open_table(warehouse: Warehouse, create: bool = True, beside_old_layout: boo
     if create:
         table = _up_to_date(catalog, table, identifier, columns)
     return table
-
-
-def _same_place(location: str, expected: str) -> bool:
-    """Whether a table's location is the folder ``expected`` (a local one through any link to it)."""
-    if "://" in expected:
-        return location.rstrip("/") == expected.rstrip("/")
-    return os.path.realpath(location.removeprefix("file://")) == os.path.realpath(expected)
 
 
 def _up_to_date(catalog, table, identifier: str, columns: Sequence[schema.Column]):  # noqa: ANN001, ANN202

@@ -111,8 +111,8 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
     # The scans table is made when there is none (the docstring); the clearings table is kept once delineate
     # made it. Both are swept, and the errors folder against the error lines of every table's commits.
-    names = [scans.TABLE] + [name for name in (stored_clearings.TABLE,)
-                             if warehouse.open().table_exists(f"{catalog.NAMESPACE}.{name}")]
+    names = [scans.TABLE] + ([stored_clearings.TABLE] if warehouse.open().table_exists(stored_clearings.IDENTIFIER)
+                             else [])
     expired = {name: _expire(warehouse, name, cutoff, dry_run) for name in names}
     tables = {name: scans.open_table(warehouse, name=name) for name in names}
     swept = orphans(warehouse, list(tables.values()), time.time() - orphan_days * 86400,
