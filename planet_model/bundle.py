@@ -1,6 +1,7 @@
 """The model bundle: one self-describing folder (local or ``gs://``) that the scan applies as it is.
 
-    model.keras     Keras 3 inference model: raw chips in (chip_size, bands, float32 of the native
+    model-<version>.keras
+                    Keras 3 inference model: raw chips in (chip_size, bands, float32 of the native
                     values), 17 probabilities out; resize and normalisation are its first layers. Saved
                     without the training loss and optimizer, so plain ``keras.saving.load_model(path)``
                     opens it (safe mode) in any Python with Keras 3; only the softmax weather head
@@ -17,6 +18,10 @@ distance of the chips, metres; null when unknown), ``product`` (``visual``, ``an
 percentile of the training pixels). Bundles of an older format are brought up to the current one on load,
 step by step (:data:`UPGRADES`; format 1, before ``domain``, loads with a warning).
 
+``bundle.json`` is the bundle: it names its model file (``model_file``; ``model.keras`` in bundles written before
+model files were named by their version), and writing it is the one step that switches a folder from one
+bundle to the next (:func:`save`), so a folder always holds one whole bundle, the earlier or the later.
+
 Reading ``bundle.json`` (:func:`read_metadata`) needs no TensorFlow, so a launcher can validate a
 bundle and check bands before any work starts. :func:`load_model` loads the Keras model in safe mode.
 """
@@ -30,7 +35,10 @@ import io
 import json
 import logging
 import os
+import posixpath
+import re
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,7 +55,13 @@ log = logging.getLogger(__name__)
 #: (:data:`UPGRADES`), so every reader sees one shape.
 FORMAT_VERSION = 2
 METADATA = "bundle.json"
-MODEL_FILE = "model.keras"
+#: The model files bundles name: ``model.keras`` (bundles written before model files were named by their
+#: version) or ``model-<version>.keras``.
+_MODEL_NAME = re.compile(r"model(-[0-9a-f]{16})?\.keras")
+#: Model files of a bundle's folder that neither its bundle nor the one it replaced names (earlier bundles,
+#: a killed training run's), and half-written temporary files, are deleted by a later save into the folder
+#: once this old (seconds): a younger one may be a running training's.
+ORPHAN_AGE_S = 24 * 3600
 
 
 class BundleError(UserError):
@@ -283,33 +297,82 @@ def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - ker
 
 
 def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001
-    """Write ``model.keras``, the extra ``files`` (plots) and ``bundle.json`` (``meta`` and what this adds:
+    """Write the model file, the extra ``files`` (plots) and ``bundle.json`` (``meta`` and what this adds:
     format, labels, model file, time, version); return the metadata.
 
     The model is saved as an uncompiled copy sharing the trained layers: the training loss (with its
     co-occurrence penalty) and the optimizer are not part of what a bundle is for, and a file that names
     them cannot be opened without this project. ``version`` is a hash of the model file and the
     thresholds: it changes whenever predictions can.
+
+    A folder that already holds a bundle (a model trained again into it) is switched to this one when
+    ``bundle.json`` is replaced, last and atomically: the model file is named by its version
+    (``model-<version>.keras``), so writing it leaves the earlier bundle whole, and a run that fails or is
+    killed before the switch (a full disk, a kill) leaves the earlier bundle as it was. The model file of
+    the bundle replaced stays, for readers that started with it; older ones go (:func:`_sweep`).
     """
     import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory() as tmp:
-        local_model = os.path.join(tmp, MODEL_FILE)
+        local_model = os.path.join(tmp, "model.keras")
         inference.save(local_model)
         with open(local_model, "rb") as handle:
             model_bytes = handle.read()
     full = {
         "format_version": FORMAT_VERSION,
         "labels": list(LABELS),
-        "model_file": MODEL_FILE,
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **meta,
     }
     full["version"] = content_version(model_bytes, full["thresholds"])
+    full["model_file"] = f"model-{full['version']}.keras"
     typed = BundleMeta.from_json(full, path)
-    storage.write_bytes(storage.join(path, MODEL_FILE), model_bytes)
-    for name, data in files.items():
-        storage.write_bytes(storage.join(path, name), data)
-    storage.write_text(storage.join(path, METADATA), json.dumps(typed.to_json(), indent=2))
+    document = json.dumps(typed.to_json(), indent=2).encode()
+    storage.write_bytes(storage.join(path, typed.model_file), model_bytes)
+    try:
+        for name, data in files.items():
+            storage.write_bytes(storage.join(path, name), data)
+        replaced = storage.swap(storage.join(path, METADATA), lambda _: document)
+    except BaseException:  # the folder still holds the earlier bundle (or none): this run's model file goes
+        try:
+            current = storage.read_bytes(storage.join(path, METADATA))
+        except OSError:
+            current = None
+        if _named_model(current) != typed.model_file:
+            _delete(path, typed.model_file)
+        raise
+    _sweep(path, {typed.model_file, _named_model(replaced)})
     return typed
+
+
+def _sweep(path: str, kept: set[str | None]) -> None:
+    """Delete the model files of the bundle's folder other than ``kept`` (this bundle's and the one it
+    replaced, which a scan that started with it still loads), and what killed runs left (half-written
+    temporary files), once :data:`ORPHAN_AGE_S` old: a younger one may be a running training's."""
+    cutoff = time.time() - ORPHAN_AGE_S
+    stale = [name for pattern in ("model*.keras", ".write-*", ".swap-*")
+             for found, modified in storage.modified(storage.join(path, pattern))
+             if modified < cutoff and (name := posixpath.basename(found)) not in kept
+             and (pattern != "model*.keras" or _MODEL_NAME.fullmatch(name))]
+    for name in stale:
+        _delete(path, name)
+
+
+def _named_model(document: bytes | None) -> str | None:
+    """The model file a ``bundle.json`` names, when it is a bundle of this tool's (the names
+    :data:`_MODEL_NAME` allows); ``None`` otherwise."""
+    try:
+        name = json.loads(document or b"{}").get("model_file")
+    except (ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and _MODEL_NAME.fullmatch(name) else None
+
+
+def _delete(path: str, name: str) -> None:
+    """Delete the file ``name`` of the bundle's folder (a concurrent save may have deleted it first)."""
+    try:
+        storage.delete([storage.join(path, name)])
+    except OSError as error:
+        if storage.exists(storage.join(path, name)):
+            log.warning("%s: could not delete %s: %s", path, name, error)

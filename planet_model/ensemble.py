@@ -4,7 +4,7 @@ the 8 symmetries of a chip; the road from the study's 0.889 towards the competit
     planet-tiles ensemble --bundle bundles/v3 --bundle bundles/cnn --data chips/ [--tta] --output bundles/ens
 
 The result is a bundle like any other (scan, evaluate, predict and the streaming handler need no special
-case): its ``model.keras`` takes the chips as stored, gives each member the bands it reads
+case): its model file takes the chips as stored, gives each member the bands it reads
 (:class:`planet_model.model.SelectBands`; members may differ in architecture, input size and bands, as
 long as they read the same chips: one chip size, dtype, product and ground resolution), and averages
 their probabilities; with ``--tta`` it also averages over the 8 dihedral transforms of the chip

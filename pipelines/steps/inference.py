@@ -1,6 +1,6 @@
 """Applying a model bundle to tiles: the scans' shared steps from pixels to rows.
 
-:class:`BundleModelHandler` is a Beam ``ModelHandler`` that loads ``model.keras`` once per worker and
+:class:`BundleModelHandler` is a Beam ``ModelHandler`` that loads the bundle's model file once per worker and
 predicts batches (Beam 2.77's built-in TensorFlow handler needs tensorflow_hub and cannot load Keras 3
 files; this one calls :func:`planet_model.bundle.load_model` in safe mode and ``predict_on_batch``).
 :class:`PredictTiles` wraps it in RunInference between :class:`DescribeTile` and :class:`ToRow`, so the

@@ -17,7 +17,7 @@ VALID = {
     "domain": {"gsd_m": 3.0, "product": "analytic", "dtype": "uint16", "bands": ["red", "green", "blue", "nir"],
                "band_ranges": {"red": [100, 9000], "green": [100, 9000], "blue": [100, 9000], "nir": [0, 9000]}},
     "normalization": {"mean": [1.0] * 4, "variance": [2.0] * 4}, "arch": "inception_v3",
-    "model_file": bundle.MODEL_FILE, "version": "0123456789abcdef", "created_at": "2026-06-01T00:00:00+00:00",
+    "model_file": "model.keras", "version": "0123456789abcdef", "created_at": "2026-06-01T00:00:00+00:00",
     "training": {}, "metrics": {},
 }
 

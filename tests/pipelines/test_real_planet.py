@@ -252,10 +252,11 @@ def test_a_visual_bundle_on_an_analytic_scene_is_refused_unless_the_user_says_ot
     assert manifest["inferred"] > 0 and manifest["out_of_domain"] == manifest["inferred"]
 
 
-def test_model_keras_opens_with_plain_keras_and_predicts_what_the_scan_predicts(kaggle, tmp_path):
+def test_the_model_file_opens_with_plain_keras_and_predicts_what_the_scan_predicts(kaggle, tmp_path):
     chips = np.stack([c.image for c in kaggle["jpg"]["chips"].values()]).astype(np.float32)
     np.save(tmp_path / "chips.npy", chips)
     expected = bundle.load_model(kaggle["jpg"]["bundle"]).predict(chips, verbose=0)
+    model_file = bundle.read_metadata(kaggle["jpg"]["bundle"]).model_file
     probe = f"""
 import sys, importlib.abc
 class NoProject(importlib.abc.MetaPathFinder):
@@ -264,7 +265,7 @@ class NoProject(importlib.abc.MetaPathFinder):
             raise ImportError("this project is not importable here: " + name)
 sys.meta_path.insert(0, NoProject())
 import numpy as np, keras
-model = keras.saving.load_model({str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r})
+model = keras.saving.load_model({str(Path(kaggle['jpg']['bundle']) / model_file)!r})
 np.save({str(tmp_path / 'plain.npy')!r}, model.predict(np.load({str(tmp_path / 'chips.npy')!r}), verbose=0))
 """
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
@@ -276,7 +277,7 @@ np.save({str(tmp_path / 'plain.npy')!r}, model.predict(np.load({str(tmp_path / '
                 sys.executable,
                 "-c",
                 f"import zipfile; print(zipfile.ZipFile("
-                f"{str(Path(kaggle['jpg']['bundle']) / 'model.keras')!r}).read('config.json').decode())",
+                f"{str(Path(kaggle['jpg']['bundle']) / model_file)!r}).read('config.json').decode())",
             ],
             capture_output=True,
             text=True,

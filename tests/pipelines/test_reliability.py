@@ -348,9 +348,11 @@ def test_bad_aoi_files_are_named(scenes, simple_bundle, tmp_path, capsys, aoi, m
 def test_a_truncated_model_a_missing_glob_and_an_empty_query_are_named(scenes, simple_bundle, tmp_path, capsys):
     bundle = tmp_path / "bundle"
     shutil.copytree(simple_bundle["path"], bundle)
-    model = (bundle / "model.keras").read_bytes()
-    (bundle / "model.keras").write_bytes(model[: len(model) // 2])
-    assert "model.keras: not a complete Keras file" in refused(capsys, *scan_args(scenes, str(bundle), tmp_path / "s"))
+    model_file = simple_bundle["meta"].model_file
+    model = (bundle / model_file).read_bytes()
+    (bundle / model_file).write_bytes(model[: len(model) // 2])
+    stderr = refused(capsys, *scan_args(scenes, str(bundle), tmp_path / "s"))
+    assert f"{model_file}: not a complete Keras file" in stderr
     args = scan_args(scenes, simple_bundle["path"], tmp_path / "s")
     args[args.index("--scenes") + 1] = str(tmp_path / "nothing-*.tif")
     assert "no scene matches" in refused(capsys, *args)
@@ -442,3 +444,88 @@ def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes
     manifest = json.loads((out / records.MANIFEST).read_text())
     assert {p.name for p in (out / "runs").iterdir()} == {manifest["run_id"], *manifest["replaced"]}, \
         "the failed and the killed runs' folders went with the publish; the replaced set stays a while"
+
+
+def _models(folder: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.keras")}
+
+
+def test_a_training_killed_as_its_model_lands_leaves_the_bundle_it_trains_over_whole(simple_bundle, tmp_path):
+    """Training again into a bundle's folder, killed the moment its model file is written: the folder still
+    holds the earlier bundle, whole and loadable (when the new model replaced ``model.keras`` before
+    ``bundle.json``, the folder held one run's model beside the other's thresholds, refused by every reader).
+    A later save into the folder keeps the model file it replaced (for scans that started with it) and
+    deletes what the killed run left once it is a day old."""
+    from planet_model import bundle
+    from tests import bundles
+
+    folder = tmp_path / "bundle"
+    for attempt in range(3):  # the kill must land in the few ms between the model file and the switch
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(simple_bundle["path"], folder)
+        earlier, before = bundle.read_metadata(str(folder)), _models(folder)
+        training = cli("train", "--data", simple_bundle["data"][0], "--output", str(folder), "--arch", "simple_cnn",
+                       "--head_epochs", "1", "--finetune_epochs", "0", "--input_size", "64",
+                       "--workdir", str(tmp_path / f"work-{attempt}"))
+        if _kill_when(training, lambda before=before: _models(folder) != before, every=0) and training.returncode == -9:
+            break
+    assert training.returncode == -9, "every run finished before it could be killed"
+    meta = bundle.read_metadata(str(folder))
+    assert meta == earlier and bundle.load_model(str(folder), meta) is not None
+    left = set(_models(folder)) - {meta.model_file}
+    assert left, "the killed run's model file was written"
+    week_ago = time.time() - 7 * 86400
+    for name in left | {p.name for p in folder.glob(".write-*")}:
+        os.utime(folder / name, (week_ago, week_ago))
+    _, later = bundles.tiny(folder)
+    assert bundle.read_metadata(str(folder)) == later
+    assert set(_models(folder)) == {later.model_file, earlier.model_file} and not list(folder.glob(".write-*"))
+
+
+def test_a_bundle_save_that_fails_before_its_switch_leaves_the_earlier_bundle_and_no_model_of_its_own(small_disk):
+    """A full disk after the model file is written (the plots do not fit): the save fails on the disk's own
+    error and the folder holds the earlier bundle as it was, without the failed run's model file."""
+    from planet_model import bundle
+    from tests import bundles
+
+    folder = small_disk / "bundle"
+    _, earlier = bundles.tiny(folder)
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    filler = fill(small_disk)
+    size = (folder / earlier.model_file).stat().st_size
+    os.truncate(filler, filler.stat().st_size - size - 8192)  # room for a model file, not for a plot too
+    with pytest.raises(OSError, match="No space left on device"):
+        bundles.tiny(folder, gain=3.0, files={"training_curves.png": b"\0" * 65536})
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    assert bundle.read_metadata(str(folder)) == earlier
+
+
+@pytest.mark.slow  # two processes that each import TensorFlow (5 s): not for `make check`
+def test_trainings_saving_into_one_folder_at_once_leave_a_whole_bundle_at_every_moment(tmp_path):
+    """Two processes save bundles into one folder, again and again, while this one reads it: every read finds
+    a whole bundle whose model file is the one its bundle.json names and is still there to load. Model files
+    of bundles replaced go at a later save once a day old, but for the one it replaces."""
+    from planet_model import bundle
+    from tests import bundles
+
+    folder = tmp_path / "bundle"
+    bundles.tiny(folder)
+    saver = ("import sys; sys.path.insert(0, {root!r}); from tests import bundles\n"
+             "for i in range(6): bundles.tiny({folder!r}, gain={gain} + i)")
+    root = str(Path(__file__).resolve().parents[2])
+    writers = [subprocess.Popen([sys.executable, "-c", saver.format(root=root, folder=str(folder), gain=gain)],
+                                stderr=subprocess.PIPE, text=True) for gain in (2.0, 10.0)]
+    reads = 0
+    while any(w.poll() is None for w in writers):
+        meta = bundle.read_metadata(str(folder))  # checks that the model file is the one bundle.json names
+        assert (folder / meta.model_file).exists()
+        reads += 1
+    assert [w.wait() for w in writers] == [0, 0], [w.stderr.read()[-2000:] for w in writers]
+    assert reads > 10
+    meta = bundle.read_metadata(str(folder))
+    assert bundle.load_model(str(folder), meta) is not None and len(_models(folder)) == 13
+    week_ago = time.time() - 7 * 86400
+    for name in _models(folder):
+        os.utime(folder / name, (week_ago, week_ago))
+    _, last = bundles.tiny(folder, gain=20.0)
+    assert set(_models(folder)) == {last.model_file, meta.model_file}

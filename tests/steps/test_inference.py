@@ -33,10 +33,11 @@ def test_handler_predicts_what_the_model_predicts(tiny_bundle):
 
 
 def test_a_model_that_is_not_the_one_its_description_names_is_refused(tiny_bundle, tmp_path):
-    """A training run writing into a bundle's folder (killed between ``model.keras`` and ``bundle.json``, or
-    read meanwhile) leaves one run's model beside the other's thresholds: refused by every reader, naming
-    both hashes. A scan's workers load only the model of the description the scan started with, even once
-    the folder holds a complete newer bundle; thresholds changed by hand pass once "version" says so."""
+    """A bundle's model file replaced by another model (a copy gone wrong) leaves one run's model beside the
+    other's thresholds: refused by every reader, naming both hashes. A scan's workers load the model of the
+    description the scan started with, even once the folder holds a complete newer bundle (a replaced
+    bundle's model file stays for them), and fail in one line once it is gone; thresholds changed by hand
+    pass once "version" says so."""
     import json
     import shutil
 
@@ -45,21 +46,26 @@ def test_a_model_that_is_not_the_one_its_description_names_is_refused(tiny_bundl
     torn = tmp_path / "torn"
     shutil.copytree(tiny_bundle["path"], torn)
     _, other = bundles.tiny(tmp_path / "other", gain=3.0)
-    shutil.copy(tmp_path / "other" / "model.keras", torn / "model.keras")
-    found = bundle.content_version((torn / "model.keras").read_bytes(), tiny_bundle["meta"].thresholds)
+    model_file = tiny_bundle["meta"].model_file
+    shutil.copy(tmp_path / "other" / other.model_file, torn / model_file)
+    found = bundle.content_version((torn / model_file).read_bytes(), tiny_bundle["meta"].thresholds)
     assert found == other.version != tiny_bundle["meta"].version
     message = f"are not the pair of version {tiny_bundle['meta'].version} \\(they hash to {found}\\)"
-    with pytest.raises(bundle.BundleError, match=f"^{torn}: model.keras and the thresholds in bundle.json {message}"):
+    with pytest.raises(bundle.BundleError, match=f"^{torn}: {model_file} and the thresholds in bundle.json {message}"):
         bundle.read_metadata(str(torn))
     with pytest.raises(bundle.BundleError, match=message):
         BundleModelHandler(str(torn), tiny_bundle["meta"]).load_model()
 
     retrained = tmp_path / "retrained"
     shutil.copytree(tiny_bundle["path"], retrained)
-    for name in ("model.keras", "bundle.json"):
+    for name in (other.model_file, "bundle.json"):
         shutil.copy(tmp_path / "other" / name, retrained / name)
     assert bundle.read_metadata(str(retrained)).version == other.version
-    with pytest.raises(bundle.BundleError, match=f"not the pair of version {tiny_bundle['meta'].version}"):
+    started = BundleModelHandler(str(retrained), tiny_bundle["meta"]).load_model()
+    for loaded, trained in zip(started.get_weights(), tiny_bundle["model"].get_weights(), strict=True):
+        np.testing.assert_array_equal(loaded, trained)
+    (retrained / model_file).unlink()
+    with pytest.raises(bundle.BundleError, match=f"model file '{model_file}' not found"):
         BundleModelHandler(str(retrained), tiny_bundle["meta"]).load_model()
 
     tuned = tmp_path / "tuned"
@@ -174,7 +180,7 @@ def test_predict_tiles_in_a_pipeline_rounds_probabilities_keeps_timestamps_and_p
     from planet_model import bundle
 
     thresholds = {n: (0.0 if n in ("clear", "haze") else 1.0) for n in LABELS}
-    model_bytes = (Path(tiny_bundle["path"]) / "model.keras").read_bytes()
+    model_bytes = (Path(tiny_bundle["path"]) / tiny_bundle["meta"].model_file).read_bytes()
     meta = dataclasses.replace(tiny_bundle["meta"], thresholds=thresholds,  # the same model, thresholds of its own
                                version=bundle.content_version(model_bytes, thresholds))
     rng = np.random.default_rng(7)
