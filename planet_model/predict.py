@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -80,6 +81,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of images")
+    if os.path.isdir(args.output):
+        raise UserError(f"--output {args.output}: a folder; give the submission CSV's file name")
     meta = bundle.read_metadata(args.bundle)
     kinds = {kaggle.image_format(folder, args.kaggle_format) for folder in args.kaggle_images}
     if len(kinds) > 1:
@@ -118,12 +121,13 @@ def run(argv: Sequence[str] | None = None) -> dict:
         probabilities = np.asarray(model.predict_on_batch(np.stack(images).astype(np.float32)))
         for name, on in zip(names, thresholds.apply(probabilities, cut, args.weather_one)):
             tags[name] = [label for label, flag in zip(meta.labels, on) if flag]
-    written = kaggle.write_submission(args.output, ((name, tags[name]) for name in expected if name in tags))
+    rows = [(name, tags[name]) for name in expected if name in tags]
+    written = kaggle.write_submission(args.output, rows) if rows else 0  # no row: the earlier file stays
     errors_path = args.output + ".errors.jsonl"
-    if problems:
-        storage.write_text(errors_path, "".join(json.dumps(p) + "\n" for p in problems))
+    # This run's error lines, none included: an earlier run's never stand beside this run's submission.
+    storage.write_text(errors_path, "".join(json.dumps(p) + "\n" for p in problems))
     return {"output": args.output, "images": len(expected), "written": written, "problems": problems,
-            "errors": errors_path if problems else None, "bundle": meta.version}
+            "errors": errors_path, "bundle": meta.version}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -132,8 +136,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(json.dumps({k: result[k] for k in ("output", "images", "written", "bundle")}))
     if result["problems"]:
         first = "; ".join(f"{p['image_name']}: {p['reason']}" for p in result["problems"][:3])
+        outcome = (f"{result['output']} is unchanged: no image had a row" if not result["written"] else
+                   "Kaggle rejects a submission without every test image")
         print(f"planet-tiles predict: {len(result['problems'])} of {result['images']} images have no row ({first}); "
-              f"all in {result['errors']}. Kaggle rejects a submission without every test image", file=sys.stderr)
+              f"all in {result['errors']}. {outcome}", file=sys.stderr)
         raise SystemExit(1)
 
 

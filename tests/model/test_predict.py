@@ -189,3 +189,27 @@ def test_a_bundle_of_an_unknown_product_predicts_and_an_image_of_another_size_is
     assert sorted((p["image_name"], p["reason"]) for p in result["problems"]) == [
         ("file_7", "ValueError: 200x256 px; the bundle reads 256x256"),
         ("file_8", "ValueError: 256x200 px; the bundle reads 256x256")]
+
+
+def test_a_run_with_no_readable_image_keeps_the_earlier_submission_and_says_so(tmp_path, test_images):
+    """Every image unreadable: the submission an earlier run wrote stays as it was (a header-only file replaced
+    it); each run's error lines replace the earlier run's, none included, so a clean run leaves none standing
+    beside its submission. An ``--output`` that is a folder is refused before any work."""
+    tiny_bundle(tmp_path / "bundle")
+    out = tmp_path / "s.csv"
+    args = ["--bundle", str(tmp_path / "bundle"), "--output", str(out)]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(2):
+        (bad / f"test_{i}.jpg").write_bytes(JPGS[i].read_bytes()[:500])
+    predict.run([*args, "--kaggle_images", str(bad)])
+    assert not out.exists() and len((tmp_path / "s.csv.errors.jsonl").read_text().splitlines()) == 2
+    good = predict.run([*args, "--kaggle_images", str(test_images["main"])])
+    submission = out.read_text()
+    assert good["written"] == 5 and (tmp_path / "s.csv.errors.jsonl").read_text().count("\n") == 1
+    failed = predict.run([*args, "--kaggle_images", str(bad)])
+    assert failed["written"] == 0 and len(failed["problems"]) == 2 and out.read_text() == submission
+    clean = predict.run([*args, "--kaggle_images", str(test_images["extra"])])
+    assert clean["problems"] == [] and (tmp_path / "s.csv.errors.jsonl").read_text() == ""
+    with pytest.raises(UserError, match=f"--output {tmp_path}: a folder"):
+        predict.run(["--bundle", str(tmp_path / "bundle"), "--kaggle_images", str(bad), "--output", str(tmp_path)])
