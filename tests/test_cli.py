@@ -62,6 +62,14 @@ def test_unknown_command_is_refused():
     (["--layout", "basemap", "--size", "512"], "--size do not apply to --layout basemap"),
     (["--layout", "basemap", "--quad_size", "1000"], "--quad_size 1000: must be 256 times a power of two"),
     (["--layout", "basemap", "--months", "2026-13"], "--months 2026-13: not a month (YYYY-MM)"),
+    (["--layout", "basemap", "--quad_size", "0"], "--quad_size 0: must be 256 times a power of two"),
+    (["--layout", "basemap", "--quad_size", "128"], "--quad_size 128: must be 256 times a power of two"),
+    (["--size", "0"], "--size 0: must be at least 1"),
+    (["--rows", "0"], "--rows 0: must be at least 1"),
+    (["--cols", "-1"], "--cols -1: must be at least 1"),
+    (["--seed", "-1"], "--seed -1: must be at least 0"),
+    (["--acquired", "yesterday"], "--acquired 'yesterday': not an ISO 8601 time"),
+    (["--acquired", "2026-06-01T10:00:00"], "--acquired 2026-06-01T10:00:00: give its UTC offset"),
 ])
 def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, capsys, args, message):
     stderr = refused(capsys, "synth", "--output", str(tmp_path), *args)

@@ -362,8 +362,8 @@ UNCOVERED_PX = 384
 
 
 def quad_level(quad_size: int) -> int:
-    level = QUAD_PIXEL_ZOOM - math.log2(quad_size / 256)
-    if level != int(level) or level < 0:
+    level = QUAD_PIXEL_ZOOM - math.log2(quad_size / 256) if quad_size > 0 else -1
+    if level != int(level) or not 0 <= level <= QUAD_PIXEL_ZOOM:
         raise ValueError(f"--quad_size {quad_size}: must be 256 times a power of two, up to 256 x 2^15")
     return int(level)
 
@@ -585,6 +585,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ignored = [f"--{k}" for k, default in unused.items() if getattr(args, k) != default]
     if ignored:
         raise UserError(f"{', '.join(ignored)} do not apply to --layout {args.layout}")
+    for flag, least in (("seed", 0), ("rows", 1), ("cols", 1), ("size", 1)):
+        if getattr(args, flag) < least:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be at least {least}")
+    try:
+        zone = dt.datetime.fromisoformat(args.acquired).tzinfo
+    except ValueError:
+        raise UserError(f"--acquired {args.acquired!r}: not an ISO 8601 time (2026-06-01T13:30:00+00:00)") from None
+    if zone is None:  # the time would be read in this machine's zone: scenes made elsewhere would differ
+        raise UserError(f"--acquired {args.acquired}: give its UTC offset, as in 2026-06-01T13:30:00+00:00")
     if args.layout == "basemap":
         try:
             months = write_basemap(args.seed, args.months, args.cols, args.rows, args.output, args.product,
