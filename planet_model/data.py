@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from planet_core import publishing, storage
+from planet_core.errors import UserError
 from planet_core.labels import NUM_LABELS
 from planet_model import records
 
@@ -173,7 +174,7 @@ def split(keys: np.ndarray, scene_ids: np.ndarray, labels: np.ndarray, val_fract
 def band_indexes(info: DataInfo, bands: Sequence[str]) -> list[int]:
     missing = [b for b in bands if b not in info.bands]
     if missing:
-        raise ValueError(f"the chips have bands {list(info.bands)}; {missing} not among them")
+        raise UserError(f"--bands: the chips have bands {list(info.bands)}; {missing} not among them")
     return [info.bands.index(b) for b in bands]
 
 

@@ -30,12 +30,15 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from planet_core import commands, logs, storage
 from planet_core.errors import UserError
+from planet_core.imagery import RGBN
 from planet_model.architectures import (
+    APPLICATIONS,
     ARCHS,
     AUTO_CACHE,
     DEFAULT_INPUT_SIZE,
@@ -114,12 +117,41 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check(args: argparse.Namespace) -> None:
+    """Refuse values that would fail inside TensorFlow after the chips are read, or train something other
+    than asked without a word (a negative learning rate climbs the loss, ``--val_fraction 0`` searches the
+    thresholds on almost nothing, no epoch at all exports an untrained model), before any work."""
+    for flag, least in (("batch_size", 1), ("max_stat_chips", 1), ("input_size", 1), ("head_epochs", 0),
+                        ("finetune_epochs", 0), ("finetune_from_layer", 0), ("l2", 0), ("cooccurrence_weight", 0)):
+        value = getattr(args, flag)
+        if value is not None and value < least:
+            raise UserError(f"--{flag} {value}: must be at least {least}")
+    for flag in ("head_learning_rate", "finetune_learning_rate"):
+        if not getattr(args, flag) > 0:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be above 0")
+    for flag in ("momentum", "label_smoothing"):
+        if not 0 <= getattr(args, flag) < 1:
+            raise UserError(f"--{flag} {getattr(args, flag)}: must be at least 0 and under 1")
+    if not 0 < args.val_fraction < 1:
+        raise UserError(f"--val_fraction {args.val_fraction}: must be above 0 and under 1")
+    staged = args.arch in APPLICATIONS
+    if args.head_epochs + (args.finetune_epochs if staged else 0) < 1:
+        raise UserError("--head_epochs 0" + (" and --finetune_epochs 0" if staged else "") + ": no epoch to train")
+    unknown = [b for b in (b.strip() for b in args.bands.split(",")) if b not in RGBN]
+    if unknown:
+        raise UserError(f"--bands {args.bands}: {', '.join(unknown)} not a band of chips ({', '.join(RGBN)})")
+    cached_in = os.path.dirname(args.cache) if args.cache not in ("none", "memory", AUTO_CACHE) else ""
+    if cached_in and not storage.exists(cached_in):
+        raise UserError(f"--cache {args.cache}: its folder {cached_in} does not exist")
+
+
 def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMeta:
     """Train and export a bundle; returns the bundle's metadata. ``callbacks`` go to every ``fit``.
 
     The steps (:mod:`planet_model.training`): read and split the chips, set up the devices, build the
     input pipelines and the model, fit each stage, search the thresholds on the validation split, export."""
     args = parse(argv)
+    check(args)
     if args.recipe:
         log.info("recipe %s: %s", args.recipe, " ".join(f"--{k} {getattr(args, k)}" for k in RECIPES[args.recipe]))
     from planet_model import training  # noqa: PLC0415 - TensorFlow (5 s) only once a run starts, not for --help
@@ -139,7 +171,7 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
     weights = None if args.weights in ("none", "") else args.weights
     with strategy.scope():
         net = training.build(args.arch, chips, inputs, input_size, weights, args.weather_head, args.l2)
-    stages = training.stages(args.arch, args.head_epochs, args.finetune_epochs, args.finetune_from_layer)
+    stages = training.stages(net, args.arch, args.head_epochs, args.finetune_epochs, args.finetune_from_layer)
     training.fit(net, stages, chips, inputs, strategy, workdir, vars(args), callbacks)
     result = training.validate(net, inputs.val, len(chips.train_keys))
     options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}

@@ -188,12 +188,18 @@ def build(arch: str, chips: Chips, inputs: Inputs, input_size: int, weights: str
                        inputs.stats.variance, weights, weather_head, l2)
 
 
-def stages(arch: str, head_epochs: int, finetune_epochs: int, finetune_from: int | None) -> list[Stage]:
+def stages(net: keras.Model, arch: str, head_epochs: int, finetune_epochs: int,
+           finetune_from: int | None) -> list[Stage]:
     """The head first; then, for a pre-trained application, the base from ``finetune_from`` on (default
-    per architecture: layer 172 of Inception V3)."""
+    per architecture: layer 172 of Inception V3), which must be one of ``net``'s base layers: one past its
+    last would train the head alone in stage 2, refused before stage 1."""
     found = [Stage(1, head_epochs, None)]
     if arch in APPLICATIONS and finetune_epochs > 0:
-        found.append(Stage(2, finetune_epochs, FINETUNE_FROM[arch] if finetune_from is None else finetune_from))
+        first = FINETUNE_FROM[arch] if finetune_from is None else finetune_from
+        count = len(model.base_model(net).layers)
+        if not 0 <= first < count:
+            raise UserError(f"--finetune_from_layer {first}: the {arch} base has layers 0 to {count - 1}")
+        found.append(Stage(2, finetune_epochs, first))
     return found
 
 

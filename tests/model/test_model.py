@@ -1,6 +1,7 @@
 """Model, loss, training and bundle: real TensorFlow on small synthetic data."""
 
 import json
+import re
 import shutil
 
 import keras
@@ -375,3 +376,50 @@ def test_a_file_named_as_the_bundle_folder_is_refused_before_training(chips, tmp
     stderr = refused(capsys, "train", "--data", str(chips["folder"]), "--output", str(taken), "--arch", "simple_cnn")
     assert f"{taken}: a file, not a folder" in stderr and taken.read_text() == "notes"
     assert not (tmp_path / "bundle.work").exists(), "no training started"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch_size", "0"], "--batch_size 0: must be at least 1"),  # TensorFlow's traceback after reading the chips
+    (["--max_stat_chips", "0"], "--max_stat_chips 0: must be at least 1"),  # numpy's, likewise
+    (["--input_size", "0"], "--input_size 0: must be at least 1"),  # taken as the default
+    (["--head_epochs", "-1"], "--head_epochs -1: must be at least 0"),
+    (["--finetune_epochs", "-2"], "--finetune_epochs -2: must be at least 0"),
+    (["--finetune_from_layer", "-5"], "--finetune_from_layer -5: must be at least 0"),  # unfroze the whole base
+    (["--l2", "-0.01"], "--l2 -0.01: must be at least 0"),
+    (["--cooccurrence_weight", "-0.0001"], "--cooccurrence_weight -0.0001: must be at least 0"),
+    (["--head_learning_rate", "0"], "--head_learning_rate 0.0: must be above 0"),
+    (["--finetune_learning_rate", "-0.01"], "--finetune_learning_rate -0.01: must be above 0"),  # climbed the loss
+    (["--momentum", "1"], "--momentum 1.0: must be at least 0 and under 1"),
+    (["--momentum", "-0.1"], "--momentum -0.1: must be at least 0 and under 1"),
+    (["--label_smoothing", "1.5"], "--label_smoothing 1.5: must be at least 0 and under 1"),
+    (["--val_fraction", "0"], "--val_fraction 0.0: must be above 0 and under 1"),  # thresholds from next to nothing
+    (["--val_fraction", "1"], "--val_fraction 1.0: must be above 0 and under 1"),
+    (["--head_epochs", "0", "--finetune_epochs", "0"], "--head_epochs 0 and --finetune_epochs 0: no epoch to train"),
+    (["--arch", "simple_cnn", "--head_epochs", "0"], "--head_epochs 0: no epoch to train"),  # finetune: no stage 2
+    (["--bands", "red,green,purple"], "--bands red,green,purple: purple not a band of chips"),
+    (["--cache", "/nowhere/at/all/cache"], "--cache /nowhere/at/all/cache: its folder /nowhere/at/all does not exist"),
+])
+def test_training_options_out_of_range_are_refused_before_any_work(args, message):
+    """Each was accepted and trained something other than asked (an untrained model exported, the loss
+    climbed), or failed inside TensorFlow or numpy after the chips were read."""
+    with pytest.raises(UserError, match=f"^{re.escape(message)}"):
+        train.check(train.parse(["--data", "d", "--output", "o", *args]))
+    edge = {"--momentum": "0", "--label_smoothing": "0", "--val_fraction": "0.001", "--head_epochs": "1",
+            "--l2": "0", "--finetune_from_layer": "0", "--batch_size": "1"}
+    train.check(train.parse(["--data", "d", "--output", "o", *[x for kv in edge.items() for x in kv]]))
+
+
+def test_a_finetune_layer_past_the_base_is_refused_before_training(chips, tmp_path, capsys):
+    """``--finetune_from_layer`` past the base's last layer trained the head alone in stage 2."""
+    args = ["train", "--data", str(chips["folder"]), "--output", str(tmp_path / "b"), "--weights", "none"]
+    stderr = refused(capsys, *args, "--arch", "resnet50", "--input_size", "64", "--finetune_from_layer", "175")
+    assert "--finetune_from_layer 175: the resnet50 base has layers 0 to 174" in stderr
+    assert not (tmp_path / "b.work" / "history-stage1.csv").exists(), "stage 1 did not start"
+
+
+def test_bands_the_chips_lack_are_a_usage_error_naming_the_flag():
+    """A band of chips that these chips lack (nir of RGB chips) was a ValueError's traceback."""
+    info = data.DataInfo("uint8", (256, 256, 3), ("red", "green", "blue"))
+    assert data.band_indexes(info, ["blue", "red"]) == [2, 0]
+    with pytest.raises(UserError, match=r"^--bands: the chips have bands \['red', 'green', 'blue'\]; \['nir'\]"):
+        data.band_indexes(info, ["red", "nir"])
