@@ -118,6 +118,12 @@ def run(argv: Sequence[str] | None = None) -> dict:
         raise UserError(f"--output {args.output}: one of the members (--bundle); the ensemble would replace that "
                         "bundle, which it still names as a member. Write it to a folder of its own")
     metas = [bundle.read_metadata(path) for path in args.bundle]
+    seen: dict[str, str] = {}
+    for path, meta in zip(args.bundle, metas):
+        if meta.version in seen:
+            raise UserError(f"--bundle {path}: the same model as --bundle {seen[meta.version]} (version "
+                            f"{meta.version}); an ensemble holding it twice predicts what it predicts alone")
+        seen[meta.version] = path
     common = _common(metas)
     chips = [evaluate.load_chips(args.data, m, args.split) for m in metas]
     if any(not np.array_equal(np.sort(c.keys), np.sort(chips[0].keys)) for c in chips[1:]):

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import re
+import shutil
 
 import keras
 import numpy as np
@@ -182,13 +183,20 @@ def test_an_ensemble_of_one_bundle_is_that_bundle(simple_bundle, tmp_path):
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
 
 
-def test_a_bundle_twice_with_tta_is_that_bundle_with_tta(simple_bundle, tmp_path):
-    """Members as bundles load them (a loaded model answers with a list): two copies of one bundle average to
-    it, and TTA over a bundle is the mean of its answers on the 8 views, worked out here with numpy."""
-    out = tmp_path / "twice"
-    meta = ensemble.run(["--bundle", simple_bundle["path"], "--bundle", simple_bundle["path"], "--tta",
-                         "--data", *simple_bundle["data"], "--output", str(out)])
-    assert meta.tta and len(meta.training["members"]) == 2
+def test_a_bundle_with_tta_is_the_mean_of_its_answers_on_the_8_views_and_twice_is_refused(simple_bundle, tmp_path,
+                                                                                           capsys):
+    """Members as bundles load them (a loaded model answers with a list): TTA over a bundle is the mean of its
+    answers on the 8 views, worked out here with numpy. One model twice (its folder or a copy of it) is
+    refused: that ensemble predicts what the model does alone, under another name."""
+    copy = tmp_path / "copy"
+    shutil.copytree(simple_bundle["path"], copy)
+    stderr = refused(capsys, "ensemble", "--bundle", simple_bundle["path"], "--bundle", str(copy), "--tta",
+                     "--data", *simple_bundle["data"], "--output", str(tmp_path / "twice"))
+    assert f"--bundle {copy}: the same model as --bundle {simple_bundle['path']}" in stderr
+    out = tmp_path / "tta"
+    meta = ensemble.run(["--bundle", simple_bundle["path"], "--tta", "--data", *simple_bundle["data"],
+                         "--output", str(out)])
+    assert meta.tta and len(meta.training["members"]) == 1
     loaded = bundle.read_metadata(str(out))
     data = evaluate.load_chips(simple_bundle["data"], loaded, "validation")
     from planet_model import data as chipdata
