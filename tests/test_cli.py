@@ -109,8 +109,16 @@ def test_judging_flags_outside_0_to_1_are_refused(tmp_path, monkeypatch, capsys,
     (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--scenes", "s.tif"],
      "--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they cannot go with "
      "both --no_images and --no_clearings unless --imagery"),
+    (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--band_order",
+      "blue,green,red,nir"], "--band_order says how the scenes of the pictures, clearings and --imagery are read"),
     (["report", "--scans", "scans", "--output", "out", "--min_clearing_ha", "-1"],
      "--min_clearing_ha -1.0: must be more than 0"),
+    (["report", "--scans", "scans", "--output", "out", "--no_clearings", "--min_clearing_ha", "2"],
+     "--min_clearing_ha 2.0 does nothing with --no_clearings: nothing is delineated"),
+    (["report", "--scans", "scans", "--output", "out", "--no_images", "--max_pictures", "3"],
+     "--max_pictures 3 does nothing with --no_images: there are no pictures"),
+    (["report", "--scans", "scans", "--output", "out", "--zone_name_property", "NAME"],
+     "--zone_name_property NAME does nothing with no --zones: there are no zones to name"),
     (["delineate", "--scans", "scans", "--event_window_days", "-3"], "--event_window_days -3: must be 0 or more"),
 ])
 def test_imagery_flags_that_cannot_work_are_refused_in_one_line(tmp_path, monkeypatch, capsys, command, message):

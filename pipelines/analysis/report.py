@@ -151,9 +151,18 @@ def _check(args: argparse.Namespace) -> None:
     if not _reads_scenes(args) and (args.scenes or args.stac):
         raise UserError("--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they "
                         "cannot go with both --no_images and --no_clearings unless --imagery")
+    if not _reads_scenes(args) and args.band_order:
+        raise UserError("--band_order says how the scenes of the pictures, clearings and --imagery are read; it "
+                        "cannot go with both --no_images and --no_clearings unless --imagery")
     clearings.check_arguments(args)
     if args.max_pictures < 0:
         raise UserError(f"--max_pictures {args.max_pictures}: must be 0 or more")
+    for flag, default, off, why in (
+            ("max_pictures", event_images.MAX_PICTURES, args.no_images, "--no_images: there are no pictures"),
+            ("min_clearing_ha", clearings.MIN_CLEARING_HA, args.no_clearings, "--no_clearings: nothing is delineated"),
+            ("zone_name_property", "name", not args.zones, "no --zones: there are no zones to name")):
+        if off and getattr(args, flag) != default:
+            raise UserError(f"--{flag} {getattr(args, flag)} does nothing with {why}")
 
 
 def _reads_scenes(args: argparse.Namespace) -> bool:
