@@ -68,8 +68,10 @@ def tile_spec(args: argparse.Namespace, meta: BundleMeta, region: BaseGeometry) 
         zoom = zoom_for_resolution(gsd, region.centroid.y)
     try:
         spec = tiling.from_args(args, tile_size=meta.chip_size, zoom=zoom, cell_size=gsd)
-    except ValueError as error:
-        raise UserError(f"{error} (the bundle was trained on {meta.chip_size}-px chips)") from None
+    except ValueError as error:  # the tiles' size is the bundle's: an error about it says where it comes from
+        sized = f"{meta.chip_size} px" in str(error)
+        about = f" (the bundle was trained on {meta.chip_size}-px chips)" if sized else ""
+        raise UserError(f"{error}{about}") from None
     if gsd and spec.grid != NATIVE:
         check_resolution(spec, region, gsd)
     return spec

@@ -134,3 +134,18 @@ def test_scenes_the_aoi_misses_fail_the_run_but_not_when_one_could_not_be_opened
     assert scan_setup.check_scenes([*scenes, broken], meta, READ, None, far) == []  # its lines say the rest
     with pytest.raises(UserError, match="gone.tif: cannot open"):  # one scene: its problem is the run's
         scan_setup.check_scenes([broken], meta, READ, None, far)
+
+
+def test_a_grid_error_names_the_bundles_chip_size_only_when_it_is_about_it(meta):
+    """The tiles' size is the bundle's chip size: WebMercatorQuad's 256-px tiles refuse a 32-px bundle's, and
+    the error says where 32 comes from; an error about another flag does not say it (it did, of every flag)."""
+    from pipelines import scan
+
+    region = box(-56.01, -10.01, -56.0, -10.0)
+    parse = scan.build_parser().parse_args
+    args = parse(["--aoi", "a.geojson", "--bundle", "b", "--output", "o", "--grid", "WebMercatorQuad", "--zoom", "15"])
+    with pytest.raises(UserError, match=r"tiles of 32 px: .* \(the bundle was trained on 32-px chips\)$"):
+        scan_setup.tile_spec(args, meta, region)
+    args = parse(["--aoi", "a.geojson", "--bundle", "b", "--output", "o", "--zoom", "15"])
+    with pytest.raises(UserError, match=r"^--zoom applies to --grid WebMercatorQuad, not to the UTM grid$"):
+        scan_setup.tile_spec(args, meta, region)
