@@ -109,8 +109,12 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
                         "snapshot references may be a running scan's, not yet committed: deleting it would lose "
                         "that scan's rows, or leave its commit naming files that are gone)")
     cutoff = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=keep_days)
-    # The scans table is made when there is none (the docstring); the clearings table is kept once delineate
-    # made it. Both are swept, and the errors folder against the error lines of every table's commits.
+    # The scans table is made when there is none (the docstring), and says so: a mistyped --scans would
+    # otherwise pass for a warehouse with nothing to do. The clearings table is kept once delineate made it.
+    # Both are swept, and the errors folder against the error lines of every table's commits.
+    made = not (warehouse.exists() and warehouse.open().table_exists(scans.IDENTIFIER))
+    if made and dry_run:
+        raise UserError(f"--scans {warehouse.location}: no scans table there (--dry_run makes none)")
     names = [scans.TABLE] + ([stored_clearings.TABLE] if warehouse.open().table_exists(stored_clearings.IDENTIFIER)
                              else [])
     expired = {name: _expire(warehouse, name, cutoff, dry_run) for name in names}
@@ -121,8 +125,12 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
         storage.delete(swept)
         for folder in {path.rsplit("/", 1)[0] for path in swept}:
             storage.delete_empty_folders(folder)
+    if made:
+        log.warning("%s: there was no scans table; an empty one is made (what BigQuery's view reads before the "
+                    "first scan). If you meant another warehouse, delete this folder", warehouse.location)
     return {
         "tables": names,
+        "made": made,
         "snapshots_expired": sum(len(e) for e in expired.values()),
         "snapshots_kept": sum(len(t.metadata.snapshots) - len(expired[n]) * dry_run for n, t in tables.items()),
         "files_deleted": len(swept),

@@ -78,10 +78,18 @@ def test_maintain_expires_old_snapshots_and_sweeps_only_what_none_references(tmp
     assert (again["snapshots_expired"], again["files_deleted"]) == (0, 0)
 
 
-def test_maintain_makes_the_table_when_there_is_none(tmp_path):
+def test_maintain_makes_the_table_when_there_is_none_and_says_so(tmp_path, caplog):
+    """For BigQuery's view before the first scan; said in a warning, since a mistyped --scans made a warehouse
+    and passed for one with nothing to do. A dry run makes none: it changes nothing."""
+    with pytest.raises(UserError, match="no scans table there \\(--dry_run makes none\\)"):
+        upkeep.maintain(Warehouse(str(tmp_path / "scans")), dry_run=True)
+    assert not (tmp_path / "scans").exists()
     done = upkeep.maintain(Warehouse(str(tmp_path / "scans")))
-    assert done["snapshots_expired"] == 0 and (tmp_path / "scans" / "catalog.db").exists()
+    assert done["made"] and done["snapshots_expired"] == 0 and (tmp_path / "scans" / "catalog.db").exists()
+    assert "there was no scans table; an empty one is made" in caplog.text
     assert scans.snapshot(Warehouse(str(tmp_path / "scans"))).snapshot_id is None
+    caplog.clear()
+    assert not upkeep.maintain(Warehouse(str(tmp_path / "scans")))["made"] and "no scans table" not in caplog.text
 
 
 def old_layout(root):
