@@ -75,9 +75,13 @@ def _check_output(args: argparse.Namespace) -> None:
 
 
 def _format(args: argparse.Namespace) -> str:
-    if args.format:
-        return args.format
+    """``--format``, else the output's extension; the two must not say different formats (GeoJSON written
+    into a ``.gpkg`` file is a file no GIS opens as what it is called)."""
     extension = os.path.splitext(args.output)[1].lstrip(".").lower()
+    if args.format:
+        if extension in FORMATS and extension != args.format:
+            raise UserError(f"--format {args.format}: --output {args.output} says {extension}; give one format")
+        return args.format
     if extension not in FORMATS:
         raise UserError(f"--output {args.output}: say the format with --format ({', '.join(sorted(FORMATS))}) or "
                         "an extension of one")

@@ -66,6 +66,9 @@ def test_a_reports_alerts_and_events_export_as_it_has_them(made, tmp_path):
     (["tile_labels", "--report", "R", "--output", "x.gpkg"], "tile_labels is read from --scans"),
     (["alerts", "--output", "x.gpkg"], "give either --scans"),
     (["tile_labels", "--scans", "S", "--output", "x.txt"], "say the format with --format"),
+    # GeoJSON was written into x.gpkg
+    (["tile_labels", "--scans", "S", "--output", "x.gpkg", "--format", "geojson"],
+     "--format geojson: --output x.gpkg says gpkg; give one format"),
     (["alerts", "--report", "R", "--aoi", "a", "--output", "x.gpkg"], "--as_of and --aoi apply to --scans"),
     # a mistyped AOI wrote an empty file, exit 0
     (["tile_labels", "--scans", "S", "--aoi", "nosuch", "--output", "x.gpkg"], "no scan rows of --aoi nosuch"),
