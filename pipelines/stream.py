@@ -30,7 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.io.gcp.bigquery_tools import parse_table_reference
+from apache_beam.io.gcp.pubsub import parse_subscription, parse_topic
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines import sources
 from pipelines.analysis import queries
@@ -43,7 +45,7 @@ from pipelines.steps.alert_state import ReadHistory, TileAlerts, keyed_by_tile
 from pipelines.steps.commits import CommitWindows
 from pipelines.steps.inference import PredictTiles
 from pipelines.steps.notifications import FirstNotification, notified_scene
-from pipelines.steps.options import parse, pipeline_options
+from pipelines.steps.options import LOCAL_RUNNER, STREAMING_LOCAL_RUNNER, parse, pipeline_options
 from pipelines.steps.tiles import Tiles
 from pipelines.store import catalog, schema
 from pipelines.store.catalog import Warehouse
@@ -144,9 +146,32 @@ class StreamScan(beam.PTransform):
         return {"rows": rows["rows"], "alerts": alerts, "outcomes": outcomes}
 
 
+def check(args: argparse.Namespace, beam_args: Sequence[str]) -> None:
+    """Refuse, before any work, what would fail once the pipeline runs (a Pub/Sub or BigQuery name their
+    clients refuse: Beam's own parsers judge them) or run without a word as nothing useful (a runner that does
+    not stream, a window of no time)."""
+    if PipelineOptions(list(beam_args)).view_as(StandardOptions).runner == LOCAL_RUNNER:
+        raise UserError(f"--runner {LOCAL_RUNNER}: it does not stream (the run would end at once, having read "
+                        f"nothing); leave --runner out to stream locally on Beam's {STREAMING_LOCAL_RUNNER}")
+    for flag, parse_name in (("subscription", parse_subscription), ("alerts_topic", parse_topic),
+                             ("alerts_table", parse_table_reference)):
+        value = getattr(args, flag)
+        try:
+            if value:
+                parse_name(value)
+        except ValueError as error:
+            raise UserError(f"--{flag} {value}: {error}") from None
+    if not args.window_minutes > 0:
+        raise UserError(f"--window_minutes {args.window_minutes:g}: must be more than 0")
+    for flag in ("settle_minutes", "history_days"):
+        if getattr(args, flag) < 0:
+            raise UserError(f"--{flag} {getattr(args, flag):g}: must be 0 or more")
+
+
 def prepare(argv: Sequence[str] | None) -> StreamPlan:
     """Flags -> a :class:`StreamPlan`, checked before any work."""
     args, beam_args = parse(build_parser(), argv)
+    check(args, beam_args)
     scan_setup.check_batch_size(args)
     queries.check_judging_arguments(args)
     meta = read_metadata(args.bundle)
@@ -158,13 +183,17 @@ def prepare(argv: Sequence[str] | None) -> StreamPlan:
     return StreamPlan(args, beam_args, meta, watched, spec, sources.read_options(args, meta.bands))
 
 
+def streaming_options(beam_args: Sequence[str], save_main_session: bool = True) -> PipelineOptions:
+    """The pipeline's options: streaming, locally (no ``--runner``) on a runner that streams."""
+    options = pipeline_options(beam_args, save_main_session, local_runner=STREAMING_LOCAL_RUNNER)
+    options.view_as(StandardOptions).streaming = True
+    return options
+
+
 def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> None:
     """Build and run the streaming scan until cancelled (on Dataflow: until drained or cancelled)."""
-
-
     plan = prepare(argv)
-    options = pipeline_options(plan.beam_args, save_main_session)
-    options.view_as(StandardOptions).streaming = True
+    options = streaming_options(plan.beam_args, save_main_session)
     with beam.Pipeline(options=options) as pipeline:
         messages = pipeline | "Notifications" >> beam.io.ReadFromPubSub(subscription=plan.args.subscription,
                                                                        with_attributes=True)

@@ -76,11 +76,48 @@ def test_synth_refuses_flags_of_the_other_layout_and_bad_values(tmp_path, capsys
     assert message in stderr and len(stderr.strip().splitlines()) == 1
 
 
+STREAM = ["stream", "--subscription", "projects/my-forest-project/subscriptions/s", "--aoi=-56,-10,-55.9,-9.9",
+          "--bundle", "b"][1:]
+
+
+@pytest.mark.parametrize("extra, message", [
+    # Beam's own errors as tracebacks when the pipeline was built, after the bundle was read
+    (["--subscription", "projects/p/subscriptions/s"], "--subscription projects/p/subscriptions/s: Invalid PubSub "
+                                                       "project name: 'p'."),
+    (["--subscription", "new-scenes"], '--subscription new-scenes: PubSub subscription must be in the form'),
+    (["--alerts_topic", "alerts"], '--alerts_topic alerts: PubSub topic must be in the form'),
+    (["--alerts_table", "alerts"], "--alerts_table alerts: Expected a table reference (PROJECT:DATASET.TABLE"),
+    (["--window_minutes", "0"], "--window_minutes 0: must be more than 0"),  # Beam's traceback too
+    (["--settle_minutes", "-1"], "--settle_minutes -1: must be 0 or more"),  # these two ran as if 0
+    (["--history_days", "-3"], "--history_days -3: must be 0 or more"),
+    # it ran, read nothing and ended at once, exit 0: the FnApiRunner does not stream
+    (["--runner", "FnApiRunner"], "--runner FnApiRunner: it does not stream"),
+])
+def test_stream_names_that_pubsub_or_bigquery_refuse_and_times_of_nothing_are_refused(tmp_path, monkeypatch, capsys,
+                                                                                       extra, message):
+    monkeypatch.chdir(tmp_path)
+    stderr = refused(capsys, "stream", *STREAM, "--output", "out", *extra)
+    assert stderr.strip().splitlines()[-1].startswith(f"planet-tiles stream: {message}"), stderr
+
+
+def test_the_stream_runs_locally_on_a_runner_that_streams_and_the_others_locally_on_the_fnapirunner():
+    """The stream's tests run it on the BundleBasedDirectRunner; with no --runner it ran on the FnApiRunner,
+    which ended at once."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipelines import stream
+    from pipelines.steps.options import pipeline_options
+
+    local = stream.streaming_options([]).view_as(StandardOptions)
+    assert (local.runner, local.streaming) == ("BundleBasedDirectRunner", True)
+    assert stream.streaming_options(["--runner", "DataflowRunner"]).view_as(StandardOptions).runner == "DataflowRunner"
+    assert pipeline_options([]).view_as(StandardOptions).runner == "FnApiRunner"
+
+
 @pytest.mark.parametrize("command, flag, value", [
     (["report", "--scans", "scans", "--output", "out"], "--highest_probability", "1.5"),
     (["report", "--scans", "scans", "--output", "out"], "--min_clear_fraction", "-0.1"),
-    (["stream", "--subscription", "projects/p/subscriptions/s", "--aoi=-56,-10,-55.9,-9.9", "--bundle", "b",
-      "--output", "out"], "--min_clear_fraction", "1.01"),
+    (["stream", *STREAM, "--output", "out"], "--min_clear_fraction", "1.01"),
 ])
 def test_judging_flags_outside_0_to_1_are_refused(tmp_path, monkeypatch, capsys, command, flag, value):
     """report and the stream share the judging flags (:func:`queries.add_judging_arguments`) and refuse alike."""

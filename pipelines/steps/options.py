@@ -22,6 +22,9 @@ from apache_beam.options.pipeline_options import (
 #: Used when no ``--runner`` is given. Beam's DirectRunner first tries to download the Prism runner,
 #: which cannot work offline; the FnApiRunner is the DirectRunner's own in-process engine.
 LOCAL_RUNNER = "FnApiRunner"
+#: The streaming scan's, when no ``--runner`` is given: the FnApiRunner does not stream (a run from Pub/Sub
+#: ended at once, having read nothing, exit 0); Beam's BundleBasedDirectRunner reads Pub/Sub as it goes.
+STREAMING_LOCAL_RUNNER = "BundleBasedDirectRunner"
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -54,12 +57,14 @@ def _beam_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True):  # noqa: ANN201
-    """``PipelineOptions`` from the flags a pipeline's own parser did not consume."""
+def pipeline_options(beam_args: Sequence[str], save_main_session: bool = True,  # noqa: ANN201
+                     local_runner: str = LOCAL_RUNNER):
+    """``PipelineOptions`` from the flags a pipeline's own parser did not consume (``local_runner`` when they
+    name no runner)."""
     options = PipelineOptions(list(beam_args))
     standard = options.view_as(StandardOptions)
     if not standard.runner:
-        standard.runner = LOCAL_RUNNER
+        standard.runner = local_runner
     options.view_as(SetupOptions).save_main_session = save_main_session
     return options
 

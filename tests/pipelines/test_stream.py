@@ -81,7 +81,7 @@ def streamed(place, simple_bundle, tmp_path_factory):
     plan = stream.prepare(
         [
             "--subscription",
-            "projects/p/subscriptions/s",
+            "projects/my-forest-project/subscriptions/s",
             "--regions",
             str(place["regions"]),
             "--bundle",
@@ -240,7 +240,7 @@ def test_a_stream_started_over_earlier_scans_starts_from_them(place, streamed, s
             earlier.setdefault((row["aoi"], row["scan_date"]), []).append(row)
     tables.write_scans(out, earlier)
     plan = stream.prepare([
-        "--subscription", "projects/p/subscriptions/s", "--regions", str(place["regions"]),
+        "--subscription", "projects/my-forest-project/subscriptions/s", "--regions", str(place["regions"]),
         "--bundle", simple_bundle["path"], "--grid", "WebMercatorQuad", "--zoom", str(ZOOM),
         "--object_prefix", f"{place['root']}/{{bucket}}/", "--output", str(out),
         "--alerts_output", str(tmp_path / "alerts"), "--window_minutes", "5", "--settle_minutes", "2",
