@@ -95,15 +95,18 @@ def decode(vector: Sequence[int] | np.ndarray) -> list[str]:
 
 def read_kaggle_csv(path: str | Path) -> Iterator[tuple[str, list[str]]]:
     """Yield ``(image_name, labels)`` from a Kaggle ``image_name,tags`` CSV such as ``train_v2.csv``
-    (local or ``gs://``)."""
-
-
+    (local or ``gs://``). An image listed twice is a :class:`LabelError`: its chip would be written twice,
+    under labels that may differ."""
     with io.StringIO(storage.read_text(str(path)), newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"image_name", "tags"} <= set(reader.fieldnames):
             raise LabelError(f"{path}: expected columns image_name,tags, got {reader.fieldnames}")
+        seen: dict[str, int] = {}
         for line, record in enumerate(reader, start=2):
             name = record["image_name"]
+            if name in seen:
+                raise LabelError(f"{path}: {name} is listed on lines {seen[name]} and {line}; list each image once")
+            seen[name] = line
             yield name, parse_tags(record["tags"] or "", row=f"{name} (line {line})")
 
 

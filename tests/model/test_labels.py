@@ -65,6 +65,14 @@ def test_kaggle_csv_round_trip(tmp_path):
         list(labels.read_kaggle_csv(path))
 
 
+def test_an_image_listed_twice_is_refused_naming_both_lines(tmp_path):
+    """Its chip was written twice, under two sets of labels; training found the repeat only later."""
+    path = tmp_path / "labels.csv"
+    path.write_text("image_name,tags\ntrain_0,haze primary\ntrain_1,clear primary water\ntrain_1,clear primary\n")
+    with pytest.raises(labels.LabelError, match=r"train_1 is listed on lines 3 and 4; list each image once"):
+        list(labels.read_kaggle_csv(path))
+
+
 def test_kaggle_csv_with_other_columns_is_named_and_an_empty_tags_cell_is_no_labels(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("id,labels\ntrain_0,primary\n")
