@@ -349,9 +349,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if f"{DATASET}.events" in sql and not args.events:
         raise UserError(f"query {args.name} reads planet_tiles.events: give --events REPORT/events.parquet")
     params = dict(_param(p) for p in args.param)
+    snapshot = open_snapshot(args)
     with spill_folder() as spill:
-        con = connect(open_snapshot(args), events=args.events, memory_limit=args.memory_limit, spill=spill)
-        try:
+        try:  # connecting reads the files' metadata: it may run out of --memory_limit too
+            con = connect(snapshot, events=args.events, memory_limit=args.memory_limit, spill=spill)
             for batch in batches(con, args.name, params):  # rows stream out: memory does not grow with them
                 sys.stdout.write("".join(f"{line}\n" for line in json_lines(batch)))
         except duckdb.Error as error:  # out of --memory_limit, a full spill disk, unreadable files
