@@ -244,6 +244,8 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     given = sources.discover(args) if _reads_scenes(args) else []
     places = [{"type": "Feature", "properties": f.properties, "geometry": mapping(f.geometry)}
               for f in vectors.read(args.truth, "--truth")] if args.truth else None
+    if places == []:  # scored against nothing, every alert would count as a false one
+        raise UserError(f"--truth {args.truth}: no features (known change places)")
     assets = report_page.leaflet()  # before the work: a missing map library is a set-up error
     bundle_path, meta, figures = _model_card(args, snapshot)
     con = queries.connect(snapshot, materialize=True, memory_limit=args.memory_limit, spill=spill)

@@ -542,3 +542,16 @@ def test_a_deleted_bundle_leaves_the_page_without_its_card_but_a_bad_bundle_flag
         report.run(["--scans", scans, "--output", str(tmp_path / "again"), "--no_images", "--no_clearings",
                     "--bundle", str(tmp_path / "deleted-bundle")])
     assert not (tmp_path / "again" / "runs").exists() or not any((tmp_path / "again" / "runs").iterdir())
+
+
+def test_truth_without_a_place_is_refused_and_the_report_kept(tmp_path):
+    """Scored against no place, every alert counted as a false one (precision 0) in a report that replaced
+    the last; now refused in one line, and the report folder keeps its version."""
+    scans = tables.write_scans(tmp_path / "scans", {("hand", D1): [_row(0, 0, ["clear", "primary"], "s1", "/s1.tif")]})
+    args = ["--scans", scans, "--output", str(tmp_path / "report"), "--no_images", "--no_clearings"]
+    report.run(args)
+    before = (tmp_path / "report" / "current.json").read_text()
+    (tmp_path / "none.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(UserError, match=f"--truth {tmp_path / 'none.geojson'}: no features"):
+        report.run([*args, "--truth", str(tmp_path / "none.geojson")])
+    assert (tmp_path / "report" / "current.json").read_text() == before
