@@ -74,7 +74,6 @@ def settings(args: argparse.Namespace, region: Mapping | None = None) -> dict:
     are an error naming them."""
     merged: dict = {}
     if args.config:
-
         merged.update(yaml.safe_load(storage.read_text(args.config)) or {})
         unknown = sorted(set(merged) - set(SETTINGS))
         if unknown:
@@ -84,7 +83,29 @@ def settings(args: argparse.Namespace, region: Mapping | None = None) -> dict:
     missing = [k for k in ("project", "region", "bucket") if not merged.get(k)]
     if missing:
         raise UserError(f"missing {', '.join('--' + m for m in missing)} (flags or --config)")
+    _check(merged)
     return merged
+
+
+def _check(merged: dict) -> None:
+    """Refuse settings Dataflow or Cloud Storage would refuse only at launch, after the template was looked up
+    (a worker count of 0 was also read as the default), before any request."""
+    for key in ("max_workers", "num_workers"):
+        if merged.get(key) is not None:
+            value = merged[key]
+            if isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1:
+                raise UserError(f"--{key} {value!r}: a whole number of workers, at least 1")
+            merged[key] = int(value)
+    if merged.get("num_workers") and merged.get("max_workers") and merged["num_workers"] > merged["max_workers"]:
+        raise UserError(f"--num_workers {merged['num_workers']}: more than --max_workers {merged['max_workers']}")
+    name = merged.get("job_name")
+    if name is not None and not re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", str(name)):
+        raise UserError(f"--job_name {name!r}: Dataflow job names are lowercase letters, digits and '-', from a "
+                        "letter, not ending in '-'")
+    for key in ("bucket", "data_bucket"):
+        value = merged.get(key)
+        if value is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]", str(value)):
+            raise UserError(f"--{key} {value!r}: a bucket's name, without gs:// or a folder (e.g. my-forest-data)")
 
 
 def template_parameters(pipeline: str, argv: Sequence[str]) -> dict[str, str]:
@@ -134,7 +155,7 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
         "stagingLocation": f"gs://{bucket}/staging",
         "sdkContainerImage": conf.get("image") or f"{region}-docker.pkg.dev/{project}/planet-tiles/{pipeline}:latest",
         "serviceAccountEmail": conf.get("service_account") or f"planet-tiles-worker@{project}.iam.gserviceaccount.com",
-        "maxWorkers": int(conf.get("max_workers") or 20),
+        "maxWorkers": conf.get("max_workers") or 20,
         "additionalUserLabels": {"app": "planet-tiles", "pipeline": pipeline},
     }
     machine = conf.get("machine_type")
@@ -155,7 +176,7 @@ def launch_request(pipeline: str, parameters: Mapping[str, str], conf: Mapping) 
         environment["enableStreamingEngine"] = True  # state and timers live in the service, not on workers
     for key, field in (("num_workers", "numWorkers"), ("network", "network"), ("subnetwork", "subnetwork")):
         if conf.get(key):
-            environment[field] = int(conf[key]) if key == "num_workers" else conf[key]
+            environment[field] = conf[key]
     body = {"launchParameter": {
         "jobName": conf.get("job_name") or job_name(pipeline, parameters),
         "containerSpecGcsPath": conf.get("template") or f"gs://{bucket}/templates/{pipeline}.json",

@@ -83,29 +83,43 @@ def test_submit_dry_run_prints_the_launch_request_without_credentials(tmp_path, 
 
     from pipelines import cli
 
-    cli.main(["submit", "chip", "--project", "p", "--region", "us-central1", "--bucket", "b", "--dry_run", "--",
-              "--scenes", "gs://b/scenes/*.tif", "--output", "gs://b/chips"])
+    cli.main(["submit", "chip", "--project", "p", "--region", "us-central1", "--bucket", "fw-pipeline", "--dry_run",
+              "--", "--scenes", "gs://b/scenes/*.tif", "--output", "gs://b/chips"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["method"] == "POST" and printed["body"]["launchParameter"]["parameters"]["output"] == "gs://b/chips"
     assert "enableStreamingEngine" not in printed["body"]["launchParameter"]["environment"]
 
-    streaming = dry_run("stream", "--project", "p", "--region", "us-central1", "--bucket", "b", "--",
+    streaming = dry_run("stream", "--project", "p", "--region", "us-central1", "--bucket", "fw-pipeline", "--",
                         "--subscription", "projects/p/subscriptions/new-scenes", "--regions", "gs://b/regions.yaml",
                         "--bundle", "gs://b/bundles/v4", "--output", "gs://b/scans", "--catalog", "biglake:p")
     launch = streaming["body"]["launchParameter"]
-    assert launch["containerSpecGcsPath"] == "gs://b/templates/stream.json"
+    assert launch["containerSpecGcsPath"] == "gs://fw-pipeline/templates/stream.json"
     assert launch["environment"]["enableStreamingEngine"] is True
     assert launch["parameters"]["subscription"] == "projects/p/subscriptions/new-scenes"
 
 
+SCAN_FLAGS = ["--aoi", "gs://fw/a.geojson", "--bundle", "gs://fw/b", "--output", "gs://fw/scans"]
+
+
 @pytest.mark.parametrize("argv, message", [
-    (["scan", "--project", "p", "--region", "r", "--bucket", "b", "--", "--aoi", "x.geojson"], "required"),
-    (["scan", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b", "--output", "o"], "--project"),
-    (["chip", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
+    (["scan", "--project", "p", "--region", "r", "--bucket", "fw-pipeline", "--", "--aoi", "x.geojson"], "required"),
+    (["scan", "--region", "r", "--bucket", "fw-pipeline", "--", "--aoi", "a", "--bundle", "b", "--output", "o"],
+     "--project"),
+    (["chip", "--project", "p", "--region", "r", "--bucket", "fw-pipeline", "--gpu", "nvidia-l4", "--",
       "--scenes", "s", "--output", "o"], "chipping runs on CPUs"),
-    (["stream", "--project", "p", "--region", "r", "--bucket", "b", "--", "--subscription", "s"], "required"),
-    (["scan", "--project", "p", "--region", "r", "--bucket", "b", "--", "--aoi", "a", "--bundle", "b",
+    (["stream", "--project", "p", "--region", "r", "--bucket", "fw-pipeline", "--", "--subscription", "s"], "required"),
+    (["scan", "--project", "p", "--region", "r", "--bucket", "fw-pipeline", "--", "--aoi", "a", "--bundle", "b",
       "--output", "o", "--scenes", "a.tif", "b.tif"], "one glob"),
+    # Each was sent, for Dataflow or Cloud Storage to refuse at launch; a worker count of 0 was read as 20.
+    *[([p, "--project", "p", "--region", "r", *settings, "--", *SCAN_FLAGS], message) for p, settings, message in [
+        ("scan", ["--bucket", "fw-pipeline", "--max_workers", "0"], "--max_workers 0: a whole number of workers"),
+        ("scan", ["--bucket", "fw-pipeline", "--num_workers", "-1"], "--num_workers -1: a whole number of workers"),
+        ("scan", ["--bucket", "fw-pipeline", "--max_workers", "2", "--num_workers", "5"],
+         "--num_workers 5: more than --max_workers 2"),
+        ("scan", ["--bucket", "fw-pipeline", "--job_name", "Xingu now"], "--job_name 'Xingu now': Dataflow job names"),
+        ("scan", ["--bucket", "gs://fw-pipeline"], "--bucket 'gs://fw-pipeline': a bucket's name, without gs://"),
+        ("scan", ["--bucket", "fw-pipeline", "--data_bucket", "fw-data/scans"], "--data_bucket 'fw-data/scans'"),
+    ]],
 ])
 def test_submit_refuses_bad_requests_before_sending(argv, message, capsys):
     """One line naming the flag, exit 2, as every command's bad usage (it was a bare message, exit 1)."""
@@ -144,7 +158,7 @@ def test_terraform_has_a_job_per_region_and_the_generated_schemas():
     assert job["for_each"] == "${local.regions}"
     assert found[("google_storage_bucket_object", "aoi")]["for_each"] == "${local.regions}"
     body = str(job["http_target"])
-    sample = dry_run("scan", "--project", "p", "--region", "r", "--bucket", "b", "--gpu", "nvidia-l4", "--",
+    sample = dry_run("scan", "--project", "p", "--region", "r", "--bucket", "fw-pipeline", "--gpu", "nvidia-l4", "--",
                      "--aoi", "a", "--aoi_name", "n", "--bundle", "b", "--output", "o")["body"]["launchParameter"]
     for key in [*sample, *sample["environment"]]:
         assert re.search(rf"\b{key}\b", body), f"the scheduled request lacks {key}"
