@@ -151,6 +151,9 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser,
         raise UserError("--skip_cloudier_than needs the scenes' cloud masks; it cannot go with --cloud_mask none")
     if args.labels:
         read_truth(args.labels, args.min_label_coverage)
+    elif args.min_label_coverage != parser.get_default("min_label_coverage"):
+        raise UserError(f"--min_label_coverage {args.min_label_coverage} does nothing without --labels: chips "
+                        "without ground truth have no tags to cover")
     try:
         return tiling.from_args(args), sources.read_options(args), kaggle_set
     except ValueError as error:
@@ -245,7 +248,8 @@ def _chips(pipeline: beam.Pipeline, args: argparse.Namespace, spec: tiling.TileS
             | "ReadImages" >> beam.ParDo(ReadKaggleChips(kaggle_set)).with_outputs(OUTCOMES, main="chips")
         )
         return results.chips, results[OUTCOMES]
-    tiles = pipeline | "Scenes" >> beam.Create(found) | "Tiles" >> Tiles(spec, read, region, fractions=False)
+    tiles = pipeline | "Scenes" >> beam.Create(found) | "Tiles" >> Tiles(spec, read, region, fractions=False,
+                                                                       when=sources.acquired(args))
     chips = tiles["tiles"] | "GroundTruth" >> beam.ParDo(
         GroundTruthChips(args.labels, args.min_label_coverage)).with_outputs(OUTCOMES, main="chips")
     return chips.chips, (tiles["outcomes"], chips[OUTCOMES]) | "AllOutcomes" >> beam.Flatten()

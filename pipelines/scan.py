@@ -113,7 +113,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     options = pipeline_options(beam_args, save_main_session)
     try:
         with beam.Pipeline(options=options) as pipeline:
-            tiles = pipeline | "Scenes" >> beam.Create(items) | "Tiles" >> Tiles(spec, read, [aoi])
+            tiles = (pipeline | "Scenes" >> beam.Create(items)
+                     | "Tiles" >> Tiles(spec, read, [aoi], when=sources.acquired(args)))
             rows = tiles["tiles"] | "Predict" >> PredictTiles(args.bundle, meta, args.batch_size, scan_date,
                                                               args.weather_one)
             written = (rows["rows"] | "Progress" >> beam.ParDo(Progress("scan: tiles labelled"))

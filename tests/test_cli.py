@@ -143,6 +143,8 @@ def test_judging_flags_outside_0_to_1_are_refused(tmp_path, monkeypatch, capsys,
      "--labels applies to scenes, not to the Kaggle data set"),
     (["chip", "--kaggle_csv", "k.csv", "--kaggle_images", ".", "--output", "out", "--read_threads", "4"],
      "--read_threads applies to scenes, not to the Kaggle data set"),
+    (["chip", "--scenes", "s.tif", "--output", "out", "--min_label_coverage", "0.5"],  # silently ignored
+     "--min_label_coverage 0.5 does nothing without --labels"),
     (["report", "--scans", "scans", "--output", "out", "--no_images", "--no_clearings", "--scenes", "s.tif"],
      "--scenes and --stac say where the scenes of the pictures, clearings and --imagery are; they cannot go with "
      "both --no_images and --no_clearings unless --imagery"),

@@ -90,13 +90,20 @@ def sources_of(args: argparse.Namespace) -> list[Source]:
     return found
 
 
-def discover(args: argparse.Namespace, where: BaseGeometry | None = None) -> list[SceneItem]:
-    """Every scene item the flags name that may touch ``where`` (EPSG:4326), each once, sorted by uri,
-    with ``--product`` applied."""
+def acquired(args: argparse.Namespace) -> DateRange | None:
+    """``--acquired`` (``None``: any day), a :class:`UserError` when it is not a range."""
     try:
-        when = DateRange.parse(getattr(args, "acquired", None))
+        return DateRange.parse(getattr(args, "acquired", None))
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def discover(args: argparse.Namespace, where: BaseGeometry | None = None) -> list[SceneItem]:
+    """Every scene item the flags name that may touch ``where`` (EPSG:4326), each once, sorted by uri,
+    with ``--product`` applied. ``--acquired`` leaves out the items whose name or metadata says another day;
+    a file whose name says none is left out by its header's time, when the pipeline opens it
+    (:class:`pipelines.steps.tiles.EnumerateTiles`)."""
+    when = acquired(args)
     items = [item for source in sources_of(args) for item in source.discover(where, when)]
     seen: set[str] = set()
     unique = [i for i in items if not (i.uri in seen or seen.add(i.uri))]  # type: ignore[func-returns-value]

@@ -19,7 +19,7 @@ import numpy as np
 from pipelines.geo.aoi import Aoi
 from pipelines.geo.grid import Tile
 from pipelines.geo.tiling import TileSpec
-from pipelines.sources.base import SceneItem
+from pipelines.sources.base import DateRange, SceneItem
 from pipelines.sources.masks import MaskFractions
 from pipelines.sources.reader import ReadOptions, SceneError, SceneReader, TileRead, iter_blocks
 from pipelines.steps.accounting import FAILED, OUTCOMES, SKIPPED, outcome, screen_tiles
@@ -55,18 +55,25 @@ class TileImage:
 class EnumerateTiles(beam.DoFn):
     """Scene -> :class:`TileTask` blocks for each AOI its footprint touches (or all its tiles: no AOIs).
 
-    A scene that cannot be opened is one failed item; one that touches no AOI is one skipped item; so is,
-    failed, a scene without a cloud mask when the spec skips tiles by their mask's clear fraction (its
-    tiles could not be screened, and keeping them all would pass cloudy ones off as clear).
+    A scene that cannot be opened is one failed item; one that touches no AOI, or (``when``: ``--acquired``)
+    whose header says it was acquired on another day, is one skipped item (a scene file whose name says no
+    day is chosen by its header here); so is, failed, a scene without a cloud mask when the spec skips tiles
+    by their mask's clear fraction (its tiles could not be screened, and keeping them all would pass cloudy
+    ones off as clear).
     """
 
-    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None) -> None:
-        self.spec, self.read, self.aois = spec, read, tuple(aois) if aois else None
+    def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None,
+                 when: DateRange | None = None) -> None:
+        self.spec, self.read, self.aois, self.when = spec, read, tuple(aois) if aois else None, when
 
     def process(self, source: SceneItem) -> Iterator:
         try:
             with self.read.open(source) as reader:
                 acquired = reader.acquired
+                if self.when is not None and self.when.holds(acquired) is False:
+                    yield beam.pvalue.TaggedOutput(OUTCOMES, outcome(
+                        SKIPPED, source.scene_id, source.uri, reason=f"acquired: {acquired[:10]}, outside --acquired"))
+                    return
                 if reader.mask is not None:  # found once here, not again by every task's reader
                     source = dataclasses.replace(source, mask=reader.mask.uri)
                 elif self.spec.skip_cloudier_than is not None and reader.mask_error is None:
@@ -118,13 +125,13 @@ class Tiles(beam.PTransform):
     (with the cloud mask's fractions unless ``fractions`` is false: chips do not carry them)."""
 
     def __init__(self, spec: TileSpec, read: ReadOptions, aois: Sequence[Aoi] | None = None,
-                 fractions: bool = True) -> None:
+                 fractions: bool = True, when: DateRange | None = None) -> None:
         super().__init__()
-        self.spec, self.read, self.aois, self.fractions = spec, read, aois, fractions
+        self.spec, self.read, self.aois, self.fractions, self.when = spec, read, aois, fractions, when
 
     def expand(self, items: beam.PCollection) -> dict:
-        tasks = items | "EnumerateTiles" >> beam.ParDo(EnumerateTiles(self.spec, self.read, self.aois)).with_outputs(
-            OUTCOMES, main="tasks")
+        enumerate_tiles = EnumerateTiles(self.spec, self.read, self.aois, self.when)
+        tasks = items | "EnumerateTiles" >> beam.ParDo(enumerate_tiles).with_outputs(OUTCOMES, main="tasks")
         read = (tasks.tasks
                 | "SpreadTasks" >> beam.Reshuffle()
                 | "ReadTiles" >> beam.ParDo(ReadTiles(self.spec, self.read, self.fractions)).with_outputs(

@@ -12,7 +12,7 @@ from shapely.geometry import box
 from pipelines.geo.aoi import Aoi
 from pipelines.geo.tiling import TileSpec
 from pipelines.sources import synthetic
-from pipelines.sources.base import SceneItem
+from pipelines.sources.base import DateRange, SceneItem
 from pipelines.sources.reader import ReadOptions
 from pipelines.steps.accounting import FAILED, SKIPPED
 from pipelines.steps.tiles import Tiles
@@ -40,13 +40,13 @@ def _outcome(outcome):
     OUTCOMES.append(outcome)
 
 
-def run_tiles(items, spec, aois=None):
+def run_tiles(items, spec, aois=None, when=None):
     """``(tiles, outcomes)`` as lists: Tiles on the FnApiRunner, collected in this process (module-level
     functions travel by reference, so their lists are these)."""
     TILES.clear()
     OUTCOMES.clear()
     with beam.Pipeline("FnApiRunner") as pipeline:
-        out = pipeline | beam.Create(items) | Tiles(spec, ReadOptions(), aois, fractions=True)
+        out = pipeline | beam.Create(items) | Tiles(spec, ReadOptions(), aois, fractions=True, when=when)
         _ = out["tiles"] | "CollectTiles" >> beam.Map(_tile)
         _ = out["outcomes"] | "CollectOutcomes" >> beam.Map(_outcome)
     return list(TILES), list(OUTCOMES)
@@ -78,3 +78,17 @@ def test_a_mask_that_cannot_be_used_keeps_the_tiles_unscreened_where_no_mask_fai
     [failed] = outcomes
     assert (failed["status"], failed["scene_id"]) == (FAILED, "bare")
     assert "has no cloud mask, so its tiles cannot be screened" in failed["reason"]
+
+
+def test_a_scene_named_for_no_day_is_chosen_by_its_headers_time_at_each_end_of_acquired(scene):
+    """Its name says no day (a synthetic scene's, a renamed Planet file), so ``--acquired`` kept it whatever
+    its time: the scene was chipped and scanned outside the range asked for. Its header says 2026-06-01
+    (13:30 UTC); both ends of a range hold their day."""
+    with rasterio.open(scene["item"].uri) as src:
+        assert src.tags()["acquired"].startswith("2026-06-01T13:30")
+    for text, kept in (("2026-06-01", True), ("2026-05-01/2026-06-01", True), ("2026-06-01/", True),
+                       ("2026-06-02/2026-07-01", False), ("/2026-05-31", False)):
+        tiles, outcomes = run_tiles([scene["item"]], TileSpec(min_valid_fraction=0.0), when=DateRange.parse(text))
+        assert bool(tiles) == kept, text
+        assert [(o["status"], o["reason"]) for o in outcomes] == ([] if kept else [
+            (SKIPPED, "acquired: 2026-06-01, outside --acquired")]), text
