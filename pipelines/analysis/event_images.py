@@ -68,6 +68,10 @@ def scene_items(con: duckdb.DuckDBPyConnection, given: Sequence[SceneItem] = ())
     rows = con.execute("SELECT scene_id, arg_max(scene_uri, scan_date) FROM planet_tiles.tile_labels "
                        "GROUP BY scene_id").fetchall()
     named = {item.scene_id: item for item in given}
+    unread = sorted(set(named) - {scene_id for scene_id, _ in rows})
+    if unread:  # another folder than meant: the scans' own paths are read instead, without a word otherwise
+        log.warning("--scenes/--stac: %d of %d scenes given are no scene of the scans (%s%s); they are not read",
+                    len(unread), len(named), ", ".join(unread[:3]), " ..." if len(unread) > 3 else "")
     return {scene_id: named.get(scene_id) or dataclasses.replace(files.item(uri), scene_id=scene_id)
             for scene_id, uri in rows}
 

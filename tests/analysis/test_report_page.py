@@ -555,3 +555,25 @@ def test_truth_without_a_place_is_refused_and_the_report_kept(tmp_path):
     with pytest.raises(UserError, match=f"--truth {tmp_path / 'none.geojson'}: no features"):
         report.run([*args, "--truth", str(tmp_path / "none.geojson")])
     assert (tmp_path / "report" / "current.json").read_text() == before
+
+
+def test_scenes_given_for_the_pictures_that_the_scans_never_read_are_named_in_a_warning(caplog):
+    """``--scenes`` stands in for the scans' paths of the same scene ids (scenes moved since): given another
+    folder, none stood in and the scans' own paths were read, without a word."""
+    import duckdb
+
+    from pipelines.sources.base import SceneItem
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA planet_tiles")
+    con.execute("CREATE TABLE planet_tiles.tile_labels AS SELECT * FROM (VALUES ('s1', '/old/s1.tif', "
+                "DATE '2026-06-01'), ('s2', '/old/s2.tif', DATE '2026-06-01')) AS t(scene_id, scene_uri, scan_date)")
+    given = [SceneItem("/moved/s1.tif", "s1"), SceneItem("/other/x9.tif", "x9")]
+    with caplog.at_level("WARNING"):
+        items = event_images.scene_items(con, given)
+    assert {k: v.uri for k, v in items.items()} == {"s1": "/moved/s1.tif", "s2": "/old/s2.tif"}
+    assert "1 of 2 scenes given are no scene of the scans (x9); they are not read" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        event_images.scene_items(con, given[:1])
+    assert "no scene of the scans" not in caplog.text
