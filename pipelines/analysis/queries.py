@@ -312,6 +312,9 @@ def _bound(name: str, params: Mapping[str, Any] | None, columns: Sequence[str] =
             raise UserError(f"--param {key}={value}: write the date as YYYY-MM-DD")
         if key in DEFAULTS and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise UserError(f"--param {key}={value}: must be a number between 0 and 1")
+    if "start_date" in given and "end_date" in given and given["end_date"] < given["start_date"]:
+        raise UserError(f"--param end_date={given['end_date']} is before start_date={given['start_date']}: "
+                        "no row could be in that range")
     return sql, given
 
 
@@ -348,7 +351,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if f"{DATASET}.events" in sql and not args.events:
         raise UserError(f"query {args.name} reads planet_tiles.events: give --events REPORT/events.parquet")
-    params = dict(_param(p) for p in args.param)
+    params: dict[str, Any] = {}
+    for key, value in map(_param, args.param):
+        if key in params:
+            raise UserError(f"--param {key} is given twice ({params[key]} and {value}): give it once")
+        params[key] = value
     snapshot = open_snapshot(args)
     with spill_folder() as spill:
         try:  # connecting reads the files' metadata: it may run out of --memory_limit too

@@ -324,6 +324,12 @@ def test_the_query_command_streams_the_rows_under_a_memory_limit(constructed, ca
     (["end_date=2026-07-01"], "query alerts takes --param end_date=..., --param highest_probability=..., --param "
                               "min_clear_fraction=..., --param start_date=...; missing start_date"),
     (["start_date=2026-06-01", "end_date=2026-07-01", "zoom=3"], "; unknown zoom"),
+    # an empty answer, exit 0, as if no alert had been raised
+    (["start_date=2026-07-01", "end_date=2026-06-30"],
+     "--param end_date=2026-06-30 is before start_date=2026-07-01: no row could be in that range"),
+    # the last one given won, silently
+    (["start_date=2026-06-01", "end_date=2026-07-01", "start_date=2026-06-02"],
+     "--param start_date is given twice (2026-06-01 and 2026-06-02): give it once"),
 ])
 def test_query_parameters_of_the_wrong_kind_are_named_before_duckdb(constructed, capsys, given, message):
     """A date DuckDB cannot read, or a share outside 0-1, was DuckDB's conversion error as a failed run."""
