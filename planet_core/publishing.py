@@ -107,6 +107,20 @@ def begin(folder: str, manifest: str, run_id: str, started: str) -> str:
     return run_folder(folder, run_id)
 
 
+def superseded(folder: str, manifest: str, run_id: str) -> str | None:
+    """Why run ``run_id`` cannot publish when a run started after it published first (its registration gone,
+    and its folder with it: it may fail on that before it gets to publish), else ``None``."""
+    found = read(folder, manifest) or {}
+    if run_id in found.get("runs", {}) or found.get("run_id") == run_id:
+        return None
+    return _superseded_by(folder, found)
+
+
+def _superseded_by(folder: str, found: dict) -> str:
+    return (f"{folder}: a run started after this one ({found.get('run_id')}) published first; this run's output is "
+            "older, so it was not published")
+
+
 def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
             switched: Callable[[dict], None] | None = None) -> dict:
     """Switch the folder to the run's files (``content["files"]``, names relative to ``folder``; the rest of
@@ -126,8 +140,7 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
         replaced = _parse(current, path)
         runs = dict(replaced.get("runs", {}))
         if run_id not in runs:
-            raise RunFailed(f"{folder}: a run started after this one ({replaced.get('run_id')}) published first; "
-                            "this run's output is older, so it was not published")
+            raise RunFailed(_superseded_by(folder, replaced))
         mine = (runs.pop(run_id), run_id)
         now = dt.datetime.now(dt.timezone.utc)
         sets = dict(replaced.get("replaced", {}))

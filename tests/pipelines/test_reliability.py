@@ -530,3 +530,25 @@ def test_trainings_saving_into_one_folder_at_once_leave_a_whole_bundle_at_every_
         os.utime(folder / name, (week_ago, week_ago))
     _, last = bundles.tiny(folder, gain=20.0)
     assert set(_models(folder)) == {last.model_file, meta.model_file}
+
+
+def test_a_report_whose_folder_a_later_run_removed_while_it_wrote_says_it_was_superseded(good, tmp_path):
+    """A run started later that publishes first removes the earlier run's folder (its output is older): the
+    earlier run, stopped in the middle of a write meanwhile, failed on a vanished file (an errno line); now
+    it says it was superseded, and the report is the later run's, whole."""
+    report = tmp_path / "report"
+    args = ("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
+    earlier = cli(*args)
+    runs = report / "runs"
+    stop = time.time() + 120
+    while earlier.poll() is None and time.time() < stop and not any(runs.glob("*/.write-*")):
+        pass
+    assert earlier.poll() is None, ("the run ended before it could be stopped mid-write", finished(earlier))
+    earlier.send_signal(signal.SIGSTOP)
+    try:
+        code, err = run_here(*args)
+        assert code == 0, err
+    finally:
+        earlier.send_signal(signal.SIGCONT)
+    one_line_failure(*finished(earlier), "published first")
+    _agree(report)
