@@ -92,6 +92,7 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     except ValueError as error:
         raise UserError(str(error)) from None
     warehouse = Warehouse(args.output, args.catalog)
+    warehouse.check_own_folder("--output")
     meta = read_metadata(args.bundle)
     spec = scan_setup.tile_spec(args, meta, aoi.geometry)
     read = sources.read_options(args, meta.bands)

@@ -172,6 +172,7 @@ def prepare(argv: Sequence[str] | None) -> StreamPlan:
     """Flags -> a :class:`StreamPlan`, checked before any work."""
     args, beam_args = parse(build_parser(), argv)
     check(args, beam_args)
+    Warehouse(args.output, args.catalog).check_own_folder("--output")
     scan_setup.check_batch_size(args)
     queries.check_judging_arguments(args)
     meta = read_metadata(args.bundle)

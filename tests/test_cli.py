@@ -198,3 +198,23 @@ def test_chip_labels_that_tag_nothing_are_refused_before_any_work(tmp_path, monk
     assert stderr.strip().splitlines()[-1].startswith("planet-tiles chip: --labels truth.geojson: ") and \
         problem in stderr, stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("current.json", "a report"),
+                                        ("bundle.json", "a model bundle")])
+@pytest.mark.parametrize("command", [
+    ["scan", "--aoi=-56,-10,-55.9,-9.9", "--aoi_name", "a", "--scenes", "s.tif", "--bundle", "b", "--output", "out"],
+    ["stream", *STREAM, "--output", "out"],
+    ["maintain", "--scans", "out"],
+])
+def test_tables_are_not_made_among_another_outputs_files(tmp_path, monkeypatch, capsys, held, what, command):
+    """A scan, a stream or maintain pointed at a chip set, a report or a bundle made the scans' catalog and
+    table among its files (a wrong folder named); a warehouse already there is used as it is."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / held).write_text("{}")
+    stderr = refused(capsys, *command)
+    flag = "--scans" if command[0] == "maintain" else "--output"
+    assert stderr.strip().splitlines()[-1] == (f"planet-tiles {command[0]}: {flag} out: holds {what} ({held}); the "
+                                               "scans' tables need a folder of their own"), stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [held]

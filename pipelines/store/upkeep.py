@@ -112,6 +112,7 @@ def maintain(warehouse: Warehouse, keep_days: float = KEEP_DAYS, orphan_days: fl
     # The scans table is made when there is none (the docstring), and says so: a mistyped --scans would
     # otherwise pass for a warehouse with nothing to do. The clearings table is kept once delineate made it.
     # Both are swept, and the errors folder against the error lines of every table's commits.
+    warehouse.check_own_folder("--scans")
     made = not (warehouse.exists() and warehouse.open().table_exists(scans.IDENTIFIER))
     if made and dry_run:
         raise UserError(f"--scans {warehouse.location}: no scans table there (--dry_run makes none)")
