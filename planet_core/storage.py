@@ -237,6 +237,21 @@ def delete_empty_folders(folder: str) -> None:
             pass
 
 
+#: The file that says what a folder of these tools' outputs holds (each module owns its name; a test checks
+#: they agree): a folder named for one output that holds another is a wrong folder named.
+OUTPUTS = {"manifest.json": "a chip set", "current.json": "a report", "bundle.json": "a model bundle",
+           "options.json": "a training run's work folder", "catalog.db": "a scans warehouse"}
+
+
+def other_output(folder: str, mine: str) -> str | None:
+    """``"a chip set (manifest.json)"`` when ``folder`` holds another kind of output than the one whose
+    file is ``mine`` (one of :data:`OUTPUTS`), else ``None``."""
+    for name, what in OUTPUTS.items():
+        if name != mine and exists(join(folder, name)):
+            return f"{what} ({name})"
+    return None
+
+
 def check_writable(folder: str) -> None:
     """Raise ``PermissionError`` naming ``folder`` when a local folder cannot be written (made and a file
     put in it), and a :class:`UserError` when it is a file (bad usage: the flag names the wrong path), before

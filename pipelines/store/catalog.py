@@ -60,11 +60,6 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
                                           "name from pyiceberg's configuration)")
 
 
-#: Files that say a folder holds another output of these tools, by what it is.
-OTHER_OUTPUTS = {"manifest.json": "a chip set", "current.json": "a report", "bundle.json": "a model bundle",
-                 "options.json": "a training run's work folder"}
-
-
 @dataclass(frozen=True)
 class Warehouse:
     """A folder of tables and the catalog that commits them; plain strings, so Beam ships it to workers."""
@@ -102,12 +97,9 @@ class Warehouse:
     def check_own_folder(self, flag: str) -> None:
         """Refuse to make a warehouse in a folder holding another output of these tools (a chip set, a
         report, a bundle: ``flag`` named the wrong folder), whose files the tables would be made among."""
-        if self.exists():
-            return
-        for name, what in OTHER_OUTPUTS.items():
-            if storage.exists(self.path(name)):
-                raise UserError(f"{flag} {self.location}: holds {what} ({name}); the scans' tables need a folder "
-                                "of their own")
+        held = None if self.exists() else storage.other_output(self.path(), EMBEDDED)
+        if held:
+            raise UserError(f"{flag} {self.location}: holds {held}; the scans' tables need a folder of their own")
 
     def properties(self) -> tuple[str, dict[str, Any]]:
         """The pyiceberg catalog name and properties this warehouse opens with."""

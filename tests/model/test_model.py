@@ -423,3 +423,27 @@ def test_bands_the_chips_lack_are_a_usage_error_naming_the_flag():
     assert data.band_indexes(info, ["blue", "red"]) == [2, 0]
     with pytest.raises(UserError, match=r"^--bands: the chips have bands \['red', 'green', 'blue'\]; \['nir'\]"):
         data.band_indexes(info, ["red", "nir"])
+
+
+@pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("current.json", "a report"),
+                                        ("catalog.db", "a scans warehouse")])
+def test_a_bundle_is_not_written_among_another_outputs_files(tmp_path, held, what):
+    """``--output`` naming the chip set trained on, a report or the scans (a wrong folder) wrote the model and
+    bundle.json among their files; a bundle's own folder is trained into again."""
+    (tmp_path / held).write_text("{}")
+    with pytest.raises(UserError, match=re.escape(f"--output {tmp_path}: holds {what} ({held}); a bundle needs")):
+        train.check(train.parse(["--data", "d", "--output", str(tmp_path)]))
+    (tmp_path / held).unlink()
+    (tmp_path / "bundle.json").write_text("{}")
+    train.check(train.parse(["--data", "d", "--output", str(tmp_path)]))
+
+
+def test_the_files_that_say_what_a_folder_holds_are_the_ones_each_output_writes():
+    """One table (``storage.OUTPUTS``) tells the outputs apart for every command; each name is its owner's."""
+    from pipelines.analysis import report
+    from pipelines.store import catalog
+    from planet_core import storage
+    from planet_model import records, training
+
+    assert set(storage.OUTPUTS) == {records.MANIFEST, report.CURRENT, bundle.METADATA, training.OPTIONS_FILE,
+                                    catalog.EMBEDDED}
