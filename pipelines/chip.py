@@ -219,9 +219,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
     except RunFailed as failed:  # refused as a whole: its folder stays (error lines) until the next publish
         raise RunFailed(str(failed)) from None
     except BaseException as error:
-        why = publishing.superseded(args.output, MANIFEST, this_run) if isinstance(error, Exception) else None
-        publishing.abandon(args.output, MANIFEST, this_run)
-        if why:  # a later run published meanwhile and removed this one's folder under it
+        why = publishing.abandon(args.output, MANIFEST, this_run)
+        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
             raise RunFailed(why) from None
         if isinstance(error, Exception):
             raise RunFailed.of(error, "chip", f"the chip set in {args.output}") from error

@@ -107,15 +107,6 @@ def begin(folder: str, manifest: str, run_id: str, started: str) -> str:
     return run_folder(folder, run_id)
 
 
-def superseded(folder: str, manifest: str, run_id: str) -> str | None:
-    """Why run ``run_id`` cannot publish when a run started after it published first (its registration gone,
-    and its folder with it: it may fail on that before it gets to publish), else ``None``."""
-    found = read(folder, manifest) or {}
-    if run_id in found.get("runs", {}) or found.get("run_id") == run_id:
-        return None
-    return _superseded_by(folder, found)
-
-
 def _superseded_by(folder: str, found: dict) -> str:
     return (f"{folder}: a run started after this one ({found.get('run_id')}) published first; this run's output is "
             "older, so it was not published")
@@ -173,17 +164,24 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
     return replaced
 
 
-def abandon(folder: str, manifest: str, run_id: str) -> None:
+def abandon(folder: str, manifest: str, run_id: str) -> str | None:
     """A run that crashed removes its own folder and its registration; the folder stays as it was. (A run
     refused as a whole keeps its folder, for its error lines, and its registration, so the next run that
-    publishes removes it.)"""
+    publishes removes it.) Returns why the run could not have published when a run started after it
+    published first (its registration was gone, and its folder with it: the likely cause of the crash,
+    which then says that instead), else ``None``."""
     path = storage.join(folder, manifest)
+    why = None
 
     def unregister(current: bytes | None) -> bytes:
+        nonlocal why
         found = _parse(current, path)
-        found.get("runs", {}).pop(run_id, None)
+        runs = found.get("runs", {})
+        why = None if run_id in runs or found.get("run_id") == run_id else _superseded_by(folder, found)
+        runs.pop(run_id, None)
         return json.dumps(found, indent=2).encode()
 
     storage.delete_tree(run_folder(folder, run_id))
     if storage.exists(path):
         storage.swap(path, unregister)
+    return why

@@ -195,9 +195,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
         publishing.abandon(args.output, CURRENT, this_run)
         raise
     except BaseException as error:
-        why = publishing.superseded(args.output, CURRENT, this_run) if isinstance(error, Exception) else None
-        publishing.abandon(args.output, CURRENT, this_run)
-        if why:  # a later run published meanwhile and removed this one's folder under it
+        why = publishing.abandon(args.output, CURRENT, this_run)
+        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
             raise RunFailed(why) from None
         if isinstance(error, duckdb.Error):  # its last lines are tuning advice: say what failed instead
             raise RunFailed(f"report failed: {queries.explain(error)}; the report in {args.output} is unchanged") \

@@ -100,9 +100,22 @@ def test_abandon_removes_the_run_and_leaves_the_set(tmp_path):
     first = write_run(folder, "r1", "2026-01-01T00:00:00")
     publishing.publish(folder, MANIFEST, "r1", {"files": first})
     write_run(folder, "crashed", "2026-01-02T00:00:00")
-    publishing.abandon(folder, MANIFEST, "crashed")
+    assert publishing.abandon(folder, MANIFEST, "crashed") is None
     assert publishing.read(folder, MANIFEST) == {**publishing.read(folder, MANIFEST), "files": first, "runs": {}}
     assert not (tmp_path / "set" / "runs" / "crashed").exists()
+
+
+def test_a_run_that_crashes_after_a_later_run_published_learns_it_was_superseded(tmp_path):
+    """The later run's publish removed the earlier run's folder, maybe under its writes: abandoning, the
+    earlier run is told why it could not have published, as its own publish would have told it."""
+    folder = str(tmp_path / "set")
+    write_run(folder, "early", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "late", {"files": write_run(folder, "late", "2026-01-02T00:00:00")})
+    assert not (tmp_path / "set" / "runs" / "early").exists()
+    why = publishing.abandon(folder, MANIFEST, "early")
+    assert why == f"{folder}: a run started after this one (late) published first; this run's output is older, " \
+                  "so it was not published"
+    assert publishing.read(folder, MANIFEST)["run_id"] == "late"
 
 
 def test_a_manifest_that_is_not_ours_is_refused(tmp_path):
