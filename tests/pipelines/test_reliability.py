@@ -536,15 +536,17 @@ def test_a_report_whose_folder_a_later_run_removed_while_it_wrote_says_it_was_su
     """A run started later that publishes first removes the earlier run's folder (its output is older): the
     earlier run, stopped in the middle of a write meanwhile, failed on a vanished file (an errno line); now
     it says it was superseded, and the report is the later run's, whole."""
-    report = tmp_path / "report"
-    args = ("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
-    earlier = cli(*args)
-    runs = report / "runs"
-    stop = time.time() + 120
-    while earlier.poll() is None and time.time() < stop and not any(runs.glob("*/.write-*")):
-        pass
-    assert earlier.poll() is None, ("the run ended before it could be stopped mid-write", finished(earlier))
-    earlier.send_signal(signal.SIGSTOP)
+    for attempt in range(5):  # a write lasts milliseconds: a run may end before the stop lands in one
+        report = tmp_path / f"report-{attempt}"
+        args = ("report", "--scans", str(good["out"]), "--output", str(report), "--no_images")
+        earlier = cli(*args)
+        stop = time.time() + 120
+        while earlier.poll() is None and time.time() < stop and not any((report / "runs").glob("*/.write-*")):
+            pass
+        earlier.send_signal(signal.SIGSTOP)
+        if earlier.poll() is None:
+            break
+    assert earlier.poll() is None, ("every run ended before it could be stopped mid-write", finished(earlier))
     try:
         code, err = run_here(*args)
         assert code == 0, err
