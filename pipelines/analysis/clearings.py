@@ -336,19 +336,9 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
     tiles: a scene that saw the frame clear beats one that saw a corner of it clear, and one that saw it
     under cloud), as ``items`` (by scene id) says where they are now."""
     tiles = {a.alert_id: a.geometry for a in alerts}
-    frames = []
-    for e in found:
-        bounds = shapely.bounds(shapely.from_wkb([tiles[i] for i in e.alert_ids if i in tiles]))
-        margin = float(max((bounds[:, 2] - bounds[:, 0]).max(), (bounds[:, 3] - bounds[:, 1]).max()))
-        west, south = (float(v) for v in bounds[:, :2].min(axis=0))
-        east, north = (float(v) for v in bounds[:, 2:].max(axis=0))
-        for side, date in (("before", e.before_date), ("after", e.first_detected)):
-            frames.append({"event_id": e.event_id, "side": side, "aoi": e.aoi, "scan_date": date,
-                           "west": west - margin, "south": south - margin, "east": east + margin,
-                           "north": north + margin, "margin": margin})
     scenes: dict[tuple[str, str], list[str]] = {}
-    if frames:
-        con.register("clearing_frames", pa.Table.from_pylist(frames))
+    if found:
+        con.register("clearing_frames", _frames(found, tiles))
         rows = con.execute(
             f"WITH cells AS (SELECT f.*, cx, cy FROM clearing_frames f, "
             f"range(floor((f.west - f.margin) / {FRAME_CELL})::BIGINT, floor(f.east / {FRAME_CELL})::BIGINT + 1) "
@@ -369,6 +359,26 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
 
     return [Work(e, tuple((i, tiles[i]) for i in e.alert_ids if i in tiles), chosen(e, "before"), chosen(e, "after"))
             for e in found]
+
+
+def _frames(found: Sequence[Event], tiles: Mapping[str, bytes]) -> pa.Table:
+    """Each event's frame on its two dates (a row per event and side): the bounds of its alert tiles
+    (``tiles``: WKB by alert id), widened by its largest tile's side (``margin``) on every side. The tiles'
+    bounds come from one call for all of them and are reduced per event by numpy, not a call per event."""
+    index = {alert_id: n for n, alert_id in enumerate(tiles)}
+    bounds = shapely.bounds(shapely.from_wkb(list(tiles.values())))
+    members = [[index[i] for i in e.alert_ids if i in index] for e in found]
+    starts = np.cumsum([0] + [len(m) for m in members[:-1]])
+    west, south, east, north = bounds[np.concatenate(members)].T
+    margin = np.maximum(np.maximum.reduceat(east - west, starts), np.maximum.reduceat(north - south, starts))
+    west, south = np.minimum.reduceat(west, starts) - margin, np.minimum.reduceat(south, starts) - margin
+    east, north = np.maximum.reduceat(east, starts) + margin, np.maximum.reduceat(north, starts) + margin
+    ids, aois = [e.event_id for e in found], [e.aoi for e in found]
+    return pa.table({
+        "event_id": ids * 2, "side": ["before"] * len(found) + ["after"] * len(found), "aoi": aois * 2,
+        "scan_date": [e.before_date for e in found] + [e.first_detected for e in found],
+        **{name: np.concatenate([v, v]) for name, v in (("west", west), ("south", south), ("east", east),
+                                                       ("north", north), ("margin", margin))}})
 
 
 def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,

@@ -26,12 +26,15 @@ the last scan date.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
+import gc
 import json
 import logging
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -86,15 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
 def _geojson(items: Sequence, columns: Sequence[schema.Column], key: str) -> str:
     """A FeatureCollection of alerts, events or clearings as GeoJSON text: every column but the geometry as
     properties, dates and times in ISO 8601. Geometries are written by GEOS (``shapely.to_geojson``, every
-    vertex at full precision), five times faster than building their coordinate lists in Python."""
+    vertex at full precision), five times faster than building their coordinate lists in Python; properties
+    column by column (:func:`_json_values`) into one format per feature (52,497 alerts: 0.52 against 0.69 s
+    encoding a dict per alert)."""
     names = [c.name for c in columns if c.type != "GEOGRAPHY"]
-    encode = json.JSONEncoder(default=_iso).encode  # tuples are arrays already; only dates need a hand
+    feature = ('{"type": "Feature", "id": %s, "properties": {'
+               + ", ".join(f"{json.dumps(n).replace('%', '%%')}: %s" for n in names) + '}, "geometry": %s}')
     geometries = shapely.to_geojson(shapely.from_wkb([item.geometry for item in items])) if items else []
-    features = ",".join(
-        f'{{"type": "Feature", "id": {encode(getattr(item, key))}, '
-        f'"properties": {encode({n: getattr(item, n) for n in names})}, "geometry": {geometry}}}'
-        for item, geometry in zip(items, geometries))
+    values = zip(_json_values([getattr(item, key) for item in items]),
+                 *(_json_values([getattr(item, n) for item in items]) for n in names), geometries)
+    features = ",".join(feature % row for row in values)
     return f'{{"type": "FeatureCollection", "features": [{features}]}}'
+
+
+def _json_values(values: Sequence) -> list[str]:
+    """Each value as JSON text, exactly as :class:`json.JSONEncoder` writes it inside an object (dates and times
+    as ISO 8601 strings): numbers by their ``repr`` (as the encoder does), and a text, date, time or tuple
+    that repeats (an AOI, a scan date, a confidence level, the labels gained) encoded once; ``values`` are
+    one column's, of one type (a tuple holding ``1`` is taken for one holding ``1.0``)."""
+    encode = json.JSONEncoder(default=_iso).encode
+    done: dict[object, str] = {}
+    out = []
+    for value in values:
+        kind = type(value)
+        if kind is float and math.isfinite(value) or kind is int:
+            out.append(repr(value))
+        elif value is None:
+            out.append("null")
+        elif kind is str or kind is dt.date or kind is dt.datetime or kind is tuple:
+            text = done.get(value)
+            if text is None:
+                text = done[value] = encode(value)
+            out.append(text)
+        else:
+            out.append(encode(value))
+    return out
 
 
 def _iso(value: object) -> str:
@@ -189,7 +218,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     _note_earlier_layout(args.output)
     folder = publishing.begin(args.output, CURRENT, this_run, started)
     try:
-        with queries.spill_folder() as spill:
+        with queries.spill_folder() as spill, _without_cycle_collection():
             summary, written = _write(args, snapshot, folder, spill, this_run)
     except UserError:
         publishing.abandon(args.output, CURRENT, this_run)
@@ -210,6 +239,20 @@ def run(argv: Sequence[str] | None = None) -> dict:
                        switched=lambda _: _link(args.output, this_run))
     where = storage.join(args.output, LINK) if "://" not in args.output else folder
     return {**summary, "folder": where}
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while the report builds its values: hundreds of thousands of alerts,
+    events and rows, none in a reference cycle (reference counting frees them), which the collector kept
+    walking over: 15 % of a report of 52,497 alerts (7.1 against 6.0 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _from(folder: str, path: str) -> str:
@@ -266,8 +309,9 @@ def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa:
     if not args.no_clearings:
         grouped = clearings.attach(grouped, cleared, zones)
         found = clearings.attach_alerts(found, cleared)
-    grouped = [dataclasses.replace(e, before_image=images.get(e.event_id, {}).get("before"),
-                                   after_image=images.get(e.event_id, {}).get("after")) for e in grouped]
+    grouped = [dataclasses.replace(e, before_image=images[e.event_id].get("before"),
+                                   after_image=images[e.event_id].get("after")) if e.event_id in images else e
+               for e in grouped]
 
     files = {name: storage.join(folder, name) for name in
              ("alerts.parquet", "alerts.geojson", "events.parquet", "events.geojson", "clearings.parquet",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import html
 import json
 from collections import defaultdict
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import shape
 
 from pipelines.analysis.clearings import Clearing
 from pipelines.analysis.events import Event
@@ -41,7 +42,7 @@ LEAFLET_VERSION = "1.9.4"
 #: The vendored Leaflet, package data (``make vendor`` puts it there with ``npm pack``).
 VENDOR = resources.files("pipelines.analysis") / "vendor" / f"leaflet-{LEAFLET_VERSION}"
 #: Cards, table rows and event outlines on the map shown in the page (largest events first); the files hold
-#: them all. The outlines bound the page's size whatever the AOI: about 400 bytes each (:func:`_outline`).
+#: them all. The outlines bound the page's size whatever the AOI: about 400 bytes each (:func:`_features`).
 MAX_EVENTS, MAX_ALERTS, MAX_MAP_EVENTS = 200, 1000, 20_000
 #: How far (degrees, about 0.5 m) a map outline may stray from the geometry: a sixth of a 3-m pixel, where
 #: a tile outline reprojected from UTM carries 21 points an edge that lie within millimetres of a line.
@@ -181,40 +182,48 @@ def _pct(share: float | None) -> str:
     return "n/a" if share is None else f"{0.0 if abs(share) < 5e-4 else share:.1%}"
 
 
-def _map_data(content: Content) -> list[dict]:
+def _map_data(content: Content) -> str:
+    """The maps' data as JSON text (the page's ``map-data``): per AOI its bounds, date layers, imagery, and
+    its events' and clearings' outlines (:func:`_features`)."""
     out = []
     for aoi, m in sorted(content.maps.items()):
         west, south, east, north = m.bounds
-        events = [{"type": "Feature", "id": e.event_id, "geometry": _outline(e.geometry),
-                   "properties": {"first_detected": e.first_detected.isoformat(),
-                                  "label": ("" if e.cleared_ha is None else f"{e.cleared_ha:.1f} ha cleared in ")
-                                           + f"{e.area_ha:.1f} ha of tiles, {e.confidence}, {e.status}: "
-                                           + ", ".join(n for n, _ in e.labels_gained)}}
-                  for e in _largest(content.events, MAX_MAP_EVENTS) if e.aoi == aoi]
-        shown = {f["id"] for f in events}
-        cleared = [{"type": "Feature", "id": c.clearing_id, "geometry": _outline(c.geometry),
-                    "properties": {"detected_date": c.detected_date.isoformat()}}
-                   for c in content.clearings or [] if c.event_id in shown]
+        shown = [e for e in _largest(content.events, MAX_MAP_EVENTS) if e.aoi == aoi]
+        events = _features([e.event_id for e in shown], [e.geometry for e in shown], [
+            {"first_detected": e.first_detected.isoformat(),
+             "label": ("" if e.cleared_ha is None else f"{e.cleared_ha:.1f} ha cleared in ")
+             + f"{e.area_ha:.1f} ha of tiles, {e.confidence}, {e.status}: " + ", ".join(n for n, _ in e.labels_gained)}
+            for e in shown])
+        ids = {e.event_id for e in shown}
+        cleared = [c for c in content.clearings or [] if c.event_id in ids]
+        clearings = _features([c.clearing_id for c in cleared], [c.geometry for c in cleared],
+                              [{"detected_date": c.detected_date.isoformat()} for c in cleared])
         box = shapely.box(west, south, east, north)
         places = [p for p in content.places or [] if shape(p["geometry"]).intersects(box)]
-        out.append({"aoi": aoi, "bounds": [[south, west], [north, east]], "events": {
-            "type": "FeatureCollection", "features": events},
-            "clearings": {"type": "FeatureCollection", "features": cleared},
+        rest = json.dumps({
+            "aoi": aoi, "bounds": [[south, west], [north, east]],
             "places": {"type": "FeatureCollection", "name": "known change places", "features": places}
             if places else None,
             "layers": [{"date": d.isoformat(), "src": "data:image/png;base64,"
                         + base64.b64encode(m.png(d)).decode()} for d in sorted(m.rasters)],
             "imagery": {d.isoformat(): "data:image/webp;base64," + base64.b64encode(picture).decode()
-                        for d, picture in sorted(content.imagery.get(aoi, {}).items())}})
-    return out
+                        for d, picture in sorted(content.imagery.get(aoi, {}).items())}}, separators=(",", ":"))
+        out.append(f'{{"events":{events},"clearings":{clearings},{rest[1:]}')
+    return f"[{','.join(out)}]"
 
 
-def _outline(wkb: bytes) -> dict:
-    """A map outline of a WKB geometry as GeoJSON: simplified within :data:`OUTLINE_TOLERANCE` and written
-    to 6 decimals (0.1 m). An event of tiles reprojected from UTM keeps its corners and drops the points
-    its edges were densified with, 20 times fewer; the files beside the page keep every vertex."""
-    simple = shapely.simplify(shapely.from_wkb(wkb), OUTLINE_TOLERANCE, preserve_topology=True)
-    return mapping(shapely.transform(simple, lambda xy: xy.round(6)))
+def _features(ids: Sequence[str], geometries: Sequence[bytes], properties: Sequence[dict]) -> str:
+    """A FeatureCollection of map outlines as JSON text: each WKB geometry simplified within
+    :data:`OUTLINE_TOLERANCE` and its coordinates rounded to 6 decimals (0.1 m). An event of tiles reprojected
+    from UTM keeps its corners and drops the points its edges were densified with, 20 times fewer; the files
+    beside the page keep every vertex. Written by GEOS for all outlines at once (``shapely.to_geojson``; a few
+    rounded numbers come out with 17 digits, the same value), not a dict of coordinate lists per outline."""
+    simple = shapely.simplify(shapely.from_wkb(list(geometries)), OUTLINE_TOLERANCE, preserve_topology=True)
+    outlines = shapely.to_geojson(shapely.transform(simple, lambda xy: xy.round(6))) if len(ids) else []
+    dumps = functools.partial(json.dumps, separators=(",", ":"))
+    features = ",".join(f'{{"type":"Feature","id":{dumps(i)},"geometry":{outline},"properties":{dumps(p)}}}'
+                        for i, outline, p in zip(ids, outlines, properties, strict=True))
+    return f'{{"type":"FeatureCollection","features":[{features}]}}'
 
 
 def _largest(events: Sequence[Event], n: int) -> list[Event]:
@@ -413,7 +422,7 @@ def _model_card(meta: BundleMeta | None, figures: Mapping[str, bytes]) -> str:
 def render(content: Content, assets: Mapping[str, str]) -> str:
     """The page; ``assets`` is :func:`leaflet`'s script and style sheet."""
     aois = sorted(content.maps)
-    data = json.dumps(_map_data(content), separators=(",", ":")).replace("</", "<\\/")
+    data = _map_data(content).replace("</", "<\\/")
     levels = ", ".join(f"{sum(1 for a in content.found if a.confidence == level and a.status == 'active')} {level}"
                        for level in ("highest", "high", "low"))
     return f"""<!DOCTYPE html>
