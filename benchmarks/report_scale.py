@@ -180,7 +180,7 @@ def bare_report(files: list[str], warehouse: str, output: str) -> None:
 
     args = report.build_parser().parse_args(["--scans", warehouse, "--output", output, "--no_images"])
     snapshot = scans.Snapshot(Warehouse(warehouse), None, None, tuple(files), False, None)
-    with queries.spill_folder() as spill:
+    with queries.spill_folder() as spill, report._without_cycle_collection():  # noqa: SLF001 - as report.run
         report._write(args, snapshot, output, spill, "bare")  # noqa: SLF001 - the report minus its table
 
 
