@@ -113,8 +113,10 @@ class TileSpec:
 def parse_zone(text: str) -> tuple[int, bool]:
     """``21S`` -> ``(21, True)``; a ``ValueError`` naming ``--utm_zone`` otherwise."""
     zone, hemisphere = text[:-1], text[-1:].upper()
-    if not zone.isdigit() or not 1 <= int(zone) <= 60 or hemisphere not in ("N", "S"):
+    if not zone.isdigit() or hemisphere not in ("N", "S"):
         raise ValueError(f"--utm_zone {text!r}: write the zone number and N or S, e.g. 21S")
+    if not 1 <= int(zone) <= 60:
+        raise ValueError(f"--utm_zone {text!r}: UTM zones are numbered 1 to 60")
     return int(zone), hemisphere == "S"
 
 

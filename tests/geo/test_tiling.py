@@ -61,7 +61,8 @@ def test_native_and_web_mercator_tiles_of_a_real_scene():
     ({"grid": "UTM"}, "needs --cell_size"),
     ({"grid": "UTM", "cell_size": 3.0, "zoom": 15}, "--zoom applies to --grid WebMercatorQuad"),
     ({"grid": "WebMercatorQuad", "zoom": 15, "cell_size": 3.0}, "--cell_size and --utm_zone apply to --grid UTM"),
-    ({"grid": "UTM", "cell_size": 3.0, "utm_zone": "21X"}, "--utm_zone"),
+    ({"grid": "UTM", "cell_size": 3.0, "utm_zone": "21X"}, "--utm_zone '21X': write the zone number and N or S"),
+    ({"grid": "UTM", "cell_size": 3.0, "utm_zone": "61S"}, "--utm_zone '61S': UTM zones are numbered 1 to 60"),
 ])
 def test_grid_flags_that_do_not_apply_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
