@@ -9,8 +9,10 @@
     bundle.json     :class:`BundleMeta`: format_version, labels, thresholds (label -> float), chip_size,
                     input_size, bands, dtype, domain, normalization, arch, model_file, version (content
                     hash), created_at, training (options, data), metrics (validation F2 at 0.5, 0.2 and
-                    the searched thresholds; per-label figures), tta
-    *.png           training curves, F2 against threshold per label, label co-occurrence heatmaps
+                    the searched thresholds; per-label figures), tta, figures
+    <figure>-<version>.png
+                    training curves, F2 against threshold per label, label co-occurrence heatmaps, named
+                    in ``figures`` (:func:`figures`; ``<figure>.png`` in bundles written before)
 
 ``domain`` is what the model learned from, which every scan must feed it: ``gsd_m`` (ground sample
 distance of the chips, metres; null when unknown), ``product`` (``visual``, ``analytic``,
@@ -58,6 +60,9 @@ METADATA = "bundle.json"
 #: The model files bundles name: ``model.keras`` (bundles written before model files were named by their
 #: version) or ``model-<version>.keras``.
 _MODEL_NAME = re.compile(r"model(-[0-9a-f]{16})?\.keras")
+#: The figures a bundle may hold (the names given to :func:`save`, each written as ``<stem>-<version>.png``).
+FIGURES = ("training_curves.png", "f2_vs_threshold.png", "cooccurrence.png")
+_VERSIONED_FIGURE = re.compile(r"(?:" + "|".join(re.escape(f[:-4]) for f in FIGURES) + r")-([0-9a-f]{16})\.png")
 #: Model files of a bundle's folder that neither its bundle nor the one it replaced names (earlier bundles,
 #: a killed training run's), and half-written temporary files, are deleted by a later save into the folder
 #: once this old (seconds): a younger one may be a running training's.
@@ -110,6 +115,9 @@ class BundleMeta:
     #: Validation figures: F2 at 0.5, 0.2 and the searched thresholds, per-label figures (free-form record).
     metrics: dict[str, Any]
     tta: bool = False  # an ensemble bundle averaging the 8 flips of each chip
+    #: Figure (a name of :data:`FIGURES`) -> its file in the folder (``<stem>-<version>.png``); None for a bundle
+    #: written before figures were named by the version, whose figures are the plain names.
+    figures: dict[str, str] | None = None
     format_version: int = FORMAT_VERSION
 
     @property
@@ -138,7 +146,7 @@ class BundleMeta:
             normalization=Normalization(tuple(data["normalization"]["mean"]), tuple(data["normalization"]["variance"])),
             arch=data["arch"], model_file=data["model_file"], version=data["version"], created_at=data["created_at"],
             training=dict(data["training"]), metrics=dict(data["metrics"]), tta=bool(data.get("tta", False)),
-            format_version=FORMAT_VERSION)
+            figures=None if data.get("figures") is None else dict(data["figures"]), format_version=FORMAT_VERSION)
 
 
 def _upgrade_1(data: dict, where: str) -> dict:
@@ -190,6 +198,7 @@ def validate(meta: Mapping, where: str = "bundle") -> None:
     if "dtype" in meta and meta["dtype"] not in DTYPES:
         problems.append(f"dtype {meta['dtype']!r} not in {DTYPES}")
     problems += _domain_problems(meta.get("domain"), bands)
+    problems += _figure_problems(meta.get("figures"), meta.get("version"))
     norm = meta.get("normalization", {})
     if "normalization" in meta and not (len(norm.get("mean", [])) == len(norm.get("variance", [])) == len(bands)):
         problems.append("normalization needs a mean and a variance per band")
@@ -208,6 +217,16 @@ def _threshold_problems(thresholds: object) -> list[str]:
     if bad:
         problems.append(f"thresholds outside [0, 1] or not numbers: {bad}")
     return problems
+
+
+def _figure_problems(figures: object, version: object) -> list[str]:
+    if figures is None:  # written before figures were named by the version
+        return []
+    if not isinstance(figures, Mapping) or any(
+            name not in FIGURES or not isinstance(version, str) or file != _figure_name(name, version)
+            for name, file in figures.items()):
+        return [f"figures must map names among {', '.join(FIGURES)} to <name>-<version>.png"]
+    return []
 
 
 def _domain_problems(domain: object, bands: list) -> list[str]:
@@ -297,8 +316,9 @@ def load_model(path: str, meta: BundleMeta | None = None):  # noqa: ANN201 - ker
 
 
 def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> BundleMeta:  # noqa: ANN001
-    """Write the model file, the extra ``files`` (plots) and ``bundle.json`` (``meta`` and what this adds:
-    format, labels, model file, time, version); return the metadata.
+    """Write the model file, the figures ``files`` (of :data:`FIGURES`, each named by the bundle's version:
+    :func:`figures`) and ``bundle.json`` (``meta`` and what this adds: format, labels, model file, time,
+    version); return the metadata.
 
     The model is saved as an uncompiled copy sharing the trained layers: the training loss (with its
     co-occurrence penalty) and the optimizer are not part of what a bundle is for, and a file that names
@@ -308,9 +328,14 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> Bundl
     A folder that already holds a bundle (a model trained again into it) is switched to this one when
     ``bundle.json`` is replaced, last and atomically: the model file is named by its version
     (``model-<version>.keras``), so writing it leaves the earlier bundle whole, and a run that fails or is
-    killed before the switch (a full disk, a kill) leaves the earlier bundle as it was. The model file of
-    the bundle replaced stays, for readers that started with it; older ones go (:func:`_sweep`).
+    killed before the switch (a full disk, a kill) leaves the earlier bundle as it was, its figures too
+    (they are named by the version as well: a run killed after writing them left the earlier model with
+    the new training's curves). The model file and figures of the bundle replaced stay, for readers that
+    started with it; older ones go (:func:`_sweep`).
     """
+    unknown = sorted(set(files) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"bundle figures are {', '.join(FIGURES)}, not {', '.join(unknown)}")
     import keras  # noqa: PLC0415 - Keras brings TensorFlow (5 s): only where a model is built or loaded
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
@@ -327,34 +352,60 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> Bundl
     }
     full["version"] = content_version(model_bytes, full["thresholds"])
     full["model_file"] = f"model-{full['version']}.keras"
+    full["figures"] = {name: _figure_name(name, full["version"]) for name in files}
     typed = BundleMeta.from_json(full, path)
     document = json.dumps(typed.to_json(), indent=2).encode()
+    written = [typed.model_file]
     storage.write_bytes(storage.join(path, typed.model_file), model_bytes)
     try:
         for name, data in files.items():
-            storage.write_bytes(storage.join(path, name), data)
+            written.append(typed.figures[name])
+            storage.write_bytes(storage.join(path, written[-1]), data)
         replaced = storage.swap(storage.join(path, METADATA), lambda _: document)
-    except BaseException:  # the folder still holds the earlier bundle (or none): this run's model file goes
+    except BaseException:  # the folder still holds the earlier bundle (or none): this run's files go
         try:
             current = storage.read_bytes(storage.join(path, METADATA))
         except OSError:
             current = None
         if _named_model(current) != typed.model_file:
-            _delete(path, typed.model_file)
+            for name in written:
+                _delete(path, name)
         raise
     _sweep(path, {typed.model_file, _named_model(replaced)})
     return typed
 
 
+def figures(path: str, meta: BundleMeta) -> dict[str, bytes]:
+    """The figures of the bundle ``meta`` in ``path`` (name -> PNG bytes, by the names of :data:`FIGURES`): the
+    files its ``bundle.json`` names, or for a bundle written before it named them, the plain names."""
+    found = {}
+    for name, file in (meta.figures or {name: name for name in FIGURES}).items():
+        try:
+            found[name] = storage.read_bytes(storage.join(path, file))
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def _figure_name(name: str, version: str) -> str:
+    """``training_curves.png`` of bundle ``version`` -> ``training_curves-<version>.png``."""
+    stem, ext = posixpath.splitext(name)
+    return f"{stem}-{version}{ext}"
+
+
 def _sweep(path: str, kept: set[str | None]) -> None:
-    """Delete the model files of the bundle's folder other than ``kept`` (this bundle's and the one it
-    replaced, which a scan that started with it still loads), and what killed runs left (half-written
-    temporary files), once :data:`ORPHAN_AGE_S` old: a younger one may be a running training's."""
+    """Delete the model files and figures of the bundle's folder other than those of ``kept`` (this bundle's
+    model file and the one it replaced, which a scan that started with it still loads), and what killed
+    runs left (half-written temporary files), once :data:`ORPHAN_AGE_S` old: a younger one may be a
+    running training's. Only names a bundle gives are deleted."""
     cutoff = time.time() - ORPHAN_AGE_S
-    stale = [name for pattern in ("model*.keras", ".write-*", ".swap-*")
+    versions = {match.group(1) for name in kept if name and (match := re.search(r"-([0-9a-f]{16})\.", name))}
+    stale = [name for pattern in ("model*.keras", "*.png", ".write-*", ".swap-*")
              for found, modified in storage.modified(storage.join(path, pattern))
              if modified < cutoff and (name := posixpath.basename(found)) not in kept
-             and (pattern != "model*.keras" or _MODEL_NAME.fullmatch(name))]
+             and (pattern != "model*.keras" or _MODEL_NAME.fullmatch(name))
+             and (pattern != "*.png" or ((figure := _VERSIONED_FIGURE.fullmatch(name)) is not None
+                                         and figure.group(1) not in versions))]
     for name in stale:
         _delete(path, name)
 

@@ -405,12 +405,9 @@ def _model_card(args: argparse.Namespace,
         log.warning("the page has no model card: the newest scan's bundle cannot be read (%s); --bundle names "
                     "one that can", error)
         return path, None, {}
-    figures = {}
-    for name in ("training_curves.png", "f2_vs_threshold.png"):
-        location = storage.join(path, name)
-        if storage.exists(location):
-            figures[name] = storage.read_bytes(location)
-    return path, meta, figures
+    figures = bundles.figures(path, meta)
+    return path, meta, {name: figures[name] for name in ("training_curves.png", "f2_vs_threshold.png")
+                        if name in figures}
 
 
 def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, grouped: Sequence[events.Event],

@@ -95,8 +95,9 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
     meta = bundle.read_metadata(path)
     import os
 
-    assert {meta.model_file, "bundle.json", "training_curves.png", "f2_vs_threshold.png",
-            "cooccurrence.png"} == set(os.listdir(path))
+    assert {meta.model_file, "bundle.json", *(f"{name}-{meta.version}.png" for name in (
+        "training_curves", "f2_vs_threshold", "cooccurrence"))} == set(os.listdir(path))
+    assert set(bundle.figures(path, meta)) == set(bundle.FIGURES)
     assert meta.model_file == f"model-{meta.version}.keras"
     assert len(meta.version) == 16 and meta.format_version == bundle.FORMAT_VERSION == 2
     assert len(meta.training["history"]) == demo.EPOCHS

@@ -501,6 +501,54 @@ def test_a_bundle_save_that_fails_before_its_switch_leaves_the_earlier_bundle_an
     assert bundle.read_metadata(str(folder)) == earlier
 
 
+def test_a_bundle_save_that_fails_at_its_switch_leaves_the_earlier_bundles_figures_as_they_were(tmp_path, monkeypatch):
+    """The plots of a training are written before its switch: written under the plain names, a run that failed
+    (or was killed) there left the earlier model with the new training's curves, which the report showed on
+    its model card. Named by the version, the earlier bundle's figures stay its own and the failed run's go."""
+    from planet_core import storage
+    from planet_model import bundle
+    from tests import bundles
+
+    folder = tmp_path / "bundle"
+    _, earlier = bundles.tiny(folder, files={"training_curves.png": b"earlier curves"})
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def interrupted(*_):
+        raise KeyboardInterrupt  # as a kill lands: after the figures, before bundle.json is replaced
+
+    monkeypatch.setattr(storage, "swap", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        bundles.tiny(folder, gain=3.0, files={"training_curves.png": b"later curves", "cooccurrence.png": b"x"})
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    assert bundle.read_metadata(str(folder)) == earlier
+    assert bundle.figures(str(folder), earlier) == {"training_curves.png": b"earlier curves"}
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="bundle figures are"):
+        bundles.tiny(folder, files={"notes.png": b"x"})
+
+
+def test_a_later_save_sweeps_figures_of_bundles_neither_current_nor_replaced_and_nothing_else(tmp_path):
+    """Figures of bundles two saves back go once a day old, like their model files; those of the bundle in use
+    and of the one it replaced stay, and so do files of names no bundle gives (a plain ``notes.png``, the
+    plain-named figures of a bundle written before figures carried the version)."""
+    from planet_model import bundle
+    from tests import bundles
+
+    folder = tmp_path / "bundle"
+    _, first = bundles.tiny(folder, files={"training_curves.png": b"1"})
+    (folder / "notes.png").write_bytes(b"mine")
+    (folder / "cooccurrence.png").write_bytes(b"legacy")
+    _, second = bundles.tiny(folder, gain=2.0, files={"training_curves.png": b"2"})
+    week_ago = time.time() - 7 * 86400
+    for path in folder.iterdir():
+        os.utime(path, (week_ago, week_ago))
+    _, third = bundles.tiny(folder, gain=3.0, files={"training_curves.png": b"3"})
+    pngs = {p.name for p in folder.glob("*.png")}
+    assert pngs == {f"training_curves-{second.version}.png", f"training_curves-{third.version}.png", "notes.png",
+                    "cooccurrence.png"}, first.version
+    assert bundle.figures(str(folder), third) == {"training_curves.png": b"3"}
+
+
 @pytest.mark.slow  # two processes that each import TensorFlow (5 s): not for `make check`
 def test_trainings_saving_into_one_folder_at_once_leave_a_whole_bundle_at_every_moment(tmp_path):
     """Two processes save bundles into one folder, again and again, while this one reads it: every read finds
