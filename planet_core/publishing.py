@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
 import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,7 +38,11 @@ from typing import Any
 from planet_core import storage
 from planet_core.errors import RunFailed, UserError
 
+log = logging.getLogger(__name__)
+
 RUNS = "runs"
+#: On local disks, a link beside the manifest to the current version's folder (``FOLDER/current/...``).
+LINK = "current"
 #: How long a replaced set stays readable: the scans table's own orphans wait as long (Iceberg's default).
 RETAIN = dt.timedelta(days=3)
 
@@ -185,3 +191,28 @@ def abandon(folder: str, manifest: str, run_id: str) -> str | None:
     if storage.exists(path):
         storage.swap(path, unregister)
     return why
+
+
+def link(folder: str, run_id: str) -> None:
+    """Point ``FOLDER/current`` (:data:`LINK`) at run ``run_id``'s folder (a relative link, replaced atomically):
+    pass as ``publish``'s ``switched``, so that the link moves with the manifest. Local disks only; on
+    Cloud Storage readers follow the manifest."""
+    if "://" in folder:
+        return
+    temporary = os.path.join(folder, f".{LINK}-{run_id}")
+    os.symlink(f"{RUNS}/{run_id}", temporary)
+    os.replace(temporary, os.path.join(folder, LINK))
+
+
+def current(folder: str, run_folder_: str) -> str:
+    """Where the published version of ``folder`` is read: the link :data:`LINK` on local disks, else the run's
+    own folder ``run_folder_``."""
+    return storage.join(folder, LINK) if "://" not in folder else run_folder_
+
+
+def note_earlier_layout(folder: str, manifest: str, main_file: str, what: str) -> None:
+    """Outputs written before versions put their files straight into the folder: they are left alone (the tools
+    never delete what no manifest of theirs lists), with a line saying where ``what`` is now."""
+    if not storage.exists(storage.join(folder, manifest)) and storage.exists(storage.join(folder, main_file)):
+        log.warning("%s: its %s and the files beside it are an earlier %s's, left as they are; the %s is now %s",
+                    folder, main_file, what, what, storage.join(folder, LINK, main_file))

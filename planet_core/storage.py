@@ -240,7 +240,8 @@ def delete_empty_folders(folder: str) -> None:
 #: The file that says what a folder of these tools' outputs holds (each module owns its name; a test checks
 #: they agree): a folder named for one output that holds another is a wrong folder named.
 OUTPUTS = {"manifest.json": "a chip set", "current.json": "a report", "bundle.json": "a model bundle",
-           "options.json": "a training run's work folder", "catalog.db": "a scans warehouse"}
+           "options.json": "a training run's work folder", "catalog.db": "a scans warehouse",
+           "evaluations.json": "an evaluation"}
 
 
 def other_output(folder: str, mine: str) -> str | None:

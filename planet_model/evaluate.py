@@ -8,9 +8,11 @@ at 0.5, at the bundle's own thresholds, and at thresholds searched on these chip
 when the chips are not held out: it says how much a re-search could gain); each with and without
 ``--weather_one`` decoding (exactly one weather label per chip, as the data has); per-label
 precision, recall, F2 and support at the bundle's thresholds; weather consistency (the share of chips
-with exactly one weather label, in the truth and in the predictions). Written to
-``OUTPUT/evaluation.json`` and, per bundle, ``OUTPUT/<version>/f2_vs_threshold.png`` and
-``cooccurrence.png``.
+with exactly one weather label, in the truth and in the predictions). Written as one new version of
+``OUTPUT`` (:mod:`planet_core.publishing`, as ``report`` does): ``evaluation.json`` and, per bundle,
+``<version>/f2_vs_threshold.png`` and ``cooccurrence.png``, which the folder's manifest ``evaluations.json``
+(and on local disks the link ``OUTPUT/current``) switches to once all are written: two evaluations into
+one folder, or one killed midway, never leave one's figures beside the other's numbers.
 
 ``--split validation`` evaluates on exactly the chips the bundle was validated on: the split is rebuilt
 from the rule, seed and fraction the bundle records, and checked against the count and the hash of the
@@ -21,6 +23,7 @@ validation chip keys it records, so chips other than its training set are refuse
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -30,14 +33,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planet_core import commands, logs, storage
-from planet_core.errors import UserError
+from planet_core import commands, logs, publishing, storage
+from planet_core.errors import RunFailed, UserError
 from planet_core.labels import LABELS, WEATHER_INDICES
 from planet_model import bundle, metrics, plots, thresholds
 from planet_model.bundle import BundleMeta
 
 log = logging.getLogger(__name__)
 SPLITS = ("all", "validation")
+#: The evaluation folder's manifest (:mod:`planet_core.publishing`): the current version's files.
+CURRENT = "evaluations.json"
 
 
 @dataclass
@@ -144,18 +149,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, nargs="+", help="labelled chip records (folder, file or glob; local or gs://)")
     p.add_argument("--split", choices=SPLITS, default="all",
                    help="all: every chip given (held-out chips); validation: exactly the bundle's validation split")
-    p.add_argument("--output", required=True, help="folder for evaluation.json and the plots, local or gs://")
+    p.add_argument("--output", required=True, help="folder for evaluation.json and the plots, local or gs:// (each "
+                                                   "run writes a new version and switches the folder to it: read "
+                                                   "current/evaluation.json)")
     p.add_argument("--batch_size", type=int, default=64, help="chips per model call")
     return p
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
+    """Evaluate every bundle and publish ``evaluation.json`` and the figures as one new version of the output
+    folder; return what ``evaluation.json`` holds."""
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")
     storage.check_writable(args.output)  # a file there was an errno after every bundle's evaluation
+    held = storage.other_output(args.output, CURRENT)
+    if held:
+        raise UserError(f"--output {args.output}: holds {held}; give an evaluation's folder or a new one")
     metas = [bundle.read_metadata(path) for path in args.bundle]  # every bundle checked before any work
-    results = []
+    this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
+    publishing.note_earlier_layout(args.output, CURRENT, "evaluation.json", "evaluation")
+    folder = publishing.begin(args.output, CURRENT, this_run, started)
+    try:
+        report, written = _evaluate(args, metas, folder)
+    except UserError:
+        publishing.abandon(args.output, CURRENT, this_run)
+        raise
+    except BaseException as error:
+        why = publishing.abandon(args.output, CURRENT, this_run)
+        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
+            raise RunFailed(why) from None
+        raise
+    publishing.publish(args.output, CURRENT, this_run,
+                       {"started": started, "files": [publishing.relative(args.output, path) for path in written]},
+                       switched=lambda _: publishing.link(args.output, this_run))
+    return report
+
+
+def _evaluate(args: argparse.Namespace, metas: Sequence[BundleMeta], folder: str) -> tuple[dict, list[str]]:
+    """Every bundle's figures and plots, written into the run's ``folder``; the report and the files written."""
+    results, written = [], []
     for path, meta in zip(args.bundle, metas):
         chips = load_chips(args.data, meta, args.split)
         probabilities, y = predict(bundle.load_model(path, meta), chips, meta.bands, args.batch_size)
@@ -163,11 +196,13 @@ def run(argv: Sequence[str] | None = None) -> dict:
         result = {"bundle": path, "version": meta.version, "arch": meta.arch, "split": args.split,
                   "tta": meta.tta, **figures(y, probabilities, cut)}
         for name, png in plots.threshold_figures(y, probabilities, cut).items():
-            storage.write_bytes(storage.join(args.output, meta.version, name), png)
+            written.append(storage.join(folder, meta.version, name))
+            storage.write_bytes(written[-1], png)
         results.append(result)
     report = {"data": args.data, "split": args.split, "bundles": results}
-    storage.write_text(storage.join(args.output, "evaluation.json"), json.dumps(report, indent=2))
-    return report
+    written.append(storage.join(folder, "evaluation.json"))
+    storage.write_text(written[-1], json.dumps(report, indent=2))
+    return report, written
 
 
 def main(argv: Sequence[str] | None = None) -> None:

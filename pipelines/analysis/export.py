@@ -28,7 +28,7 @@ import pyogrio
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from pipelines.analysis import queries
-from pipelines.analysis.report import CURRENT, LINK
+from pipelines.analysis.report import CURRENT
 from pipelines.store import clearings as stored_clearings
 from pipelines.store import scans
 from pipelines.store.catalog import Warehouse
@@ -101,7 +101,7 @@ def read_table(args: argparse.Namespace) -> pa.Table:
         manifest = publishing.read(args.report, CURRENT)
         if not manifest:
             raise UserError(f"--report {args.report}: no report there (no {CURRENT}: give the folder report's "
-                            f"--output named, not its {LINK}/)")
+                            f"--output named, not its {publishing.LINK}/)")
         wanted = f"{args.table}.parquet"
         found = [p for p in publishing.paths(args.report, manifest.get("files", [])) if p.endswith("/" + wanted)]
         if not found:

@@ -199,10 +199,9 @@ def _reads_scenes(args: argparse.Namespace) -> bool:
     return args.imagery or not (args.no_images and args.no_clearings)
 
 
-#: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files.
+#: The report folder's manifest (:mod:`planet_core.publishing`): the current version's files. On local disks
+#: the link ``REPORT/current`` (:data:`publishing.LINK`) leads to them: open ``REPORT/current/report.html``.
 CURRENT = "current.json"
-#: On local disks, a link to the current version's folder: open ``REPORT/current/report.html``.
-LINK = "current"
 
 
 def run(argv: Sequence[str] | None = None) -> dict:
@@ -215,7 +214,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     storage.check_writable(args.output)
     snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
     this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
-    _note_earlier_layout(args.output)
+    publishing.note_earlier_layout(args.output, CURRENT, "report.html", "report")
     folder = publishing.begin(args.output, CURRENT, this_run, started)
     try:
         with queries.spill_folder() as spill, _without_cycle_collection():
@@ -236,9 +235,8 @@ def run(argv: Sequence[str] | None = None) -> dict:
     publishing.publish(args.output, CURRENT, this_run,
                        {"started": started, "summary": summary,
                         "files": [publishing.relative(args.output, path) for path in written]},
-                       switched=lambda _: _link(args.output, this_run))
-    where = storage.join(args.output, LINK) if "://" not in args.output else folder
-    return {**summary, "folder": where}
+                       switched=lambda _: publishing.link(args.output, this_run))
+    return {**summary, "folder": publishing.current(args.output, folder)}
 
 
 @contextlib.contextmanager
@@ -262,24 +260,6 @@ def _from(folder: str, path: str) -> str:
     if "://" in path or "://" in folder:
         return path
     return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
-
-
-def _link(output: str, version: str) -> None:
-    """Point ``REPORT/current`` at the new version (a relative link, replaced atomically); local disks only."""
-    if "://" in output:
-        return
-
-    temporary = os.path.join(output, f".{LINK}-{version}")
-    os.symlink(f"{publishing.RUNS}/{version}", temporary)
-    os.replace(temporary, os.path.join(output, LINK))
-
-
-def _note_earlier_layout(output: str) -> None:
-    """Reports before versions wrote their files straight into the folder: they are left alone (this tool
-    never deletes what no manifest of its lists), with a line saying where the report is now."""
-    if not storage.exists(storage.join(output, CURRENT)) and storage.exists(storage.join(output, "report.html")):
-        log.warning("%s: its report.html and the files beside it are an earlier report's, left as they are; the "
-                    "report is now %s", output, storage.join(output, LINK, "report.html"))
 
 
 def _write(args: argparse.Namespace, snapshot, folder: str, spill: str,  # noqa: ANN001

@@ -444,7 +444,7 @@ def test_the_files_that_say_what_a_folder_holds_are_the_ones_each_output_writes(
     from pipelines.analysis import report
     from pipelines.store import catalog
     from planet_core import storage
-    from planet_model import records, training
+    from planet_model import evaluate, records, training
 
     assert set(storage.OUTPUTS) == {records.MANIFEST, report.CURRENT, bundle.METADATA, training.OPTIONS_FILE,
-                                    catalog.EMBEDDED}
+                                    catalog.EMBEDDED, evaluate.CURRENT}

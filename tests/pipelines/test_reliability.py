@@ -580,6 +580,47 @@ def test_trainings_saving_into_one_folder_at_once_leave_a_whole_bundle_at_every_
     assert set(_models(folder)) == {last.model_file, meta.model_file}
 
 
+def test_an_evaluation_killed_or_raced_leaves_the_published_one_whole(simple_bundle, tmp_path):
+    """``evaluate`` wrote each bundle's plots, then ``evaluation.json``, straight into its folder: a second
+    evaluation killed as its first plot landed left its plot beside the first's numbers (on the old code
+    the F2 curves were those of the other chips). Now each run writes a version of its own and switches the
+    folder's manifest to it: the killed run changes nothing readers see, and of two runs at once the
+    folder ends on one whole version, its files those the manifest lists."""
+    from planet_model import evaluate
+
+    out = tmp_path / "eval"
+    bundle_args = ["evaluate", "--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output", str(out)]
+    code, err = finished(cli(*bundle_args))
+    assert code == 0, err
+    version = simple_bundle["meta"].version
+    published = {p.relative_to(out / "current").as_posix(): p.read_bytes()
+                 for p in (out / "current").rglob("*") if p.is_file()}
+    assert set(published) == {"evaluation.json", f"{version}/f2_vs_threshold.png", f"{version}/cooccurrence.png"}
+
+    for attempt in range(5):  # its plots land milliseconds before its switch: the kill may come too late
+        first = json.loads((out / evaluate.CURRENT).read_text())["run_id"]
+        doomed = cli(*bundle_args, "--split", "validation" if attempt % 2 == 0 else "all")  # other chips: other curves
+        _kill_when(doomed, lambda first=first: any(p.parent.parent.name != first
+                                                   for p in (out / "runs").glob(f"*/{version}/*.png")), every=0)
+        if json.loads((out / evaluate.CURRENT).read_text())["run_id"] == first:
+            break
+        published = {p.relative_to(out / "current").as_posix(): p.read_bytes()
+                     for p in (out / "current").rglob("*") if p.is_file()}
+    else:
+        pytest.fail("every run published before it could be killed")
+    assert {p.relative_to(out / "current").as_posix(): p.read_bytes()
+            for p in (out / "current").rglob("*") if p.is_file()} == published
+
+    racing = [cli(*bundle_args, "--split", split) for split in ("validation", "all")]
+    assert [finished(p)[0] for p in racing] in ([0, 0], [0, 1], [1, 0]), [p.stderr for p in racing]
+    manifest = json.loads((out / evaluate.CURRENT).read_text())
+    current = out / "runs" / manifest["run_id"]
+    assert (out / "current").resolve() == current.resolve()
+    assert sorted(manifest["files"]) == sorted(p.relative_to(out).as_posix() for p in current.rglob("*") if p.is_file())
+    assert {p.name for p in (out / "runs").iterdir()} == {manifest["run_id"], *manifest["replaced"]}, \
+        "the killed run's folder went with the next publish"
+
+
 def test_a_report_whose_folder_a_later_run_removed_while_it_wrote_says_it_was_superseded(good, tmp_path):
     """A run started later that publishes first removes the earlier run's folder (its output is older): the
     earlier run, stopped in the middle of a write meanwhile, failed on a vanished file (an errno line); now
