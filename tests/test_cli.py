@@ -218,3 +218,55 @@ def test_tables_are_not_made_among_another_outputs_files(tmp_path, monkeypatch, 
     assert stderr.strip().splitlines()[-1] == (f"planet-tiles {command[0]}: {flag} out: holds {what} ({held}); the "
                                                "scans' tables need a folder of their own"), stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [held]
+
+
+def _readme_commands() -> list[list[str]]:
+    """The ``planet-tiles`` commands of the README's code blocks, as argument lists: continuation lines joined,
+    comments dropped, optional parts written ``[--flag VALUE]`` taken as given and ``...`` (more of the same)
+    left out."""
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    found = []
+    for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = re.match(r"\s*(?:\.venv/bin/)?planet-tiles\s+(.*)", line)
+            if command:
+                words = shlex.split(command.group(1).replace("[", " ").replace("]", " "), comments=True)
+                found.append([w for w in words if w != "..."])
+    return found
+
+
+README_COMMANDS = _readme_commands()
+
+
+@pytest.mark.parametrize("argv", README_COMMANDS, ids=[" ".join(a)[:60] for a in README_COMMANDS])
+def test_every_readme_command_is_one_its_parser_accepts(argv):
+    """Each command the README shows parses as written: a command that exists, flags it has, the required ones
+    given (one example lacked ``--output``, which ``evaluate`` requires), values of the right type; the
+    pipeline flags after ``submit``'s ``--`` are checked against that pipeline's parser and Beam's."""
+    from pipelines import PIPELINES
+    from pipelines.steps import options
+
+    def parse(name: str, words: list[str]) -> None:
+        if name == "submit" and "--" in words:
+            words, pipeline = words[:words.index("--")], words[words.index("--") + 1:]
+            options.parse(importlib.import_module(COMMANDS[words[0]][0]).build_parser(), pipeline)
+        parser = importlib.import_module(COMMANDS[name][0]).build_parser()
+        options.parse(parser, words) if name in PIPELINES else parser.parse_args(words)
+
+    assert argv[0] in COMMANDS or argv[0] in ("--help", "--version", "--verbose"), argv
+    if argv[0] in COMMANDS:
+        try:
+            parse(argv[0], argv[1:])
+        except SystemExit as error:
+            pytest.fail(f"planet-tiles {' '.join(argv)}: refused ({error})")
+
+
+def test_the_readme_commands_are_found():
+    """The reading above finds the README's commands (a change of its code blocks' form would leave nothing
+    to check)."""
+    assert len(README_COMMANDS) >= 30
+    assert {a[0] for a in README_COMMANDS} >= {"synth", "chip", "train", "evaluate", "scan", "report", "query",
+                                               "export", "maintain", "submit", "delineate", "predict", "ensemble"}
