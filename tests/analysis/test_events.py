@@ -196,3 +196,28 @@ def test_parquet_files_carry_the_geoparquet_metadata_the_spec_asks_for(columns, 
         "version": "1.1.0", "primary_column": "geometry",
         "columns": {"geometry": {"encoding": "WKB", "edges": "planar", **geometry}}}
     assert written.field("geometry").type == pa.binary()
+
+
+def test_each_events_frame_is_its_tiles_bounds_widened_by_its_largest_tile_on_both_of_its_dates():
+    """The frame the clearings' scenes are looked for in: the bounds of an event's alert tiles, widened on every
+    side by its largest tile's width or height (worked here from each tile's own bounds), one row for the date
+    before and one for the date of detection."""
+    cells = {(0, 0): D1, (1, 1): D1, (5, 5): D1 + dt.timedelta(days=60)}
+    tall = shapely.box(-60.0, -12.0, -59.99, -11.97)  # a tile taller than wide: its height is the margin
+    found = [alert(dx, dy, first) for (dx, dy), first in cells.items()] + [
+        dataclasses.replace(alert(9, 9), geometry=tall.wkb)]
+    grouped = events.events(found)
+    frames = clearings._frames(grouped, {a.alert_id: a.geometry for a in found}).to_pylist()
+    assert len(grouped) == 3 and len(frames) == 6
+    for event in grouped:
+        bounds = [tall.bounds] if found[-1].alert_id in event.alert_ids else [
+            GRID.polygon_wgs84(X0 + dx, Y0 + dy).bounds for (dx, dy) in cells
+            if alert(dx, dy, cells[(dx, dy)]).alert_id in event.alert_ids]
+        margin = max(max(b[2] - b[0] for b in bounds), max(b[3] - b[1] for b in bounds))
+        expected = (min(b[0] for b in bounds) - margin, min(b[1] for b in bounds) - margin,
+                    max(b[2] for b in bounds) + margin, max(b[3] for b in bounds) + margin, margin)
+        mine = [f for f in frames if f["event_id"] == event.event_id]
+        assert sorted((f["side"], f["scan_date"], f["aoi"]) for f in mine) == [
+            ("after", event.first_detected, "a"), ("before", event.before_date, "a")]
+        for f in mine:
+            assert (f["west"], f["south"], f["east"], f["north"], f["margin"]) == pytest.approx(expected, abs=1e-12)

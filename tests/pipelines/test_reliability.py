@@ -589,7 +589,8 @@ def test_an_evaluation_killed_or_raced_leaves_the_published_one_whole(simple_bun
     from planet_model import evaluate
 
     out = tmp_path / "eval"
-    bundle_args = ["evaluate", "--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output", str(out)]
+    bundle_args = ["evaluate", "--bundle", simple_bundle["path"], "--data", *simple_bundle["data"],
+                   "--output", str(out)]
     code, err = finished(cli(*bundle_args))
     assert code == 0, err
     version = simple_bundle["meta"].version
