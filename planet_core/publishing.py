@@ -123,10 +123,11 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
     """Switch the folder to the run's files (``content["files"]``, names relative to ``folder``; the rest of
     ``content`` is the run's facts), keep the set it replaces for :data:`RETAIN`, and delete the sets
     replaced longer ago and the folders of runs registered before this one. ``switched(new manifest)``
-    runs while the switch holds the folder (under the lock, on local disks): what must change with the
-    manifest, such as a link to the current version. A run that is no longer registered was superseded by
-    a later run that published: :class:`RunFailed`, its folder removed, and nothing else changes. Returns
-    the replaced manifest."""
+    runs once the manifest is replaced, before another run can switch it (under the lock, on local
+    disks): what must follow the manifest, such as a link to the current version. (Run before the
+    manifest was written, a kill between the two left the link on a run that never published.) A run
+    that is no longer registered was superseded by a later run that published: :class:`RunFailed`, its
+    folder removed, and nothing else changes. Returns the replaced manifest."""
     path = storage.join(folder, manifest)
     replaced: dict = {}
     new: dict = {}
@@ -147,12 +148,10 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
         expired = [name for r, v in sets.items() if r not in retained for name in v["files"]]
         new = {**content, "run_id": run_id, "runs": {other: at for other, at in runs.items() if (at, other) > mine},
                "replaced": retained}
-        if switched is not None:
-            switched(new)
         return json.dumps(new, indent=2).encode()
 
     try:
-        storage.swap(path, switch)
+        storage.swap(path, switch, then=None if switched is None else lambda: switched(new))
     except RunFailed:  # superseded: no manifest names this run any more, so its folder is its own to remove
         storage.delete_tree(run_folder(folder, run_id))
         raise

@@ -145,9 +145,12 @@ def modified(pattern: str) -> list[tuple[str, float]]:
     return sorted((m.path, m.last_updated_in_seconds) for m in results)
 
 
-def swap(path: str, make: Callable[[bytes | None], bytes], attempts: int = 20) -> bytes | None:
+def swap(path: str, make: Callable[[bytes | None], bytes], attempts: int = 20,
+         then: Callable[[], None] | None = None) -> bytes | None:
     """Replace a small file with ``make(current content or None)``, atomically against concurrent swaps
-    of the same file; returns the content it replaced.
+    of the same file; returns the content it replaced. ``then()`` runs once the file is replaced, before
+    any other swap of it can start (locally, still holding the lock): what must follow the file and no
+    other writer's version of it.
 
     This is how a run switches a partition's manifest to its own files: every writer that replaces the
     manifest knows exactly which manifest (and so which files) it replaced, so two runs never delete
@@ -157,11 +160,14 @@ def swap(path: str, make: Callable[[bytes | None], bytes], attempts: int = 20) -
     read and an atomic ``os.replace``. ``make`` may raise to leave the file as it is.
     """
     if path.startswith("gs://"):
-        return _swap_gcs(path, make, attempts)
-    return _swap_local(path, make)
+        replaced = _swap_gcs(path, make, attempts)
+        if then is not None:
+            then()
+        return replaced
+    return _swap_local(path, make, then)
 
 
-def _swap_local(path: str, make: Callable[[bytes | None], bytes]) -> bytes | None:
+def _swap_local(path: str, make: Callable[[bytes | None], bytes], then: Callable[[], None] | None) -> bytes | None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     # The lock is the folder itself (flock on its descriptor): nothing is left behind, and every swap of a
@@ -186,6 +192,8 @@ def _swap_local(path: str, make: Callable[[bytes | None], bytes]) -> bytes | Non
             if os.path.exists(temporary):
                 os.remove(temporary)
             raise
+        if then is not None:
+            then()
         return current
     finally:
         os.close(lock)  # closing the descriptor releases the lock

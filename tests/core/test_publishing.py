@@ -156,3 +156,33 @@ def test_concurrent_publishers_leave_one_complete_set(tmp_path):
         f"runs/{r}/{i}.txt" for r in manifest["runs"] for i in range(int(r[1:]) + 1)
     } | {name for kept in manifest["replaced"].values() for name in kept["files"]}, "the sets replaced stay a while"
     assert all(set(kept["files"]) <= left for kept in manifest["replaced"].values())
+
+
+def test_the_current_link_moves_only_once_the_manifest_has(tmp_path, monkeypatch):
+    """The link ``current`` followed the manifest inside its switch, before the manifest was written: a run
+    killed between the two (a kill of the last of ``evaluate``'s test runs landed there) left the link on its
+    folder, a version readers then saw though it never published, which the next publish deleted. Now the
+    manifest is written first: a write that fails there leaves both on the earlier version, and once it
+    succeeds the link follows."""
+    import os
+
+    folder = str(tmp_path / "out")
+    first = write_run(folder, "r1", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "r1", {"files": first}, switched=lambda _: publishing.link(folder, "r1"))
+    second = write_run(folder, "r2", "2026-01-02T00:00:00")
+    replace = os.replace
+
+    def killed_at_the_manifest(source, target):
+        if str(target).endswith(MANIFEST):
+            raise KeyboardInterrupt  # as a kill lands: the manifest not yet replaced
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", killed_at_the_manifest)
+    with pytest.raises(KeyboardInterrupt):
+        publishing.publish(folder, MANIFEST, "r2", {"files": second}, switched=lambda _: publishing.link(folder, "r2"))
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["run_id"] == "r1"
+    assert os.readlink(tmp_path / "out" / publishing.LINK) == "runs/r1"
+    publishing.publish(folder, MANIFEST, "r2", {"files": second}, switched=lambda _: publishing.link(folder, "r2"))
+    assert os.readlink(tmp_path / "out" / publishing.LINK) == "runs/r2"
+    assert (tmp_path / "out" / publishing.LINK / "a.txt").read_text() == "r2 a.txt"
