@@ -579,3 +579,36 @@ def test_scenes_given_for_the_pictures_that_the_scans_never_read_are_named_in_a_
     with caplog.at_level("WARNING"):
         event_images.scene_items(con, given[:1])
     assert "no scene of the scans" not in caplog.text
+
+
+def test_the_geojson_files_properties_are_what_a_json_encoder_writes_for_each_item():
+    """The GeoJSON beside the page encodes its properties column by column, texts and dates once per distinct
+    value: each feature must still be, character for character, what encoding the item's dict writes (dates
+    and times in ISO 8601), whatever the values: none, not a number, whole and fractional numbers, texts with
+    quotes and accents, nested tuples, times with a zone."""
+    from types import SimpleNamespace
+
+    from pipelines.store.schema import Column
+
+    columns = [Column(name, kind, "") for name, kind in (
+        ("item_id", "STRING"), ("value", "FLOAT64"), ("count", "INT64"), ("note", "STRING"), ("when", "DATE"),
+        ("at", "TIMESTAMP"), ("pairs", "STRING"), ("geometry", "GEOGRAPHY"))]
+    utc, minus3 = dt.timezone.utc, dt.timezone(dt.timedelta(hours=-3))
+    values = [("a", 0.1, 3, 'say "sí"', dt.date(2026, 6, 1), dt.datetime(2026, 6, 1, 13, 30, tzinfo=utc),
+               (("agriculture", 2),)),
+              ("b", float("nan"), 0, 'say "sí"', dt.date(2026, 6, 1), None, ()),
+              ("c", None, -7, None, dt.date(2026, 6, 15), dt.datetime(2026, 6, 1, 13, 30, tzinfo=minus3),
+               (("agriculture", 2),)),
+              ("d", 1e-7, 10**20, "", dt.date(2026, 6, 15), dt.datetime(2026, 6, 1, 13, 30, tzinfo=utc),
+               (("road", 1), ("habitation", 4)))]
+    names = [c.name for c in columns if c.name != "geometry"]
+    items = [SimpleNamespace(**dict(zip(names, v)), geometry=shapely.box(i, 0, i + 1, 1).wkb)
+             for i, v in enumerate(values)]
+    written = report._geojson(items, columns, "item_id")
+    encode = json.JSONEncoder(default=lambda v: v.isoformat()).encode
+    for feature, item in zip(json.loads(written)["features"], items, strict=True):
+        text = f'"properties": {encode({n: getattr(item, n) for n in names})}'
+        assert text in written
+        assert feature["id"] == item.item_id and feature["properties"]["at"] == (
+            None if item.at is None else item.at.isoformat())
+    assert report._geojson([], columns, "item_id") == '{"type": "FeatureCollection", "features": []}'
