@@ -161,7 +161,11 @@ def geodesic_ha(geometry: shapely.Geometry) -> float:
     return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e4 if not geometry.is_empty else 0.0
 
 
-def read_zones(path: str, name_property: str = "name") -> list[Zone]:
+#: Default ``--zone_name_property``: the zones' property that holds their name.
+ZONE_NAME_PROPERTY = "name"
+
+
+def read_zones(path: str, name_property: str = ZONE_NAME_PROPERTY) -> list[Zone]:
     """Polygons with a name from any vector file GDAL reads, in any CRS (:mod:`pipelines.geo.vectors`:
     reprojected to EPSG:4326); a clear error naming ``--zones`` for anything else."""
     zones = []

@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_arguments(p)
     p.add_argument("--zones", help="named polygons (protected areas, territories, properties; any vector file GDAL "
                                    "reads, any CRS): each event lists the zones it touches and its area inside each")
-    p.add_argument("--zone_name_property", default="name", help="the zones' property holding their name")
+    p.add_argument("--zone_name_property", default=events.ZONE_NAME_PROPERTY,
+                   help=f"the zones' property holding their name (default {events.ZONE_NAME_PROPERTY})")
     queries.add_memory_argument(p)
     p.add_argument("--no_images", action="store_true",
                    help="skip the events' before/after pictures (they read the scenes again)")
@@ -189,7 +190,8 @@ def _check(args: argparse.Namespace) -> None:
     for flag, default, off, why in (
             ("max_pictures", event_images.MAX_PICTURES, args.no_images, "--no_images: there are no pictures"),
             ("min_clearing_ha", clearings.MIN_CLEARING_HA, args.no_clearings, "--no_clearings: nothing is delineated"),
-            ("zone_name_property", "name", not args.zones, "no --zones: there are no zones to name")):
+            ("zone_name_property", events.ZONE_NAME_PROPERTY, not args.zones,
+             "no --zones: there are no zones to name")):
         if off and getattr(args, flag) != default:
             raise UserError(f"--{flag} {getattr(args, flag)} does nothing with {why}")
 
