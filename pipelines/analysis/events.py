@@ -97,8 +97,9 @@ def tile_position(tile_id: str) -> tuple[str, int, int]:
     return matrix, int(a), int(b)
 
 
-def group(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS) -> list[list[Alert]]:
-    """The alerts as events: lists of alerts, each list a connected group (see the module docstring)."""
+def group(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS) -> list[list[int]]:
+    """The alerts as events: lists of indexes into ``alerts``, each list a connected group (see the module
+    docstring), ordered by AOI, first detection and smallest tile id."""
     parent = list(range(len(alerts)))
 
     def root(i: int) -> int:
@@ -119,39 +120,43 @@ def group(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS) -> list
                 for j in at.get((aoi, matrix, col + dc, row + dr), ()):
                     if j > i and abs((alerts[i].first_detected - alerts[j].first_detected).days) <= window_days:
                         parent[root(j)] = root(i)
-    groups: dict[int, list[Alert]] = defaultdict(list)
-    for i, a in enumerate(alerts):
-        groups[root(i)].append(a)
-    return sorted(groups.values(), key=lambda g: (g[0].aoi, min(a.first_detected for a in g),
-                                                  min(a.tile_id for a in g)))
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(alerts)):
+        groups[root(i)].append(i)
+    return sorted(groups.values(), key=lambda g: (alerts[g[0]].aoi, min(alerts[i].first_detected for i in g),
+                                                  min(alerts[i].tile_id for i in g)))
 
 
 def events(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS, min_event_ha: float = 0.0,
            zones: Sequence[Zone] = ()) -> list[Event]:
-    """Events of at least ``min_event_ha`` hectares, largest first within each AOI and date."""
+    """Events of at least ``min_event_ha`` hectares, largest first within each AOI and date. The tiles' outlines
+    are read from WKB, and the events' written and centred, in one call each for all of them."""
     zone_tree = shapely.STRtree([z.geometry for z in zones]) if zones else None
+    tiles = shapely.from_wkb([a.geometry for a in alerts])
+    kept, outlines = [], []
+    for indexes in group(alerts, window_days):
+        members = [alerts[i] for i in indexes]
+        if sum(a.area_m2 for a in members) / 1e4 >= min_event_ha:
+            kept.append(members)
+            outlines.append(shapely.union_all(tiles[indexes]))
     found = []
-    for members in group(alerts, window_days):
-        area_ha = sum(a.area_m2 for a in members) / 1e4
-        if area_ha < min_event_ha:
-            continue
+    for members, outline, wkb, centre in zip(kept, outlines, shapely.to_wkb(outlines), shapely.centroid(outlines)):
         seed = min(members, key=lambda a: (a.first_detected, a.tile_id))
-        outline = shapely.union_all([shapely.from_wkb(a.geometry) for a in members])
         counts = Counter(label for a in members for label in a.labels_gained)
         inside: tuple[tuple[str, float], ...] = ()
         if zone_tree is not None:
             inside = tuple((zones[i].name, geodesic_ha(zones[i].geometry.intersection(outline)))
                            for i in sorted(zone_tree.query(outline, predicate="intersects").tolist()))
-        centre = outline.centroid
         found.append(Event(
             event_id=seed.alert_id, aoi=seed.aoi, first_detected=seed.first_detected,
-            last_detected=max(a.first_detected for a in members), tiles=len(members), area_ha=area_ha,
+            last_detected=max(a.first_detected for a in members), tiles=len(members),
+            area_ha=sum(a.area_m2 for a in members) / 1e4,
             labels_gained=tuple((label, counts[label]) for label in LABELS if label in counts),
             confidence=max((a.confidence for a in members), key=CONFIDENCE_LEVELS.index),
             status="active" if any(a.status == "active" for a in members) else "retracted",
             alert_ids=tuple(sorted(a.alert_id for a in members)),
             zones=tuple((name, ha, 0.0) for name, ha in inside if ha > 0),
-            geometry=shapely.to_wkb(outline), lon=centre.x, lat=centre.y, before_date=seed.before_date,
+            geometry=wkb, lon=centre.x, lat=centre.y, before_date=seed.before_date,
             before_scene=seed.before_scene, detected_scene=seed.detected_scene))
     return sorted(found, key=lambda e: (e.aoi, e.first_detected, -e.area_ha, e.event_id))
 
