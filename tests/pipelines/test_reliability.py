@@ -261,6 +261,23 @@ def test_a_full_disk_during_a_report_is_one_line_and_keeps_the_report(good, smal
     assert [p.name for p in (report / "runs").iterdir()] == [(report / "current").resolve().name]
 
 
+def test_a_full_disk_during_an_evaluation_is_one_line_and_keeps_the_evaluation(simple_bundle, small_disk):
+    """An evaluation that cannot write its figures fails in one line (exit 1), and the folder's published
+    evaluation stays as it was, the failed run's folder gone with it."""
+    out = small_disk / "eval"
+    evaluation = ("evaluate", "--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output", str(out))
+    code, err = run_here(*evaluation)
+    assert code == 0, err
+    before = {p.relative_to(out / "current").as_posix(): p.read_bytes()
+              for p in (out / "current").rglob("*") if p.is_file()}
+    fill(small_disk)
+    code, err = run_here(*evaluation)
+    one_line_failure(code, err, "No space left on device")
+    assert {p.relative_to(out / "current").as_posix(): p.read_bytes()
+            for p in (out / "current").rglob("*") if p.is_file()} == before
+    assert [p.name for p in (out / "runs").iterdir()] == [(out / "current").resolve().name]
+
+
 def test_a_full_disk_during_an_export_is_one_line_and_keeps_the_file_it_would_replace(good, small_disk):
     """GDAL's write errors are not OSErrors: a full disk was a traceback. The file --overwrite would replace
     stays whole, and nothing is left beside it."""
