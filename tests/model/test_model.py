@@ -439,6 +439,19 @@ def test_a_bundle_is_not_written_among_another_outputs_files(tmp_path, held, wha
     train.check(train.parse(["--data", "d", "--output", str(tmp_path)]))
 
 
+@pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("current.json", "a report"),
+                                        ("bundle.json", "a model bundle"), ("catalog.db", "a scans warehouse")])
+def test_an_evaluation_is_not_written_among_another_outputs_files(tmp_path, held, what):
+    """``--output`` naming a bundle, its chips, a report or the scans is refused before any bundle is read (its
+    figures and manifest would have been written among their files)."""
+    from planet_model import evaluate
+
+    (tmp_path / held).write_text("{}")
+    with pytest.raises(UserError, match=re.escape(f"--output {tmp_path}: holds {what} ({held}); give an evaluation")):
+        evaluate.run(["--bundle", str(tmp_path / "absent"), "--data", "d", "--output", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [held]
+
+
 def test_the_files_that_say_what_a_folder_holds_are_the_ones_each_output_writes():
     """One table (``storage.OUTPUTS``) tells the outputs apart for every command; each name is its owner's."""
     from pipelines.analysis import report
