@@ -214,6 +214,9 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     _check(args)
     storage.check_writable(args.output)
+    held = storage.other_output(args.output, CURRENT)  # a report's folder is written again; nothing else
+    if held:
+        raise UserError(f"--output {args.output}: holds {held}; a report needs a folder of its own")
     snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
     this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
     publishing.note_earlier_layout(args.output, CURRENT, "report.html", "report")

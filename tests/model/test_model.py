@@ -452,6 +452,20 @@ def test_an_evaluation_is_not_written_among_another_outputs_files(tmp_path, held
     assert sorted(p.name for p in tmp_path.iterdir()) == [held]
 
 
+@pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("evaluations.json", "an evaluation"),
+                                        ("bundle.json", "a model bundle"), ("catalog.db", "a scans warehouse")])
+def test_a_report_is_not_written_among_another_outputs_files(tmp_path, held, what):
+    """``report --output`` naming the bundle or the scans (a wrong folder) wrote its manifest, versions and link
+    among their files, after which ``train`` refused to train into that bundle's folder again ("holds a
+    report"). Refused before any work; a report's own folder is written again."""
+    from pipelines.analysis import report
+
+    (tmp_path / held).write_text("{}")
+    with pytest.raises(UserError, match=re.escape(f"--output {tmp_path}: holds {what} ({held}); a report needs")):
+        report.run(["--scans", str(tmp_path / "absent"), "--output", str(tmp_path), "--no_images", "--no_clearings"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [held]
+
+
 def test_the_files_that_say_what_a_folder_holds_are_the_ones_each_output_writes():
     """One table (``storage.OUTPUTS``) tells the outputs apart for every command; each name is its owner's."""
     from pipelines.analysis import report
