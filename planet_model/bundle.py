@@ -375,6 +375,15 @@ def save(model, path: str, meta: dict, files: Mapping[str, bytes] = {}) -> Bundl
     return typed
 
 
+def check_folder(path: str) -> None:
+    """Refuse (a :class:`UserError` naming ``--output``) to write a bundle into a folder holding another output
+    of these tools (a chip set, a report, an evaluation, the scans: a wrong folder named), whose files the
+    model and ``bundle.json`` would land among; a bundle's own folder is written again."""
+    held = storage.other_output(path, METADATA)
+    if held:
+        raise UserError(f"--output {path}: holds {held}; a bundle needs a folder of its own")
+
+
 def figures(path: str, meta: BundleMeta) -> dict[str, bytes]:
     """The figures of the bundle ``meta`` in ``path`` (name -> PNG bytes, by the names of :data:`FIGURES`): the
     files its ``bundle.json`` names, or for a bundle written before it named them, the plain names."""

@@ -117,6 +117,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if any(storage.same_place(args.output, path) for path in args.bundle):
         raise UserError(f"--output {args.output}: one of the members (--bundle); the ensemble would replace that "
                         "bundle, which it still names as a member. Write it to a folder of its own")
+    bundle.check_folder(args.output)
     metas = [bundle.read_metadata(path) for path in args.bundle]
     seen: dict[str, str] = {}
     for path, meta in zip(args.bundle, metas):

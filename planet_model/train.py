@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from planet_core import commands, logs, storage
 from planet_core.errors import UserError
 from planet_core.imagery import RGBN
+from planet_model import bundle
 from planet_model.architectures import (
     APPLICATIONS,
     ARCHS,
@@ -47,7 +48,7 @@ from planet_model.architectures import (
     RECIPES,
     WEATHER_HEADS,
 )
-from planet_model.bundle import METADATA, BundleMeta
+from planet_model.bundle import BundleMeta
 
 log = logging.getLogger("planet_model.train")
 
@@ -140,9 +141,7 @@ def check(args: argparse.Namespace) -> None:
     unknown = [b for b in (b.strip() for b in args.bands.split(",")) if b not in RGBN]
     if unknown:
         raise UserError(f"--bands {args.bands}: {', '.join(unknown)} not a band of chips ({', '.join(RGBN)})")
-    held = storage.other_output(args.output, METADATA)  # a bundle's folder is trained into again; nothing else
-    if held:
-        raise UserError(f"--output {args.output}: holds {held}; a bundle needs a folder of its own")
+    bundle.check_folder(args.output)
     cached_in = os.path.dirname(args.cache) if args.cache not in ("none", "memory", AUTO_CACHE) else ""
     if cached_in and not storage.exists(cached_in):
         raise UserError(f"--cache {args.cache}: its folder {cached_in} does not exist")

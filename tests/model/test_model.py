@@ -440,6 +440,22 @@ def test_a_bundle_is_not_written_among_another_outputs_files(tmp_path, held, wha
 
 
 @pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("current.json", "a report"),
+                                        ("evaluations.json", "an evaluation"), ("catalog.db", "a scans warehouse")])
+def test_an_ensemble_is_not_written_among_another_outputs_files(tmp_path, held, what):
+    """``ensemble --output`` was not checked as ``train``'s is: naming a report or the chips, it wrote the
+    ensemble's model and bundle.json among their files. Refused before any member is read."""
+    from planet_model import ensemble
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / held).write_text("{}")
+    with pytest.raises(UserError, match=re.escape(f"--output {out}: holds {what} ({held}); a bundle needs")):
+        ensemble.run(["--bundle", str(tmp_path / "a"), "--bundle", str(tmp_path / "b"), "--data", "d",
+                      "--output", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == [held]
+
+
+@pytest.mark.parametrize("held, what", [("manifest.json", "a chip set"), ("current.json", "a report"),
                                         ("bundle.json", "a model bundle"), ("catalog.db", "a scans warehouse")])
 def test_an_evaluation_is_not_written_among_another_outputs_files(tmp_path, held, what):
     """``--output`` naming a bundle, its chips, a report or the scans is refused before any bundle is read (its
