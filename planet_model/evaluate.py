@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(argv: Sequence[str] | None = None) -> dict:
     """Evaluate every bundle and publish ``evaluation.json`` and the figures as one new version of the output
-    folder; return what ``evaluation.json`` holds."""
+    folder; return what ``evaluation.json`` holds, with ``folder``: where the version is read (on local disks
+    the link ``OUTPUT/current``)."""
     args = build_parser().parse_args(argv)
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")
@@ -183,7 +184,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     publishing.publish(args.output, CURRENT, this_run,
                        {"started": started, "files": [publishing.relative(args.output, path) for path in written]},
                        switched=lambda _: publishing.link(args.output, this_run))
-    return report
+    return {**report, "folder": publishing.current(args.output, folder)}
 
 
 def _evaluate(args: argparse.Namespace, metas: Sequence[BundleMeta], folder: str) -> tuple[dict, list[str]]:
@@ -215,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{r['bundle']:<{width}}  {r['chips']:>5}  {f2['at_0.5']:.4f}  {f2['bundle_thresholds']:.4f}     "
               f"{f2['searched_thresholds']:.4f}       {f2['bundle_thresholds_weather_one']:.4f}        "
               f"{r['weather_consistency']['predicted']:.3f}")
+    print(f"evaluation: {storage.join(report['folder'], 'evaluation.json')}")
 
 
 if __name__ == "__main__":

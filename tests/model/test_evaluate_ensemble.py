@@ -149,7 +149,9 @@ def test_evaluate_on_the_validation_split_gives_the_bundles_own_figures(simple_b
     assert result["mean_f2"]["bundle_thresholds"] == pytest.approx(meta.metrics["searched"], abs=1e-6)
     assert result["mean_f2"]["at_0.5"] == pytest.approx(meta.metrics["at_0.5"], abs=1e-6)
     assert (tmp_path / "current" / meta.version / "f2_vs_threshold.png").stat().st_size > 0
-    assert json.loads((tmp_path / "current" / "evaluation.json").read_text()) == json.loads(json.dumps(report))
+    assert report["folder"] == str(tmp_path / "current")
+    assert json.loads((tmp_path / "current" / "evaluation.json").read_text()) == json.loads(json.dumps(
+        {k: v for k, v in report.items() if k != "folder"}))
     every = evaluate.run(["--bundle", simple_bundle["path"], "--data", *simple_bundle["data"], "--output",
                           str(tmp_path)])
     assert every["bundles"][0]["chips"] == meta.metrics["validation_chips"] + meta.metrics["training_chips"]
