@@ -167,17 +167,19 @@ def run(argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> BundleMe
                         f"resize); pass an --input_size that divides {chip_size} (e.g. {chip_size // 2} or "
                         f"{chip_size // 4}), or train without --jit_compile")
     storage.check_writable(args.output)  # before hours of training, not at their end
-    workdir = training.prepare_workdir(args.workdir or args.output.rstrip("/") + ".work", args.resume, vars(args))
-    strategy = training.devices(args.seed, args.mixed_precision)
-    inputs = training.inputs(chips, bands, args.batch_size, args.cache, args.max_stat_chips, args.seed)
-    weights = None if args.weights in ("none", "") else args.weights
-    with strategy.scope():
-        net = training.build(args.arch, chips, inputs, input_size, weights, args.weather_head, args.l2)
-    stages = training.stages(net, args.arch, args.head_epochs, args.finetune_epochs, args.finetune_from_layer)
-    training.fit(net, stages, chips, inputs, strategy, workdir, vars(args), callbacks)
-    result = training.validate(net, inputs.val, len(chips.train_keys))
-    options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}
-    meta = training.export(net, args.output, chips, inputs, result, stages, workdir, input_size, args.arch, options)
+    with training.claimed(args.workdir or args.output.rstrip("/") + ".work") as held:
+        workdir = training.prepare_workdir(held, args.resume, vars(args))
+        strategy = training.devices(args.seed, args.mixed_precision)
+        inputs = training.inputs(chips, bands, args.batch_size, args.cache, args.max_stat_chips, args.seed)
+        weights = None if args.weights in ("none", "") else args.weights
+        with strategy.scope():
+            net = training.build(args.arch, chips, inputs, input_size, weights, args.weather_head, args.l2)
+        stages = training.stages(net, args.arch, args.head_epochs, args.finetune_epochs, args.finetune_from_layer)
+        training.fit(net, stages, chips, inputs, strategy, workdir, vars(args), callbacks)
+        result = training.validate(net, inputs.val, len(chips.train_keys))
+        options = {k: v for k, v in vars(args).items() if k not in ("resume", "verbose")}
+        meta = training.export(net, args.output, chips, inputs, result, stages, workdir, input_size, args.arch,
+                               options)
     log.info("bundle %s written to %s", meta.version, args.output)
     return meta
 

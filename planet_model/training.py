@@ -10,12 +10,15 @@ This module imports TensorFlow: the ``train`` command imports it only once a run
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
+import fcntl
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -105,6 +108,29 @@ def read_chips(sets: Sequence[str], val_fraction: float, seed: int, split_by: st
         raise UserError(f"{where}: {len(index.keys)} chips cannot be split into training and validation")
     log.info("chips: %d training, %d validation (split by %s)", (~val_mask).sum(), val_mask.sum(), split_by)
     return Chips(files, info, index, val_mask, gsd_m, product)
+
+
+@contextlib.contextmanager
+def claimed(workdir: str) -> Iterator[str]:
+    """Hold ``workdir`` for one training at a time (an exclusive lock on the folder, released when the run
+    ends, killed or not): a second run given the same work folder (the default ``OUTPUT.work`` of a second
+    training into one bundle folder) removed the first's checkpoints and appended its epochs to the first's
+    history, so each bundle recorded a mix of both trainings. A second run is a :class:`UserError` naming
+    the folder. Where the file system has no locks (some network mounts), the folder is used unheld."""
+    os.makedirs(workdir, exist_ok=True)
+    handle = os.open(workdir, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"--workdir {workdir}: another training is using it (its checkpoints and history); "
+                            "give this one a --workdir of its own, or wait for that run to end") from None
+        except OSError as error:
+            if error.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+        yield workdir
+    finally:
+        os.close(handle)  # closing the descriptor releases the lock
 
 
 def prepare_workdir(workdir: str, resume: bool, options: Mapping[str, object]) -> str:

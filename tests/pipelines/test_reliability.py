@@ -500,6 +500,30 @@ def test_a_training_killed_as_its_model_lands_leaves_the_bundle_it_trains_over_w
     assert set(_models(folder)) == {later.model_file, earlier.model_file} and not list(folder.glob(".write-*"))
 
 
+def test_a_second_training_given_the_same_work_folder_is_refused_while_the_first_runs(simple_bundle, tmp_path):
+    """Two trainings into one bundle folder share its default work folder (``OUTPUT.work``): the second removed
+    the first's checkpoints and appended its epochs to the first's history, so the first's bundle recorded
+    both trainings' epochs. The second is now refused (exit 2, naming the folder) while the first holds it,
+    and the first finishes with its own history."""
+    from planet_model import bundle
+
+    out = tmp_path / "bundle"
+    args = ("train", "--data", simple_bundle["data"][0], "--output", str(out), "--arch", "simple_cnn",
+            "--head_epochs", "6", "--finetune_epochs", "0", "--input_size", "64")
+    first = cli(*args)
+    deadline = time.time() + 120
+    while not (tmp_path / "bundle.work" / "options.json").exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    code, err = finished(cli(*args))
+    assert code == 2 and "another training is using it" in err, err
+    assert first.poll() is None, "the first training ended before the second could try"
+    code, err = finished(first)
+    assert code == 0, err
+    assert len(bundle.read_metadata(str(out)).training["history"]) == 6
+    code, err = finished(cli(*args))  # free again once the first ended
+    assert code == 0, err
+
+
 def test_a_bundle_save_that_fails_before_its_switch_leaves_the_earlier_bundle_and_no_model_of_its_own(small_disk):
     """A full disk after the model file is written (the plots do not fit): the save fails on the disk's own
     error and the folder holds the earlier bundle as it was, without the failed run's model file."""
