@@ -192,6 +192,33 @@ def abandon(folder: str, manifest: str, run_id: str) -> str | None:
     return why
 
 
+def new_version(folder: str, manifest: str, write: Callable[[str, str], tuple[dict, list[str]]],
+                main_file: str, what: str) -> tuple[dict, str]:
+    """One run of a command whose output is a versioned folder (``report``, ``evaluate``): registered in the
+    manifest, ``write(run folder, run id)`` -> ``(facts, paths written)`` into its own folder, then published
+    with the link :data:`LINK` moved after the manifest. A run that fails removes its folder and registration
+    (a :class:`UserError` as it is; one superseded by a later run that published first says so, as a
+    :class:`RunFailed`), leaving the folder as it was. Returns the facts and where the version is read (the
+    link on local disks). ``main_file`` and ``what`` name the output for :func:`note_earlier_layout`."""
+    run_id, started = new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
+    note_earlier_layout(folder, manifest, main_file, what)
+    mine = begin(folder, manifest, run_id, started)
+    try:
+        facts, written = write(mine, run_id)
+    except UserError:
+        abandon(folder, manifest, run_id)
+        raise
+    except BaseException as error:
+        why = abandon(folder, manifest, run_id)
+        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
+            raise RunFailed(why) from None
+        raise
+    publish(folder, manifest, run_id, {"started": started, **facts,
+                                       "files": [relative(folder, path) for path in written]},
+            switched=lambda _: link(folder, run_id))
+    return facts, current(folder, mine)
+
+
 def link(folder: str, run_id: str) -> None:
     """Point ``FOLDER/current`` (:data:`LINK`) at run ``run_id``'s folder (a relative link, replaced atomically):
     pass as ``publish``'s ``switched``, so that the link moves with the manifest. Local disks only; on

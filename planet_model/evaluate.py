@@ -23,7 +23,6 @@ validation chip keys it records, so chips other than its training set are refuse
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planet_core import commands, logs, publishing, storage
-from planet_core.errors import RunFailed, UserError
+from planet_core.errors import UserError
 from planet_core.labels import LABELS, WEATHER_INDICES
 from planet_model import bundle, metrics, plots, thresholds
 from planet_model.bundle import BundleMeta
@@ -168,27 +167,14 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if held:
         raise UserError(f"--output {args.output}: holds {held}; give an evaluation's folder or a new one")
     metas = [bundle.read_metadata(path) for path in args.bundle]  # every bundle checked before any work
-    this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
-    publishing.note_earlier_layout(args.output, CURRENT, "evaluation.json", "evaluation")
-    folder = publishing.begin(args.output, CURRENT, this_run, started)
-    try:
-        report, written = _evaluate(args, metas, folder)
-    except UserError:
-        publishing.abandon(args.output, CURRENT, this_run)
-        raise
-    except BaseException as error:
-        why = publishing.abandon(args.output, CURRENT, this_run)
-        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
-            raise RunFailed(why) from None
-        raise
-    publishing.publish(args.output, CURRENT, this_run,
-                       {"started": started, "files": [publishing.relative(args.output, path) for path in written]},
-                       switched=lambda _: publishing.link(args.output, this_run))
-    return {**report, "folder": publishing.current(args.output, folder)}
+    report, where = publishing.new_version(args.output, CURRENT, lambda folder, _: _evaluate(args, metas, folder),
+                                           "evaluation.json", "evaluation")
+    return {**report["evaluation"], "folder": where}
 
 
 def _evaluate(args: argparse.Namespace, metas: Sequence[BundleMeta], folder: str) -> tuple[dict, list[str]]:
-    """Every bundle's figures and plots, written into the run's ``folder``; the report and the files written."""
+    """Every bundle's figures and plots, written into the run's ``folder``; the manifest's facts (the
+    evaluation) and the files written."""
     results, written = [], []
     for path, meta in zip(args.bundle, metas):
         chips = load_chips(args.data, meta, args.split)
@@ -203,7 +189,7 @@ def _evaluate(args: argparse.Namespace, metas: Sequence[BundleMeta], folder: str
     report = {"data": args.data, "split": args.split, "bundles": results}
     written.append(storage.join(folder, "evaluation.json"))
     storage.write_text(written[-1], json.dumps(report, indent=2))
-    return report, written
+    return {"evaluation": report}, written
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -218,30 +218,22 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if held:
         raise UserError(f"--output {args.output}: holds {held}; a report needs a folder of its own")
     snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
-    this_run, started = publishing.new_run_id(), dt.datetime.now(dt.timezone.utc).isoformat()
-    publishing.note_earlier_layout(args.output, CURRENT, "report.html", "report")
-    folder = publishing.begin(args.output, CURRENT, this_run, started)
-    try:
-        with queries.spill_folder() as spill, _without_cycle_collection():
-            summary, written = _write(args, snapshot, folder, spill, this_run)
-    except UserError:
-        publishing.abandon(args.output, CURRENT, this_run)
-        raise
-    except BaseException as error:
-        why = publishing.abandon(args.output, CURRENT, this_run)
-        if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
-            raise RunFailed(why) from None
-        if isinstance(error, duckdb.Error):  # its last lines are tuning advice: say what failed instead
+
+    def write(folder: str, version: str) -> tuple[dict, list[str]]:
+        try:
+            with queries.spill_folder() as spill, _without_cycle_collection():
+                summary, written = _write(args, snapshot, folder, spill, version)
+        except (UserError, RunFailed):
+            raise
+        except duckdb.Error as error:  # its last lines are tuning advice: say what failed instead
             raise RunFailed(f"report failed: {queries.explain(error)}; the report in {args.output} is unchanged") \
                 from error
-        if isinstance(error, Exception):
+        except Exception as error:
             raise RunFailed.of(error, "report", f"the report in {args.output}") from error
-        raise
-    publishing.publish(args.output, CURRENT, this_run,
-                       {"started": started, "summary": summary,
-                        "files": [publishing.relative(args.output, path) for path in written]},
-                       switched=lambda _: publishing.link(args.output, this_run))
-    return {**summary, "folder": publishing.current(args.output, folder)}
+        return {"summary": summary}, written
+
+    facts, where = publishing.new_version(args.output, CURRENT, write, "report.html", "report")
+    return {**facts["summary"], "folder": where}
 
 
 @contextlib.contextmanager
