@@ -1,11 +1,13 @@
 """A published folder: a manifest names the folder's current set of files, and runs switch it atomically.
 
-Chip sets (``chip --output``: ``manifest.json``) and reports (``report --output``: ``current.json``) are
-published this way:
+Chip sets (``chip --output``: ``manifest.json``), reports (``report --output``: ``current.json``) and
+evaluations (``evaluate --output``: ``evaluations.json``) are published this way:
 
     FOLDER/<manifest>                  the current set: its files (names relative to FOLDER), the run that
                                        wrote them, its facts; and the runs registered and not yet published
     FOLDER/runs/<run>/...              each run's files
+    FOLDER/current                     reports and evaluations, on local disks: a link to the current run's
+                                       folder, moved once the manifest is written (:func:`new_version`)
 
 A run registers itself in the manifest before it writes anything (:func:`begin`), writes only into its
 own folder, and when it is complete switches the manifest to its files (:func:`publish`). Readers read
