@@ -388,7 +388,8 @@ def figures(path: str, meta: BundleMeta) -> dict[str, bytes]:
     """The figures of the bundle ``meta`` in ``path`` (name -> PNG bytes, by the names of :data:`FIGURES`): the
     files its ``bundle.json`` names, or for a bundle written before it named them, the plain names."""
     found = {}
-    for name, file in (meta.figures or {name: name for name in FIGURES}).items():
+    named = meta.figures if meta.figures is not None else {name: name for name in FIGURES}
+    for name, file in named.items():
         try:
             found[name] = storage.read_bytes(storage.join(path, file))
         except FileNotFoundError:

@@ -588,6 +588,8 @@ def test_a_later_save_sweeps_figures_of_bundles_neither_current_nor_replaced_and
     assert pngs == {f"training_curves-{second.version}.png", f"training_curves-{third.version}.png", "notes.png",
                     "cooccurrence.png"}, first.version
     assert bundle.figures(str(folder), third) == {"training_curves.png": b"3"}
+    _, plain = bundles.tiny(folder, gain=4.0)  # a bundle saved without figures has none, whatever lies beside it
+    assert plain.figures == {} and bundle.figures(str(folder), plain) == {}
 
 
 @pytest.mark.slow  # two processes that each import TensorFlow (5 s): not for `make check`
