@@ -38,6 +38,9 @@ log = logging.getLogger("planet_model.train")
 WORKDIR_FILES = ("stage{stage}.weights.h5", "stage{stage}-backup", "history-stage{stage}.csv")
 #: The options a run was started with, in ``--workdir``: what ``--resume`` must repeat.
 OPTIONS_FILE = "options.json"
+#: The file in ``--workdir`` whose lock a running training holds (:func:`claimed`). Not the folder itself:
+#: files beside a bundle's ``bundle.json`` are switched under a lock on their folder, which may be this one.
+LOCK_FILE = ".training.lock"
 #: Options that do not change what a resumed run computes: where it writes, how it reads and logs.
 RESUMABLE_CHANGES = frozenset({"resume", "verbose", "output", "workdir", "cache", "max_stat_chips"})
 
@@ -112,13 +115,13 @@ def read_chips(sets: Sequence[str], val_fraction: float, seed: int, split_by: st
 
 @contextlib.contextmanager
 def claimed(workdir: str) -> Iterator[str]:
-    """Hold ``workdir`` for one training at a time (an exclusive lock on the folder, released when the run
-    ends, killed or not): a second run given the same work folder (the default ``OUTPUT.work`` of a second
-    training into one bundle folder) removed the first's checkpoints and appended its epochs to the first's
-    history, so each bundle recorded a mix of both trainings. A second run is a :class:`UserError` naming
-    the folder. Where the file system has no locks (some network mounts), the folder is used unheld."""
+    """Hold ``workdir`` for one training at a time (an exclusive lock on its :data:`LOCK_FILE`, released when
+    the run ends, killed or not): a second run given the same work folder (the default ``OUTPUT.work`` of a
+    second training into one bundle folder) removed the first's checkpoints and appended its epochs to the
+    first's history, so each bundle recorded a mix of both trainings. A second run is a :class:`UserError`
+    naming the folder. Where the file system has no locks (some network mounts), the folder is used unheld."""
     os.makedirs(workdir, exist_ok=True)
-    handle = os.open(workdir, os.O_RDONLY)
+    handle = os.open(os.path.join(workdir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -130,7 +133,8 @@ def claimed(workdir: str) -> Iterator[str]:
                 raise
         yield workdir
     finally:
-        os.close(handle)  # closing the descriptor releases the lock
+        os.close(handle)  # closing the descriptor releases the lock (the empty file stays: removing it could
+        # race with a run taking it)
 
 
 def prepare_workdir(workdir: str, resume: bool, options: Mapping[str, object]) -> str:

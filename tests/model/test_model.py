@@ -491,3 +491,25 @@ def test_the_files_that_say_what_a_folder_holds_are_the_ones_each_output_writes(
 
     assert set(storage.OUTPUTS) == {records.MANIFEST, report.CURRENT, bundle.METADATA, training.OPTIONS_FILE,
                                     catalog.EMBEDDED, evaluate.CURRENT}
+
+
+def test_a_work_folder_is_held_by_one_training_and_a_bundle_can_still_be_switched_in_it(tmp_path):
+    """A second claim of a work folder is refused while the first holds it, and the folder is free again once
+    the first ends. ``--workdir`` may be the bundle's own folder, whose ``bundle.json`` is switched under a
+    lock on the folder: held on the folder itself, the work folder's lock made that switch wait forever (the
+    training hung at its end); it is held on a file of its own."""
+    import threading
+
+    from planet_core import storage
+    from planet_model import training
+
+    folder = str(tmp_path)
+    with training.claimed(folder):
+        with pytest.raises(UserError, match="another training is using it"), training.claimed(folder):
+            pass
+        switched = threading.Event()
+        threading.Thread(target=lambda: (storage.swap(str(tmp_path / "bundle.json"), lambda _: b"{}"),
+                                         switched.set()), daemon=True).start()
+        assert switched.wait(10), "the bundle's switch waited on the training's lock"
+    with training.claimed(folder):
+        pass
