@@ -252,13 +252,13 @@ OUTPUTS = {"manifest.json": "a chip set", "current.json": "a report", "bundle.js
            "evaluations.json": "an evaluation"}
 
 
-def other_output(folder: str, mine: str) -> str | None:
-    """``"a chip set (manifest.json)"`` when ``folder`` holds another kind of output than the one whose
-    file is ``mine`` (one of :data:`OUTPUTS`), else ``None``."""
+def check_own_folder(folder: str, mine: str, flag: str, needs: str) -> None:
+    """Refuse, naming ``flag``, to write the output whose file is ``mine`` (one of :data:`OUTPUTS`) into a
+    ``folder`` holding another kind (``needs`` says what the output needs instead): its files would land
+    among the other's. A folder of the same kind is written again."""
     for name, what in OUTPUTS.items():
         if name != mine and exists(join(folder, name)):
-            return f"{what} ({name})"
-    return None
+            raise UserError(f"{flag} {folder}: holds {what} ({name}); {needs}")
 
 
 def check_writable(folder: str) -> None:

@@ -379,9 +379,7 @@ def check_folder(path: str) -> None:
     """Refuse (a :class:`UserError` naming ``--output``) to write a bundle into a folder holding another output
     of these tools (a chip set, a report, an evaluation, the scans: a wrong folder named), whose files the
     model and ``bundle.json`` would land among; a bundle's own folder is written again."""
-    held = storage.other_output(path, METADATA)
-    if held:
-        raise UserError(f"--output {path}: holds {held}; a bundle needs a folder of its own")
+    storage.check_own_folder(path, METADATA, "--output", "a bundle needs a folder of its own")
 
 
 def figures(path: str, meta: BundleMeta) -> dict[str, bytes]:

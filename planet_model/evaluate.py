@@ -163,9 +163,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     if args.batch_size <= 0:
         raise UserError(f"--batch_size {args.batch_size}: must be a positive number of chips")
     storage.check_writable(args.output)  # a file there was an errno after every bundle's evaluation
-    held = storage.other_output(args.output, CURRENT)
-    if held:
-        raise UserError(f"--output {args.output}: holds {held}; give an evaluation's folder or a new one")
+    storage.check_own_folder(args.output, CURRENT, "--output", "give an evaluation's folder or a new one")
     metas = [bundle.read_metadata(path) for path in args.bundle]  # every bundle checked before any work
     report, where = publishing.new_version(args.output, CURRENT, lambda folder, _: _evaluate(args, metas, folder),
                                            "evaluation.json", "evaluation")

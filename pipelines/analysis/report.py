@@ -214,9 +214,7 @@ def run(argv: Sequence[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     _check(args)
     storage.check_writable(args.output)
-    held = storage.other_output(args.output, CURRENT)  # a report's folder is written again; nothing else
-    if held:
-        raise UserError(f"--output {args.output}: holds {held}; a report needs a folder of its own")
+    storage.check_own_folder(args.output, CURRENT, "--output", "a report needs a folder of its own")
     snapshot = queries.open_snapshot(args, args.aoi)  # every query of the report reads this one snapshot
 
     def write(folder: str, version: str) -> tuple[dict, list[str]]:

@@ -97,9 +97,8 @@ class Warehouse:
     def check_own_folder(self, flag: str) -> None:
         """Refuse to make a warehouse in a folder holding another output of these tools (a chip set, a
         report, a bundle: ``flag`` named the wrong folder), whose files the tables would be made among."""
-        held = None if self.exists() else storage.other_output(self.path(), EMBEDDED)
-        if held:
-            raise UserError(f"{flag} {self.location}: holds {held}; the scans' tables need a folder of their own")
+        if not self.exists():
+            storage.check_own_folder(self.location, EMBEDDED, flag, "the scans' tables need a folder of their own")
 
     def properties(self) -> tuple[str, dict[str, Any]]:
         """The pyiceberg catalog name and properties this warehouse opens with."""
