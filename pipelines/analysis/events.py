@@ -136,11 +136,13 @@ def events(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS, min_ev
     kept, outlines = [], []
     for indexes in group(alerts, window_days):
         members = [alerts[i] for i in indexes]
-        if sum(a.area_m2 for a in members) / 1e4 >= min_event_ha:
-            kept.append(members)
+        area_ha = sum(a.area_m2 for a in members) / 1e4
+        if area_ha >= min_event_ha:
+            kept.append((members, area_ha))
             outlines.append(shapely.union_all(tiles[indexes]))
     found = []
-    for members, outline, wkb, centre in zip(kept, outlines, shapely.to_wkb(outlines), shapely.centroid(outlines)):
+    for (members, area_ha), outline, wkb, centre in zip(kept, outlines, shapely.to_wkb(outlines),
+                                                        shapely.centroid(outlines)):
         seed = min(members, key=lambda a: (a.first_detected, a.tile_id))
         counts = Counter(label for a in members for label in a.labels_gained)
         inside: tuple[tuple[str, float], ...] = ()
@@ -149,8 +151,7 @@ def events(alerts: Sequence[Alert], window_days: int = EVENT_WINDOW_DAYS, min_ev
                            for i in sorted(zone_tree.query(outline, predicate="intersects").tolist()))
         found.append(Event(
             event_id=seed.alert_id, aoi=seed.aoi, first_detected=seed.first_detected,
-            last_detected=max(a.first_detected for a in members), tiles=len(members),
-            area_ha=sum(a.area_m2 for a in members) / 1e4,
+            last_detected=max(a.first_detected for a in members), tiles=len(members), area_ha=area_ha,
             labels_gained=tuple((label, counts[label]) for label in LABELS if label in counts),
             confidence=max((a.confidence for a in members), key=CONFIDENCE_LEVELS.index),
             status="active" if any(a.status == "active" for a in members) else "retracted",
