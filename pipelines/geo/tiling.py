@@ -28,6 +28,9 @@ from pipelines.geo.grid import (
 
 #: WebMercatorQuad's tiles are 256 px by definition (OGC TileMatrixSet).
 WEB_MERCATOR_TILE = 256
+#: Threads reading a task's tiles unless ``--read_threads`` says otherwise (two: the scan's model and the
+#: reads then keep pace on a 2-core worker; ``benchmarks/scan_throughput.py``).
+DEFAULT_READ_THREADS = 2
 MAX_ZOOM = 24
 
 
@@ -42,7 +45,8 @@ class TileSpec:
     utm_zone: str | None = None  # UTM grid: e.g. "21S"; None: the zone of each AOI's (or scene's) centre
     min_valid_fraction: float = 0.5
     tiles_per_task: int = 64  # tiles read together from one open scene
-    read_threads: int = 2  # threads reading a task's tiles, each through its own open copy of the scene
+    read_threads: int | None = None  # threads reading a task's tiles, each through its own open copy of the
+    # scene; None: DEFAULT_READ_THREADS, or fewer when a task has fewer tiles
     skip_cloudier_than: float | None = None  # skip tiles whose cloud mask says less is clear (chips); None: keep all
 
     def __post_init__(self) -> None:
@@ -52,9 +56,14 @@ class TileSpec:
             raise ValueError(f"--tile_size {self.tile_size}: must be a positive number of pixels")
         if not 0 <= self.min_valid_fraction <= 1:
             raise ValueError(f"--min_valid_fraction {self.min_valid_fraction}: must be between 0 and 1")
+        if self.read_threads is None:  # frozen: the default follows the task's size, set once here
+            object.__setattr__(self, "read_threads", min(DEFAULT_READ_THREADS, self.tiles_per_task))
         for flag, count in (("--tiles_per_task", self.tiles_per_task), ("--read_threads", self.read_threads)):
             if count <= 0:
                 raise ValueError(f"{flag} {count}: must be positive")
+        if self.read_threads > self.tiles_per_task:  # a thread per tile at most: more would never run
+            raise ValueError(f"--read_threads {self.read_threads}: a task reads --tiles_per_task {self.tiles_per_task} "
+                             f"tiles, one thread each at most; give at most {self.tiles_per_task}")
         if self.skip_cloudier_than is not None and not 0 <= self.skip_cloudier_than <= 1:
             raise ValueError(f"--skip_cloudier_than {self.skip_cloudier_than}: must be between 0 and 1")
         if self.zoom is not None and self.grid != WEB_MERCATOR_QUAD:
@@ -133,9 +142,9 @@ def add_arguments(parser: argparse.ArgumentParser, grid_default: str, tile_size:
     group.add_argument("--min_valid_fraction", type=float, default=0.5,
                        help="skip tiles with less valid (non-nodata) area than this")
     group.add_argument("--tiles_per_task", type=int, default=64, help="tiles read together from one open scene")
-    group.add_argument("--read_threads", type=int, default=2,
+    group.add_argument("--read_threads", type=int,
                        help="threads reading a task's tiles at once, each through its own open copy of the scene "
-                            "(GDAL decodes in parallel; default 2)")
+                            f"(GDAL decodes in parallel; default {DEFAULT_READ_THREADS}, at most --tiles_per_task)")
 
 
 def from_args(args: argparse.Namespace, *, tile_size: int | None = None, zoom: int | None = None,

@@ -32,6 +32,7 @@ WMQ, UTM = {"grid": "WebMercatorQuad"}, {"grid": "UTM", "cell_size": 3.0}
     *[("utm_zone", {**UTM, "utm_zone": z}, ok) for z, ok in (("0S", 0), ("1S", 1), ("60N", 1), ("61N", 0), ("21", 0))],
     *[("cell_size", {**UTM, "cell_size": c}, ok) for c, ok in ((0.0, 0), (-3.0, 0), (0.5, 1))],
     *[("tiles_per_task", {"tiles_per_task": n}, ok) for n, ok in ((0, 0), (1, 1))],
+    *[("read_threads", {"tiles_per_task": 8, "read_threads": n}, ok) for n, ok in ((0, 0), (1, 1), (8, 1), (9, 0))],
 ])
 def test_each_bound_of_a_spec_is_inclusive_where_the_flags_say(flag, kwargs, accepted):
     """Every number a user sets, at its bounds and just past them: fractions 0 to 1, zoom levels 0 to 24,
@@ -41,6 +42,15 @@ def test_each_bound_of_a_spec_is_inclusive_where_the_flags_say(flag, kwargs, acc
     else:
         with pytest.raises(ValueError, match=f"--{flag}"):
             TileSpec(**kwargs)
+
+
+def test_read_threads_default_to_two_and_never_to_more_than_a_task_has_tiles():
+    """Threads past a task's tiles would never read (each takes a tile): given, they are refused (above);
+    by default there are two, or one for tasks of one tile, which the default must not refuse."""
+    assert TileSpec().read_threads == 2
+    assert TileSpec(tiles_per_task=1).read_threads == 1
+    with pytest.raises(ValueError, match=r"--read_threads 65: a task reads --tiles_per_task 64 tiles.*at most 64"):
+        TileSpec(read_threads=65)
 
 
 def test_native_and_web_mercator_tiles_of_a_real_scene():
