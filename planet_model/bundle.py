@@ -42,7 +42,7 @@ import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -382,12 +382,15 @@ def check_folder(path: str) -> None:
     storage.check_own_folder(path, METADATA, "--output", "a bundle needs a folder of its own")
 
 
-def figures(path: str, meta: BundleMeta) -> dict[str, bytes]:
-    """The figures of the bundle ``meta`` in ``path`` (name -> PNG bytes, by the names of :data:`FIGURES`): the
-    files its ``bundle.json`` names, or for a bundle written before it named them, the plain names."""
+def figures(path: str, meta: BundleMeta, names: Sequence[str] = FIGURES) -> dict[str, bytes]:
+    """The figures ``names`` (of :data:`FIGURES`) of the bundle ``meta`` in ``path``, those it has (name ->
+    PNG bytes): the files its ``bundle.json`` names, or for a bundle written before it named them, the plain
+    names."""
     found = {}
     named = meta.figures if meta.figures is not None else {name: name for name in FIGURES}
     for name, file in named.items():
+        if name not in names:
+            continue
         try:
             found[name] = storage.read_bytes(storage.join(path, file))
         except FileNotFoundError:

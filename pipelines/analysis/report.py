@@ -381,9 +381,7 @@ def _model_card(args: argparse.Namespace,
         log.warning("the page has no model card: the newest scan's bundle cannot be read (%s); --bundle names "
                     "one that can", error)
         return path, None, {}
-    figures = bundles.figures(path, meta)
-    return path, meta, {name: figures[name] for name in ("training_curves.png", "f2_vs_threshold.png")
-                        if name in figures}
+    return path, meta, bundles.figures(path, meta, ("training_curves.png", "f2_vs_threshold.png"))
 
 
 def _clearings(args: argparse.Namespace, snapshot: scans.Snapshot, grouped: Sequence[events.Event],

@@ -98,6 +98,8 @@ def test_bundle_files_and_validation(simple_bundle, tmp_path):
     assert {meta.model_file, "bundle.json", *(f"{name}-{meta.version}.png" for name in (
         "training_curves", "f2_vs_threshold", "cooccurrence"))} == set(os.listdir(path))
     assert set(bundle.figures(path, meta)) == set(bundle.FIGURES)
+    curves = bundle.figures(path, meta, ("training_curves.png",))
+    assert list(curves) == ["training_curves.png"] and curves["training_curves.png"].startswith(b"\x89PNG")
     assert meta.model_file == f"model-{meta.version}.keras"
     assert len(meta.version) == 16 and meta.format_version == bundle.FORMAT_VERSION == 2
     assert len(meta.training["history"]) == demo.EPOCHS
