@@ -223,7 +223,8 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
         if why and isinstance(error, Exception):  # a later run published meanwhile, removing this one's folder
             raise RunFailed(why) from None
         if isinstance(error, Exception):
-            raise RunFailed.of(error, "chip", f"the chip set in {args.output}") from error
+            raise RunFailed.of(error, "chip", f"the chip set in {args.output}",
+                               publishing.published(args.output, MANIFEST, this_run)) from error
         raise
     if submitted_only(options):
         return {"submitted": True, "output": args.output}

@@ -27,11 +27,14 @@ class RunFailed(RuntimeError):  # noqa: N818 - named for what happened to the ru
         return super().__str__().split(BEAM_SUFFIX, 1)[0]
 
     @classmethod
-    def of(cls, error: BaseException, what: str, unchanged: str) -> RunFailed:
+    def of(cls, error: BaseException, what: str, output: str, published: bool = False) -> RunFailed:
         """A run that crashed (``error``: a full disk, a lost connection, a bug) as one line: ``what`` failed,
-        why in the words of the error's last line, and that ``unchanged`` is as it was."""
+        why in the words of the error's last line, and that ``output`` is as it was, or, ``published``,
+        that it is this run's (published before the run failed: a launcher that lost its job's status
+        after the job's last step)."""
         if isinstance(error, cls):
             return cls(str(error))
         lines = [line for line in str(error).split(BEAM_SUFFIX, 1)[0].strip().splitlines() if line.strip()]
         why = lines[-1] if lines else type(error).__name__
-        return cls(f"{what} failed: {why}; {unchanged} is unchanged (PLANET_TILES_DEBUG=1 shows where it failed)")
+        state = f"{output} is this run's, published before it failed" if published else f"{output} is unchanged"
+        return cls(f"{what} failed: {why}; {state} (PLANET_TILES_DEBUG=1 shows where it failed)")

@@ -174,17 +174,21 @@ def publish(folder: str, manifest: str, run_id: str, content: dict[str, Any],
 def abandon(folder: str, manifest: str, run_id: str) -> str | None:
     """A run that crashed removes its own folder and its registration; the folder stays as it was. (A run
     refused as a whole keeps its folder, for its error lines, and its registration, so the next run that
-    publishes removes it.) Returns why the run could not have published when a run started after it
-    published first (its registration was gone, and its folder with it: the likely cause of the crash,
-    which then says that instead), else ``None``."""
+    publishes removes it.) A run that had published before it crashed (:func:`published`: a launcher that
+    lost its job's status after the job's last step) is left as it is: its folder is what readers read.
+    Returns why the run could not have published when a run started after it published first (its
+    registration was gone, and its folder with it: the likely cause of the crash, which then says that
+    instead), else ``None``."""
     path = storage.join(folder, manifest)
+    if published(folder, manifest, run_id):
+        return None
     why = None
 
     def unregister(current: bytes | None) -> bytes:
         nonlocal why
         found = _parse(current, path)
         runs = found.get("runs", {})
-        why = None if run_id in runs or found.get("run_id") == run_id else _superseded_by(folder, found)
+        why = None if run_id in runs else _superseded_by(folder, found)
         runs.pop(run_id, None)
         return json.dumps(found, indent=2).encode()
 
@@ -192,6 +196,12 @@ def abandon(folder: str, manifest: str, run_id: str) -> str | None:
     if storage.exists(path):
         storage.swap(path, unregister)
     return why
+
+
+def published(folder: str, manifest: str, run_id: str) -> bool:
+    """Whether run ``run_id``'s files are the folder's current set, or a replaced set kept for readers."""
+    found = read(folder, manifest) or {}
+    return found.get("run_id") == run_id or run_id in found.get("replaced", {})
 
 
 def new_version(folder: str, manifest: str, write: Callable[[str, str], tuple[dict, list[str]]],

@@ -118,6 +118,35 @@ def test_a_run_that_crashes_after_a_later_run_published_learns_it_was_superseded
     assert publishing.read(folder, MANIFEST)["run_id"] == "late"
 
 
+def test_abandoning_a_run_that_published_leaves_its_files_for_their_readers(tmp_path):
+    """A launcher that loses its job's status after the job published (or is interrupted then) abandons a
+    run that is the folder's current set, or one replaced and kept for readers: nothing is removed. (It
+    removed the run's folder, leaving the manifest naming files that were gone.)"""
+    folder = str(tmp_path / "set")
+    first = write_run(folder, "r1", "2026-01-01T00:00:00")
+    publishing.publish(folder, MANIFEST, "r1", {"files": first})
+    before = publishing.read(folder, MANIFEST)
+    assert publishing.published(folder, MANIFEST, "r1") and publishing.abandon(folder, MANIFEST, "r1") is None
+    assert publishing.read(folder, MANIFEST) == before
+    assert all(storage.exists(p) for p in publishing.paths(folder, first))
+    second = write_run(folder, "r2", "2026-01-02T00:00:00")
+    publishing.publish(folder, MANIFEST, "r2", {"files": second})
+    assert publishing.published(folder, MANIFEST, "r1") and publishing.abandon(folder, MANIFEST, "r1") is None
+    assert all(storage.exists(p) for p in publishing.paths(folder, first + second))
+    write_run(folder, "r3", "2026-01-03T00:00:00")
+    assert not publishing.published(folder, MANIFEST, "r3") and publishing.abandon(folder, MANIFEST, "r3") is None
+    assert not (tmp_path / "set" / "runs" / "r3").exists()
+
+
+def test_manifest_entries_reaching_outside_the_folder_are_ignored(tmp_path):
+    """A manifest's names are read as paths in its folder; one that climbs out of it (``..``), an absolute
+    path elsewhere or a URL is never a file of the set, so a run never deletes through it."""
+    folder = str(tmp_path / "set")
+    names = ["runs/r1/a.txt", "../elsewhere.txt", "runs/../../up.txt", "/etc/passwd", "gs://b/x", "",
+             f"{folder}/runs/r1/b.txt"]
+    assert publishing.paths(folder, names) == [f"{folder}/runs/r1/a.txt", f"{folder}/runs/r1/b.txt"]
+
+
 def test_a_manifest_that_is_not_ours_is_refused(tmp_path):
     (tmp_path / MANIFEST).write_text("[1, 2]")
     with pytest.raises(Exception, match="not a manifest this tool wrote"):

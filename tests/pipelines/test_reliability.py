@@ -464,6 +464,39 @@ def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes
         "the failed and the killed runs' folders went with the publish; the replaced set stays a while"
 
 
+@pytest.fixture()
+def status_lost_after_the_job(monkeypatch):
+    """Beam's run does the whole job, then the launcher fails as one that lost its job's status would (the
+    Dataflow service unreachable after the job's last step)."""
+    import apache_beam as beam
+
+    ran = beam.Pipeline.run
+
+    def run_then_fail(self, *args, **kwargs):
+        ran(self, *args, **kwargs)
+        raise ConnectionError("lost the job's status")
+
+    monkeypatch.setattr(beam.Pipeline, "run", run_then_fail)
+
+
+def test_a_chip_run_that_fails_after_publishing_keeps_its_published_set(scenes, tmp_path, status_lost_after_the_job):
+    """Its crash handling removed the run's folder, which the manifest it had just published names: the set
+    lost, training failing on missing files. Now the set stays, and the line says it is this run's."""
+    out = tmp_path / "chips"
+    code, err = run_here(*chip_args(scenes, out))
+    assert json.loads((out / records.MANIFEST).read_text())["written"] > 0
+    assert data.list_files(str(out)) and all(Path(p).exists() for p in data.list_files(str(out)))
+    one_line_failure(code, err, "lost the job's status", "is this run's, published before it failed")
+
+
+def test_a_scan_that_fails_after_committing_says_the_table_holds_its_rows(scenes, simple_bundle, tmp_path,
+                                                                         status_lost_after_the_job):
+    out = tmp_path / "scans"
+    code, err = run_here(*scan_args(scenes, simple_bundle["path"], out))
+    one_line_failure(code, err, "lost the job's status", "the scans table is this run's, published before it failed")
+    assert rows_seen(out)
+
+
 def _models(folder: Path) -> dict:
     return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.keras")}
 
