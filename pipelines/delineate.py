@@ -138,11 +138,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
             _ = summary | "Commit" >> beam.ParDo(CommitClearings(warehouse, aois, facts, errors),
                                                  beam.pvalue.AsList(written), beam.pvalue.AsList(error_files))
     except Exception as error:
-        raise RunFailed.of(error, "delineate", "the clearings table") from error
+        raise RunFailed.of(error, "delineate", "the clearings table",
+                           scans.committed_before_failing(warehouse, this_run, stored.TABLE)) from error
     if submitted_only(options):
         return {"submitted": True, "scans": args.scans}
-    committed = next((c for c in scans.commits_of(scans.open_table(warehouse, name=stored.TABLE))
-                      if c.facts.get("run_id") == this_run), None)
+    committed = scans.run_commit(warehouse, this_run, stored.TABLE)
     if committed is None:
         raise RunFailed(f"delineate: run {this_run} finished without a commit in {args.scans}; the clearings table "
                         "is unchanged")

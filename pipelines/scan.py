@@ -130,11 +130,11 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
             _ = summary | "Commit" >> beam.ParDo(CommitPartition(warehouse, scan_date, aoi.name, facts, errors),
                                                  beam.pvalue.AsList(written), beam.pvalue.AsList(error_files))
     except Exception as error:
-        raise RunFailed.of(error, "scan", "the scans table", _committed(warehouse, this_run, quiet=True) is not None
-                           ) from error
+        raise RunFailed.of(error, "scan", "the scans table",
+                           scans.committed_before_failing(warehouse, this_run)) from error
     if submitted_only(options):
         return {"submitted": True, "output": args.output, "scan_id": facts["scan_id"]}
-    committed = _committed(warehouse, this_run)
+    committed = scans.run_commit(warehouse, this_run)
     if committed is None:
         raise RunFailed(f"scan: run {this_run} finished without a commit in {args.output}; the table is unchanged")
     result = {**committed.facts, "snapshot_id": committed.snapshot_id}
@@ -146,17 +146,6 @@ def run(argv: Sequence[str] | None = None, save_main_session: bool = True) -> di
                     "its data there (check the product, bands and scaling of the scenes)",
                     result["out_of_domain"], result["inferred"])
     return result
-
-
-def _committed(warehouse: Warehouse, run_id: str, quiet: bool = False) -> scans.Commit | None:
-    """Run ``run_id``'s commit in the scans table, if it made one. ``quiet``: for a run that failed, whose
-    table may be what failed; one that cannot be read counts as no commit."""
-    try:
-        return next((c for c in scans.commits(warehouse) if c.facts.get("run_id") == run_id), None)
-    except Exception:
-        if quiet:
-            return None
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> None:

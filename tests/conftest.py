@@ -116,3 +116,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(Path(__file__).parent))))
+
+
+@pytest.fixture()
+def status_lost_after_the_job(monkeypatch):
+    """Beam's run does the whole job, then the launcher fails as one that lost its job's status would (the
+    Dataflow service unreachable after the job's last step)."""
+    import apache_beam as beam
+
+    ran = beam.Pipeline.run
+
+    def run_then_fail(self, *args, **kwargs):
+        ran(self, *args, **kwargs)
+        raise ConnectionError("lost the job's status")
+
+    monkeypatch.setattr(beam.Pipeline, "run", run_then_fail)

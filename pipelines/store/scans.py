@@ -319,6 +319,21 @@ def commits(warehouse: Warehouse, snapshot_id: int | None = None) -> list[Commit
     return commits_of(open_table(warehouse, create=False), snapshot_id)
 
 
+def run_commit(warehouse: Warehouse, run_id: str, name: str = TABLE) -> Commit | None:
+    """Run ``run_id``'s commit to the warehouse's table ``name``, if it made one (in the current lineage)."""
+    return next((c for c in commits_of(open_table(warehouse, create=False, name=name))
+                 if c.facts.get("run_id") == run_id), None)
+
+
+def committed_before_failing(warehouse: Warehouse, run_id: str, name: str = TABLE) -> bool:
+    """For a run that failed: whether it had committed to table ``name`` first (a launcher that lost its job's
+    status after the job's last step). A table that cannot be read, maybe what failed, counts as not."""
+    try:
+        return run_commit(warehouse, run_id, name) is not None
+    except Exception:  # noqa: BLE001 - asked while reporting another failure, which must not be masked
+        return False
+
+
 def aoi_version(warehouse: Warehouse, aoi: str, snapshot_id: int | None = None) -> int | None:
     """The snapshot id of the newest commit (up to ``snapshot_id``) that wrote ``aoi``: what changes when,
     and only when, that AOI's scans change (what derived tables such as the clearings record)."""

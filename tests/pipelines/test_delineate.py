@@ -110,3 +110,11 @@ def test_a_delineation_whose_every_event_fails_or_is_killed_leaves_the_clearings
     code, err = run_here("delineate", "--scans", str(out), *RUNNER)
     assert code == 0, err
     assert _clearing_ids(out) == before, "a re-run replaces: nothing of the killed run is read"
+
+
+def test_a_delineation_that_fails_after_committing_says_the_table_holds_its_clearings(demo, tmp_path,
+                                                                                     status_lost_after_the_job):
+    out = _warehouse(demo, tmp_path)
+    code, err = run_here("delineate", "--scans", str(out), *RUNNER)
+    one_line_failure(code, err, "lost the job's status", "the clearings table is this run's, published before it")
+    assert _clearing_ids(out)

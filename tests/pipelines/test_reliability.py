@@ -464,21 +464,6 @@ def test_a_failed_or_killed_chip_run_leaves_the_set_and_training_reads_it(scenes
         "the failed and the killed runs' folders went with the publish; the replaced set stays a while"
 
 
-@pytest.fixture()
-def status_lost_after_the_job(monkeypatch):
-    """Beam's run does the whole job, then the launcher fails as one that lost its job's status would (the
-    Dataflow service unreachable after the job's last step)."""
-    import apache_beam as beam
-
-    ran = beam.Pipeline.run
-
-    def run_then_fail(self, *args, **kwargs):
-        ran(self, *args, **kwargs)
-        raise ConnectionError("lost the job's status")
-
-    monkeypatch.setattr(beam.Pipeline, "run", run_then_fail)
-
-
 def test_a_chip_run_that_fails_after_publishing_keeps_its_published_set(scenes, tmp_path, status_lost_after_the_job):
     """Its crash handling removed the run's folder, which the manifest it had just published names: the set
     lost, training failing on missing files. Now the set stays, and the line says it is this run's."""
