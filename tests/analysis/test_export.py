@@ -102,3 +102,18 @@ def test_an_existing_file_is_replaced_only_when_asked(made, tmp_path):
     assert export.run([*args, "--overwrite"])["rows"] == 1
     assert [layer for layer, _ in pyogrio.list_layers(out)] == ["events"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.gpkg", "project.gpkg"]
+
+
+def test_for_gis_writes_lists_and_records_as_json_text_and_the_geometry_last():
+    """GIS formats hold neither lists nor records: each becomes its JSON text (dates as text), nulls stay
+    null; the bounding box goes (the geometry says it) and the geometry comes last."""
+    import pyarrow as pa
+
+    table = pa.table({"geometry": [b"\x01", b"\x02"], "labels": [["road", "primary"], None],
+                      "zone": [{"name": "z", "since": D1}, None],
+                      "bbox": [{"xmin": 0.0}, {"xmin": 1.0}], "n": [1, 2]})
+    out = export.for_gis(table)
+    assert out.column_names == ["labels", "zone", "n", "geometry"]
+    assert out["labels"].to_pylist() == ['["road", "primary"]', None]
+    assert out["zone"].to_pylist() == ['{"name": "z", "since": "2026-06-01"}', None]
+    assert out["geometry"].to_pylist() == [b"\x01", b"\x02"] and out["n"].to_pylist() == [1, 2]

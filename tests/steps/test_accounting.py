@@ -33,6 +33,40 @@ def test_summary_counts_totals_reasons_and_scenes():
     assert summary["scene_uris"] == {"a": "u", "b": "v"}  # where each scene was read: the report's pictures
 
 
+def test_summary_counts_tiles_out_of_the_models_domain_and_kept_without_their_mask_apart():
+    fn = accounting.SummarizeFn()
+    acc = fn.create_accumulator()
+    for item in [outcome(WRITTEN, "a", "u", "1", out_of_domain=True), outcome(WRITTEN, "a", "u", "2", mask_error="x"),
+                 outcome(WRITTEN, "a", "u", "3", mask_error="y"), outcome(WRITTEN, "a", "u", "4", out_of_domain=False)]:
+        fn.add_input(acc, item)
+    summary = fn.extract_output(acc)
+    assert (summary["written"], summary["out_of_domain"], summary["mask_errors"]) == (4, 1, 2)
+
+
+def _summary(written=0, skipped=0, failed=0, **reasons):
+    by = {SKIPPED: {}, FAILED: {}}
+    for key, (status, n) in reasons.items():
+        by[status][key] = n
+    return {"enumerated": written + skipped + failed, WRITTEN: written, SKIPPED: skipped, FAILED: failed,
+            "skipped_reasons": by[SKIPPED], "failed_reasons": by[FAILED]}
+
+
+@pytest.mark.parametrize(("summary", "expected"), [
+    (_summary(written=1, failed=1, read=(FAILED, 1)), None),  # one of two failed: a success with error lines
+    (_summary(written=1), None),
+    (_summary(failed=2, read=(FAILED, 2)), "x: every one of 2 items failed; commonest reasons: read (2)"),
+    (_summary(skipped=1, failed=1, read=(FAILED, 1), nodata=(SKIPPED, 1)),
+     "x: nothing was written (1 skipped, 1 failed of 2); commonest reasons: read (1); nodata (1)"),
+    (_summary(), "x: no tile to read (the scenes touch no tile of the area asked for); nothing was written"),
+    (_summary(failed=9, a=(FAILED, 1), b=(FAILED, 5), c=(FAILED, 2), d=(FAILED, 1)),
+     "x: every one of 9 items failed; commonest reasons: b (5); c (2); a (1)"),
+])
+def test_a_run_is_refused_when_it_failed_every_item_or_wrote_nothing(summary, expected):
+    """Each cut at its edge: one success among failures is a success; the reasons named are the three
+    commonest, commonest first."""
+    assert accounting.refusal(summary, "x") == expected
+
+
 def test_screen_tiles_on_a_partly_corrupt_scene():
     source = SceneItem(str(RASTERS / "corrupt.tif"), "corrupt")
     with SceneReader(source) as reader:
