@@ -1,10 +1,12 @@
 """Planet basemap quads: monthly mosaics delivered as COG quads in a folder named for the mosaic.
 
-A Planet basemap's name is ``planet_medres_normalized_analytic_2026-06_mosaic`` (the month it shows), or
+A Planet basemap's name is ``planet_medres_normalized_analytic_2026-06_mosaic`` (the month it shows;
+NICFI's bi-annual archive mosaics name their first and last months, ``..._2015-12_2016-05_mosaic``), or
 any name ending ``_mosaic``; its quads (``704-1080.tif``) lie in a folder of that name, as Planet's
 Basemaps API and its downloads deliver them. Quad ids repeat in every month's mosaic, so a quad's scene
-id is the mosaic's name and the quad's; a quad's date is the first day of its mosaic's month. Quads come
-through the files source (:mod:`pipelines.sources.files`), which asks this module what a path is.
+id is the mosaic's name and the quad's; a quad's date is the first day of its mosaic's (first) month.
+Quads come through the files source (:mod:`pipelines.sources.files`), which asks this module what a path
+is.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import posixpath
 import re
 
 _MOSAIC = re.compile(r"_mosaic$")
-_MOSAIC_MONTH = re.compile(r"_(?P<month>\d{4}-\d{2})_mosaic$")
+#: ``..._2026-06_mosaic`` (monthly), or ``..._2015-12_2016-05_mosaic`` (NICFI's bi-annual archive, to
+#: August 2020): the month it shows, or the first of its months.
+_MOSAIC_MONTH = re.compile(r"_(?P<month>\d{4}-\d{2})(?:_\d{4}-\d{2})?_mosaic$")
 
 
 def _folder(uri: str) -> str:
@@ -31,7 +35,7 @@ def quad_id(uri: str, stem: str) -> str:
 
 
 def mosaic_month(uri: str) -> str | None:
-    """``YYYY-MM`` of the monthly basemap a quad belongs to, from its folder's mosaic name (None: not a quad
-    of a monthly mosaic)."""
+    """``YYYY-MM`` of the monthly basemap a quad belongs to, from its folder's mosaic name, or the first month
+    of a mosaic of several (None: not a quad of a dated mosaic)."""
     match = _MOSAIC_MONTH.search(_folder(uri))
     return match["month"] if match else None

@@ -88,3 +88,15 @@ def test_quads_of_the_same_place_keep_the_land_and_change_after_the_first_month(
     # change the red reflectance by far more, and nothing else does.
     changed = np.abs(after.astype(np.float64) - before) > 0.6 * before
     assert 0.005 < changed.mean() < 0.3
+
+
+@pytest.mark.parametrize(("folder", "month"), [
+    ("planet_medres_normalized_analytic_2026-06_mosaic", "2026-06"),
+    ("planet_medres_visual_2026-07_mosaic", "2026-07"),
+    ("planet_medres_normalized_analytic_2015-12_2016-05_mosaic", "2015-12"),  # NICFI's bi-annual archive
+    ("global_quarterly_2026q2_mosaic", None),
+    ("ps_2026-06_custom_mosaic", None),  # a date, but not the mosaic's: a name Planet does not give
+    ("planet_medres_normalized_analytic_2026-06", None),  # not a mosaic's folder
+])
+def test_a_quads_month_is_its_mosaics_month_or_first_month(folder, month):
+    assert mosaic_month(f"gs://b/{folder}/704-1080.tif") == month

@@ -51,6 +51,8 @@ def test_a_repeat_passes_once_within_the_retention_and_again_after_it_expires():
               .advance_watermark_to(0)
               .add_elements([TimestampedValue(key, 0)])
               .add_elements([TimestampedValue(key, DAY)])  # a redelivery a day later
+              .advance_watermark_to(LATENESS_DAYS * DAY - 60)  # time passes to a minute short of the retention
+              .add_elements([TimestampedValue(key, LATENESS_DAYS * DAY - 60)])  # still a redelivery
               .advance_watermark_to((LATENESS_DAYS + 1) * DAY)  # the expiry timer fires
               .add_elements([TimestampedValue(key, (LATENESS_DAYS + 2) * DAY)])
               .advance_watermark_to_infinity())
