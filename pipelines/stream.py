@@ -161,8 +161,8 @@ def check(args: argparse.Namespace, beam_args: Sequence[str]) -> None:
                 parse_name(value)
         except ValueError as error:
             raise UserError(f"--{flag} {value}: {error}") from None
-    if not args.window_minutes > 0:
-        raise UserError(f"--window_minutes {args.window_minutes:g}: must be more than 0")
+    if not args.window_minutes * 60 >= 1:  # Beam's windows are whole seconds: less would be none
+        raise UserError(f"--window_minutes {args.window_minutes:g}: must be at least a second (1/60)")
     for flag in ("settle_minutes", "history_days"):
         if getattr(args, flag) < 0:
             raise UserError(f"--{flag} {getattr(args, flag):g}: must be 0 or more")

@@ -87,7 +87,8 @@ STREAM = ["stream", "--subscription", "projects/my-forest-project/subscriptions/
     (["--subscription", "new-scenes"], '--subscription new-scenes: PubSub subscription must be in the form'),
     (["--alerts_topic", "alerts"], '--alerts_topic alerts: PubSub topic must be in the form'),
     (["--alerts_table", "alerts"], "--alerts_table alerts: Expected a table reference (PROJECT:DATASET.TABLE"),
-    (["--window_minutes", "0"], "--window_minutes 0: must be more than 0"),  # Beam's traceback too
+    (["--window_minutes", "0"], "--window_minutes 0: must be at least a second (1/60)"),  # Beam's traceback too
+    (["--window_minutes", "0.0166"], "--window_minutes 0.0166: must be at least a second"),  # windows of 0 s
     (["--settle_minutes", "-1"], "--settle_minutes -1: must be 0 or more"),  # these two ran as if 0
     (["--history_days", "-3"], "--history_days -3: must be 0 or more"),
     # it ran, read nothing and ended at once, exit 0: the FnApiRunner does not stream
