@@ -35,6 +35,9 @@ def test_domain_facts_are_the_median_gsd_to_the_centimetre_and_one_product(tmp_p
         write(tmp_path / "chips-a.tfrecord", [chip(name=f"a{i}", gsd=g) for i, g in enumerate((3.0008, 3.0011, 2.9))])
     ]
     assert data.domain_facts(data.index(files, data.peek(files))) == (3.0, imagery.ANALYTIC)
+    basemap = [write(tmp_path / "chips-b.tfrecord", [chip(name=f"b{i}", gsd=g) for i, g in enumerate((4.7701, 4.7712,
+                                                                                                      4.8))])]
+    assert data.domain_facts(data.index(basemap, data.peek(basemap)))[0] == 4.77  # NICFI quads' 4.77 m
     mixed = [write(tmp_path / "chips-m.tfrecord", [chip(name="v", product=imagery.VISUAL), chip(name="a")])]
     with pytest.raises(ValueError, match="mix products"):
         data.domain_facts(data.index(mixed, data.peek(mixed)))

@@ -67,6 +67,10 @@ def test_split_is_stratified_or_by_scene():
     assert 0.25 < val.mean() < 0.35
     by_scene = data.split(ids, scenes, y, 0.3, seed=1, by="scene")
     assert not set(scenes[by_scene]) & set(scenes[~by_scene])
+    assert by_scene.sum() == 90, "three scenes of 30 make the 30 %: no fourth"
+    for fraction in (0.05, 0.95):  # a label on two chips: one on each side, however small or large the fraction
+        val = data.split(ids, scenes, y, fraction, seed=1)
+        assert y[val, 1].sum() == 1 and y[~val, 1].sum() == 1
 
 
 def test_simple_cnn_learns_and_generalises_to_unseen_scenes(simple_bundle, tmp_path):

@@ -207,6 +207,20 @@ def _clearings_commit(warehouse, run_id, errors=None):
     return path
 
 
+def test_the_latest_clearings_of_an_aoi_are_its_newest_commits(tmp_path):
+    """What the report reuses: the newest commit that delineated the AOI (its options, its clearings), not
+    the first; an AOI no commit delineated has none."""
+    from pipelines.store import clearings as stored
+
+    warehouse = Warehouse(str(tmp_path / "scans"))
+    tables.write_scans(tmp_path / "scans", {("a", D1): [row("t1")]})
+    for run_id in ("r1", "r2", "r3"):
+        _clearings_commit(warehouse, run_id)
+    commit, rows = stored.latest(warehouse, "a")
+    assert commit.facts["run_id"] == "r3" and rows["clearing_id"].to_pylist() == ["r3"]
+    assert stored.latest(warehouse, "b") is None
+
+
 def test_maintain_keeps_the_clearings_table_tidy_and_its_error_lines(tmp_path):
     """A delineate run's error lines sit in the shared errors folder: the sweep judged them by the scans
     table's commits alone and deleted them once old, though the clearings commit names them; and the
