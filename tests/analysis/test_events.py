@@ -62,6 +62,9 @@ def test_touching_alerts_close_in_time_are_one_event():
     [grown] = [e for e in wide if e.tiles == 3]  # first and last detection: its earliest and latest alerts
     assert (grown.first_detected, grown.last_detected) == (D1, D1 + dt.timedelta(days=60))
     assert [e.tiles for e in events.events(FOUND, window_days=90, min_event_ha=0.3)] == [3]
+    # Within an AOI and a date, the largest event comes first, whatever the ids.
+    assert [(e.aoi, e.first_detected, e.area_ha) for e in events.events(FOUND)] == [
+        ("a", D1, 0.22), ("a", D1, 0.2), ("a", D1 + dt.timedelta(days=60), 0.13), ("b", D1, 0.1)]
 
 
 @pytest.mark.parametrize("days_apart, joined", [(30, True), (31, True), (32, False)])

@@ -116,6 +116,9 @@ def test_out_of_domain_is_judged_on_the_pixels_with_data_at_its_range_edges(tiny
     assert not row.out_of_domain(tile(100, fill_share=0.75)), "fill pixels pull no mean down"
     assert row.out_of_domain(tile(200, fill_share=0.75))
     assert not row.out_of_domain(np.zeros((32, 32, 3), np.uint8)), "no data: nothing to judge"
+    dark = tile(100)
+    dark[:20, :, 0] = 0  # data with no red (dark water in a visual product): counted, not taken for fill
+    assert row.out_of_domain(dark), "red's mean over the pixels with data is 37.5: below the range"
     no_ranges = ToRow(tiny_bundle["meta"])
     assert not no_ranges.out_of_domain(tile(255))
 
