@@ -36,6 +36,67 @@ def test_otsu_splits_two_groups_between_them():
     assert clearings.otsu(np.full(5, 0.3)) == 0.3
 
 
+def test_otsus_cut_is_the_upper_edge_of_the_low_classs_last_bin():
+    """Hand-worked: [0, 0.9, 3, 3] in 3 bins (edges 0, 1, 2, 3) count 2, 0, 2; the between-class variance
+    is 16 with the first bin low, 16 with two, 0 with all three: the first split wins, and the cut is its
+    upper edge, 1, so every value it put in the low class is at or under the cut (the bin's centre, 0.5,
+    would leave 0.9 above it)."""
+    assert clearings.otsu(np.array([0.0, 0.9, 3.0, 3.0]), bins=3) == 1.0
+
+
+def test_the_forest_cut_is_three_scaled_deviations_under_the_upper_halfs_median_or_the_floor():
+    """Hand-worked: four field pixels at 0.1 and forest at 0.7, 0.8, 0.8, 0.9. The upper half (at or above
+    the median, 0.4) is the forest: its median 0.8, its absolute deviations' median 0.05, scaled by 1.4826
+    to a standard deviation, three of which (0.222) exceed NDVI's floor (0.12): the cut is 0.578. Uniform
+    forest has no spread: the floor sets the cut."""
+    index = np.array([0.1, 0.1, 0.1, 0.1, 0.7, 0.8, 0.8, 0.9])
+    assert clearings.forest_cut(index, NDVI) == pytest.approx(0.8 - 3 * 1.4826 * 0.05)
+    assert clearings.forest_cut(np.full(8, 0.8), NDVI) == pytest.approx(0.8 - 0.12)
+    assert clearings.forest_cut(np.array([]), NDVI) == np.inf
+
+
+@pytest.mark.parametrize(("drops", "rule", "expected"), [
+    ([0.0, 0.0, 0.05, 0.05], clearings.FLOOR, 0.12),
+    ([0.0, 0.0, 0.05, 0.05], clearings.OTSU_FLOOR, 0.12),  # Otsu's cut under the floor: the floor
+    ([0.0, 0.0, 0.05, 0.05], clearings.OTSU, 0.05 / 256),  # Otsu's own: the first bin's upper edge
+    ([0.3, 0.3, 0.6, 0.6], clearings.OTSU_FLOOR, 0.3 + 0.3 / 256),  # over the floor: Otsu's
+])
+def test_each_threshold_rule_on_hand_worked_drops(drops, rule, expected):
+    assert clearings.threshold_of(np.array(drops), NDVI, rule) == pytest.approx(expected)
+
+
+def test_a_frame_with_too_little_forest_on_both_dates_is_not_normalised():
+    """Under 5 % of the usable pixels forest on both dates: too little invariant ground to fit an offset
+    on, so the second date is left as it is. Here the north half was forest and is fields but for its first
+    rows, the south half the reverse, and the second date is 50 brighter in every band."""
+    for rows, normalised in ((4, False), (6, True)):  # 4 % and 6 % of the frame forest on both dates
+        before = np.tile(FIELD, (100, 100, 1))
+        before[:50] = FOREST
+        after = np.tile(FOREST + 50, (100, 100, 1))
+        after[rows:50] = FIELD + 50
+        out = clearings.normalise(clear(before), clear(after), RGBN)
+        if normalised:
+            assert np.allclose(out, after - 50), "the forest's offset, 50, taken off everywhere"
+        else:
+            assert np.array_equal(out, after)
+
+
+def test_a_clearing_of_exactly_the_smallest_size_is_kept():
+    before, after = scene(), scene(seed=1)
+    after[60:64, 80:84] = FIELD  # 16 pixels
+    assert clearings.detect(clear(before), clear(after), RGBN, min_pixels=16).changed.sum() == 16
+    assert not clearings.detect(clear(before), clear(after), RGBN, min_pixels=17).changed.any()
+
+
+def test_polygons_come_largest_first():
+    changed = np.zeros((50, 50), bool)
+    changed[2:6, 2:6] = True  # 16 pixels
+    changed[20:40, 20:40] = True  # 400
+    changed[10:12, 40:48] = True  # 16 x ... 16 pixels too, smaller than the second
+    areas = [area for _, area in clearings.polygons(changed, CRS_UTM, TRANSFORM, min_ha=0.0)]
+    assert len(areas) == 3 and areas == sorted(areas, reverse=True) and areas[0] == pytest.approx(0.36, rel=1e-2)
+
+
 def test_the_index_follows_the_bands():
     pixel = np.array([[[330, 600, 350, 3000]]], np.float32)
     name, ndvi = clearings.vegetation_index(pixel, RGBN)
