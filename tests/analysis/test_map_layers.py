@@ -172,3 +172,46 @@ def test_rows_in_many_small_batches_draw_and_count_as_in_one(tmp_path, monkeypat
     for aoi, m in whole.items():
         assert batched[aoi].counts == m.counts and sum(m.counts[DATE].values()) == len(tiles)
         assert all(np.array_equal(batched[aoi].rasters[d], raster) for d, raster in m.rasters.items())
+
+
+def _fixed(tiles, state):
+    rows, _ = _rows(tiles, np.random.default_rng(0))
+    labels = STATE_LABELS[state]
+    return [{**r, "labels": labels, **{f"p_{n}": 0.9 if n in labels else 0.05 for n in LABELS}} for r in rows]
+
+
+@pytest.mark.parametrize("disturbed_first", [True, False])
+def test_where_two_grids_overlap_the_map_shows_the_more_important_state(tmp_path, disturbed_first):
+    """Two scenes' native grids over the same ground (one AOI, two tile matrices): where one says disturbed
+    and the other intact forest, the pixel shows disturbed, whichever grid is drawn last."""
+    def grid(name):
+        scene = NativeGrid(name, "EPSG:32721", (30.0, 0.0, 600_000.0, 0.0, -30.0, 8_900_000.0), 256, 256, 32)
+        return [(t.tile_id, t.polygon_wgs84()) for t in (scene.tile(r, c) for r, c in scene.tiles())]
+
+    disturbed, intact = _fixed(grid("sceneA"), "disturbed"), _fixed(grid("sceneB"), "primary")
+    rows = disturbed + intact if disturbed_first else intact + disturbed
+    con = tables.connect(tables.write_scans(tmp_path / "scans", {("a", DATE): rows}), materialize=True)
+    [m] = map_layers.build(con, {"min_clear_fraction": 0.8}).values()
+    drawn = m.rasters[DATE]
+    assert (drawn > 0).sum() > 1000 and set(np.unique(drawn[drawn > 0])) == {map_layers.CODES["disturbed"]}
+
+
+def test_a_wide_maps_bounds_and_its_png_with_no_tile_transparent(tmp_path):
+    """One row of 12 tiles: the overlay's bounds (what Leaflet places the PNG by) hold every tile and no more
+    than a tile besides each way; pixels without a tile are transparent."""
+    import io
+
+    from PIL import Image
+
+    g = WebMercatorGrid(14)
+    x0, y0 = g.tms().tile(-59.9, -30.0, 14)[:2]
+    tiles = [(f"WebMercatorQuad/14/{x0 + c}/{y0}", g.polygon_wgs84(x0 + c, y0)) for c in range(12)]
+    m, _ = _drawn(tmp_path, tiles)
+    west, south, east, north = shapely.union_all([o for _, o in tiles]).bounds
+    b_west, b_south, b_east, b_north = m.bounds
+    side = (east - west) / 12
+    assert m.width > 5 * m.height
+    assert west - side <= b_west <= west and east <= b_east <= east + side
+    assert south - side <= b_south <= south and north <= b_north <= north + side
+    png = Image.open(io.BytesIO(m.png(DATE)))
+    assert png.info.get("transparency") == 0 and np.asarray(png)[0, 0] == 0
