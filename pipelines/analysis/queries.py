@@ -20,6 +20,7 @@ import json
 import re
 import sys
 import tempfile
+import uuid
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -133,7 +134,7 @@ def _first_row_per_key(con, node: exp.Expression) -> exp.Expression:  # noqa: AN
             or any(not isinstance(key, exp.Column) or key.table for key in window.args["partition_by"])):
         return node
     table, keys = source.this.alias_or_name, [key.name for key in window.args["partition_by"]]
-    repeated = f"repeated_{'_'.join(keys)}"
+    repeated = f"repeated_{uuid.uuid4().hex}"  # one table per QUALIFY, whatever else the connection holds
     where = node.args["where"].this.copy() if node.args.get("where") else exp.true()
     found = exp.select(*keys).from_(source.this.copy()).where(where).group_by(*keys).having("COUNT(*) > 1")
     con.execute(f"CREATE OR REPLACE TEMPORARY TABLE {repeated} AS {found.sql(dialect='duckdb')}")
