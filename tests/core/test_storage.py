@@ -1,10 +1,12 @@
-"""Local files written whole, with the modes any other file of the user's gets."""
+"""Local files written whole, with the modes any other file of the user's gets; empty folders tidied."""
 
 import subprocess
 import sys
 import textwrap
 
 import pytest
+
+from planet_core import storage
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
@@ -43,3 +45,14 @@ def test_a_folder_to_write_that_is_a_file_is_bad_usage_and_stays(tmp_path):
         storage.check_writable(str(taken / "sub"))
     storage.check_writable(str(tmp_path / "new"))
     assert taken.read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["new", "taken"]
+
+
+def test_delete_empty_folders_removes_every_empty_folder_and_keeps_each_that_holds_a_file(tmp_path):
+    for folder in ("root/a", "root/b", "root/c/d/e", "root/f/g"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "root/b/kept.txt").write_text("someone's")
+    (tmp_path / "root/f/kept.txt").write_text("someone's")
+    storage.delete_empty_folders(str(tmp_path / "root"))
+    left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "root").rglob("*"))
+    assert left == ["root/b", "root/b/kept.txt", "root/f", "root/f/kept.txt"]
+    storage.delete_empty_folders(str(tmp_path / "missing"))  # nothing there: nothing to do
