@@ -57,6 +57,13 @@ def test_a_tag_under_a_cloud_cannot_be_seen():
     assert labels(("cloudy", 0, 20), ("road", 15, 10), ("primary", 0, 256)) == ["partly_cloudy", "primary", "road"]
 
 
+def test_polygons_tagged_partly_cloudy_are_cloud_too():
+    """Both cloud tags are cloud: a partly_cloudy polygon over 0.7 of the tile makes it cloudy, and what it
+    covers cannot be seen."""
+    assert labels(("partly_cloudy", 0, 180), ("road", 250, 6)) == ["cloudy"]
+    assert labels(("partly_cloudy", 0, 20), ("road", 0, 10), ("primary", 0, 256)) == ["partly_cloudy", "primary"]
+
+
 def test_rules_are_settable_and_unknown_tags_refused():
     assert PolygonTruth([("road", columns(0, 2))], TruthRules(min_coverage=0.005)).labels(TILE) == ["clear", "road"]
     with pytest.raises(ValueError, match="unknown tag"):
