@@ -161,8 +161,12 @@ def check(args: argparse.Namespace, beam_args: Sequence[str]) -> None:
                 parse_name(value)
         except ValueError as error:
             raise UserError(f"--{flag} {value}: {error}") from None
-    if not args.window_minutes * 60 >= 1:  # Beam's windows are whole seconds: less would be none
+    seconds = args.window_minutes * 60
+    if not seconds >= 1:  # Beam's windows are whole seconds: less would be none
         raise UserError(f"--window_minutes {args.window_minutes:g}: must be at least a second (1/60)")
+    if abs(seconds - round(seconds)) > 1e-6:  # Beam would round them, to windows other than asked
+        raise UserError(f"--window_minutes {args.window_minutes:g}: windows are whole seconds, and this is "
+                        f"{seconds:g}; give a whole number of seconds in minutes (e.g. {round(seconds) / 60:g})")
     for flag in ("settle_minutes", "history_days"):
         if getattr(args, flag) < 0:
             raise UserError(f"--{flag} {getattr(args, flag):g}: must be 0 or more")

@@ -89,6 +89,8 @@ STREAM = ["stream", "--subscription", "projects/my-forest-project/subscriptions/
     (["--alerts_table", "alerts"], "--alerts_table alerts: Expected a table reference (PROJECT:DATASET.TABLE"),
     (["--window_minutes", "0"], "--window_minutes 0: must be at least a second (1/60)"),  # Beam's traceback too
     (["--window_minutes", "0.0166"], "--window_minutes 0.0166: must be at least a second"),  # windows of 0 s
+    (["--window_minutes", "0.51"], "--window_minutes 0.51: windows are whole seconds, and this is 30.6; give a "
+                                   "whole number of seconds in minutes (e.g. 0.516667)"),  # Beam rounded to 31 s
     (["--settle_minutes", "-1"], "--settle_minutes -1: must be 0 or more"),  # these two ran as if 0
     (["--history_days", "-3"], "--history_days -3: must be 0 or more"),
     # it ran, read nothing and ended at once, exit 0: the FnApiRunner does not stream
