@@ -186,9 +186,10 @@ def _map_data(content: Content) -> str:
     """The maps' data as JSON text (the page's ``map-data``): per AOI its bounds, date layers, imagery, and
     its events' and clearings' outlines (:func:`_features`)."""
     out = []
+    largest = _largest(content.events, MAX_MAP_EVENTS)
     for aoi, m in sorted(content.maps.items()):
         west, south, east, north = m.bounds
-        shown = [e for e in _largest(content.events, MAX_MAP_EVENTS) if e.aoi == aoi]
+        shown = [e for e in largest if e.aoi == aoi]
         events = _features([e.event_id for e in shown], [e.geometry for e in shown], [
             {"first_detected": e.first_detected.isoformat(),
              "label": ("" if e.cleared_ha is None else f"{e.cleared_ha:.1f} ha cleared in ")
