@@ -292,10 +292,11 @@ def hard_measures(pair: HardPair, rule: str, normalised: bool = True, growth: bo
 
 
 def _frame_km2(work: clearings.Work) -> float:
-    outlines = [shapely.from_wkb(g) for _, g in work.alert_tiles]
+    """Square kilometres of an event's frames, one per comparison."""
+    outlines = {alert_id: shapely.from_wkb(g) for alert_id, g in work.alert_tiles}
     crs = "EPSG:32721"  # the demo's scenes' UTM zone
-    where = clearings.frame(outlines, crs, 3.0)
-    return (where.size * 3.0 / 1000) ** 2
+    sides = [clearings.frame([outlines[i] for i in c.alert_ids], crs, 3.0).size for c in work.comparisons]
+    return sum((side * 3.0 / 1000) ** 2 for side in sides)
 
 
 def _km2(region: shapely.Geometry) -> float:

@@ -3,9 +3,10 @@
     planet-tiles delineate --scans gs://b/scans [--aoi xingu] [--scenes 'gs://b/moved/*.tif'] [Beam flags]
 
 The launcher reads one snapshot of the scans table and finds the alerts and their events exactly as
-``report`` does (the same judging and grouping flags). Each event is one work item: its alert tiles and the
-scenes of the date before and of the detection that cover its frame (where the scans read them, or the
-items of ``--scenes``/``--stac`` of the same scene id). Workers delineate each event
+``report`` does (the same judging and grouping flags). Each event is one work item: its alert tiles and, for
+each pair of dates its alerts compared (the date before and the detection: an event that grew over later
+scans has several), the scenes of those dates that cover the frame (where the scans read them, or the items
+of ``--scenes``/``--stac`` of the same scene id). Workers delineate each event
 (:mod:`pipelines.analysis.clearings`) and write one GeoParquet file per AOI into the warehouse; then one
 Iceberg commit replaces the clearings of every AOI delineated with them (:mod:`pipelines.store.clearings`).
 The commit records, per AOI, the scans commit the clearings come from and the options used, so that
@@ -81,7 +82,8 @@ class DelineateEvents(beam.DoFn):
 
     def process(self, work: Work) -> Iterator:
         event = work.event
-        scene = work.after[0] if work.after else None
+        first = work.comparisons[0] if work.comparisons else None
+        scene = first.after[0] if first and first.after else None
         where = (scene.scene_id, scene.uri) if scene else (event.detected_scene, "")
         try:
             found = clearings.delineate(work, self.read, self.min_clearing_ha)

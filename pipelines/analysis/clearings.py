@@ -7,9 +7,13 @@ refined polygons, embargoes per hectare) need the clearing itself. This module m
 pixels, per event, on the grid of the scene of detection:
 
 1. **Two observations**, the date before and the date of detection, each the mosaic of that date's scenes
-   over the event's frame: its alert tiles with one tile of margin all round (a clearing crosses tile
-   edges). A pixel is *usable* where a scene holds data and, where the scene has a cloud mask (UDM2, SCL),
-   the mask says clear; of several scenes of one date, the first usable pixel wins.
+   over a frame: the alert tiles that compared those dates with one tile of margin all round (a clearing
+   crosses tile edges). A pixel is *usable* where a scene holds data and, where the scene has a cloud mask
+   (UDM2, SCL), the mask says clear; of several scenes of one date, the first usable pixel wins. An event
+   whose alerts compared several pairs of dates (it grew over later scans, or its tiles were last seen
+   clear on different dates) is compared on each pair in turn, by date of detection, each finding only
+   what the earlier ones did not (:func:`delineate`): each clearing carries the dates it was found
+   between.
 2. **Radiometric normalisation.** The second date, band by band, is brought onto the first by adding the
    difference between the dates over the pixels both agree are forest (*pseudo-invariant features*: each
    date's forest is the pixels whose vegetation index is close to that date's own canopy level,
@@ -82,6 +86,9 @@ RULES = (FLOOR, OTSU_FLOOR, OTSU)
 #: Fewer forest pixels on both dates than this share of the usable ones: the dates are not normalised
 #: (too little invariant ground to fit the map on).
 MIN_INVARIANT_SHARE = 0.05
+#: The delineation's version, recorded with stored clearings (:func:`options_of`): 2 compares each pair of dates
+#: an event's alerts compared (1, before it, only its first alert's, missing what an event grew by later).
+METHOD = 2
 #: Side, in pixels, of the moving window over which the two dates' forest is matched (about 400 m at 3 m).
 NORMALISING_WINDOW = 129
 _SQUARE = np.ones((3, 3), dtype=bool)
@@ -313,16 +320,32 @@ FRAME_CELL = 0.05
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """One look for an event's clearings: its alerts first detected on ``detected_date`` after forest judged
+    on ``before_date`` (``alert_ids``: the tiles in the middle of the frame), and the scenes of those two
+    dates that cover the frame, the clearest first (:data:`CLEAREST_FIRST`, over the frame): the first
+    scene of detection's pixels are the grid, the others fill where it has no data."""
+
+    before_date: dt.date
+    detected_date: dt.date
+    alert_ids: tuple[str, ...]
+    before: tuple[SceneItem, ...]
+    after: tuple[SceneItem, ...]
+
+
+@dataclass(frozen=True)
 class Work:
     """One event to delineate, with all it needs (a Beam element): its alert tiles' outlines (WKB, EPSG:4326,
-    by alert id) and the scenes of the date before and of the date of detection that cover its frame, the
-    clearest first (:data:`CLEAREST_FIRST`, over the frame): its pixels are the picture's and the
-    delineation's grid, the others fill where it has no data."""
+    by alert id); its comparisons, one per pair of dates its alerts compared (the date before and the date
+    of detection), by date of detection and, on one date, the later date before first: an event that grew
+    over later scans, or whose tiles were under cloud on different dates, is looked at on each (see
+    :func:`delineate`); and ``pictured``, the dates of its first alert over all its tiles, the pictures'
+    scenes (:mod:`pipelines.analysis.event_images`), which are its only comparison's where it has one."""
 
     event: Event
     alert_tiles: tuple[tuple[str, bytes], ...]
-    before: tuple[SceneItem, ...]
-    after: tuple[SceneItem, ...]
+    comparisons: tuple[Comparison, ...]
+    pictured: Comparison
 
 
 class ClearingError(Exception):
@@ -331,67 +354,115 @@ class ClearingError(Exception):
 
 def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequence[Alert],
          items: Mapping[str, SceneItem]) -> list[Work]:
-    """The :class:`Work` of each event: the scenes of its two dates whose scanned tiles (``planet_tiles.
-    tile_labels`` in ``con``) overlap its frame, clearest first (:data:`CLEAREST_FIRST`, over its frame's
-    tiles: a scene that saw the frame clear beats one that saw a corner of it clear, and one that saw it
-    under cloud), as ``items`` (by scene id) says where they are now."""
-    tiles = {a.alert_id: a.geometry for a in alerts}
-    scenes: dict[tuple[str, str], list[str]] = {}
-    if found:
-        con.register("clearing_frames", _frames(found, tiles))
+    """The :class:`Work` of each event: for each of its comparisons (and its pictures), the scenes of the two
+    dates whose scanned tiles (``planet_tiles.tile_labels`` in ``con``) overlap the frame, clearest first
+    (:data:`CLEAREST_FIRST`, over the frame's tiles: a scene that saw the frame clear beats one that saw a
+    corner of it clear, and one that saw it under cloud), as ``items`` (by scene id) says where they are now."""
+    by_id = {a.alert_id: a for a in alerts}
+    looks = [_looks(e, by_id) for e in found]
+    keys = [(n, k) for n, (comparisons, _) in enumerate(looks) for k in range(len(comparisons))] + [
+        (n, -1) for n, (_, pictured) in enumerate(looks) if pictured is not None]
+    scenes: dict[tuple[int, str], list[str]] = {}
+    if keys:
+        con.register("clearing_frames", _frames(
+            [looks[n][0][k] if k >= 0 else looks[n][1] for n, k in keys], [found[n].aoi for n, _ in keys],
+            {a.alert_id: a.geometry for a in alerts}))
         rows = con.execute(
             f"WITH cells AS (SELECT f.*, cx, cy FROM clearing_frames f, "
             f"range(floor((f.west - f.margin) / {FRAME_CELL})::BIGINT, floor(f.east / {FRAME_CELL})::BIGINT + 1) "
             f"AS x(cx), range(floor((f.south - f.margin) / {FRAME_CELL})::BIGINT, "
             f"floor(f.north / {FRAME_CELL})::BIGINT + 1) AS y(cy)) "
-            "SELECT f.event_id, f.side, t.scene_id FROM cells f JOIN planet_tiles.tile_labels t "
+            "SELECT f.frame, f.side, t.scene_id FROM cells f JOIN planet_tiles.tile_labels t "
             "ON t.aoi = f.aoi AND t.scan_date = f.scan_date "
             f"AND floor(t.bbox.xmin / {FRAME_CELL})::BIGINT = f.cx "
             f"AND floor(t.bbox.ymin / {FRAME_CELL})::BIGINT = f.cy "
             "AND t.bbox.xmin <= f.east AND t.bbox.xmax >= f.west AND t.bbox.ymin <= f.north AND t.bbox.ymax >= f.south "
-            f"GROUP BY ALL ORDER BY f.event_id, f.side, {CLEAREST_FIRST}").fetchall()
+            f"GROUP BY ALL ORDER BY f.frame, f.side, {CLEAREST_FIRST}").fetchall()
         con.unregister("clearing_frames")
-        for event_id, side, scene_id in rows:
-            scenes.setdefault((event_id, side), []).append(scene_id)
+        for frame_number, side, scene_id in rows:
+            scenes.setdefault((frame_number, side), []).append(scene_id)
+    chosen = {key: (tuple(items[i] for i in scenes.get((f, "before"), []) if i in items),
+                    tuple(items[i] for i in scenes.get((f, "after"), []) if i in items)) for f, key in enumerate(keys)}
 
-    def chosen(event: Event, side: str) -> tuple[SceneItem, ...]:
-        return tuple(items[i] for i in scenes.get((event.event_id, side), []) if i in items)
+    def look(n: int, k: int, dates: Comparison) -> Comparison:
+        return dataclasses.replace(dates, before=chosen[(n, k)][0], after=chosen[(n, k)][1])
 
-    return [Work(e, tuple((i, tiles[i]) for i in e.alert_ids if i in tiles), chosen(e, "before"), chosen(e, "after"))
-            for e in found]
+    out = []
+    for n, (event, (comparisons, pictured)) in enumerate(zip(found, looks)):
+        mine = tuple(look(n, k, c) for k, c in enumerate(comparisons))
+        out.append(Work(event, tuple((i, by_id[i].geometry) for i in event.alert_ids if i in by_id), mine,
+                        mine[0] if pictured is None else look(n, -1, pictured)))
+    return out
 
 
-def _frames(found: Sequence[Event], tiles: Mapping[str, bytes]) -> pa.Table:
-    """Each event's frame on its two dates (a row per event and side): the bounds of its alert tiles
-    (``tiles``: WKB by alert id), widened by its largest tile's side (``margin``) on every side. The tiles'
-    bounds come from one call for all of them and are reduced per event by numpy, not a call per event."""
+def _looks(event: Event, alerts: Mapping[str, Alert]) -> tuple[list[Comparison], Comparison | None]:
+    """An event's comparisons (their dates and alerts, no scenes yet), in :class:`Work`'s order, and its
+    pictures' dates over all its tiles: ``None`` when they are its only comparison's."""
+    pairs: dict[tuple[dt.date, dt.date], list[str]] = {}
+    for alert_id in event.alert_ids:
+        if alert_id in alerts:
+            pairs.setdefault((alerts[alert_id].before_date, alerts[alert_id].first_detected), []).append(alert_id)
+    comparisons = [Comparison(before, detected, tuple(ids), (), ())
+                   for (before, detected), ids in sorted(pairs.items(), key=lambda p: (p[0][1], -p[0][0].toordinal()))]
+    everything = Comparison(event.before_date, event.first_detected, tuple(event.alert_ids), (), ())
+    if len(comparisons) == 1 and comparisons[0] == everything:
+        return comparisons, None
+    return comparisons, everything
+
+
+def _frames(looks: Sequence[Comparison], aois: Sequence[str], tiles: Mapping[str, bytes]) -> pa.Table:
+    """Each comparison's frame on its two dates (``frame``: its place in ``looks``; a row per side): the
+    bounds of its alert tiles (``tiles``: WKB by alert id), widened by its largest tile's side (``margin``)
+    on every side. The tiles' bounds come from one call for all of them and are reduced per frame by numpy,
+    not a call per frame."""
     index = {alert_id: n for n, alert_id in enumerate(tiles)}
     bounds = shapely.bounds(shapely.from_wkb(list(tiles.values())))
-    members = [[index[i] for i in e.alert_ids if i in index] for e in found]
+    members = [[index[i] for i in c.alert_ids if i in index] for c in looks]
     starts = np.cumsum([0] + [len(m) for m in members[:-1]])
     west, south, east, north = bounds[np.concatenate(members)].T
     margin = np.maximum(np.maximum.reduceat(east - west, starts), np.maximum.reduceat(north - south, starts))
     west, south = np.minimum.reduceat(west, starts) - margin, np.minimum.reduceat(south, starts) - margin
     east, north = np.maximum.reduceat(east, starts) + margin, np.maximum.reduceat(north, starts) + margin
-    ids, aois = [e.event_id for e in found], [e.aoi for e in found]
+    numbers = list(range(len(looks)))
     return pa.table({
-        "event_id": ids * 2, "side": ["before"] * len(found) + ["after"] * len(found), "aoi": aois * 2,
-        "scan_date": [e.before_date for e in found] + [e.first_detected for e in found],
+        "frame": numbers * 2, "side": ["before"] * len(looks) + ["after"] * len(looks), "aoi": list(aois) * 2,
+        "scan_date": [c.before_date for c in looks] + [c.detected_date for c in looks],
         **{name: np.concatenate([v, v]) for name, v in (("west", west), ("south", south), ("east", east),
                                                        ("north", north), ("margin", margin))}})
 
 
 def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
               rule: str = FLOOR, unreadable: dict[str, str] | None = None) -> list[Clearing]:
-    """The clearings of one event, on the grid of its first scene of detection, through the record bands
-    that scene has (NIR where it has it); :class:`ClearingError` when either date cannot be read.
+    """The clearings of one event: those of each of its comparisons in turn (:func:`compare`), less the
+    pixels the earlier ones found. A later comparison whose date before is older than an earlier detection
+    (its tiles were under cloud then) sees that earlier clearing as a drop again, in its frame's margin;
+    it is the earlier comparison's. :class:`ClearingError` when any of the dates cannot be read: an
+    event's clearings are all of them or none, since a part would pass for the event's cleared area.
     ``unreadable`` (scene URI -> why) remembers the scenes of detection that could not be opened, across
     the events of one run."""
-    event = work.event
-    if not work.before or not work.after:
-        raise ClearingError(f"no scenes: the scans name none of the {'date before' if not work.before else 'detection'}"
-                            " over the event (or --scenes/--stac do not hold them)")
-    first = work.after[0]
+    outlines = {alert_id: shapely.from_wkb(wkb) for alert_id, wkb in work.alert_tiles}
+    found: list[Clearing] = []
+    for comparison in work.comparisons:
+        found += compare(work.event, comparison, outlines, [shapely.from_wkb(c.geometry) for c in found], read,
+                         min_clearing_ha, rule, unreadable)
+    return found
+
+
+def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely.Geometry],
+            earlier: Sequence[shapely.Geometry], read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
+            rule: str = FLOOR, unreadable: dict[str, str] | None = None) -> list[Clearing]:
+    """The clearings of one comparison of ``event`` (its alert tiles' ``outlines`` by alert id), on the grid
+    of its first scene of detection, through the record bands that scene has (NIR where it has it), leaving
+    out the pixels inside ``earlier`` (EPSG:4326 polygons the event's earlier comparisons found). The frame
+    is the comparison's own tiles with a tile of margin; a clearing in it must touch one of the event's
+    tiles, which it names (one seen in the margin over a tile detected later was there on this date: it
+    is dated by the first comparison that sees it)."""
+    dates = f"{comparison.before_date} and {comparison.detected_date}"
+    if not comparison.before or not comparison.after:
+        missing = comparison.before_date if not comparison.before else comparison.detected_date
+        raise ClearingError(f"no scenes of {missing} over the event (compared {dates}): the scans name none "
+                            "(or --scenes/--stac do not hold them)")
+    first = comparison.after[0]
     if unreadable is not None and first.uri in unreadable:
         raise ClearingError(unreadable[first.uri])
     try:
@@ -402,31 +473,36 @@ def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARI
         if unreadable is not None:
             unreadable[first.uri] = why
         raise ClearingError(why) from None
-    outlines = {alert_id: shapely.from_wkb(wkb) for alert_id, wkb in work.alert_tiles}
-    where = frame(list(outlines.values()), crs, resolution)
+    where = frame([outlines[i] for i in comparison.alert_ids if i in outlines], crs, resolution)
     bands_read = dataclasses.replace(read, bands=tuple(bands))
-    before, after = observe(work.before, bands_read, where), observe(work.after, bands_read, where)
+    before, after = observe(comparison.before, bands_read, where), observe(comparison.after, bands_read, where)
     if before is None or after is None:
-        side = work.before if before is None else work.after
-        date = event.before_date if before is None else event.first_detected
+        side, date = ((comparison.before, comparison.before_date) if before is None
+                      else (comparison.after, comparison.detected_date))
         raise ClearingError(f"none of the {len(side)} scenes of {date} could be read "
                             f"({', '.join(i.scene_id for i in side)})")
     pixel_ha = (resolution * resolution) / 1e4
-    change = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
-    tree = shapely.STRtree(list(outlines.values()))
-    ids = list(outlines)
+    changed = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
+    pixels = changed.changed
+    if earlier:
+        seen = rasterio.features.rasterize([(reproject(g, WGS84, crs, densify=False), 1) for g in earlier],
+                                           out_shape=pixels.shape, transform=where.affine) > 0
+        # the opening takes off the slivers the earlier polygons' one-pixel simplification leaves at their edges
+        pixels = ndimage.binary_opening(pixels & ~seen, _SQUARE)
+    tree, ids = shapely.STRtree(list(outlines.values())), list(outlines)
     labels = tuple(label for label, _ in event.labels_gained)
     found = []
-    for outline, area in polygons(change.changed, crs, where.affine, min_clearing_ha):
+    for outline, area in polygons(pixels, crs, where.affine, min_clearing_ha):
         touched = sorted(ids[i] for i in tree.query(outline, predicate="intersects").tolist())
         if not touched:
             continue
         centre = outline.centroid
         found.append(Clearing(
             clearing_id=clearing_id(event.event_id, outline), event_id=event.event_id, aoi=event.aoi,
-            alert_ids=tuple(touched), before_date=event.before_date, detected_date=event.first_detected,
-            labels_gained=labels, confidence=event.confidence, area_ha=area, judged_share=change.judged_share,
-            change_index=change.index, threshold=change.threshold, geometry=shapely.to_wkb(outline),
+            alert_ids=tuple(touched),
+            before_date=comparison.before_date, detected_date=comparison.detected_date, labels_gained=labels,
+            confidence=event.confidence, area_ha=area, judged_share=changed.judged_share,
+            change_index=changed.index, threshold=changed.threshold, geometry=shapely.to_wkb(outline),
             lon=centre.x, lat=centre.y))
     return found
 
@@ -532,11 +608,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_of(args: argparse.Namespace) -> dict:
-    """The options clearings depend on beside the scans they come from (judging, grouping, minimum size):
-    ``report`` reuses a stored delineation only when they are the same."""
+    """The options clearings depend on beside the scans they come from (judging, grouping, minimum size) and
+    the method's version (:data:`METHOD`): ``report`` reuses a stored delineation only when they are the
+    same."""
     return {"min_clear_fraction": args.min_clear_fraction, "highest_probability": args.highest_probability,
             "event_window_days": args.event_window_days, "min_event_ha": args.min_event_ha,
-            "min_clearing_ha": args.min_clearing_ha}
+            "min_clearing_ha": args.min_clearing_ha, "method": METHOD}
 
 
 def check_arguments(args: argparse.Namespace) -> None:

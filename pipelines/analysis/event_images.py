@@ -169,8 +169,8 @@ def picture(items: Sequence[SceneItem], read: ReadOptions, outline: shapely.Geom
 def write(found: Sequence[Event], works: Mapping[str, Work], read: ReadOptions, output: str,
           max_pictures: int = MAX_PICTURES) -> dict[str, dict[str, str | None]]:
     """Write the before and after PNGs of the ``max_pictures`` largest events under ``output/events/``:
-    each the mosaic of its date's scenes over the event (``works``: by event id, the scenes of the date
-    before and of detection that cover it, :func:`pipelines.analysis.clearings.plan`). Returns
+    each the mosaic of its date's scenes over the event (``works``: by event id, the scenes of its first alert's
+    date before and of detection that cover it, ``pictured`` by :func:`pipelines.analysis.clearings.plan`). Returns
     ``{event_id: {"before": path relative to output or None, "after": ...}}`` for the events pictured.
     A side whose scenes cannot be read is logged and left out."""
     written: dict[str, dict[str, str | None]] = {}
@@ -178,7 +178,9 @@ def write(found: Sequence[Event], works: Mapping[str, Work], read: ReadOptions, 
         outline = shapely.from_wkb(event.geometry)
         work = works.get(event.event_id)
         paths: dict[str, str | None] = {}
-        for side, items in (("before", work.before if work else ()), ("after", work.after if work else ())):
+        pictured = work.pictured if work else None
+        for side, items in (("before", pictured.before if pictured else ()),
+                            ("after", pictured.after if pictured else ())):
             relative = f"{FOLDER}/{event.event_id}-{side}.png"
             try:
                 if not items:

@@ -168,8 +168,9 @@ CLEARING_COLUMNS: tuple[Column, ...] = (
     Column("event_id", "STRING", "the event it delineates (events table)"),
     Column("aoi", "STRING", "area of interest (an identity partition of the table)", partition_level=0),
     Column("alert_ids", "STRING_LIST", "the alerts whose tiles it touches"),
-    Column("before_date", "DATE", "the observation before (the first image compared)"),
-    Column("detected_date", "DATE", "the event's first detection (the second image compared)"),
+    Column("before_date", "DATE", "the observation before (the first image compared): its alerts' date before"),
+    Column("detected_date", "DATE", "the detection it was found on (the second image compared): the first of the "
+           "event's detections whose comparison saw it"),
     Column("labels_gained", "STRING_LIST", "the event's disturbance labels"),
     Column("confidence", "STRING", "the event's confidence level"),
     Column("area_ha", "FLOAT64", "geodesic area of the polygon on the WGS84 ellipsoid, hectares"),

@@ -230,8 +230,9 @@ def test_plan_puts_the_clearest_scene_of_each_date_first():
                   shapely.to_wkb(tile), -54.995, -9.995, before, "b_many_cloudy", "a_few_unmasked")
     items = {r[1]: SceneItem(uri=f"/s/{r[1]}.tif", scene_id=r[1]) for r in rows}
     [work] = clearings.plan(con, [event], [alert], items)
-    assert [i.scene_id for i in work.before] == ["b_few_clear", "b_many_cloudy"]
-    assert [i.scene_id for i in work.after] == ["a_many_unmasked", "a_few_unmasked"]
+    assert work.comparisons == (work.pictured,)  # one comparison: the pictures' dates and frame
+    assert [i.scene_id for i in work.pictured.before] == ["b_few_clear", "b_many_cloudy"]
+    assert [i.scene_id for i in work.pictured.after] == ["a_many_unmasked", "a_few_unmasked"]
 
 
 @pytest.mark.parametrize("origin", [-55.0, -54.9899, 12.3])  # -54.9899: the frame starts just east of a cell edge
@@ -266,7 +267,8 @@ def test_plan_finds_every_scene_whose_tiles_reach_the_frame_across_join_cells(or
                   shapely.to_wkb(tile), origin, -10.0, before, "west_margin", "west_margin")
     items = {name: SceneItem(uri=f"/s/{name}.tif", scene_id=name) for name in tiles}
     [work] = clearings.plan(con, [event], [alert], items)
-    assert sorted(i.scene_id for i in work.before) == sorted(i.scene_id for i in work.after) == ["north_east",
+    [look] = work.comparisons
+    assert sorted(i.scene_id for i in look.before) == sorted(i.scene_id for i in look.after) == ["north_east",
                                                                                                  "west_margin"]
 
 
@@ -301,7 +303,8 @@ def test_events_whose_scene_cannot_be_opened_are_counted_in_one_line_and_the_sce
     gone = SceneItem(uri=str(tmp_path / "gone.tif"), scene_id="gone")
     works = [clearings.Work(Event(f"e{i}", "a", day, day, 1, 1.0, (("agriculture", 1),), "high", "active",
                                   (f"x{i}",), (), tile, -54.995, -9.995, day, "gone", "gone"),
-                            ((f"x{i}", tile),), (gone,), (gone,)) for i in range(5)]
+                            ((f"x{i}", tile),), (look := clearings.Comparison(day, day, (f"x{i}",), (gone,), (gone,)),),
+                            look) for i in range(5)]
     opened = []
     real_open = ReadOptions.open
     monkeypatch.setattr(ReadOptions, "open", lambda self, item: opened.append(item.uri) or real_open(self, item))
@@ -363,3 +366,76 @@ def test_an_alerts_cleared_hectares_are_its_own_clearings_inside_its_tile():
                                                             clearing(box(0, 0, 0.001, 0.001), ("a3",))])
     expected = _ha(box(0.004, 0.001, 0.005, 0.002)) + _ha(inside)
     assert mine.cleared_ha == pytest.approx(expected, abs=1e-4) and theirs.cleared_ha == 0.0
+
+
+@pytest.mark.parametrize("growth_before", ["second", "first"])
+def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compared(tmp_path, growth_before):
+    """A clearing (40 x 40 pixels) seen on the second of three dates, grown by another 40 x 40 pixels into the
+    next tile on the third: one event of two alerts. Its growth is delineated between the dates its own alert
+    compared, once: after a clear look at the second date, and when its tile was judged last on the first
+    date (cloudy on the second), which sees the first clearing drop again inside the frame; that part is the
+    first alert's, not counted twice."""
+    import datetime as dt
+
+    import duckdb
+    import rasterio
+    from rasterio.enums import ColorInterp
+
+    from pipelines.analysis import events
+    from pipelines.analysis.rules import Alert
+    from pipelines.sources.base import SceneItem
+    from pipelines.sources.reader import ReadOptions
+
+    size, tile = 384, 64
+    days = [dt.date(2026, 6, 1), dt.date(2026, 7, 13), dt.date(2026, 7, 27)]
+    ground = scene(size)
+    first_cut, growth = (slice(150, 190), slice(150, 190)), (slice(150, 190), slice(190, 230))
+    items = {}
+    for n in range(len(days)):
+        image = ground * (1 + 0.02 * np.random.default_rng(n).standard_normal(ground.shape).astype(np.float32))
+        if n >= 1:
+            image[first_cut] = FIELD
+        if n >= 2:
+            image[growth] = FIELD
+        path = tmp_path / f"d{n}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint16",
+                           crs=CRS_UTM, transform=TRANSFORM, nodata=0) as dst:
+            dst.write(np.moveaxis(np.clip(image, 1, 65535).astype("uint16"), -1, 0))
+            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+        items[f"d{n}"] = SceneItem(uri=str(path), scene_id=f"d{n}")
+    to_lonlat = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True).transform
+
+    def lonlat(col, row, cols=1, rows=1):
+        return ops.transform(to_lonlat, shapely.box(*(TRANSFORM * (col, row + rows)), *(TRANSFORM * (col + cols, row))))
+
+    def alert(col, before, detected):
+        outline = lonlat(col * tile, 2 * tile, tile, tile)
+        return Alert(f"a{col}", "a", f"UTM21S-3m/{col}/2", days[before], f"d{before}", days[detected],
+                     f"d{detected}", None, ("agriculture",), 0.9, "high", None, "active", None, days[2],
+                     outline.wkb, outline.centroid.x, outline.centroid.y, (tile * 3.0) ** 2)
+
+    found = [alert(2, 0, 1), alert(3, 1 if growth_before == "second" else 0, 2)]
+    [event] = events.events(found)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA planet_tiles")
+    con.execute("CREATE TABLE planet_tiles.tile_labels (aoi VARCHAR, scan_date DATE, scene_id VARCHAR, "
+                "clear_fraction FLOAT, bbox STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE))")
+    west, south, east, north = lonlat(0, 0, size, size).bounds
+    for n, day in enumerate(days):
+        con.execute("INSERT INTO planet_tiles.tile_labels VALUES ('a', ?, ?, 1.0, {'xmin': ?, 'ymin': ?, "
+                    "'xmax': ?, 'ymax': ?})", [day, f"d{n}", west, south, east, north])
+    [work] = clearings.plan(con, [event], found, items)
+    assert [(c.before_date, c.detected_date, c.alert_ids) for c in work.comparisons] == [
+        (a.before_date, a.first_detected, (a.alert_id,)) for a in found]
+    assert [i.scene_id for i in work.pictured.before + work.pictured.after] == ["d0", "d1"]
+
+    cleared = clearings.delineate(work, ReadOptions(), min_clearing_ha=0.5)
+    # the growth reaches two columns into the first alert's tile: it names both
+    assert [(c.before_date, c.detected_date, c.alert_ids) for c in cleared] == [
+        (days[0], days[1], ("a2",)), (found[1].before_date, days[2], ("a2", "a3"))]
+    first, grown = (shapely.from_wkb(c.geometry) for c in cleared)
+    assert first.intersection(grown).area < 1e-3 * first.area  # the first clearing is not found again
+    expected = [lonlat(150, 150, 40, 40), lonlat(190, 150, 40, 40)]
+    for got, want, clearing in zip((first, grown), expected, cleared):
+        assert got.symmetric_difference(want).area < 0.05 * want.area
+        assert clearing.area_ha == pytest.approx(1.44, rel=0.05)

@@ -201,26 +201,40 @@ def test_parquet_files_carry_the_geoparquet_metadata_the_spec_asks_for(columns, 
     assert written.field("geometry").type == pa.binary()
 
 
-def test_each_events_frame_is_its_tiles_bounds_widened_by_its_largest_tile_on_both_of_its_dates():
-    """The frame the clearings' scenes are looked for in: the bounds of an event's alert tiles, widened on every
-    side by its largest tile's width or height (worked here from each tile's own bounds), one row for the date
-    before and one for the date of detection."""
-    cells = {(0, 0): D1, (1, 1): D1, (5, 5): D1 + dt.timedelta(days=60)}
+def test_each_comparisons_frame_is_its_tiles_bounds_widened_by_its_largest_tile_on_both_of_its_dates():
+    """The frames the clearings' scenes are looked for in: per comparison of an event (its alerts that compared
+    one date before with one date of detection), the bounds of those alert tiles, widened on every side by
+    the largest one's width or height (worked here from each tile's own bounds), one row for the date before
+    and one for the date of detection; and for an event of several comparisons, its pictures' frame over all
+    its tiles on its first alert's dates."""
+    later = D1 + dt.timedelta(days=14)
+    cells = {(0, 0): D1, (1, 1): D1, (5, 5): D1 + dt.timedelta(days=60), (2, 1): later}
     tall = shapely.box(-60.0, -12.0, -59.99, -11.97)  # a tile taller than wide: its height is the margin
     found = [alert(dx, dy, first) for (dx, dy), first in cells.items()] + [
         dataclasses.replace(alert(9, 9), geometry=tall.wkb)]
+    by_id = {a.alert_id: a for a in found}
     grouped = events.events(found)
-    frames = clearings._frames(grouped, {a.alert_id: a.geometry for a in found}).to_pylist()
-    assert len(grouped) == 3 and len(frames) == 6
+    assert len(grouped) == 3
+    looks = []
     for event in grouped:
-        bounds = [tall.bounds] if found[-1].alert_id in event.alert_ids else [
+        comparisons, pictured = clearings._looks(event, by_id)
+        looks += [(event, c) for c in comparisons] + ([(event, pictured)] if pictured else [])
+    frames = clearings._frames([c for _, c in looks], [e.aoi for e, _ in looks],
+                               {i: a.geometry for i, a in by_id.items()}).to_pylist()
+    assert len(frames) == 2 * len(looks) == 2 * 5  # the grown event: two comparisons and its pictures
+    for number, (_, look) in enumerate(looks):
+        bounds = [tall.bounds] if found[-1].alert_id in look.alert_ids else [
             GRID.polygon_wgs84(X0 + dx, Y0 + dy).bounds for (dx, dy) in cells
-            if alert(dx, dy, cells[(dx, dy)]).alert_id in event.alert_ids]
+            if alert(dx, dy, cells[(dx, dy)]).alert_id in look.alert_ids]
         margin = max(max(b[2] - b[0] for b in bounds), max(b[3] - b[1] for b in bounds))
         expected = (min(b[0] for b in bounds) - margin, min(b[1] for b in bounds) - margin,
                     max(b[2] for b in bounds) + margin, max(b[3] for b in bounds) + margin, margin)
-        mine = [f for f in frames if f["event_id"] == event.event_id]
+        mine = [f for f in frames if f["frame"] == number]
         assert sorted((f["side"], f["scan_date"], f["aoi"]) for f in mine) == [
-            ("after", event.first_detected, "a"), ("before", event.before_date, "a")]
+            ("after", look.detected_date, "a"), ("before", look.before_date, "a")]
         for f in mine:
             assert (f["west"], f["south"], f["east"], f["north"], f["margin"]) == pytest.approx(expected, abs=1e-12)
+    grown = next(e for e in grouped if len(e.alert_ids) == 3)
+    assert [(c.before_date, c.detected_date, len(c.alert_ids)) for e, c in looks if e is grown] == [
+        (D1 - dt.timedelta(days=14), D1, 2), (later - dt.timedelta(days=14), later, 1),
+        (D1 - dt.timedelta(days=14), D1, 3)]
