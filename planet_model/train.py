@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, nargs="+", help="chip sets (folders `chip` wrote), globs or files "
                                                             "(local or gs://); several are read as one")
     p.add_argument("--output", required=True, help="bundle folder to write (local or gs://)")
-    p.add_argument("--workdir", help="checkpoints and history (default: OUTPUT.work)")
+    p.add_argument("--workdir", help="checkpoints and history: a folder on this machine or a mounted bucket "
+                                      "(default: OUTPUT.work; needed when OUTPUT is gs://)")
     p.add_argument("--recipe", choices=RECIPES,
                    help="a measured set of the options below for a kind of data (flags given beside it win): "
                         + "; ".join(f"{name}: " + " ".join(f"--{k} {v}" for k, v in options.items())
@@ -141,6 +142,12 @@ def check(args: argparse.Namespace) -> None:
     unknown = [b for b in (b.strip() for b in args.bands.split(",")) if b not in RGBN]
     if unknown:
         raise UserError(f"--bands {args.bands}: {', '.join(unknown)} not a band of chips ({', '.join(RGBN)})")
+    if args.workdir and "://" in args.workdir:
+        raise UserError(f"--workdir {args.workdir}: must be a folder on this machine (or a mounted bucket, "
+                        "/gcs/BUCKET/... on Vertex AI): checkpoints are written and locked as files")
+    if not args.workdir and "://" in args.output:
+        raise UserError(f"--output {args.output}: a bucket, so its default --workdir (OUTPUT.work) is not a folder "
+                        "on this machine; give --workdir a local folder or a mounted bucket for the checkpoints")
     bundle.check_folder(args.output)
     cached_in = os.path.dirname(args.cache) if args.cache not in ("none", "memory", AUTO_CACHE) else ""
     if cached_in and not storage.exists(cached_in):

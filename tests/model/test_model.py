@@ -405,6 +405,9 @@ def test_a_file_named_as_the_bundle_folder_is_refused_before_training(chips, tmp
     (["--arch", "simple_cnn", "--head_epochs", "0"], "--head_epochs 0: no epoch to train"),  # finetune: no stage 2
     (["--bands", "red,green,purple"], "--bands red,green,purple: purple not a band of chips"),
     (["--cache", "/nowhere/at/all/cache"], "--cache /nowhere/at/all/cache: its folder /nowhere/at/all does not exist"),
+    # made a local folder named gs: (the checkpoints are files, written and locked here)
+    (["--workdir", "gs://b/work"], "--workdir gs://b/work: must be a folder on this machine (or a mounted bucket"),
+    (["--output", "gs://b/bundle"], "--output gs://b/bundle: a bucket, so its default --workdir (OUTPUT.work) is not"),
 ])
 def test_training_options_out_of_range_are_refused_before_any_work(args, message):
     """Each was accepted and trained something other than asked (an untrained model exported, the loss
