@@ -264,6 +264,18 @@ def polygons(changed: np.ndarray, crs: str, transform: Affine, min_ha: float) ->
     return sorted(found, key=lambda pair: -pair[1])
 
 
+def not_found_before(changed: np.ndarray, earlier: Sequence[shapely.Geometry], crs: str,
+                     transform: Affine) -> np.ndarray:
+    """``changed`` (a frame's pixels on grid ``crs``, ``transform``) less every pixel that ``earlier`` (EPSG:4326
+    polygons an earlier comparison of the event found) touch, and less the slivers that their one-pixel
+    simplification leaves along their edges (a 3 x 3 opening of what remains)."""
+    if not earlier:
+        return changed
+    seen = rasterio.features.rasterize([(reproject(g, WGS84, crs, densify=False), 1) for g in earlier],
+                                       out_shape=changed.shape, transform=transform, all_touched=True) > 0
+    return ndimage.binary_opening(changed & ~seen, _SQUARE)
+
+
 def frame(alert_tiles: Sequence[shapely.Geometry], crs: str, resolution: float) -> Tile:
     """The square frame of an event on a scene's grid (``crs`` and pixel ``resolution``, snapped to whole
     pixels of it): the bounds of its alert tiles (EPSG:4326) with one tile of margin all round."""
@@ -483,12 +495,7 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
                             f"({', '.join(i.scene_id for i in side)})")
     pixel_ha = (resolution * resolution) / 1e4
     changed = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
-    pixels = changed.changed
-    if earlier:
-        seen = rasterio.features.rasterize([(reproject(g, WGS84, crs, densify=False), 1) for g in earlier],
-                                           out_shape=pixels.shape, transform=where.affine) > 0
-        # the opening takes off the slivers the earlier polygons' one-pixel simplification leaves at their edges
-        pixels = ndimage.binary_opening(pixels & ~seen, _SQUARE)
+    pixels = not_found_before(changed.changed, earlier, crs, where.affine)
     tree, ids = shapely.STRtree(list(outlines.values())), list(outlines)
     labels = tuple(label for label, _ in event.labels_gained)
     found = []
