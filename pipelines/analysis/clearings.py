@@ -469,11 +469,10 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
     is the comparison's own tiles with a tile of margin; a clearing in it must touch one of the event's
     tiles, which it names (one seen in the margin over a tile detected later was there on this date: it
     is dated by the first comparison that sees it)."""
-    dates = f"{comparison.before_date} and {comparison.detected_date}"
     if not comparison.before or not comparison.after:
         missing = comparison.before_date if not comparison.before else comparison.detected_date
-        raise ClearingError(f"no scenes of {missing} over the event (compared {dates}): the scans name none "
-                            "(or --scenes/--stac do not hold them)")
+        raise ClearingError(f"no scenes of {missing} over the event (compared {comparison.before_date} and "
+                            f"{comparison.detected_date}): the scans name none (or --scenes/--stac do not hold them)")
     first = comparison.after[0]
     if unreadable is not None and first.uri in unreadable:
         raise ClearingError(unreadable[first.uri])
@@ -494,8 +493,8 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
         raise ClearingError(f"none of the {len(side)} scenes of {date} could be read "
                             f"({', '.join(i.scene_id for i in side)})")
     pixel_ha = (resolution * resolution) / 1e4
-    changed = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
-    pixels = not_found_before(changed.changed, earlier, crs, where.affine)
+    change = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
+    pixels = not_found_before(change.changed, earlier, crs, where.affine)
     tree, ids = shapely.STRtree(list(outlines.values())), list(outlines)
     labels = tuple(label for label, _ in event.labels_gained)
     found = []
@@ -506,10 +505,9 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
         centre = outline.centroid
         found.append(Clearing(
             clearing_id=clearing_id(event.event_id, outline), event_id=event.event_id, aoi=event.aoi,
-            alert_ids=tuple(touched),
-            before_date=comparison.before_date, detected_date=comparison.detected_date, labels_gained=labels,
-            confidence=event.confidence, area_ha=area, judged_share=changed.judged_share,
-            change_index=changed.index, threshold=changed.threshold, geometry=shapely.to_wkb(outline),
+            alert_ids=tuple(touched), before_date=comparison.before_date, detected_date=comparison.detected_date,
+            labels_gained=labels, confidence=event.confidence, area_ha=area, judged_share=change.judged_share,
+            change_index=change.index, threshold=change.threshold, geometry=shapely.to_wkb(outline),
             lon=centre.x, lat=centre.y))
     return found
 

@@ -439,3 +439,8 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
     for got, want, clearing in zip((first, grown), expected, cleared):
         assert got.symmetric_difference(want).area < 0.05 * want.area
         assert clearing.area_ha == pytest.approx(1.44, rel=0.05)
+    # without the third date's scene the event has no clearings, not its first alone (a part of them would pass
+    # for the event's cleared area)
+    [lacking] = clearings.plan(con, [event], found, {k: v for k, v in items.items() if k != "d2"})
+    with pytest.raises(clearings.ClearingError, match=f"^no scenes of {days[2]} over the event \\(compared "):
+        clearings.delineate(lacking, ReadOptions(), min_clearing_ha=0.5)
