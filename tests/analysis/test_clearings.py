@@ -368,13 +368,27 @@ def test_an_alerts_cleared_hectares_are_its_own_clearings_inside_its_tile():
     assert mine.cleared_ha == pytest.approx(expected, abs=1e-4) and theirs.cleared_ha == 0.0
 
 
-@pytest.mark.parametrize("growth_before", ["second", "first"])
-def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compared(tmp_path, growth_before):
-    """A clearing (40 x 40 pixels) seen on the second of three dates, grown by another 40 x 40 pixels into the
-    next tile on the third: one event of two alerts. Its growth is delineated between the dates its own alert
-    compared, once: after a clear look at the second date, and when its tile was judged last on the first
-    date (cloudy on the second), which sees the first clearing drop again inside the frame; that part is the
-    first alert's, not counted twice."""
+#: Alerts (tile column, date before, date detected) of one event on three dates, and the clearings expected
+#: (name, date before, date detected, alert tiles touched), by case: the grown tile judged clear on the second
+#: date, or last on the first (cloudy on the second), or both tiles first detected on the third date, one of
+#: them last judged on the first.
+GROWN = {
+    "after a clear look": ([(2, 0, 1), (3, 1, 2)],
+                           [("side", 0, 1, (2,)), ("first", 0, 1, (2,)), ("growth", 1, 2, (2, 3))]),
+    "after a cloudy date": ([(2, 0, 1), (3, 0, 2)],
+                            [("side", 0, 1, (2,)), ("first", 0, 1, (2,)), ("growth", 0, 2, (2, 3))]),
+    "both on one date": ([(2, 1, 2), (3, 0, 2)], [("growth", 1, 2, (2, 3)), ("first", 0, 2, (2,))]),
+}
+
+
+@pytest.mark.parametrize("case", GROWN)
+def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compared(tmp_path, case):
+    """Three dates, 64-px tiles: on the second a clearing (``first``, 40 x 40 px) in tile column 2 and another
+    beside it (``side``, 50 x 40, reaching into the tile from the west), and one (``away``) that touches no
+    alert tile; on the third ``first`` grown by 40 x 40 px into column 3. One event of two alerts. Each
+    clearing is found once, between the dates of the first comparison that sees it (the later date before
+    first on one date of detection, the narrower span), and what an earlier comparison found is not found
+    again by a later one whose date before is older; ``away`` is in a frame but not kept."""
     import datetime as dt
 
     import duckdb
@@ -388,15 +402,15 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
 
     size, tile = 384, 64
     days = [dt.date(2026, 6, 1), dt.date(2026, 7, 13), dt.date(2026, 7, 27)]
+    places = {"first": (150, 150, 40, 40, 1), "side": (90, 150, 50, 40, 1), "away": (70, 70, 40, 30, 1),
+              "growth": (190, 150, 40, 40, 2)}  # column, row, width, height, the date it is cleared by
     ground = scene(size)
-    first_cut, growth = (slice(150, 190), slice(150, 190)), (slice(150, 190), slice(190, 230))
     items = {}
     for n in range(len(days)):
         image = ground * (1 + 0.02 * np.random.default_rng(n).standard_normal(ground.shape).astype(np.float32))
-        if n >= 1:
-            image[first_cut] = FIELD
-        if n >= 2:
-            image[growth] = FIELD
+        for col, row, width, height, by in places.values():
+            if n >= by:
+                image[row:row + height, col:col + width] = FIELD
         path = tmp_path / f"d{n}.tif"
         with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=4, dtype="uint16",
                            crs=CRS_UTM, transform=TRANSFORM, nodata=0) as dst:
@@ -405,8 +419,9 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
         items[f"d{n}"] = SceneItem(uri=str(path), scene_id=f"d{n}")
     to_lonlat = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True).transform
 
-    def lonlat(col, row, cols=1, rows=1):
-        return ops.transform(to_lonlat, shapely.box(*(TRANSFORM * (col, row + rows)), *(TRANSFORM * (col + cols, row))))
+    def lonlat(col, row, width, height):
+        corners = (*(TRANSFORM * (col, row + height)), *(TRANSFORM * (col + width, row)))
+        return ops.transform(to_lonlat, shapely.box(*corners))
 
     def alert(col, before, detected):
         outline = lonlat(col * tile, 2 * tile, tile, tile)
@@ -414,7 +429,8 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
                      f"d{detected}", None, ("agriculture",), 0.9, "high", None, "active", None, days[2],
                      outline.wkb, outline.centroid.x, outline.centroid.y, (tile * 3.0) ** 2)
 
-    found = [alert(2, 0, 1), alert(3, 1 if growth_before == "second" else 0, 2)]
+    given, expected = GROWN[case]
+    found = [alert(*a) for a in given]
     [event] = events.events(found)
     con = duckdb.connect()
     con.execute("CREATE SCHEMA planet_tiles")
@@ -425,22 +441,44 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
         con.execute("INSERT INTO planet_tiles.tile_labels VALUES ('a', ?, ?, 1.0, {'xmin': ?, 'ymin': ?, "
                     "'xmax': ?, 'ymax': ?})", [day, f"d{n}", west, south, east, north])
     [work] = clearings.plan(con, [event], found, items)
+    by_span = sorted(given, key=lambda a: (a[2], -a[1]))  # by date of detection, the later date before first
     assert [(c.before_date, c.detected_date, c.alert_ids) for c in work.comparisons] == [
-        (a.before_date, a.first_detected, (a.alert_id,)) for a in found]
-    assert [i.scene_id for i in work.pictured.before + work.pictured.after] == ["d0", "d1"]
+        (days[b], days[d], (f"a{col}",)) for col, b, d in by_span]
+    # the pictures: the event's first alert's dates (the earliest detection, the smaller tile id), all its tiles
+    assert work.pictured.alert_ids == event.alert_ids == ("a2", "a3")
+    assert [i.scene_id for i in work.pictured.before + work.pictured.after] == [f"d{given[0][1]}", f"d{given[0][2]}"]
 
     cleared = clearings.delineate(work, ReadOptions(), min_clearing_ha=0.5)
-    # the growth reaches two columns into the first alert's tile: it names both
     assert [(c.before_date, c.detected_date, c.alert_ids) for c in cleared] == [
-        (days[0], days[1], ("a2",)), (found[1].before_date, days[2], ("a2", "a3"))]
-    first, grown = (shapely.from_wkb(c.geometry) for c in cleared)
-    assert first.intersection(grown).area < 1e-3 * first.area  # the first clearing is not found again
-    expected = [lonlat(150, 150, 40, 40), lonlat(190, 150, 40, 40)]
-    for got, want, clearing in zip((first, grown), expected, cleared):
-        assert got.symmetric_difference(want).area < 0.05 * want.area
-        assert clearing.area_ha == pytest.approx(1.44, rel=0.05)
-    # without the third date's scene the event has no clearings, not its first alone (a part of them would pass
+        (days[b], days[d], tuple(f"a{col}" for col in cols)) for _, b, d, cols in expected]
+    outlines = [shapely.from_wkb(c.geometry) for c in cleared]
+    for (name, *_), got, clearing in zip(expected, outlines, cleared):
+        col, row, width, height, _ = places[name]
+        want = lonlat(col, row, width, height)
+        assert got.symmetric_difference(want).area < 0.05 * want.area, name
+        assert clearing.area_ha == pytest.approx(width * height * 9 / 1e4, rel=0.05), name
+    assert shapely.union_all(outlines).area == pytest.approx(sum(o.area for o in outlines), rel=1e-3), "none twice"
+
+    # without the third date's scene the event has no clearings, not some of them (a part of them would pass
     # for the event's cleared area)
     [lacking] = clearings.plan(con, [event], found, {k: v for k, v in items.items() if k != "d2"})
     with pytest.raises(clearings.ClearingError, match=f"^no scenes of {days[2]} over the event \\(compared "):
         clearings.delineate(lacking, ReadOptions(), min_clearing_ha=0.5)
+
+
+def test_what_an_earlier_comparison_found_is_taken_out_with_the_slivers_its_outline_leaves():
+    """Changed pixels in rows 10 to 50: a block in columns 5 to 40 found earlier, its outline (simplified by a
+    pixel) reaching into column 38 by a third of a pixel: the pixel it grazes goes, and column 39, a sliver
+    left alone, too. And columns 50 to 100, of which 50 to 70 were found earlier, the outline grazing column
+    69: the growth east of it stays, exactly."""
+    changed = np.zeros((60, 110), bool)
+    changed[10:50, 5:40] = True
+    changed[10:50, 50:100] = True
+    to_lonlat = Transformer.from_crs(CRS_UTM, "EPSG:4326", always_xy=True).transform
+    earlier = [ops.transform(to_lonlat, shapely.box(*(TRANSFORM * (west, 50)), *(TRANSFORM * (east, 10))))
+               for west, east in ((5, 38.3), (50, 69.2))]
+    left = clearings.not_found_before(changed, earlier, CRS_UTM, TRANSFORM)
+    expected = np.zeros_like(changed)
+    expected[10:50, 70:100] = True
+    assert np.array_equal(left, expected)
+    assert clearings.not_found_before(changed, [], CRS_UTM, TRANSFORM) is changed

@@ -67,3 +67,25 @@ def test_pictures_are_of_the_largest_events_and_frame_each_with_half_its_size_ar
     for low, high, size in ((drawn[:, 1].min(), drawn[:, 1].max(), width), (drawn[:, 0].min(), drawn[:, 0].max(),
                                                                              height)):
         assert abs(low - size / 4) <= 0.05 * size and abs(high - 3 * size / 4) <= 0.05 * size
+
+
+def test_an_event_of_several_comparisons_is_pictured_on_its_first_alerts_dates(tmp_path, caplog):
+    """The pictures of an event that grew are of its first alert's dates over all its tiles (``pictured``), not
+    of its last comparison's, whose scenes are not there."""
+    import datetime as dt
+
+    from pipelines.analysis.clearings import Comparison, Work
+
+    later = alert(0, 0).first_detected + dt.timedelta(days=14)
+    first, grown = (dataclasses.replace(a, geometry=shapely.box(west, -9.997, west + 0.003, -9.994).wkb)
+                    for a, west in ((alert(0, 0), -54.997), (alert(1, 0, later), -54.994)))
+    [event] = events.events([first, grown])
+    scene = _scene(tmp_path / "s.tif", 120)
+    tiles = tuple((a.alert_id, a.geometry) for a in (first, grown))
+    looks = (Comparison(first.before_date, first.first_detected, (first.alert_id,), (scene,), (scene,)),
+             Comparison(grown.before_date, grown.first_detected, (grown.alert_id,), (), ()))
+    work = Work(event, tiles, looks, Comparison(event.before_date, event.first_detected, event.alert_ids, (scene,),
+                                                (scene,)))
+    written = event_images.write([event], {event.event_id: work}, ReadOptions(), str(tmp_path))
+    assert written[event.event_id] == {side: f"{event_images.FOLDER}/{event.event_id}-{side}.png"
+                                       for side in ("before", "after")}, caplog.text
