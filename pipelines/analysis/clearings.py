@@ -57,6 +57,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import duckdb
 import numpy as np
@@ -364,6 +365,14 @@ class ClearingError(Exception):
     """An event that could not be delineated (its scenes unreadable): one counted error line."""
 
 
+class _Dates(NamedTuple):
+    """A comparison's dates and alerts, before :func:`plan` finds its scenes (the frames' rows)."""
+
+    before_date: dt.date
+    detected_date: dt.date
+    alert_ids: tuple[str, ...]
+
+
 def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequence[Alert],
          items: Mapping[str, SceneItem]) -> list[Work]:
     """The :class:`Work` of each event: for each of its comparisons (and its pictures), the scenes of the two
@@ -371,14 +380,17 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
     (:data:`CLEAREST_FIRST`, over the frame's tiles: a scene that saw the frame clear beats one that saw a
     corner of it clear, and one that saw it under cloud), as ``items`` (by scene id) says where they are now."""
     by_id = {a.alert_id: a for a in alerts}
-    looks = [_looks(e, by_id) for e in found]
-    keys = [(n, k) for n, (comparisons, _) in enumerate(looks) for k in range(len(comparisons))] + [
-        (n, -1) for n, (_, pictured) in enumerate(looks) if pictured is not None]
+    frames: list[_Dates] = []  # each event's comparisons in order, then its pictures' when they are not those
+    aois: list[str] = []
+    spans: list[tuple[int, int, bool]] = []  # per event: its first frame, its comparisons, its pictures' own
+    for event in found:
+        comparisons, pictured = _looks(event, by_id)
+        spans.append((len(frames), len(comparisons), pictured is not None))
+        frames += comparisons if pictured is None else [*comparisons, pictured]
+        aois += [event.aoi] * (len(comparisons) + (pictured is not None))
     scenes: dict[tuple[int, str], list[str]] = {}
-    if keys:
-        con.register("clearing_frames", _frames(
-            [looks[n][0][k] if k >= 0 else looks[n][1] for n, k in keys], [found[n].aoi for n, _ in keys],
-            {a.alert_id: a.geometry for a in alerts}))
+    if frames:
+        con.register("clearing_frames", _frames(frames, aois, {a.alert_id: a.geometry for a in alerts}))
         rows = con.execute(
             f"WITH cells AS (SELECT f.*, cx, cy FROM clearing_frames f, "
             f"range(floor((f.west - f.margin) / {FRAME_CELL})::BIGINT, floor(f.east / {FRAME_CELL})::BIGINT + 1) "
@@ -393,36 +405,35 @@ def plan(con: duckdb.DuckDBPyConnection, found: Sequence[Event], alerts: Sequenc
         con.unregister("clearing_frames")
         for frame_number, side, scene_id in rows:
             scenes.setdefault((frame_number, side), []).append(scene_id)
-    chosen = {key: (tuple(items[i] for i in scenes.get((f, "before"), []) if i in items),
-                    tuple(items[i] for i in scenes.get((f, "after"), []) if i in items)) for f, key in enumerate(keys)}
 
-    def look(n: int, k: int, dates: Comparison) -> Comparison:
-        return dataclasses.replace(dates, before=chosen[(n, k)][0], after=chosen[(n, k)][1])
+    def look(f: int) -> Comparison:
+        return Comparison(*frames[f], tuple(items[i] for i in scenes.get((f, "before"), ()) if i in items),
+                          tuple(items[i] for i in scenes.get((f, "after"), ()) if i in items))
 
     out = []
-    for n, (event, (comparisons, pictured)) in enumerate(zip(found, looks)):
-        mine = tuple(look(n, k, c) for k, c in enumerate(comparisons))
+    for event, (first, count, own) in zip(found, spans):
+        mine = tuple(look(f) for f in range(first, first + count))
         out.append(Work(event, tuple((i, by_id[i].geometry) for i in event.alert_ids if i in by_id), mine,
-                        mine[0] if pictured is None else look(n, -1, pictured)))
+                        look(first + count) if own else mine[0]))
     return out
 
 
-def _looks(event: Event, alerts: Mapping[str, Alert]) -> tuple[list[Comparison], Comparison | None]:
-    """An event's comparisons (their dates and alerts, no scenes yet), in :class:`Work`'s order, and its
-    pictures' dates over all its tiles: ``None`` when they are its only comparison's."""
+def _looks(event: Event, alerts: Mapping[str, Alert]) -> tuple[list[_Dates], _Dates | None]:
+    """An event's comparisons, in :class:`Work`'s order, and its pictures' dates over all its tiles: ``None``
+    when they are its only comparison's (most events: their alerts all compared the same dates)."""
+    mine = [alerts[i] for i in event.alert_ids if i in alerts]
+    everything = _Dates(event.before_date, event.first_detected, tuple(event.alert_ids))
+    if len(mine) == len(everything.alert_ids) and all(
+            a.first_detected == everything.detected_date and a.before_date == everything.before_date for a in mine):
+        return [everything], None
     pairs: dict[tuple[dt.date, dt.date], list[str]] = {}
-    for alert_id in event.alert_ids:
-        if alert_id in alerts:
-            pairs.setdefault((alerts[alert_id].before_date, alerts[alert_id].first_detected), []).append(alert_id)
-    comparisons = [Comparison(before, detected, tuple(ids), (), ())
-                   for (before, detected), ids in sorted(pairs.items(), key=lambda p: (p[0][1], -p[0][0].toordinal()))]
-    everything = Comparison(event.before_date, event.first_detected, tuple(event.alert_ids), (), ())
-    if len(comparisons) == 1 and comparisons[0] == everything:
-        return comparisons, None
-    return comparisons, everything
+    for alert in mine:
+        pairs.setdefault((alert.before_date, alert.first_detected), []).append(alert.alert_id)
+    return [_Dates(before, detected, tuple(ids)) for (before, detected), ids in
+            sorted(pairs.items(), key=lambda p: (p[0][1], -p[0][0].toordinal()))], everything
 
 
-def _frames(looks: Sequence[Comparison], aois: Sequence[str], tiles: Mapping[str, bytes]) -> pa.Table:
+def _frames(looks: Sequence[_Dates], aois: Sequence[str], tiles: Mapping[str, bytes]) -> pa.Table:
     """Each comparison's frame on its two dates (``frame``: its place in ``looks``; a row per side): the
     bounds of its alert tiles (``tiles``: WKB by alert id), widened by its largest tile's side (``margin``)
     on every side. The tiles' bounds come from one call for all of them and are reduced per frame by numpy,
@@ -452,18 +463,18 @@ def delineate(work: Work, read: ReadOptions, min_clearing_ha: float = MIN_CLEARI
     event's clearings are all of them or none, since a part would pass for the event's cleared area.
     ``unreadable`` (scene URI -> why) remembers the scenes of detection that could not be opened, across
     the events of one run."""
-    outlines = {alert_id: shapely.from_wkb(wkb) for alert_id, wkb in work.alert_tiles}
+    tiles = dict(work.alert_tiles)
     found: list[Clearing] = []
     for comparison in work.comparisons:
-        found += compare(work.event, comparison, outlines, [shapely.from_wkb(c.geometry) for c in found], read,
+        found += compare(work.event, comparison, tiles, [shapely.from_wkb(c.geometry) for c in found], read,
                          min_clearing_ha, rule, unreadable)
     return found
 
 
-def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely.Geometry],
-            earlier: Sequence[shapely.Geometry], read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA,
-            rule: str = FLOOR, unreadable: dict[str, str] | None = None) -> list[Clearing]:
-    """The clearings of one comparison of ``event`` (its alert tiles' ``outlines`` by alert id), on the grid
+def compare(event: Event, comparison: Comparison, tiles: Mapping[str, bytes], earlier: Sequence[shapely.Geometry],
+            read: ReadOptions, min_clearing_ha: float = MIN_CLEARING_HA, rule: str = FLOOR,
+            unreadable: dict[str, str] | None = None) -> list[Clearing]:
+    """The clearings of one comparison of ``event`` (its alert tiles' outlines, WKB by alert id), on the grid
     of its first scene of detection, through the record bands that scene has (NIR where it has it), leaving
     out the pixels inside ``earlier`` (EPSG:4326 polygons the event's earlier comparisons found). The frame
     is the comparison's own tiles with a tile of margin; a clearing in it must touch one of the event's
@@ -484,7 +495,9 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
         if unreadable is not None:
             unreadable[first.uri] = why
         raise ClearingError(why) from None
-    where = frame([outlines[i] for i in comparison.alert_ids if i in outlines], crs, resolution)
+    ids = list(tiles)  # parsed only now: of a basin's thousands of events, many fail on a scene already
+    outlines, at = shapely.from_wkb(list(tiles.values())), {alert_id: n for n, alert_id in enumerate(ids)}
+    where = frame([outlines[at[i]] for i in comparison.alert_ids if i in at], crs, resolution)
     bands_read = dataclasses.replace(read, bands=tuple(bands))
     before, after = observe(comparison.before, bands_read, where), observe(comparison.after, bands_read, where)
     if before is None or after is None:
@@ -495,7 +508,7 @@ def compare(event: Event, comparison: Comparison, outlines: Mapping[str, shapely
     pixel_ha = (resolution * resolution) / 1e4
     change = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
     pixels = not_found_before(change.changed, earlier, crs, where.affine)
-    tree, ids = shapely.STRtree(list(outlines.values())), list(outlines)
+    tree = shapely.STRtree(outlines)
     labels = tuple(label for label, _ in event.labels_gained)
     found = []
     for outline, area in polygons(pixels, crs, where.affine, min_clearing_ha):
