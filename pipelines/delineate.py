@@ -28,6 +28,7 @@ import apache_beam as beam
 from pipelines import sources
 from pipelines.analysis import clearings, event_images, events, queries
 from pipelines.analysis.clearings import ClearingError, Work
+from pipelines.sources.base import SceneItem
 from pipelines.sources.masks import AUTO
 from pipelines.sources.reader import ReadOptions
 from pipelines.steps import accounting
@@ -81,20 +82,24 @@ class DelineateEvents(beam.DoFn):
         self.read, self.min_clearing_ha = read, min_clearing_ha
 
     def process(self, work: Work) -> Iterator:
+        """The outcome names the scene of detection of the event's first comparison, or of the one that
+        failed."""
         event = work.event
-        first = work.comparisons[0] if work.comparisons else None
-        scene = first.after[0] if first and first.after else None
-        where = (scene.scene_id, scene.uri) if scene else (event.detected_scene, "")
+
+        def where(scene: SceneItem | None) -> tuple[str, str]:
+            return (scene.scene_id, scene.uri) if scene else (event.detected_scene, "")
+
         try:
             found = clearings.delineate(work, self.read, self.min_clearing_ha)
         except ClearingError as error:
             yield beam.pvalue.TaggedOutput(accounting.OUTCOMES, accounting.outcome(
-                accounting.FAILED, *where, event.event_id, f"delineate: {error}"))
+                accounting.FAILED, *where(error.scene), event.event_id, f"delineate: {error}"))
             return
         for clearing in found:
             yield clearings.row(clearing)
+        first = work.comparisons[0].after if work.comparisons else ()
         yield beam.pvalue.TaggedOutput(accounting.OUTCOMES, accounting.outcome(
-            accounting.WRITTEN, *where, event.event_id, clearings=len(found)))
+            accounting.WRITTEN, *where(first[0] if first else None), event.event_id, clearings=len(found)))
 
 
 class WriteAoi(beam.DoFn):

@@ -362,7 +362,12 @@ class Work:
 
 
 class ClearingError(Exception):
-    """An event that could not be delineated (its scenes unreadable): one counted error line."""
+    """An event that could not be delineated (its scenes unreadable): one counted error line. ``scene``: the
+    scene of detection of the comparison that failed, where the scans name one."""
+
+    def __init__(self, why: str, scene: SceneItem | None = None) -> None:
+        super().__init__(why)
+        self.scene = scene
 
 
 class _Dates(NamedTuple):
@@ -483,10 +488,11 @@ def compare(event: Event, comparison: Comparison, tiles: Mapping[str, bytes], ea
     if not comparison.before or not comparison.after:
         missing = comparison.before_date if not comparison.before else comparison.detected_date
         raise ClearingError(f"no scenes of {missing} over the event (compared {comparison.before_date} and "
-                            f"{comparison.detected_date}): the scans name none (or --scenes/--stac do not hold them)")
+                            f"{comparison.detected_date}): the scans name none (or --scenes/--stac do not hold them)",
+                            comparison.after[0] if comparison.after else None)
     first = comparison.after[0]
     if unreadable is not None and first.uri in unreadable:
-        raise ClearingError(unreadable[first.uri])
+        raise ClearingError(unreadable[first.uri], first)
     try:
         with read.open(first) as reader:
             crs, resolution, bands = reader.crs, abs(reader.transform.a), reader.bands
@@ -494,7 +500,7 @@ def compare(event: Event, comparison: Comparison, tiles: Mapping[str, bytes], ea
         why = f"scene {first.scene_id}: {error}"
         if unreadable is not None:
             unreadable[first.uri] = why
-        raise ClearingError(why) from None
+        raise ClearingError(why, first) from None
     ids = list(tiles)  # parsed only now: of a basin's thousands of events, many fail on a scene already
     outlines, at = shapely.from_wkb(list(tiles.values())), {alert_id: n for n, alert_id in enumerate(ids)}
     where = frame([outlines[at[i]] for i in comparison.alert_ids if i in at], crs, resolution)
@@ -504,7 +510,7 @@ def compare(event: Event, comparison: Comparison, tiles: Mapping[str, bytes], ea
         side, date = ((comparison.before, comparison.before_date) if before is None
                       else (comparison.after, comparison.detected_date))
         raise ClearingError(f"none of the {len(side)} scenes of {date} could be read "
-                            f"({', '.join(i.scene_id for i in side)})")
+                            f"({', '.join(i.scene_id for i in side)})", first)
     pixel_ha = (resolution * resolution) / 1e4
     change = detect(before, after, bands, max(1, math.floor(min_clearing_ha / pixel_ha)), rule)
     pixels = not_found_before(change.changed, earlier, crs, where.affine)

@@ -464,6 +464,16 @@ def test_an_event_that_grew_is_delineated_on_each_pair_of_dates_its_alerts_compa
     [lacking] = clearings.plan(con, [event], found, {k: v for k, v in items.items() if k != "d2"})
     with pytest.raises(clearings.ClearingError, match=f"^no scenes of {days[2]} over the event \\(compared "):
         clearings.delineate(lacking, ReadOptions(), min_clearing_ha=0.5)
+    # delineate's outcome lines name the scene of detection of the first comparison, or of the one that failed
+    from pipelines.delineate import DelineateEvents
+
+    def outcome(of):
+        [line] = [o.value for o in DelineateEvents(ReadOptions(), 0.5).process(of) if hasattr(o, "tag")]
+        return line["status"], line["scene_id"]
+
+    assert outcome(work) == ("written", f"d{by_span[0][2]}")
+    (tmp_path / "d2.tif").unlink()
+    assert outcome(work) == ("failed", "d2")
 
 
 def test_what_an_earlier_comparison_found_is_taken_out_with_the_slivers_its_outline_leaves():
