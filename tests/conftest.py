@@ -5,9 +5,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling
+from xdist.workermanage import WorkerController
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 #: ``../shared/data`` beside the checkout; found from any copy of the tests below it (a snapshot, mutmut's
@@ -105,17 +108,48 @@ SLOW_FIXTURES = {"scenes", "chips", "simple_bundle", "demo", "scanned", "streame
                  "gcs", "quad"}
 
 
+#: Suffix of the ``xdist_group`` of a module's tests that need the demo (:func:`demo`).
+NEEDS_DEMO = " (demo)"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the end-to-end tests ``slow``: those under ``tests/pipelines/`` and those using a fixture that
     runs a pipeline or trains. ``make check`` (``pytest -m "not slow"``) runs the rest in seconds.
 
-    Each of them also gets its module as ``xdist_group``: under ``make test``'s workers (``--dist
-    loadgroup``) a module's tests run on one worker, so its module fixtures are built once. Session
-    fixtures are built once per worker (``scenes``, ``chips``: seconds), except the demo (:func:`demo`)."""
+    Each of them also gets an ``xdist_group``: its module, split in two where some of its tests need the
+    demo and others do not. Under ``make test``'s workers (``--dist loadgroup``) a group runs on one worker,
+    so its module fixtures are built once; :class:`DemoFirst` orders the groups. Session fixtures are built
+    once per worker (``scenes``, ``chips``: seconds), except the demo."""
     for item in items:
         if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(Path(__file__).parent))))
+            group = str(item.path.relative_to(Path(__file__).parent))
+            if "demo" in getattr(item, "fixturenames", ()):  # the closure: also through simple_bundle and others
+                group += NEEDS_DEMO
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+class DemoFirst(LoadGroupScheduling):
+    """``--dist loadgroup`` with the groups in the order that keeps both cores busy while the demo runs
+    (the suite's largest cost, minutes): the largest group that needs the demo goes first, so that the
+    first worker starts the demo at once; the groups that do not need it follow, so that the other workers
+    have work meanwhile instead of waiting for the demo; then the other groups that need it. Within each
+    part, the largest first (xdist's own order)."""
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        if not getattr(self, "ordered", False):
+            self.ordered = True
+            queue = list(self.workqueue.items())  # the largest first
+            demo = [unit for unit in queue if unit[0].endswith(NEEDS_DEMO)]
+            rest = [unit for unit in queue if not unit[0].endswith(NEEDS_DEMO)]
+            self.workqueue = OrderedDict(demo[:1] + rest + demo[1:])
+        super()._assign_work_unit(node)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadGroupScheduling | None:
+    """:class:`DemoFirst` for ``--dist loadgroup``; xdist's own scheduler otherwise."""
+    return DemoFirst(config, log) if config.getoption("dist") == "loadgroup" else None
 
 
 @pytest.fixture()

@@ -88,15 +88,26 @@ def copy_of(good, tmp_path) -> Path:
     return tables.copy_scans(good["out"], tmp_path / "scans")
 
 
-def test_concurrent_scans_of_one_partition_leave_one_complete_output(scenes, simple_bundle, good, tmp_path):
+def test_concurrent_scans_of_one_partition_leave_one_complete_output_and_readers_one_snapshot(scenes, simple_bundle,
+                                                                                             good, tmp_path):
+    """Two scans replace the partition at once, twice: each time the table ends with exactly one run's rows,
+    the commits one after another. Queries run over and over meanwhile: each sees exactly the rows of one
+    snapshot (never the old and the new files together)."""
     out = copy_of(good, tmp_path)
+    counts = []
     for attempt in range(2):
         runs = [cli(*scan_args(scenes, simple_bundle["path"], out)) for _ in range(2)]
+        while any(run.poll() is None for run in runs):
+            result = subprocess.run([sys.executable, "-m", "pipelines.cli", "query", "latest_state", "--scans",
+                                     str(out)], capture_output=True, text=True, timeout=120)
+            assert result.returncode == 0, result.stderr
+            counts.append(len(result.stdout.splitlines()))
         results = [finished(run) for run in runs]
         assert [code for code, _ in results] == [0, 0], results
         assert rows_seen(out) == good["rows"], f"attempt {attempt}: one run's rows, exactly"
     partitions = [c.partitions for c in scans.commits(Warehouse(str(out)))]
     assert partitions == [[(DATE, "c")]] * 5, "the seed and four replacing commits, one after another"
+    assert counts and set(counts) == {len({tile for tile, _ in good["rows"]})}, counts
 
 
 def _kill_when(process, ready, deadline=240, every=0.01):
@@ -193,21 +204,6 @@ def test_a_scan_whose_aoi_touches_no_scene_changes_nothing_and_exits_1(scenes, s
     code, err = run_here(*args)
     one_line_failure(code, err, "touches none of the 1 scenes", "unchanged")
     assert rows_seen(out) == good["rows"]
-
-
-def test_a_reader_during_commits_sees_one_snapshot_at_a_time(scenes, simple_bundle, good, tmp_path):
-    """Queries run over and over while two scans replace the partition: each sees exactly the rows of one
-    snapshot (never the old and the new files together)."""
-    out = copy_of(good, tmp_path)
-    writers = [cli(*scan_args(scenes, simple_bundle["path"], out)) for _ in range(2)]
-    counts = []
-    while any(w.poll() is None for w in writers):
-        result = subprocess.run([sys.executable, "-m", "pipelines.cli", "query", "latest_state", "--scans", str(out)],
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr
-        counts.append(len(result.stdout.splitlines()))
-    assert [w.wait() for w in writers] == [0, 0]
-    assert counts and set(counts) == {len({tile for tile, _ in good["rows"]})}, counts
 
 
 def _tmpfs(path: Path, size: str) -> bool:
@@ -532,13 +528,13 @@ def test_a_second_training_given_the_same_work_folder_is_refused_while_the_first
     deadline = time.time() + 120
     while not (tmp_path / "bundle.work" / "options.json").exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    code, err = finished(cli(*args))
+    code, err = run_here(*args)  # this process is the second
     assert code == 2 and "another training is using it" in err, err
     assert first.poll() is None, "the first training ended before the second could try"
     code, err = finished(first)
     assert code == 0, err
     assert len(bundle.read_metadata(str(out)).training["history"]) == 6
-    code, err = finished(cli(*args))  # free again once the first ended
+    code, err = run_here(*args)  # free again once the first ended
     assert code == 0, err
 
 
@@ -652,7 +648,7 @@ def test_an_evaluation_killed_or_raced_leaves_the_published_one_whole(simple_bun
     out = tmp_path / "eval"
     bundle_args = ["evaluate", "--bundle", simple_bundle["path"], "--data", *simple_bundle["data"],
                    "--output", str(out)]
-    code, err = finished(cli(*bundle_args))
+    code, err = run_here(*bundle_args)
     assert code == 0, err
     version = simple_bundle["meta"].version
     published = {p.relative_to(out / "current").as_posix(): p.read_bytes()
@@ -666,7 +662,7 @@ def test_an_evaluation_killed_or_raced_leaves_the_published_one_whole(simple_bun
                                                    for p in (out / "runs").glob(f"*/{version}/*.png")), every=0)
         if json.loads((out / evaluate.CURRENT).read_text())["run_id"] == first:
             break
-        code, err = finished(cli(*bundle_args))  # it published (the kill may have landed before its link moved)
+        code, err = run_here(*bundle_args)  # it published (the kill may have landed before its link moved)
         assert code == 0, err
         published = {p.relative_to(out / "current").as_posix(): p.read_bytes()
                      for p in (out / "current").rglob("*") if p.is_file()}
