@@ -85,13 +85,13 @@ def simple_bundle(demo: dict) -> dict:
 
 
 @pytest.fixture(scope="session")
-def demo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> dict:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """``planet-tiles demo`` run once, end to end, with its defaults (simple_cnn). Under pytest-xdist the
     first worker to need it runs it in the run's shared temporary folder while holding a lock there; the
     others wait for it and read its summary (the tests only read the demo's output, or copy it)."""
     from pipelines import demo as demo_module
 
-    if worker_id == "master":  # one process: its own temporary folder
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # one process (no xdist, or -p no:xdist): its own folder
         return demo_module.run(["--output", str(tmp_path_factory.mktemp("demo"))])
     shared = tmp_path_factory.getbasetemp().parent  # this run's folder, above each worker's own
     with open(shared / "demo.lock", "w") as lock:
@@ -155,6 +155,7 @@ class DemoFirst(LoadGroupScheduling):
         super()._assign_work_unit(node)
 
 
+@pytest.hookimpl(optionalhook=True)  # a hook of xdist's: none without it (-p no:xdist)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadGroupScheduling | None:
     """:class:`DemoFirst` for ``--dist loadgroup``; xdist's own scheduler otherwise."""
     return DemoFirst(config, log) if config.getoption("dist") == "loadgroup" else None
