@@ -122,10 +122,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     so its module fixtures are built once; :class:`DemoFirst` orders the groups. Session fixtures are built
     once per worker (``scenes``, ``chips``: seconds), except the demo."""
     for item in items:
-        if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))  # the closure: the demo also through simple_bundle
+        if "pipelines" in item.path.parts[-2:-1] or SLOW_FIXTURES & fixtures:
             item.add_marker(pytest.mark.slow)
             group = str(item.path.relative_to(Path(__file__).parent))
-            if "demo" in getattr(item, "fixturenames", ()):  # the closure: also through simple_bundle and others
+            if "demo" in fixtures:
                 group += NEEDS_DEMO
             item.add_marker(pytest.mark.xdist_group(group))
 
@@ -145,8 +146,10 @@ class DemoFirst(LoadGroupScheduling):
         if not self.ordered:
             self.ordered = True
             queue = list(self.workqueue.items())  # the largest first
-            alone = [scope for scope, _ in queue if scope.startswith("tests/pipelines/")]
-            if alone:  # every test there has a group: the nodeid of one alone means xdist's groups were lost
+            # A test's nodeid as its scope (a group name has no "::") where every test has a group, in
+            # tests/pipelines/ (wherever pytest was started from), means xdist's groups were lost.
+            alone = [scope for scope, _ in queue if "::" in scope and "pipelines/" in scope.split("::")[0]]
+            if alone:
                 raise RuntimeError(f"{alone[0]} has no xdist group: this pytest and pytest-xdist ignore the groups "
                                    "(pytest-dev/pytest-xdist#1386); install the versions setup.py pins")
             demo = [unit for unit in queue if unit[0].endswith(NEEDS_DEMO)]
